@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Build stage: the whole workspace, optimized.
+FROM rust:1.95-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends cmake pkg-config libopus-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin sori \
+ && install -m 0755 target/release/sori /usr/local/bin/sori
+
+# Runtime stage: the binary, libopus, CA certificates, a non-root user.
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libopus0 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/sori --create-home sori
+COPY --from=build /usr/local/bin/sori /usr/local/bin/sori
+USER sori
+WORKDIR /var/lib/sori
+ENV SORI_DATA_DIR=/var/lib/sori/data \
+    SORI_LISTEN=0.0.0.0:8080 \
+    SORI_LOG_FORMAT=json
+VOLUME ["/var/lib/sori/data"]
+EXPOSE 8080
+ENTRYPOINT ["sori"]
+CMD ["serve"]

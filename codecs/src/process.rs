@@ -1,0 +1,514 @@
+//! The whole chain on one input, in two streaming passes over the decoder.
+//!
+//! Pass 1 (*analyze*) decodes, downmixes and resamples to mono 48 kHz and
+//! measures: the input's loudness on its own channels, the mono signal's
+//! loudness (dual mono) and its leading/trailing silence. From that comes one
+//! linear gain to the target.
+//!
+//! Pass 2 (*encode*) decodes again, applies the gain, runs the true-peak
+//! limiter only when the gained peaks could reach the ceiling, encodes Opus
+//! once and hands the same packets to every container. Each packet is also
+//! decoded again and measured, because the targets hold for what a listener
+//! hears: when the codec's overshoot breaks the ceiling, or limiting moved the
+//! loudness off target, pass 2 runs again with a corrected ceiling or gain
+//! (rare; at most [`MAX_ENCODE_PASSES`] times).
+//!
+//! Holding the decoded signal in memory would skip the second decode, but a
+//! 15-minute input is 170 MB of samples at 48 kHz; decoding twice keeps memory
+//! flat whatever the duration, and decoding is cheap next to the encoder.
+
+use crate::analysis::SilenceDetector;
+use crate::caf::CafOpusWriter;
+use crate::decode::Decoder;
+use crate::downmix::Downmixer;
+use crate::encode::{OpusDecoder, OpusEncoder};
+use crate::error::{CodecError, Result};
+use crate::limiter::Limiter;
+use crate::loudness::{Loudness, LoudnessMeter};
+use crate::mux::{OpusMuxer, OpusStreamHeader};
+use crate::ogg::OggOpusWriter;
+use crate::profile::{Limits, Profile};
+use crate::report::{InputReport, OutputReport, Report, Timings, WaveformSummary};
+use crate::resample::Resampler;
+use crate::waveform::{AudiowaveformJson, WaveformBuilder};
+use crate::webm::WebmOpusWriter;
+use crate::OUTPUT_RATE;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Encode passes allowed before the result is taken as it is.
+pub const MAX_ENCODE_PASSES: usize = 3;
+/// Head-room under the true-peak ceiling kept for the codec's overshoot on
+/// the first pass (dB). Opus at 32 kbit/s typically overshoots 0.1–0.5 dB.
+const CODEC_HEADROOM_DB: f64 = 0.5;
+/// Output loudness may sit this far from the target before a pass is redone (LU).
+const LOUDNESS_TOLERANCE_LU: f64 = 0.2;
+
+/// What [`process`] returns besides the container bytes it wrote.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub report: Report,
+    /// The scrubber waveform, in audiowaveform's JSON format.
+    pub waveform: AudiowaveformJson,
+}
+
+/// Opens the input afresh for each pass.
+pub type OpenInput<'a> = dyn FnMut() -> Result<Decoder> + 'a;
+/// Makes the containers for one encode pass; the first one's size is reported
+/// as the output's bytes (by convention the Ogg Opus file).
+pub type OpenOutputs<'a> =
+    dyn FnMut(&OpusStreamHeader, u32) -> Result<Vec<Box<dyn OpusMuxer + 'a>>> + 'a;
+
+/// Runs the chain: analyze, then encode into the containers `outputs` makes.
+pub fn process(
+    open: &mut OpenInput<'_>,
+    outputs: &mut OpenOutputs<'_>,
+    profile: &Profile,
+) -> Result<Processed> {
+    let started = Instant::now();
+    let mut timings = Timings::default();
+    let analysis = analyze(open()?, &mut timings)?;
+    let window = analysis.window(profile);
+    let (mut gain_db, gain_capped) = gain_for(profile, analysis.mono.integrated_lufs);
+    let mut ceiling = profile.true_peak_dbtp - CODEC_HEADROOM_DB;
+    let mut encoded = None;
+    for pass in 0..MAX_ENCODE_PASSES {
+        let settings = EncodeSettings {
+            gain_db,
+            ceiling_dbtp: ceiling,
+            use_limiter: analysis.mono.true_peak_dbtp + gain_db > ceiling - 0.1,
+            window,
+        };
+        let result = encode(
+            open()?,
+            outputs,
+            profile,
+            &analysis,
+            &settings,
+            &mut timings,
+        )?;
+        let over_ceiling = result.output.true_peak_dbtp - profile.true_peak_dbtp;
+        let off_target = profile.target_lufs - result.output.integrated_lufs;
+        let loudness_ok = gain_capped || off_target.abs() <= LOUDNESS_TOLERANCE_LU;
+        let last = pass + 1 == MAX_ENCODE_PASSES;
+        encoded = Some((result, settings));
+        if (over_ceiling <= 0.0 && loudness_ok) || last {
+            break;
+        }
+        if over_ceiling > 0.0 {
+            ceiling -= over_ceiling + 0.1;
+        }
+        if !loudness_ok {
+            gain_db = (gain_db + off_target).min(profile.max_gain_db);
+        }
+    }
+    let (result, settings) =
+        encoded.ok_or_else(|| CodecError::Internal("no encode pass ran".into()))?;
+    timings.total = millis(started.elapsed());
+    Ok(Processed {
+        report: build_report(&analysis, &result, &settings, gain_capped, timings),
+        waveform: result.waveform,
+    })
+}
+
+/// The gain to the target, capped so near-silence is not raised into noise.
+fn gain_for(profile: &Profile, measured_lufs: f64) -> (f64, bool) {
+    let wanted = profile.target_lufs - measured_lufs;
+    if wanted > profile.max_gain_db {
+        (profile.max_gain_db, true)
+    } else {
+        (wanted, false)
+    }
+}
+
+/// Decoder → downmix → resample: mono 48 kHz blocks, one at a time.
+struct FrontEnd {
+    decoder: Decoder,
+    downmix: Downmixer,
+    resampler: Resampler,
+    mono: Vec<f32>,
+    out: Vec<f32>,
+    done: bool,
+    busy: Duration,
+}
+
+impl FrontEnd {
+    fn new(decoder: Decoder) -> Result<Self> {
+        let info = decoder.info();
+        let downmix = Downmixer::new(&info.speakers);
+        let resampler = Resampler::new(info.sample_rate)?;
+        Ok(Self {
+            decoder,
+            downmix,
+            resampler,
+            mono: Vec::new(),
+            out: Vec::new(),
+            done: false,
+            busy: Duration::ZERO,
+        })
+    }
+
+    /// The next mono 48 kHz block; `tap` sees each decoded block (all
+    /// channels, input rate) first. Time spent in `tap` is not counted as decoding.
+    fn next(&mut self, tap: &mut dyn FnMut(&[f32]) -> Result<()>) -> Result<Option<&[f32]>> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            let started = Instant::now();
+            let mut tapped = Duration::ZERO;
+            self.out.clear();
+            match self.decoder.next_block()? {
+                Some(block) => {
+                    let tap_started = Instant::now();
+                    tap(block)?;
+                    tapped = tap_started.elapsed();
+                    self.downmix.process(block, &mut self.mono);
+                    self.resampler.process(&self.mono, &mut self.out)?;
+                }
+                None => {
+                    self.resampler.finish(&mut self.out)?;
+                    self.done = true;
+                }
+            }
+            self.busy += started.elapsed().saturating_sub(tapped);
+            if !self.out.is_empty() {
+                return Ok(Some(&self.out));
+            }
+        }
+    }
+}
+
+/// What pass 1 learned.
+struct Analysis {
+    container: String,
+    codec: String,
+    sample_rate: u32,
+    channels: u16,
+    input: Loudness,
+    input_dual_mono: bool,
+    /// The mono 48 kHz signal, dual mono: what the gain is computed from.
+    mono: Loudness,
+    samples: u64,
+    leading_ms: u64,
+    trailing_ms: u64,
+    skipped_packets: u64,
+}
+
+impl Analysis {
+    /// The span of mono 48 kHz samples to encode: all of it, or without the
+    /// leading and trailing silence when the profile trims it.
+    fn window(&self, profile: &Profile) -> (u64, u64) {
+        if !profile.trim_silence {
+            return (0, self.samples);
+        }
+        let per_ms = u64::from(OUTPUT_RATE) / 1000;
+        let start = (self.leading_ms * per_ms).min(self.samples);
+        let end = self.samples.saturating_sub(self.trailing_ms * per_ms);
+        if end > start {
+            (start, end)
+        } else {
+            (0, self.samples)
+        }
+    }
+}
+
+fn analyze(decoder: Decoder, timings: &mut Timings) -> Result<Analysis> {
+    let info = decoder.info().clone();
+    let separate_input_meter = info.channels != 1;
+    let mut input_meter = if separate_input_meter {
+        Some(LoudnessMeter::new(info.channels, info.sample_rate)?)
+    } else {
+        None
+    };
+    let mut mono_meter = LoudnessMeter::new(1, OUTPUT_RATE)?;
+    let mut silence = SilenceDetector::new(OUTPUT_RATE);
+    let mut front = FrontEnd::new(decoder)?;
+    let mut samples = 0u64;
+    let mut analyze_time = Duration::ZERO;
+    let mut tap = |block: &[f32]| match input_meter.as_mut() {
+        Some(meter) => meter.add(block),
+        None => Ok(()),
+    };
+    while let Some(block) = front.next(&mut tap)? {
+        let started = Instant::now();
+        mono_meter.add(block)?;
+        silence.add(block);
+        samples += block.len() as u64;
+        analyze_time += started.elapsed();
+    }
+    let mono = mono_meter.finish();
+    // A mono input is the mono signal: its figures are the mono meter's.
+    let (input, input_dual_mono) = match &input_meter {
+        Some(meter) => (meter.finish(), meter.is_dual_mono()),
+        None => (mono, true),
+    };
+    let quiet = silence.finish();
+    let skipped_packets = front.decoder.skipped_packets();
+    timings.decode += millis(front.busy);
+    timings.analyze += millis(analyze_time);
+    Ok(Analysis {
+        container: info.container,
+        codec: info.codec,
+        sample_rate: info.sample_rate,
+        channels: info.channels,
+        input,
+        input_dual_mono,
+        mono,
+        samples,
+        leading_ms: quiet.leading_ms,
+        trailing_ms: quiet.trailing_ms,
+        skipped_packets,
+    })
+}
+
+/// The knobs of one encode pass.
+#[derive(Debug, Clone, Copy)]
+struct EncodeSettings {
+    gain_db: f64,
+    ceiling_dbtp: f64,
+    use_limiter: bool,
+    window: (u64, u64),
+}
+
+/// What one encode pass produced.
+struct Encoded {
+    output: Loudness,
+    limited: bool,
+    packet_bytes: u64,
+    file_bytes: u64,
+    samples: u64,
+    waveform: AudiowaveformJson,
+    bars: Vec<u8>,
+}
+
+/// Everything that listens to the encoder's packets: the containers, and a
+/// decoder + meter measuring what a listener will hear.
+struct PacketFanOut<'m> {
+    muxers: Vec<Box<dyn OpusMuxer + 'm>>,
+    decoder: OpusDecoder,
+    meter: LoudnessMeter,
+    decoded: Vec<f32>,
+    packet_bytes: u64,
+}
+
+impl PacketFanOut<'_> {
+    fn packet(&mut self, packet: &[u8], frame_samples: u32) -> Result<()> {
+        for muxer in &mut self.muxers {
+            muxer.write_packet(packet, frame_samples)?;
+        }
+        self.packet_bytes += packet.len() as u64;
+        self.decoded.clear();
+        self.decoder.decode(packet, &mut self.decoded)?;
+        self.meter.add(&self.decoded)
+    }
+}
+
+fn encode<'m>(
+    decoder: Decoder,
+    outputs: &mut OpenOutputs<'m>,
+    profile: &Profile,
+    analysis: &Analysis,
+    settings: &EncodeSettings,
+    timings: &mut Timings,
+) -> Result<Encoded> {
+    let started = Instant::now();
+    let mut front = FrontEnd::new(decoder)?;
+    let mut encoder = OpusEncoder::new(profile)?;
+    let header = OpusStreamHeader::for_profile(profile, encoder.pre_skip(), analysis.sample_rate);
+    let (start, end) = settings.window;
+    let mut fan = PacketFanOut {
+        muxers: outputs(&header, encoder.frame_samples() as u32)?,
+        decoder: OpusDecoder::new(encoder.pre_skip())?,
+        meter: LoudnessMeter::new(1, OUTPUT_RATE)?,
+        decoded: Vec::new(),
+        packet_bytes: 0,
+    };
+    fan.decoder.set_total_samples(end - start);
+    let mut limiter = settings
+        .use_limiter
+        .then(|| Limiter::new(OUTPUT_RATE, settings.ceiling_dbtp));
+    let mut waveform = WaveformBuilder::new(OUTPUT_RATE);
+    let gain = 10f64.powf(settings.gain_db / 20.0) as f32;
+    let mut gained = Vec::new();
+    let mut limited = Vec::new();
+    let mut position = 0u64;
+    let mut sink = |packet: &[u8], samples: u32| fan.packet(packet, samples);
+    while let Some(block) = front.next(&mut |_| Ok(()))? {
+        let from = start.saturating_sub(position).min(block.len() as u64) as usize;
+        let to = end.saturating_sub(position).min(block.len() as u64) as usize;
+        position += block.len() as u64;
+        if from >= to {
+            continue;
+        }
+        gained.clear();
+        gained.extend(block[from..to].iter().map(|s| s * gain));
+        let ready = match limiter.as_mut() {
+            Some(l) => {
+                limited.clear();
+                l.process(&gained, &mut limited);
+                &limited
+            }
+            None => &gained,
+        };
+        waveform.add(ready);
+        encoder.push(ready, &mut sink)?;
+    }
+    if let Some(l) = limiter.as_mut() {
+        limited.clear();
+        l.flush(&mut limited);
+        waveform.add(&limited);
+        encoder.push(&limited, &mut sink)?;
+    }
+    let samples = encoder.finish(&mut sink)?;
+    drop(sink);
+    let mut file_bytes = 0;
+    for (i, muxer) in fan.muxers.iter_mut().enumerate() {
+        let bytes = muxer.finish(samples)?;
+        if i == 0 {
+            file_bytes = bytes;
+        }
+    }
+    let (waveform, bars) = waveform.finish();
+    timings.decode += millis(front.busy);
+    timings.encode += millis(started.elapsed().saturating_sub(front.busy));
+    Ok(Encoded {
+        output: fan.meter.finish(),
+        limited: limiter.map(|l| l.stats().limited).unwrap_or(false),
+        packet_bytes: fan.packet_bytes,
+        file_bytes,
+        samples,
+        waveform,
+        bars,
+    })
+}
+
+fn build_report(
+    analysis: &Analysis,
+    encoded: &Encoded,
+    settings: &EncodeSettings,
+    gain_capped: bool,
+    timings: Timings,
+) -> Report {
+    let duration_ms = encoded.samples * 1000 / u64::from(OUTPUT_RATE);
+    let bitrate_bps = if encoded.samples > 0 {
+        encoded.packet_bytes * 8 * u64::from(OUTPUT_RATE) / encoded.samples
+    } else {
+        0
+    };
+    Report {
+        duration_ms,
+        input: InputReport {
+            container: analysis.container.clone(),
+            codec: analysis.codec.clone(),
+            sample_rate: analysis.sample_rate,
+            channels: analysis.channels,
+            integrated_lufs: round2(analysis.input.integrated_lufs),
+            true_peak_dbtp: round2(analysis.input.true_peak_dbtp),
+            loudness_range_lu: round2(analysis.input.loudness_range_lu),
+            dual_mono: analysis.input_dual_mono,
+            skipped_packets: analysis.skipped_packets,
+            leading_silence_ms: analysis.leading_ms,
+            trailing_silence_ms: analysis.trailing_ms,
+        },
+        gain_db: round2(settings.gain_db),
+        gain_capped,
+        limited: encoded.limited,
+        output: OutputReport {
+            integrated_lufs: round2(encoded.output.integrated_lufs),
+            true_peak_dbtp: round2(encoded.output.true_peak_dbtp),
+            bitrate_bps: u32::try_from(bitrate_bps).unwrap_or(u32::MAX),
+            bytes: encoded.file_bytes,
+            dual_mono: true,
+        },
+        waveform: WaveformSummary {
+            bars: encoded.bars.clone(),
+        },
+        timings_ms: timings,
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// File names [`process_file`] writes in its output directory.
+pub const OGG_FILE: &str = "audio.opus";
+pub const CAF_FILE: &str = "audio.caf";
+pub const WEBM_FILE: &str = "audio.webm";
+pub const WAVEFORM_FILE: &str = "waveform.json";
+
+/// Runs the chain on a local file and writes `audio.opus` (Ogg), `audio.caf`,
+/// `audio.webm` and `waveform.json` into `out_dir` (created if missing).
+///
+/// Each file is written under a temporary name and renamed into place only
+/// when the whole job succeeded, so a failed run never leaves a half-written
+/// file where a good one was.
+pub fn process_file(
+    input: &Path,
+    out_dir: &Path,
+    profile: &Profile,
+    limits: &Limits,
+) -> Result<Processed> {
+    std::fs::create_dir_all(out_dir)?;
+    let serial = stream_serial(input);
+    let part = |name: &str| out_dir.join(format!(".{name}.part"));
+    let mut open = || Decoder::open_path(input, limits);
+    let mut outputs =
+        |header: &OpusStreamHeader, frame_samples: u32| -> Result<Vec<Box<dyn OpusMuxer>>> {
+            Ok(vec![
+                Box::new(OggOpusWriter::new(
+                    create(&part(OGG_FILE))?,
+                    header,
+                    serial,
+                )?),
+                Box::new(CafOpusWriter::new(
+                    create(&part(CAF_FILE))?,
+                    header,
+                    frame_samples,
+                )?),
+                Box::new(WebmOpusWriter::new(create(&part(WEBM_FILE))?, header)?),
+            ])
+        };
+    let processed = process(&mut open, &mut outputs, profile);
+    let names = [OGG_FILE, CAF_FILE, WEBM_FILE];
+    let processed = match processed {
+        Ok(p) => p,
+        Err(e) => {
+            for name in names {
+                let _ = std::fs::remove_file(part(name));
+            }
+            return Err(e);
+        }
+    };
+    let mut json = create(&part(WAVEFORM_FILE))?;
+    serde_json::to_writer(&mut json, &processed.waveform)
+        .map_err(|e| CodecError::Internal(format!("waveform json: {e}")))?;
+    json.flush()?;
+    drop(json);
+    for name in names.into_iter().chain([WAVEFORM_FILE]) {
+        std::fs::rename(part(name), out_dir.join(name))?;
+    }
+    Ok(processed)
+}
+
+fn create(path: &PathBuf) -> Result<BufWriter<File>> {
+    Ok(BufWriter::with_capacity(64 * 1024, File::create(path)?))
+}
+
+/// A stable Ogg stream serial per input (FNV-1a of the path), so processing
+/// the same file twice writes the same bytes.
+fn stream_serial(input: &Path) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in input.as_os_str().as_encoded_bytes() {
+        hash ^= u32::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Sori need, when it is missing,
+# and starts the local PostgreSQL for the test suite. Safe to run again.
+#
+#   scripts/setup.sh serve   # build tools only (cmake, pkg-config, libopus)
+#   scripts/setup.sh test    # + audio tools used as independent checks, PostgreSQL
+set -euo pipefail
+mode="${1:-test}"
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+apt_missing=()
+need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || apt_missing+=("$1"); }
+
+# libopus is linked through pkg-config; cmake builds it from source where the
+# system library is absent.
+for p in pkg-config cmake libopus-dev build-essential; do need_pkg "$p"; done
+if [ "$mode" = test ]; then
+    # Independent checks of what the engine writes, and makers of fixtures.
+    for p in ffmpeg sox espeak-ng opus-tools postgresql-client; do need_pkg "$p"; done
+fi
+if [ ${#apt_missing[@]} -gt 0 ]; then
+    echo "setup: installing ${apt_missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo-nextest >/dev/null && [ "$mode" = test ]; then
+    echo "setup: installing cargo-nextest" >&2
+    cargo install cargo-nextest --locked
+fi
+
+if [ "$mode" = test ]; then
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        if ! ls /etc/postgresql >/dev/null 2>&1; then
+            echo "setup: installing postgresql" >&2
+            $SUDO apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+        fi
+        echo "setup: starting postgresql" >&2
+        $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+        for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+        pg_isready -h 127.0.0.1 -p 5432
+    fi
+fi

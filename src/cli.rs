@@ -1,0 +1,215 @@
+//! The command line (DESIGN §2): every setting is a flag and an environment
+//! variable, flags winning.
+
+use crate::logging::LogFormat;
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Every setting can also come from the environment variable shown in [env: …]; a flag wins.
+The AWS SDK reads the standard variables for the S3 and SQS backends: AWS_ENDPOINT_URL
+(any S3/SQS-compatible server), AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+RUST_LOG refines log levels (default: info).";
+
+/// Sori: the backend of a voice social network.
+#[derive(Debug, Parser)]
+#[command(name = "sori", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything in one process (API + worker pool) on embedded defaults:
+    /// SQLite, blobs on disk and the queue in the database, under the data directory.
+    Serve,
+    /// The HTTP API only (production role; scale separately from workers).
+    Api,
+    /// The worker pool only: takes media jobs from the queue (production role).
+    Worker,
+    /// Applies the database migrations and exits.
+    Migrate,
+    /// Runs the whole processing chain on one local file and prints the report as JSON.
+    Process(ProcessArgs),
+    /// Stage-by-stage timings, realtime factors and quality per codec setting.
+    Bench(BenchArgs),
+}
+
+/// Settings shared by the server commands.
+#[derive(Debug, Args)]
+pub struct Settings {
+    /// Database: sqlite://FILE or postgres://USER@HOST/DB [default: sqlite://DATA_DIR/sori.db]
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Address the HTTP server listens on.
+    #[arg(
+        long,
+        env = "SORI_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+    /// Absolute base of the URLs the API hands out [default: http://LISTEN]
+    #[arg(long, env = "SORI_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Directory of the embedded database and blobs.
+    #[arg(long, env = "SORI_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+    /// Object store backend.
+    #[arg(long, env = "SORI_STORE", value_enum, default_value_t = StoreKind::Local, global = true)]
+    pub store: StoreKind,
+    /// S3 bucket (with --store s3).
+    #[arg(long, env = "SORI_S3_BUCKET", global = true)]
+    pub s3_bucket: Option<String>,
+    /// Queue backend.
+    #[arg(long, env = "SORI_QUEUE", value_enum, default_value_t = QueueKind::Embedded, global = true)]
+    pub queue: QueueKind,
+    /// SQS queue URL (with --queue sqs).
+    #[arg(long, env = "SORI_SQS_QUEUE_URL", global = true)]
+    pub sqs_queue_url: Option<String>,
+    /// Concurrent jobs per worker process [default: number of cores]
+    #[arg(long, env = "SORI_WORKERS", global = true)]
+    pub workers: Option<usize>,
+    /// Log line format.
+    #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Seconds to let in-flight requests and jobs finish after SIGTERM/SIGINT.
+    #[arg(
+        long,
+        env = "SORI_SHUTDOWN_GRACE_SECS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// Files under DATA_DIR/blobs; the API signs its own upload and download URLs.
+    Local,
+    /// Amazon S3 or any S3-compatible server (AWS_ENDPOINT_URL).
+    S3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueueKind {
+    /// A durable queue table in the database.
+    Embedded,
+    /// Amazon SQS or any SQS-compatible server (AWS_ENDPOINT_URL).
+    Sqs,
+}
+
+/// `sori process IN --out DIR`.
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// The audio file to process.
+    pub input: PathBuf,
+    /// Output directory (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Integrated loudness target, LUFS.
+    #[arg(long, default_value_t = -16.0, allow_negative_numbers = true)]
+    pub target_lufs: f64,
+    /// True-peak ceiling, dBTP.
+    #[arg(long, default_value_t = -1.5, allow_negative_numbers = true)]
+    pub true_peak: f64,
+    /// Opus bitrate, bits per second.
+    #[arg(long, default_value_t = 32_000)]
+    pub bitrate: u32,
+    /// Opus complexity, 0–10.
+    #[arg(long, default_value_t = 10)]
+    pub complexity: u8,
+    /// Opus frame duration, milliseconds (10, 20, 40 or 60).
+    #[arg(long, default_value_t = 20)]
+    pub frame_ms: u32,
+    /// Constant bitrate instead of VBR.
+    #[arg(long)]
+    pub cbr: bool,
+    /// Opus application mode.
+    #[arg(long, value_enum, default_value_t = AppMode::Voip)]
+    pub application: AppMode,
+    /// Largest gain applied to quiet input, dB.
+    #[arg(long, default_value_t = 20.0)]
+    pub max_gain: f64,
+    /// Trim leading and trailing silence.
+    #[arg(long)]
+    pub trim_silence: bool,
+    /// Longest accepted input, seconds.
+    #[arg(long, default_value_t = 15 * 60)]
+    pub max_duration_secs: u64,
+    /// Largest accepted input, bytes.
+    #[arg(long, default_value_t = 50 * 1024 * 1024)]
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AppMode {
+    Voip,
+    Audio,
+}
+
+/// `sori bench [FILES…]`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Audio files to measure [default: the files in ./fixtures that decode]
+    pub files: Vec<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Opus bitrates to compare, bits per second.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "16000,24000,32000,48000,64000"
+    )]
+    pub bitrates: Vec<u32>,
+    /// Opus complexities to compare.
+    #[arg(long, value_delimiter = ',', default_value = "5,10")]
+    pub complexities: Vec<u8>,
+}
+
+impl Settings {
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir).with_context(|| {
+            format!(
+                "SORI_DATA_DIR={}: cannot create the data directory",
+                self.data_dir.display()
+            )
+        })?;
+        Ok(format!("sqlite://{}/sori.db", self.data_dir.display()))
+    }
+
+    /// Refuses settings this build cannot honour, naming the setting.
+    pub fn check_backends(&self) -> anyhow::Result<()> {
+        if self.store == StoreKind::S3 {
+            bail!("SORI_STORE=s3: the S3 object store is not available in this build yet");
+        }
+        if self.queue == QueueKind::Sqs {
+            bail!("SORI_QUEUE=sqs: the SQS queue is not available in this build yet");
+        }
+        Ok(())
+    }
+}
+
+/// Runs one command to completion.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve => crate::serve::run(&cli.settings, crate::serve::Role::All),
+        Command::Api => crate::serve::run(&cli.settings, crate::serve::Role::Api),
+        Command::Worker => {
+            bail!("sori worker: the worker pool is not built yet (the pipeline issue adds it)")
+        }
+        Command::Migrate => crate::serve::migrate(&cli.settings),
+        Command::Process(args) => crate::process::run(&args),
+        Command::Bench(_) => bail!("sori bench: not built yet"),
+    }
+}
