@@ -171,6 +171,9 @@ pub struct BenchArgs {
     /// Opus complexities to compare.
     #[arg(long, value_delimiter = ',', default_value = "5,10")]
     pub complexities: Vec<u8>,
+    /// Files measured at once [default: number of cores]; 1 gives the cleanest timings.
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 impl Settings {
@@ -210,6 +213,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => crate::serve::migrate(&cli.settings),
         Command::Process(args) => crate::process::run(&args),
-        Command::Bench(_) => bail!("sori bench: not built yet"),
+        Command::Bench(args) => crate::bench::run(&args),
     }
 }

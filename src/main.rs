@@ -1,5 +1,6 @@
 //! The `sori` binary: parses the command line, then hands over to the libraries.
 
+mod bench;
 mod cli;
 mod logging;
 mod process;

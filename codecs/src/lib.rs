@@ -18,6 +18,7 @@ pub mod decode;
 pub mod downmix;
 pub mod encode;
 pub mod error;
+pub mod headroom;
 pub mod limiter;
 pub mod loudness;
 pub mod mux;

@@ -179,7 +179,7 @@ impl Limiter {
     /// What the limiter did so far.
     pub fn stats(&self) -> LimiterStats {
         let mut stats = self.stats;
-        stats.max_reduction_db = -20.0 * self.min_gain.log10();
+        stats.max_reduction_db = (-20.0 * self.min_gain.log10()).max(0.0);
         stats
     }
 

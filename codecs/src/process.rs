@@ -29,7 +29,8 @@ use crate::mux::{OpusMuxer, OpusStreamHeader};
 use crate::ogg::OggOpusWriter;
 use crate::profile::{Limits, Profile};
 use crate::report::{InputReport, OutputReport, Report, Timings, WaveformSummary};
-use crate::resample::Resampler;
+use crate::headroom::LossPredictor;
+use crate::resample::{expected_output_len, Resampler};
 use crate::waveform::{AudiowaveformJson, WaveformBuilder};
 use crate::webm::WebmOpusWriter;
 use crate::OUTPUT_RATE;
@@ -42,9 +43,9 @@ use std::time::{Duration, Instant};
 pub const MAX_ENCODE_PASSES: usize = 3;
 /// Head-room under the true-peak ceiling kept for the codec's overshoot on
 /// the first pass (dB). Opus at 32 kbit/s typically overshoots 0.1–0.5 dB.
-const CODEC_HEADROOM_DB: f64 = 0.5;
+const CODEC_HEADROOM_DB: f64 = 1.5;
 /// Output loudness may sit this far from the target before a pass is redone (LU).
-const LOUDNESS_TOLERANCE_LU: f64 = 0.2;
+const LOUDNESS_TOLERANCE_LU: f64 = 0.4;
 
 /// What [`process`] returns besides the container bytes it wrote.
 #[derive(Debug, Clone)]
@@ -71,8 +72,11 @@ pub fn process(
     let mut timings = Timings::default();
     let analysis = analyze(open()?, &mut timings)?;
     let window = analysis.window(profile);
-    let (mut gain_db, gain_capped) = gain_for(profile, analysis.mono.integrated_lufs);
     let mut ceiling = profile.true_peak_dbtp - CODEC_HEADROOM_DB;
+    let (predicted, gain_capped) = gain_for(profile, &analysis, ceiling);
+    let mut gain_db = predicted;
+    // What the prediction missed, learned from each decoded pass.
+    let mut correction = 0.0;
     let mut encoded = None;
     for pass in 0..MAX_ENCODE_PASSES {
         let settings = EncodeSettings {
@@ -81,46 +85,50 @@ pub fn process(
             use_limiter: analysis.mono.true_peak_dbtp + gain_db > ceiling - 0.1,
             window,
         };
-        let result = encode(
-            open()?,
-            outputs,
-            profile,
-            &analysis,
-            &settings,
-            &mut timings,
-        )?;
+        let result = encode(open()?, outputs, profile, &analysis, &settings, &mut timings)?;
         let over_ceiling = result.output.true_peak_dbtp - profile.true_peak_dbtp;
         let off_target = profile.target_lufs - result.output.integrated_lufs;
         let loudness_ok = gain_capped || off_target.abs() <= LOUDNESS_TOLERANCE_LU;
         let last = pass + 1 == MAX_ENCODE_PASSES;
-        encoded = Some((result, settings));
+        encoded = Some((result, settings, pass as u32 + 1));
         if (over_ceiling <= 0.0 && loudness_ok) || last {
             break;
         }
+        // The codec overshot: leave it more room. Either way, re-aim the
+        // gain for the new ceiling plus what the last pass missed.
         if over_ceiling > 0.0 {
-            ceiling -= over_ceiling + 0.1;
+            ceiling -= over_ceiling + 0.3;
         }
-        if !loudness_ok {
-            gain_db = (gain_db + off_target).min(profile.max_gain_db);
+        if !gain_capped {
+            correction += off_target;
+            gain_db = (gain_for(profile, &analysis, ceiling).0 + correction).min(profile.max_gain_db);
         }
     }
-    let (result, settings) =
+    let (result, settings, passes) =
         encoded.ok_or_else(|| CodecError::Internal("no encode pass ran".into()))?;
     timings.total = millis(started.elapsed());
     Ok(Processed {
-        report: build_report(&analysis, &result, &settings, gain_capped, timings),
+        report: build_report(&analysis, &result, &settings, gain_capped, passes, timings),
         waveform: result.waveform,
     })
 }
 
-/// The gain to the target, capped so near-silence is not raised into noise.
-fn gain_for(profile: &Profile, measured_lufs: f64) -> (f64, bool) {
-    let wanted = profile.target_lufs - measured_lufs;
-    if wanted > profile.max_gain_db {
-        (profile.max_gain_db, true)
-    } else {
-        (wanted, false)
+/// The gain to the target, including what the limiter is predicted to take
+/// away, capped so near-silence is not raised into noise.
+fn gain_for(profile: &Profile, analysis: &Analysis, ceiling: f64) -> (f64, bool) {
+    let measured = analysis.mono.integrated_lufs;
+    if profile.target_lufs - measured > profile.max_gain_db {
+        return (profile.max_gain_db, true);
     }
+    let peak_offset = (analysis.mono.true_peak_dbtp - analysis.mono.sample_peak_dbfs).max(0.0);
+    let gain = analysis.predictor.gain_for(
+        measured,
+        profile.target_lufs,
+        ceiling,
+        peak_offset,
+        profile.max_gain_db,
+    );
+    (gain, false)
 }
 
 /// Decoder → downmix → resample: mono 48 kHz blocks, one at a time.
@@ -195,6 +203,7 @@ struct Analysis {
     leading_ms: u64,
     trailing_ms: u64,
     skipped_packets: u64,
+    predictor: LossPredictor,
 }
 
 impl Analysis {
@@ -216,51 +225,59 @@ impl Analysis {
 }
 
 fn analyze(decoder: Decoder, timings: &mut Timings) -> Result<Analysis> {
+    let started = Instant::now();
+    let mut decoder = decoder;
     let info = decoder.info().clone();
-    let separate_input_meter = info.channels != 1;
-    let mut input_meter = if separate_input_meter {
-        Some(LoudnessMeter::new(info.channels, info.sample_rate)?)
+    let rate = info.sample_rate;
+    // Pass 1 measures at the input rate: K-weighting and the 4× true-peak
+    // interpolator work at any rate, and skipping the resampler here saves
+    // a fifth of the pass.
+    let mut input_meter = if info.channels != 1 {
+        Some(LoudnessMeter::new(info.channels, rate)?)
     } else {
         None
     };
-    let mut mono_meter = LoudnessMeter::new(1, OUTPUT_RATE)?;
-    let mut silence = SilenceDetector::new(OUTPUT_RATE);
-    let mut front = FrontEnd::new(decoder)?;
-    let mut samples = 0u64;
+    let mut mono_meter = LoudnessMeter::new(1, rate)?;
+    let mut silence = SilenceDetector::new(rate);
+    let mut predictor = LossPredictor::new(rate);
+    let mut downmix = Downmixer::new(&info.speakers);
+    let mut mono = Vec::new();
+    let mut frames = 0u64;
     let mut analyze_time = Duration::ZERO;
-    let mut tap = |block: &[f32]| match input_meter.as_mut() {
-        Some(meter) => meter.add(block),
-        None => Ok(()),
-    };
-    while let Some(block) = front.next(&mut tap)? {
-        let started = Instant::now();
-        mono_meter.add(block)?;
-        silence.add(block);
-        samples += block.len() as u64;
-        analyze_time += started.elapsed();
+    while let Some(block) = decoder.next_block()? {
+        let measuring = Instant::now();
+        if let Some(meter) = input_meter.as_mut() {
+            meter.add(block)?;
+        }
+        downmix.process(block, &mut mono);
+        mono_meter.add(&mono)?;
+        silence.add(&mono);
+        predictor.add(&mono);
+        frames += mono.len() as u64;
+        analyze_time += measuring.elapsed();
     }
-    let mono = mono_meter.finish();
+    let mono_loudness = mono_meter.finish();
     // A mono input is the mono signal: its figures are the mono meter's.
     let (input, input_dual_mono) = match &input_meter {
         Some(meter) => (meter.finish(), meter.is_dual_mono()),
-        None => (mono, true),
+        None => (mono_loudness, true),
     };
     let quiet = silence.finish();
-    let skipped_packets = front.decoder.skipped_packets();
-    timings.decode += millis(front.busy);
+    timings.decode += millis(started.elapsed().saturating_sub(analyze_time));
     timings.analyze += millis(analyze_time);
     Ok(Analysis {
         container: info.container,
         codec: info.codec,
-        sample_rate: info.sample_rate,
+        sample_rate: rate,
         channels: info.channels,
         input,
         input_dual_mono,
-        mono,
-        samples,
+        mono: mono_loudness,
+        samples: expected_output_len(frames, rate),
         leading_ms: quiet.leading_ms,
         trailing_ms: quiet.trailing_ms,
-        skipped_packets,
+        skipped_packets: decoder.skipped_packets(),
+        predictor,
     })
 }
 
@@ -390,6 +407,7 @@ fn build_report(
     encoded: &Encoded,
     settings: &EncodeSettings,
     gain_capped: bool,
+    encode_passes: u32,
     timings: Timings,
 ) -> Report {
     let duration_ms = encoded.samples * 1000 / u64::from(OUTPUT_RATE);
@@ -416,6 +434,7 @@ fn build_report(
         gain_db: round2(settings.gain_db),
         gain_capped,
         limited: encoded.limited,
+        encode_passes,
         output: OutputReport {
             integrated_lufs: round2(encoded.output.integrated_lufs),
             true_peak_dbtp: round2(encoded.output.true_peak_dbtp),
@@ -511,4 +530,23 @@ fn stream_serial(input: &Path) -> u32 {
         hash = hash.wrapping_mul(0x0100_0193);
     }
     hash
+}
+
+/// The bare floor the chain is measured against: decode → downmix → resample
+/// → the same Opus encode, nothing else (no measuring, gain, limiter,
+/// containers or waveform). Returns the bytes of Opus packets produced.
+pub fn bare_floor(decoder: Decoder, profile: &Profile) -> Result<u64> {
+    let mut front = FrontEnd::new(decoder)?;
+    let mut encoder = OpusEncoder::new(profile)?;
+    let mut bytes = 0u64;
+    let mut sink = |packet: &[u8], _samples: u32| {
+        bytes += packet.len() as u64;
+        Ok(())
+    };
+    while let Some(block) = front.next(&mut |_| Ok(()))? {
+        encoder.push(block, &mut sink)?;
+    }
+    encoder.finish(&mut sink)?;
+    drop(sink);
+    Ok(bytes)
 }

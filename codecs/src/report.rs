@@ -14,6 +14,10 @@ pub struct Report {
     pub gain_capped: bool,
     /// True when the true-peak limiter reduced any sample.
     pub limited: bool,
+    /// Encode passes run: 1 normally; more when the decoded output first
+    /// missed the loudness target or broke the true-peak ceiling.
+    #[serde(default)]
+    pub encode_passes: u32,
     pub output: OutputReport,
     pub waveform: WaveformSummary,
     pub timings_ms: Timings,

@@ -15,6 +15,7 @@
 //!   [`CodecError::InvalidInput`] and never unwinds into the worker;
 //! - HE-AAC is refused: symphonia would decode its core at half the rate.
 
+mod mp4;
 mod opus_codec;
 mod sniff;
 
@@ -87,6 +88,12 @@ pub struct Decoder {
     max_duration: Duration,
     max_bytes: u64,
     block: Vec<f32>,
+    /// MP4 edit list still to apply (priming to drop, length to keep).
+    edit: Option<mp4::Edit>,
+    /// Priming frames still to drop.
+    skip_frames: u64,
+    /// Total frames to hand out (from the edit list), if known.
+    keep_frames: Option<u64>,
     /// `block` holds the block decoded while opening, not yet handed out.
     pending: bool,
     finished: bool,
@@ -125,15 +132,18 @@ impl Decoder {
         if let Some(len) = source.byte_len() {
             check_size(len, limits)?;
         }
-        let capped = ByteCap {
+        let mut capped = ByteCap {
             inner: source,
             pos: 0,
             max: limits.max_bytes,
+            patch: None,
         };
+        let edit = prepare_mp4(&mut capped)?;
         let mut stream = MediaSourceStream::new(Box::new(capped), Default::default());
         let container = sniff_container(&mut stream, limits.max_bytes)?;
-        let format = probe(stream, ext_hint, limits.max_bytes)?;
+        let format = probe(stream, ext_hint, limits.max_bytes, container)?;
         let mut decoder = Self::select_track(format, container, limits)?;
+        decoder.edit = edit;
         decoder.prime(limits)?;
         Ok(decoder)
     }
@@ -205,6 +215,9 @@ impl Decoder {
             max_bytes: limits.max_bytes,
             info,
             block: Vec::new(),
+            edit: None,
+            skip_frames: 0,
+            keep_frames: None,
             pending: false,
             finished: false,
             frames: 0,
@@ -217,6 +230,14 @@ impl Decoder {
     /// Decodes the first block so the real rate and channel count are known
     /// (and checked) before anyone relies on `info()`.
     fn prime(&mut self, limits: &Limits) -> Result<()> {
+        if let Some(edit) = self.edit {
+            // The edit is in the container's rate, the one symphonia reports.
+            let rate = self.info.sample_rate;
+            if rate > 0 {
+                self.skip_frames = edit.skip_frames(rate);
+                self.keep_frames = edit.keep_frames(rate);
+            }
+        }
         if !self.fill()? {
             return Err(CodecError::InvalidInput("no audio".into()));
         }
@@ -232,12 +253,7 @@ impl Decoder {
             let packet = match self.read_packet()? {
                 Next::Packet(p) => p,
                 Next::Retry => continue,
-                Next::End => {
-                    if self.frames == 0 {
-                        return Err(CodecError::InvalidInput("no audio".into()));
-                    }
-                    return Ok(false);
-                }
+                Next::End => return self.end_of_stream(),
             };
             if packet.track_id() != self.track_id {
                 continue;
@@ -247,13 +263,45 @@ impl Decoder {
                 Decoded::Frames(0) => self.consecutive_bad = 0,
                 Decoded::Frames(frames) => {
                     self.consecutive_bad = 0;
-                    self.frames += frames as u64;
+                    let kept = self.apply_edit(frames);
+                    if kept == 0 {
+                        if self.keep_frames.is_some_and(|k| self.frames >= k) {
+                            return self.end_of_stream();
+                        }
+                        continue;
+                    }
+                    self.frames += kept as u64;
                     self.check_duration()?;
                     return Ok(true);
                 }
                 Decoded::Corrupt => self.count_bad()?,
             }
         }
+    }
+
+    fn end_of_stream(&self) -> Result<bool> {
+        if self.frames == 0 {
+            return Err(CodecError::InvalidInput("no audio".into()));
+        }
+        Ok(false)
+    }
+
+    /// Drops priming frames and frames past the edit's end from `block`;
+    /// returns the frames left.
+    fn apply_edit(&mut self, frames: usize) -> usize {
+        let channels = usize::from(self.info.channels.max(1));
+        let drop = usize::try_from(self.skip_frames).unwrap_or(usize::MAX).min(frames);
+        self.skip_frames -= drop as u64;
+        let mut keep = frames - drop;
+        if let Some(total) = self.keep_frames {
+            let room = total.saturating_sub(self.frames);
+            keep = keep.min(usize::try_from(room).unwrap_or(usize::MAX));
+        }
+        if keep < frames {
+            self.block.copy_within(drop * channels..(drop + keep) * channels, 0);
+            self.block.truncate(keep * channels);
+        }
+        keep
     }
 
     fn read_packet(&mut self) -> Result<Next> {
@@ -465,10 +513,9 @@ fn make_backend(params: &CodecParameters, container: &str) -> Result<Backend> {
     if params.codec == CODEC_TYPE_OPUS {
         let extra = params.extra_data.as_deref().unwrap_or_default();
         let head = parse_opus_head(extra)?;
-        // symphonia's Ogg reader marks pre-skip with packet trims (it sets
-        // the codec delay); the Matroska reader does not.
-        let demuxer_trims = params.delay.is_some();
-        let decoder = OpusPacketDecoder::new(&head, !demuxer_trims)?;
+        // Pre-skip is ours to drop in both containers: symphonia's Ogg
+        // packet trims cover only granule-position start/end padding.
+        let decoder = OpusPacketDecoder::new(&head)?;
         return Ok(Backend::Opus(Box::new(decoder)));
     }
     if params.codec == CODEC_TYPE_AAC {
@@ -605,6 +652,7 @@ fn sniff_container(stream: &mut MediaSourceStream, max_bytes: u64) -> Result<&'s
         match ReadBytes::read_buf(stream, &mut head[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::FileTooLarge => return Err(size_error(max_bytes)),
             Err(e) => return Err(CodecError::Io(e)),
@@ -621,6 +669,7 @@ fn probe(
     stream: MediaSourceStream,
     ext_hint: Option<&str>,
     max_bytes: u64,
+    container: &str,
 ) -> Result<Box<dyn FormatReader>> {
     let mut hint = Hint::new();
     if let Some(ext) = ext_hint {
@@ -643,9 +692,13 @@ fn probe(
         Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::FileTooLarge => {
             Err(size_error(max_bytes))
         }
-        Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Err(
-            CodecError::InvalidInput("truncated before any audio".into()),
-        ),
+        Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(CodecError::InvalidInput(if container == "unknown" {
+                "not an audio format we recognise".into()
+            } else {
+                format!("{container} file truncated before any audio")
+            }))
+        }
         Err(SymphoniaError::Unsupported(_)) => Err(CodecError::InvalidInput(
             "not an audio format we recognise".into(),
         )),
@@ -659,6 +712,45 @@ struct ByteCap {
     inner: Box<dyn MediaSource>,
     pos: u64,
     max: u64,
+    /// Bytes shown instead of the source's at an offset (a repaired atom size).
+    patch: Option<(u64, Vec<u8>)>,
+}
+
+impl ByteCap {
+    fn overlay(&self, buf: &mut [u8], at: u64) {
+        let Some((offset, bytes)) = &self.patch else {
+            return;
+        };
+        for (i, byte) in bytes.iter().enumerate() {
+            let abs = offset + i as u64;
+            if abs >= at && abs < at + buf.len() as u64 {
+                buf[(abs - at) as usize] = *byte;
+            }
+        }
+    }
+}
+
+/// For a seekable MP4, reads the edit list and repairs a truncated `mdat`
+/// (see [`mp4`]); leaves the source rewound. Other inputs are untouched.
+fn prepare_mp4(source: &mut ByteCap) -> Result<Option<mp4::Edit>> {
+    let Some(len) = source.inner.byte_len() else {
+        return Ok(None);
+    };
+    if !source.inner.is_seekable() {
+        return Ok(None);
+    }
+    let mut head = [0u8; 12];
+    let is_mp4 = source.inner.read_exact(&mut head).is_ok() && &head[4..8] == b"ftyp";
+    let scan = if is_mp4 {
+        // A malformed atom tree only costs the trim: symphonia reports the rest.
+        mp4::scan(&mut source.inner, len).unwrap_or_default()
+    } else {
+        mp4::Scan::default()
+    };
+    source.inner.seek(SeekFrom::Start(0))?;
+    source.pos = 0;
+    source.patch = scan.size_patch;
+    Ok(scan.edit)
 }
 
 impl Read for ByteCap {
@@ -674,6 +766,7 @@ impl Read for ByteCap {
         let room = usize::try_from(self.max - self.pos).unwrap_or(usize::MAX);
         let len = buf.len().min(room);
         let n = self.inner.read(&mut buf[..len])?;
+        self.overlay(&mut buf[..n], self.pos);
         self.pos += n as u64;
         Ok(n)
     }

@@ -59,16 +59,15 @@ pub(crate) struct OpusPacketDecoder {
     channels: usize,
     scratch: Vec<f32>,
     gain: f32,
-    /// Frames still to drop at the start (pre-skip not signalled by the demuxer).
+    /// Pre-skip frames still to drop at the start.
     to_skip: usize,
     start: usize,
     end: usize,
 }
 
 impl OpusPacketDecoder {
-    /// `skip_pre_skip`: drop `head.pre_skip` frames here (when the demuxer does
-    /// not already mark them with packet trims, as symphonia's Ogg reader does).
-    pub fn new(head: &OpusHead, skip_pre_skip: bool) -> Result<Self> {
+    /// A decoder for the stream `head` describes; drops its pre-skip.
+    pub fn new(head: &OpusHead) -> Result<Self> {
         let layout = if head.channels == 1 {
             opus::Channels::Mono
         } else {
@@ -82,11 +81,7 @@ impl OpusPacketDecoder {
             channels,
             scratch: vec![0.0; MAX_FRAMES_PER_PACKET * channels],
             gain: 10f32.powf(head.output_gain_db / 20.0),
-            to_skip: if skip_pre_skip {
-                usize::from(head.pre_skip)
-            } else {
-                0
-            },
+            to_skip: usize::from(head.pre_skip),
             start: 0,
             end: 0,
         })
