@@ -15,11 +15,11 @@ BITEXACT=(-map_metadata -1 -fflags +bitexact -flags:a +bitexact)
 
 # The source: espeak-ng speech, 48 kHz mono, peak -3 dBFS, about 4 s.
 espeak-ng -v en-us -s 150 -w "$TMP/voice.wav" "$SENTENCE"
-sox "$TMP/voice.wav" -b 16 "$TMP/src-mono.wav" rate -v 48000 norm -3
+sox -R -D "$TMP/voice.wav" -b 16 "$TMP/src-mono.wav" rate -v 48000 norm -3
 # A stereo source whose channels differ (right delayed 5 ms and at 0.7), so a
 # decoder swapping or dropping a channel is visible.
-sox "$TMP/src-mono.wav" "$TMP/right.wav" pad 0.005 vol 0.7 trim 0 "$(soxi -D "$TMP/src-mono.wav")"
-sox -M "$TMP/src-mono.wav" "$TMP/right.wav" "$TMP/src-stereo.wav"
+sox -R -D "$TMP/src-mono.wav" "$TMP/right.wav" pad 0.005 vol 0.7 trim 0 "$(soxi -D "$TMP/src-mono.wav")"
+sox -R -D -M "$TMP/src-mono.wav" "$TMP/right.wav" "$TMP/src-stereo.wav"
 
 mono()   { "${FF[@]}" -i "$TMP/src-mono.wav"   "${BITEXACT[@]}" "$@"; }
 stereo() { "${FF[@]}" -i "$TMP/src-stereo.wav" "${BITEXACT[@]}" "$@"; }
@@ -39,9 +39,9 @@ mono   -ar 8000 -c:a pcm_u8 speech-mono-8k-u8.wav
 stereo -ar 48000 -c:a pcm_s24le -t 1.0 speech-stereo-48k-s24.wav
 mono   -ar 96000 -c:a pcm_f32le -t 1.0 speech-mono-96k-f32.wav
 # 5.1 (WAVE order L R C LFE Ls Rs): speech on C at 1.0, on L/R at 0.5, on the
-# surrounds at 0.25, a 60 Hz tone on the LFE (which the downmix must drop).
+# surrounds at 0.25, a 60 Hz tone (lavfi default amplitude 1/8, ×0.3) on the LFE (which the downmix must drop).
 "${FF[@]}" -i "$TMP/src-mono.wav" -f lavfi -i "sine=frequency=60:sample_rate=48000" "${BITEXACT[@]}" \
-  -filter_complex "[0:a]asplit=5[l][r][c][ls][rs];[l]volume=0.5[l2];[r]volume=0.5[r2];[ls]volume=0.25[ls2];[rs]volume=0.25[rs2];[1:a]volume=0.3[lfe];[l2][r2][c][lfe][ls2][rs2]join=inputs=6:channel_layout=5.1(side)[out]" \
+  -filter_complex "[0:a]asplit=5[l][r][c][ls][rs];[l]volume=0.5[l2];[r]volume=0.5[r2];[ls]volume=0.25[ls2];[rs]volume=0.25[rs2];[1:a]volume=0.3[lfe];[l2][r2][c][lfe][ls2][rs2]join=inputs=6:channel_layout=5.1(side):map=0.0-FL|1.0-FR|2.0-FC|3.0-LFE|4.0-SL|5.0-SR[out]" \
   -map "[out]" -t 0.8 -c:a pcm_s16le speech-5.1-48k.wav
 mono   -ar 44100 -c:a pcm_s16be -t 2.0 -f caf speech-mono-44k.caf
 mono   -ar 44100 -c:a pcm_s16be -t 2.0 speech-mono-44k.aiff

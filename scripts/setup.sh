@@ -19,6 +19,8 @@ for p in pkg-config cmake libopus-dev build-essential; do need_pkg "$p"; done
 if [ "$mode" = test ]; then
     # Independent checks of what the engine writes, and makers of fixtures.
     for p in ffmpeg sox espeak-ng opus-tools postgresql-client; do need_pkg "$p"; done
+    # The local S3/SQS server (moto, below) is a Python program.
+    for p in python3 python3-venv curl; do need_pkg "$p"; done
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
     echo "setup: installing ${apt_missing[*]}" >&2
@@ -42,5 +44,18 @@ if [ "$mode" = test ]; then
         $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
         for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
         pg_isready -h 127.0.0.1 -p 5432
+    fi
+fi
+
+# moto: the S3 + SQS server the AWS backend tests run against on loopback
+# (scripts/aws-test-server.sh starts it). One on PATH will do; otherwise it
+# goes into a virtualenv at .venv-moto/.
+if [ "$mode" = test ]; then
+    cd "$(dirname "$0")/.."
+    if ! { command -v moto_server >/dev/null && moto_server --help >/dev/null 2>&1; } \
+        && ! [ -x .venv-moto/bin/moto_server ]; then
+        echo "setup: installing moto into .venv-moto" >&2
+        python3 -m venv .venv-moto
+        .venv-moto/bin/pip install -q 'moto[s3,sqs,server]>=5.1,<6' flask flask-cors
     fi
 fi

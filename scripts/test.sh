@@ -17,6 +17,11 @@ psql "$SORI_TEST_DATABASE_URL" -qAt -c \
   "SELECT 'DROP SCHEMA ' || nspname || ' CASCADE;' FROM pg_namespace WHERE nspname ~ '^t_[0-9a-f]{32}$'" \
   | psql "$SORI_TEST_DATABASE_URL" -q >/dev/null
 
+# The S3/SQS backend tests talk to a local moto server; stop it however we exit.
+trap 'scripts/aws-test-server.sh stop' EXIT
+SORI_TEST_AWS_ENDPOINT="$(scripts/aws-test-server.sh start)"
+export SORI_TEST_AWS_ENDPOINT
+
 echo "== tests on SQLite (all crates)"
 SORI_TEST_DB=sqlite cargo nextest run --workspace --no-fail-fast
 echo "== database tests on PostgreSQL"

@@ -71,6 +71,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         args.files.clone()
     };
+    if args.floor_only {
+        return floor_only(&files);
+    }
     let progress = if args.json {
         ProgressBar::hidden()
     } else {
@@ -109,6 +112,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&benches)?);
     } else {
         print_tables(&benches);
+    }
+    Ok(())
+}
+
+/// Runs the bare floor on each file in turn and prints its wall time.
+fn floor_only(files: &[PathBuf]) -> anyhow::Result<()> {
+    let limits = Limits {
+        max_duration: Duration::from_secs(24 * 3600),
+        max_bytes: u64::MAX,
+        ..Limits::default()
+    };
+    for file in files {
+        let started = Instant::now();
+        let bytes = bare_floor(Decoder::open_path(file, &limits)?, &Profile::default())
+            .with_context(|| format!("{}", file.display()))?;
+        println!("{}\t{:.1} ms\t{bytes} bytes", file.display(), ms(started.elapsed()));
     }
     Ok(())
 }

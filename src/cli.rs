@@ -174,6 +174,10 @@ pub struct BenchArgs {
     /// Files measured at once [default: number of cores]; 1 gives the cleanest timings.
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Only run the bare floor (decode + resample + Opus encode, nothing kept)
+    /// on each file: what `benches/compare-ffmpeg.sh` times the job against.
+    #[arg(long)]
+    pub floor_only: bool,
 }
 
 impl Settings {

@@ -3,19 +3,27 @@
 //! Each resource lives in its own module exporting its routes; they are
 //! merged here, documented by OpenAPI (`/openapi.json`, `/docs`).
 
+pub mod accounts;
+pub mod auth;
 pub mod error;
+pub mod feed;
 pub mod metrics;
 pub mod ops;
+pub mod pagination;
+pub mod posts;
 pub mod state;
+pub mod validation;
 
 use axum::http::{HeaderName, Request};
 use axum::Router;
 use std::future::Future;
+use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -30,14 +38,36 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         title = "Sori API",
         description = "Voice posts, feeds, social actions, chat and playlists."
     ),
-    tags((name = "ops", description = "Health, readiness and metrics"))
+    modifiers(&BearerAuth),
+    tags(
+        (name = "ops", description = "Health, readiness and metrics"),
+        (name = "accounts", description = "Sign-up, login, logout and profiles"),
+        (name = "posts", description = "Voice posts"),
+        (name = "feed", description = "Feed, explore and profile timelines, keyset-paginated"),
+    )
 )]
 struct ApiDoc;
+
+/// Declares the `bearer` security scheme the authenticated routes name.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 /// The whole HTTP application: routes, OpenAPI document and docs UI, request ids and tracing.
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::router())
+        .merge(accounts::router())
+        .merge(posts::router())
+        .merge(feed::router())
         .split_for_parts();
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
@@ -75,7 +105,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    // Connection info gives the login rate limiter the client's address.
+    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

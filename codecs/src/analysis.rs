@@ -37,8 +37,11 @@ const LADDER_STEPS: usize = 121;
 /// Leading, trailing and total silence of a clip, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Silence {
+    /// Silence before the first sound: what trimming the start would remove.
     pub leading_ms: u64,
+    /// Silence after the last sound.
     pub trailing_ms: u64,
+    /// All silent frames, edges and gaps included.
     pub total_ms: u64,
 }
 

@@ -140,8 +140,13 @@ mod tests {
         // Peak −6 dBFS + 8 dB gain = +2 dB; a −1 dB ceiling takes 3 dB off.
         let loss = p.loss_db(8.0, -1.0, 0.0);
         assert!((loss - 3.0).abs() < 0.2, "{loss}");
-        // Solving for the target asks for that much more gain (capped).
+        // Under the ceiling, the plain gain is the answer.
         let g = p.gain_for(-20.0, -16.0, -1.0, 0.0, 20.0);
-        assert!(g > 4.0, "{g}");
+        assert!((g - 4.0).abs() < 1e-9, "{g}");
+        // Over it, more gain is asked for, but never more than the compensation cap.
+        let g = p.gain_for(-20.0, -12.0, -1.0, 0.0, 20.0);
+        assert!((g - (8.0 + MAX_COMPENSATION_DB)).abs() < 1e-9, "{g}");
+        // And never more than the profile's cap.
+        assert!(p.gain_for(-20.0, -12.0, -1.0, 0.0, 9.0) <= 9.0);
     }
 }

@@ -1,8 +1,10 @@
 //! Loudness measurement per ITU-R BS.1770-4 / EBU R128: gated integrated
 //! loudness, loudness range and 4× oversampled true peak.
 //!
-//! [`LoudnessMeter`] wraps the `ebur128` crate in histogram mode, so its
-//! memory is fixed whatever the duration. A mono signal is measured as
+//! [`LoudnessMeter`] wraps the `ebur128` crate in histogram mode (gating and
+//! loudness range), so its memory is fixed whatever the duration; the
+//! histogram's 0.1 LU bins quantize each reading by up to ±0.05 LU. True
+//! peak comes from [`TruePeakScanner`], same filter as ebur128's, twice as fast. A mono signal is measured as
 //! *dual mono* (as heard on two speakers, like ffmpeg's
 //! `ebur128=dualmono=true`), so that "−16 LUFS" means the same loudness for a
 //! mono voice clip and a stereo one.

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 pub const MAX_ENCODE_PASSES: usize = 3;
 /// Head-room under the true-peak ceiling kept for the codec's overshoot on
 /// the first pass (dB). Opus at 32 kbit/s typically overshoots 0.1–0.5 dB.
-const CODEC_HEADROOM_DB: f64 = 1.5;
+const CODEC_HEADROOM_DB: f64 = 2.0;
 /// Output loudness may sit this far from the target before a pass is redone (LU).
 const LOUDNESS_TOLERANCE_LU: f64 = 0.4;
 
@@ -380,7 +380,6 @@ fn encode<'m>(
         encoder.push(&limited, &mut sink)?;
     }
     let samples = encoder.finish(&mut sink)?;
-    drop(sink);
     let mut file_bytes = 0;
     for (i, muxer) in fan.muxers.iter_mut().enumerate() {
         let bytes = muxer.finish(samples)?;
@@ -411,11 +410,9 @@ fn build_report(
     timings: Timings,
 ) -> Report {
     let duration_ms = encoded.samples * 1000 / u64::from(OUTPUT_RATE);
-    let bitrate_bps = if encoded.samples > 0 {
-        encoded.packet_bytes * 8 * u64::from(OUTPUT_RATE) / encoded.samples
-    } else {
-        0
-    };
+    let bitrate_bps = (encoded.packet_bytes * 8 * u64::from(OUTPUT_RATE))
+        .checked_div(encoded.samples)
+        .unwrap_or(0);
     Report {
         duration_ms,
         input: InputReport {
@@ -547,6 +544,5 @@ pub fn bare_floor(decoder: Decoder, profile: &Profile) -> Result<u64> {
         encoder.push(block, &mut sink)?;
     }
     encoder.finish(&mut sink)?;
-    drop(sink);
     Ok(bytes)
 }

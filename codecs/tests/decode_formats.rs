@@ -64,7 +64,17 @@ fn ffmpeg_decode(name: &str) -> Vec<f32> {
     if name.ends_with(".opus") || name.ends_with(".webm") {
         args.extend(["-c:a", "libopus"]);
     }
-    args.extend(["-i", path, "-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "-"]);
+    args.extend([
+        "-i",
+        path,
+        "-map",
+        "0:a:0",
+        "-f",
+        "f32le",
+        "-acodec",
+        "pcm_f32le",
+        "-",
+    ]);
     run("ffmpeg", &args)
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -77,8 +87,15 @@ fn ffprobe_duration(name: &str) -> Option<f64> {
     let out = run(
         "ffprobe",
         &[
-            "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=duration",
-            "-of", "csv=p=0", path.to_str().unwrap(),
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=duration",
+            "-of",
+            "csv=p=0",
+            path.to_str().unwrap(),
         ],
     );
     String::from_utf8_lossy(&out).trim().parse().ok()
@@ -116,20 +133,39 @@ const fn case(
     rate: u32,
     channels: u16,
 ) -> Case {
-    Case { name, container, codec, rate, channels, tolerance_ms: 2.0 }
+    Case {
+        name,
+        container,
+        codec,
+        rate,
+        channels,
+        tolerance_ms: 2.0,
+    }
 }
 
 fn good_cases() -> Vec<Case> {
     vec![
         case("speech-mono-16k.m4a", "mp4", "aac", 16_000, 1),
-        case("speech-mono-44k-moov-after-mdat.m4a", "mp4", "aac", 44_100, 1),
+        case(
+            "speech-mono-44k-moov-after-mdat.m4a",
+            "mp4",
+            "aac",
+            44_100,
+            1,
+        ),
         case("speech-stereo-44k.mp3", "mp3", "mp3", 44_100, 2),
         case("speech-mono-48k.opus", "ogg", "opus", 48_000, 1),
         // MediaRecorder WebM carries no end trim (no duration, no DiscardPadding
         // from this muxer), so the last packet's padding stays: < one 20 ms packet.
         Case {
             tolerance_ms: 20.0,
-            ..case("speech-mono-48k-mediarecorder.webm", "webm", "opus", 48_000, 1)
+            ..case(
+                "speech-mono-48k-mediarecorder.webm",
+                "webm",
+                "opus",
+                48_000,
+                1,
+            )
         },
         case("speech-stereo-44k.ogg", "ogg", "vorbis", 44_100, 2),
         case("speech-mono-22k.flac", "flac", "flac", 22_050, 1),
@@ -182,13 +218,34 @@ fn every_good_fixture_matches_ffmpeg() {
 #[test]
 fn stereo_channels_are_distinct_and_in_order() {
     // The fixtures' right channel is the left at 0.7 (energy 0.49), 5 ms later.
-    for name in ["speech-stereo-44k.mp3", "speech-stereo-44k.ogg", "speech-stereo-48k-s24.wav"] {
+    for name in [
+        "speech-stereo-44k.mp3",
+        "speech-stereo-44k.ogg",
+        "speech-stereo-48k-s24.wav",
+    ] {
         let d = decode_path(name).unwrap();
-        let left: f64 = d.samples.iter().step_by(2).map(|s| f64::from(*s).powi(2)).sum();
-        let right: f64 = d.samples.iter().skip(1).step_by(2).map(|s| f64::from(*s).powi(2)).sum();
+        let left: f64 = d
+            .samples
+            .iter()
+            .step_by(2)
+            .map(|s| f64::from(*s).powi(2))
+            .sum();
+        let right: f64 = d
+            .samples
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|s| f64::from(*s).powi(2))
+            .sum();
         let ratio = right / left;
-        assert!((ratio - 0.49).abs() < 0.05, "{name}: right/left energy {ratio:.3}");
-        assert_eq!(d.info.speakers, vec![Speaker::FrontLeft, Speaker::FrontRight]);
+        assert!(
+            (ratio - 0.49).abs() < 0.05,
+            "{name}: right/left energy {ratio:.3}"
+        );
+        assert_eq!(
+            d.info.speakers,
+            vec![Speaker::FrontLeft, Speaker::FrontRight]
+        );
     }
 }
 
@@ -216,12 +273,19 @@ fn moov_after_mdat_decodes_to_the_end() {
 #[test]
 fn mediarecorder_webm_without_duration_decodes_to_the_end() {
     let name = "speech-mono-48k-mediarecorder.webm";
-    assert_eq!(ffprobe_duration(name), None, "fixture must have no duration");
+    assert_eq!(
+        ffprobe_duration(name),
+        None,
+        "fixture must have no duration"
+    );
     let d = decode_path(name).unwrap();
     assert_eq!(d.info.duration_hint, None);
     let reference = ffmpeg_decode(name).len() as f64 / 48_000.0;
     let got = d.frames as f64 / 48_000.0;
-    assert!(got >= reference && got - reference < 0.02, "{got} s vs {reference} s");
+    assert!(
+        got >= reference && got - reference < 0.02,
+        "{got} s vs {reference} s"
+    );
 }
 
 #[test]
@@ -236,7 +300,11 @@ fn aac_priming_is_trimmed_by_the_edit_list() {
     let name = "speech-mono-16k.m4a";
     let d = decode_path(name).unwrap();
     let want = ffprobe_duration(name).unwrap() * 16_000.0;
-    assert!((d.frames as f64 - want).abs() <= 16.0, "{} vs {want}", d.frames);
+    assert!(
+        (d.frames as f64 - want).abs() <= 16.0,
+        "{} vs {want}",
+        d.frames
+    );
 }
 
 #[test]
@@ -257,8 +325,13 @@ fn assert_one_line(err: &CodecError) {
 fn bad_fixtures_end_with_the_right_error() {
     let expect_invalid = ["bad-garbage.m4a", "bad-empty.wav", "bad-image.m4a"];
     for name in expect_invalid {
-        let err = decode_path(name).err().unwrap_or_else(|| panic!("{name} decoded"));
-        assert!(matches!(err, CodecError::InvalidInput(_)), "{name}: {err:?}");
+        let err = decode_path(name)
+            .err()
+            .unwrap_or_else(|| panic!("{name} decoded"));
+        assert!(
+            matches!(err, CodecError::InvalidInput(_)),
+            "{name}: {err:?}"
+        );
         assert_one_line(&err);
     }
     let err = decode_path("bad-no-audio.mp4").err().unwrap();
@@ -276,9 +349,16 @@ fn truncated_files_decode_what_is_there() {
         let full = decode_path(whole).unwrap();
         let reference = ffmpeg_decode(name).len() / usize::from(d.info.channels);
         let fraction = d.frames as f64 / full.frames as f64;
-        assert!((0.3..0.7).contains(&fraction), "{name}: {fraction:.2} of the file");
+        assert!(
+            (0.3..0.7).contains(&fraction),
+            "{name}: {fraction:.2} of the file"
+        );
         let diff = (d.frames as f64 - reference as f64).abs() / f64::from(d.info.sample_rate);
-        assert!(diff < 0.03, "{name}: {} frames vs ffmpeg {reference}", d.frames);
+        assert!(
+            diff < 0.03,
+            "{name}: {} frames vs ffmpeg {reference}",
+            d.frames
+        );
     }
 }
 
@@ -300,36 +380,69 @@ fn assert_limit(result: Result<Decoded, CodecError>, what: &str) {
 fn limits_are_enforced() {
     let path = fixture("speech-mono-16k.m4a");
     let small = limited(|l| l.max_bytes = 1000);
-    assert_limit(Decoder::open_path(&path, &small).and_then(decode), "file size");
+    assert_limit(
+        Decoder::open_path(&path, &small).and_then(decode),
+        "file size",
+    );
     let bytes = std::fs::read(&path).unwrap();
     let cursor = Box::new(Cursor::new(bytes.clone()));
-    assert_limit(Decoder::open(cursor, Some("m4a"), &small).and_then(decode), "file size");
+    assert_limit(
+        Decoder::open(cursor, Some("m4a"), &small).and_then(decode),
+        "file size",
+    );
     // A source that hides its length is cut off while reading.
     let flac = std::fs::read(fixture("speech-mono-22k.flac")).unwrap();
     let hidden = Box::new(ReadOnlySource::new(Cursor::new(flac)));
     let cap = limited(|l| l.max_bytes = 20_000);
-    assert_limit(Decoder::open(hidden, None, &cap).and_then(decode), "file size");
+    assert_limit(
+        Decoder::open(hidden, None, &cap).and_then(decode),
+        "file size",
+    );
 
     let short = limited(|l| l.max_duration = Duration::from_secs(1));
-    assert_limit(Decoder::open_path(&path, &short).and_then(decode), "duration");
+    assert_limit(
+        Decoder::open_path(&path, &short).and_then(decode),
+        "duration",
+    );
     // No duration in the header: caught while decoding.
     let webm = fixture("speech-mono-48k-mediarecorder.webm");
-    assert_limit(Decoder::open_path(&webm, &short).and_then(decode), "duration");
+    assert_limit(
+        Decoder::open_path(&webm, &short).and_then(decode),
+        "duration",
+    );
 
     let stereo_only = limited(|l| l.max_channels = 2);
     let surround = fixture("speech-5.1-48k.wav");
-    assert_limit(Decoder::open_path(&surround, &stereo_only).and_then(decode), "channel count");
+    assert_limit(
+        Decoder::open_path(&surround, &stereo_only).and_then(decode),
+        "channel count",
+    );
 
     let up_to_48k = limited(|l| l.max_sample_rate = 48_000);
     let hi_rate = fixture("speech-mono-96k-f32.wav");
-    assert_limit(Decoder::open_path(&hi_rate, &up_to_48k).and_then(decode), "sample rate");
+    assert_limit(
+        Decoder::open_path(&hi_rate, &up_to_48k).and_then(decode),
+        "sample rate",
+    );
 }
 
 #[test]
 fn in_memory_and_unseekable_sources_decode_without_a_hint() {
-    for name in ["speech-mono-48k.opus", "speech-stereo-44k.mp3", "speech-mono-22k.flac"] {
+    for name in [
+        "speech-mono-48k.opus",
+        "speech-stereo-44k.mp3",
+        "speech-mono-22k.flac",
+    ] {
         let bytes = std::fs::read(fixture(name)).unwrap();
-        let seekable = decode(Decoder::open(Box::new(Cursor::new(bytes.clone())), None, &Limits::default()).unwrap()).unwrap();
+        let seekable = decode(
+            Decoder::open(
+                Box::new(Cursor::new(bytes.clone())),
+                None,
+                &Limits::default(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
         let stream = Box::new(ReadOnlySource::new(Cursor::new(bytes)));
         let unseekable = decode(Decoder::open(stream, None, &Limits::default()).unwrap()).unwrap();
         // Unseekable Ogg cannot reach its last page to learn the end trim

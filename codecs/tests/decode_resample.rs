@@ -122,6 +122,28 @@ fn delay_is_compensated_impulse() {
 }
 
 #[test]
+fn sinc_engine_delay_is_compensated() {
+    for rate in [8_000u32, 44_100, 96_000, 192_000] {
+        let input = sine(1000.0, rate, rate as usize, 0.5);
+        let out = run(
+            &mut Resampler::with_engine(rate, Engine::Sinc).unwrap(),
+            &input,
+        );
+        let (amp, phase) = tone(&out[12_000..36_000], 1000.0, 48_000.0);
+        let delay_samples = -phase / (2.0 * PI * 1000.0 / 48_000.0);
+        assert!(
+            delay_samples.abs() < 0.6,
+            "sinc {rate}: delay {delay_samples:.3}"
+        );
+        assert!(
+            db(amp / 0.5).abs() < 0.1,
+            "sinc {rate}: {:.3} dB",
+            db(amp / 0.5)
+        );
+    }
+}
+
+#[test]
 fn passband_1khz_within_0_1_db() {
     for rate in RATES.into_iter().chain([47_999]) {
         let input = sine(1000.0, rate, rate as usize, 0.5);

@@ -113,15 +113,15 @@ fn mutated_fixtures_never_panic_or_hang() {
     let (mut decoded, mut failed) = (0, 0);
     for round in 0..200 {
         let name = SOURCES[round % SOURCES.len()];
-        let original = std::fs::read(dir.join(name))
-            .unwrap_or_else(|e| panic!("missing fixture {name}: {e}"));
+        let original =
+            std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("missing fixture {name}: {e}"));
         let kind = rng.below(6);
         let bytes = mutate(&original, kind, &mut rng);
         let started = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| drain(bytes)));
         let elapsed = started.elapsed();
-        let result = outcome
-            .unwrap_or_else(|_| panic!("round {round} ({name}, mutation {kind}) panicked"));
+        let result =
+            outcome.unwrap_or_else(|_| panic!("round {round} ({name}, mutation {kind}) panicked"));
         assert!(
             elapsed < Duration::from_secs(10),
             "round {round} ({name}, mutation {kind}) took {elapsed:?}"
@@ -133,12 +133,18 @@ fn mutated_fixtures_never_panic_or_hang() {
                 decoded += 1;
             }
             Err(text) => {
-                assert!(!text.contains('\n') && !text.is_empty(), "round {round}: {text:?}");
+                assert!(
+                    !text.contains('\n') && !text.is_empty(),
+                    "round {round}: {text:?}"
+                );
                 failed += 1;
             }
         }
     }
     println!("decoded {decoded}, failed {failed}");
     // Both outcomes occur: the mutations are neither all harmless nor all fatal.
-    assert!(decoded > 20 && failed > 5, "decoded {decoded}, failed {failed}");
+    assert!(
+        decoded > 20 && failed > 5,
+        "decoded {decoded}, failed {failed}"
+    );
 }

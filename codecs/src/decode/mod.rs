@@ -290,7 +290,9 @@ impl Decoder {
     /// returns the frames left.
     fn apply_edit(&mut self, frames: usize) -> usize {
         let channels = usize::from(self.info.channels.max(1));
-        let drop = usize::try_from(self.skip_frames).unwrap_or(usize::MAX).min(frames);
+        let drop = usize::try_from(self.skip_frames)
+            .unwrap_or(usize::MAX)
+            .min(frames);
         self.skip_frames -= drop as u64;
         let mut keep = frames - drop;
         if let Some(total) = self.keep_frames {
@@ -298,7 +300,8 @@ impl Decoder {
             keep = keep.min(usize::try_from(room).unwrap_or(usize::MAX));
         }
         if keep < frames {
-            self.block.copy_within(drop * channels..(drop + keep) * channels, 0);
+            self.block
+                .copy_within(drop * channels..(drop + keep) * channels, 0);
             self.block.truncate(keep * channels);
         }
         keep

@@ -30,7 +30,8 @@ impl Edit {
 
     /// Frames to keep in total, at the decoded rate (`None`: all).
     pub fn keep_frames(&self, rate: u32) -> Option<u64> {
-        (self.segment_duration > 0).then(|| scale(self.segment_duration, rate, self.movie_timescale))
+        (self.segment_duration > 0)
+            .then(|| scale(self.segment_duration, rate, self.movie_timescale))
     }
 }
 
@@ -132,7 +133,11 @@ fn first_edit<R: Read + Seek>(r: &mut R, atom: &Atom) -> io::Result<Option<(u64,
     let entry_len = if v1 { 20 } else { 12 };
     for i in 0..u64::from(count) {
         let mut e = [0u8; 20];
-        read_at(r, atom.body + 8 + i * entry_len, &mut e[..entry_len as usize])?;
+        read_at(
+            r,
+            atom.body + 8 + i * entry_len,
+            &mut e[..entry_len as usize],
+        )?;
         let (duration, media_time) = if v1 {
             let d = u64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
             let t = i64::from_be_bytes([e[8], e[9], e[10], e[11], e[12], e[13], e[14], e[15]]);
@@ -182,12 +187,14 @@ fn sound_edit<R: Read + Seek>(r: &mut R, moov: &Atom, len: u64) -> io::Result<Op
         let Some(elst) = elst else {
             return Ok(None);
         };
-        return Ok(first_edit(r, &elst)?.map(|(segment_duration, media_time)| Edit {
-            media_time,
-            media_timescale,
-            segment_duration,
-            movie_timescale,
-        }));
+        return Ok(
+            first_edit(r, &elst)?.map(|(segment_duration, media_time)| Edit {
+                media_time,
+                media_timescale,
+                segment_duration,
+                movie_timescale,
+            }),
+        );
     }
     Ok(None)
 }
@@ -277,6 +284,9 @@ mod tests {
         let edit = scan.edit.unwrap_or_else(|| panic!("no edit found"));
         assert_eq!(edit.skip_frames(16_000), 1024);
         assert_eq!(edit.keep_frames(16_000), Some(69_552));
-        assert_eq!(scan.size_patch, Some((mdat_at, 108u32.to_be_bytes().to_vec())));
+        assert_eq!(
+            scan.size_patch,
+            Some((mdat_at, 108u32.to_be_bytes().to_vec()))
+        );
     }
 }

@@ -1,0 +1,244 @@
+//! Accounts: sign-up, login and logout, the caller's own profile, and public profiles.
+
+use crate::auth::{self, AuthUser, ClientAddr};
+use crate::error::{on_unique, ApiError, Problem};
+use crate::state::AppState;
+use crate::validation::{self, Checks, JsonBody};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sori_pipeline::Db;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me, update_me))
+        .routes(routes!(user))
+}
+
+/// A person's public profile.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct User {
+    pub id: String,
+    pub handle: String,
+    pub display_name: String,
+    pub bio: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    /// 3–30 letters, digits or underscores; unique ignoring case.
+    pub handle: String,
+    /// 8–200 characters.
+    pub password: String,
+    /// 1–50 characters.
+    pub display_name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub handle: String,
+    pub password: String,
+}
+
+/// A bearer token for `Authorization: Bearer <token>`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    pub token: String,
+    pub user_id: String,
+    /// Unix milliseconds after which the token is refused.
+    pub expires_at: i64,
+}
+
+/// Fields of the caller's profile to change; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMe {
+    /// 1–50 characters.
+    pub display_name: Option<String>,
+    /// At most 300 characters.
+    pub bio: Option<String>,
+}
+
+const MAX_BIO: usize = 300;
+
+/// Creates an account and logs it in.
+#[utoipa::path(post, path = "/v1/auth/signup", tag = "accounts",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, body = Session),
+        (status = 409, description = "Handle taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn signup(
+    State(db): State<Db>,
+    JsonBody(req): JsonBody<SignupRequest>,
+) -> Result<(StatusCode, Json<Session>), ApiError> {
+    let display_name = req.display_name.trim().to_owned();
+    Checks::default()
+        .check("handle", validation::handle(&req.handle))
+        .check("password", validation::password(&req.password))
+        .check("display_name", validation::display_name(&display_name))
+        .finish()?;
+    let hash = auth::hash_password(req.password).await?;
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO users (id, handle, handle_lower, display_name, password_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(&req.handle)
+    .bind(req.handle.to_ascii_lowercase())
+    .bind(&display_name)
+    .bind(&hash)
+    .bind(auth::now_ms())
+    .execute(db.pool())
+    .await
+    .map_err(|e| on_unique(e, || ApiError::Conflict("handle already taken".to_owned())))?;
+    let issued = auth::issue_token(&db, &id).await?;
+    let session = Session {
+        token: issued.token,
+        user_id: id,
+        expires_at: issued.expires_at,
+    };
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// Exchanges a handle and password for a new token. Repeated failures for one
+/// account or from one address are refused for a while (429, `Retry-After`).
+#[utoipa::path(post, path = "/v1/auth/login", tag = "accounts",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = Session),
+        (status = 401, description = "Wrong handle or password", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> Result<Json<Session>, ApiError> {
+    let account = req.handle.to_ascii_lowercase();
+    let limiter = &state.login_limiter;
+    limiter.check(&account, addr)?;
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE handle_lower = $1")
+            .bind(&account)
+            .fetch_optional(state.db.pool())
+            .await?;
+    let (id, hash) = match row {
+        Some((id, hash)) => (Some(id), Some(hash)),
+        None => (None, None),
+    };
+    // Without an account this checks a dummy hash: the same time, then false.
+    let valid = auth::verify_password(req.password, hash).await;
+    let Some(id) = id.filter(|_| valid) else {
+        limiter.failed(&account, addr);
+        return Err(ApiError::Unauthorized("wrong handle or password"));
+    };
+    limiter.succeeded(&account);
+    let issued = auth::issue_token(&state.db, &id).await?;
+    Ok(Json(Session {
+        token: issued.token,
+        user_id: id,
+        expires_at: issued.expires_at,
+    }))
+}
+
+/// Revokes the token the request carries.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Token revoked"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn logout(State(db): State<Db>, user: AuthUser) -> Result<StatusCode, ApiError> {
+    user.revoke(&db).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's profile.
+#[utoipa::path(get, path = "/v1/me", tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = User),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn me(State(db): State<Db>, user: AuthUser) -> Result<Json<User>, ApiError> {
+    find_user(&db, &user.id).await.map(Json)
+}
+
+/// Changes the caller's display name or bio.
+#[utoipa::path(patch, path = "/v1/me", tag = "accounts",
+    security(("bearer" = [])),
+    request_body = UpdateMe,
+    responses(
+        (status = 200, body = User),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_me(
+    State(db): State<Db>,
+    user: AuthUser,
+    JsonBody(req): JsonBody<UpdateMe>,
+) -> Result<Json<User>, ApiError> {
+    let display_name = req.display_name.as_deref().map(str::trim);
+    let bio = req.bio.as_deref().map(str::trim);
+    let mut checks = Checks::default();
+    if let Some(name) = display_name {
+        checks.check("display_name", validation::display_name(name));
+    }
+    if let Some(bio) = bio {
+        checks.check("bio", validation::text(bio, 0, MAX_BIO));
+    }
+    checks.finish()?;
+    sqlx::query(
+        "UPDATE users SET display_name = COALESCE($1, display_name), bio = COALESCE($2, bio) \
+         WHERE id = $3",
+    )
+    .bind(display_name)
+    .bind(bio)
+    .bind(&user.id)
+    .execute(db.pool())
+    .await?;
+    find_user(&db, &user.id).await.map(Json)
+}
+
+/// Someone's public profile.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "accounts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, body = User),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn user(
+    State(db): State<Db>,
+    _caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    find_user(&db, &id).await.map(Json)
+}
+
+/// Loads a profile; 404 when there is none.
+pub async fn find_user(db: &Db, id: &str) -> Result<User, ApiError> {
+    sqlx::query_as("SELECT id, handle, display_name, bio, created_at FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or(ApiError::NotFound)
+}

@@ -1,0 +1,338 @@
+//! Who is calling: Argon2id password hashes, random bearer tokens stored as
+//! SHA-256 hashes with an expiry, the [`AuthUser`] extractor, and the login
+//! rate limiter.
+//!
+//! The rate limiter lives in process memory: each API process counts on its
+//! own, and a restart forgets. With N API processes an attacker gets N times
+//! the attempts; that bound is still small, and Argon2 keeps each one costly.
+
+use crate::error::ApiError;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::http::{header, request::Parts};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sori_pipeline::Db;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a token stays valid after login.
+pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Random bytes in a token: 256 bits, so guessing is hopeless and a fast
+/// unsalted hash is enough to store it.
+const TOKEN_BYTES: usize = 32;
+
+/// Unix time in milliseconds, the unit of every timestamp column.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// A PHC-format Argon2id hash (OWASP's parameters: 19 MiB, 2 passes). CPU
+/// heavy, so it runs on the blocking pool.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(Box::new(e)))?
+    .map_err(|e| ApiError::Internal(e.to_string().into()))
+}
+
+/// Checks a password against a stored hash, or against a dummy hash when the
+/// account does not exist, so both cases take the same time.
+pub async fn verify_password(password: String, hash: Option<String>) -> bool {
+    let checked = tokio::task::spawn_blocking(move || {
+        let hash = hash.unwrap_or_else(|| dummy_hash().to_owned());
+        let matches = PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        matches && hash != dummy_hash()
+    })
+    .await;
+    checked.unwrap_or(false)
+}
+
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(b"no account has this password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// The stored form of a token: hex SHA-256, so a database leak yields no usable token.
+fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A freshly issued bearer token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: i64,
+}
+
+/// Creates a token for `user_id` and stores its hash.
+pub async fn issue_token(db: &Db, user_id: &str) -> Result<IssuedToken, ApiError> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let now = now_ms();
+    let expires_at = now + TOKEN_TTL.as_millis() as i64;
+    sqlx::query(
+        "INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash(&token))
+    .bind(user_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(db.pool())
+    .await?;
+    Ok(IssuedToken { token, expires_at })
+}
+
+/// The authenticated caller of a request. Extracting it answers 401 for a
+/// missing, malformed, expired or revoked token.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: String,
+    token_hash: String,
+}
+
+impl AuthUser {
+    /// Revokes the token this request came with (logout).
+    pub async fn revoke(&self, db: &Db) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM auth_tokens WHERE token_hash = $1")
+            .bind(&self.token_hash)
+            .execute(db.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Db: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?;
+        let hash = token_hash(token);
+        let db = Db::from_ref(state);
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT user_id, expires_at FROM auth_tokens WHERE token_hash = $1")
+                .bind(&hash)
+                .fetch_optional(db.pool())
+                .await?;
+        match row {
+            Some((id, expires_at)) if expires_at > now_ms() => Ok(Self {
+                id,
+                token_hash: hash,
+            }),
+            Some(_) => Err(ApiError::Unauthorized("token expired")),
+            None => Err(ApiError::Unauthorized("unknown or revoked token")),
+        }
+    }
+}
+
+fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized(
+            "missing Authorization: Bearer token",
+        ))?;
+    let malformed = ApiError::Unauthorized("malformed Authorization header");
+    let value = value.to_str().map_err(|_| malformed)?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or(ApiError::Unauthorized("malformed Authorization header"))?;
+    let token = token.trim();
+    let well_formed = scheme.eq_ignore_ascii_case("bearer")
+        && URL_SAFE_NO_PAD
+            .decode(token)
+            .is_ok_and(|b| b.len() == TOKEN_BYTES);
+    if well_formed {
+        Ok(token)
+    } else {
+        Err(ApiError::Unauthorized("malformed Authorization header"))
+    }
+}
+
+/// The client's address as the server saw it, when the server records it
+/// (`into_make_service_with_connect_info`). Proxies' `X-Forwarded-For` is not
+/// trusted: behind a proxy every client shares the proxy's address.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip());
+        Ok(Self(addr))
+    }
+}
+
+/// Counts failed logins per account and per client address in fixed windows
+/// and refuses further attempts (429 with `Retry-After`) once a key reaches
+/// its limit, until its window ends. In memory, per process.
+pub struct LoginLimiter {
+    windows: Mutex<HashMap<String, Window>>,
+    per_account: u32,
+    per_address: u32,
+    window: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    started: Instant,
+    failures: u32,
+}
+
+/// Tracked keys past which expired windows are swept, bounding memory.
+const SWEEP_AT: usize = 10_000;
+
+impl Default for LoginLimiter {
+    /// 5 failures per account and 50 per address in 15 minutes.
+    fn default() -> Self {
+        Self::new(5, 50, Duration::from_secs(15 * 60))
+    }
+}
+
+impl LoginLimiter {
+    pub fn new(per_account: u32, per_address: u32, window: Duration) -> Self {
+        Self {
+            windows: Mutex::new(HashMap::new()),
+            per_account,
+            per_address,
+            window,
+        }
+    }
+
+    fn keys(account: &str, addr: Option<IpAddr>) -> Vec<(String, bool)> {
+        let mut keys = vec![(format!("account:{account}"), true)];
+        if let Some(ip) = addr {
+            keys.push((format!("address:{ip}"), false));
+        }
+        keys
+    }
+
+    /// Refuses the attempt while the account or the address is over its limit.
+    pub fn check(&self, account: &str, addr: Option<IpAddr>) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, is_account) in Self::keys(account, addr) {
+            let limit = if is_account {
+                self.per_account
+            } else {
+                self.per_address
+            };
+            let Some(w) = windows.get(&key) else { continue };
+            let elapsed = now.duration_since(w.started);
+            if w.failures >= limit && elapsed < self.window {
+                let left = self.window - elapsed;
+                let retry_after = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                return Err(ApiError::TooManyRequests { retry_after });
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a failed attempt against the account and the address.
+    pub fn failed(&self, account: &str, addr: Option<IpAddr>) {
+        let now = Instant::now();
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() >= SWEEP_AT {
+            windows.retain(|_, w| now.duration_since(w.started) < self.window);
+        }
+        for (key, _) in Self::keys(account, addr) {
+            let w = windows.entry(key).or_insert(Window {
+                started: now,
+                failures: 0,
+            });
+            if now.duration_since(w.started) >= self.window {
+                *w = Window {
+                    started: now,
+                    failures: 0,
+                };
+            }
+            w.failures += 1;
+        }
+    }
+
+    /// A successful login clears the account's count (not the address's).
+    pub fn succeeded(&self, account: &str) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows.remove(&format!("account:{account}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_blocks_after_the_limit_and_says_when_to_retry() {
+        let limiter = LoginLimiter::new(2, 3, Duration::from_secs(60));
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        limiter.failed("a", Some(ip));
+        assert!(limiter.check("a", Some(ip)).is_ok());
+        limiter.failed("a", Some(ip));
+        match limiter.check("a", Some(ip)) {
+            Err(ApiError::TooManyRequests { retry_after }) => assert!(retry_after <= 60),
+            other => panic!("expected 429, got {other:?}"),
+        }
+        // Another account from the same address: the address limit (3) is next.
+        assert!(limiter.check("b", Some(ip)).is_ok());
+        limiter.failed("b", Some(ip));
+        assert!(limiter.check("b", Some(ip)).is_err());
+        assert!(limiter.check("b", None).is_ok());
+        limiter.succeeded("a");
+        assert!(limiter.check("a", None).is_ok());
+    }
+
+    #[test]
+    fn windows_expire() {
+        let limiter = LoginLimiter::new(1, 1, Duration::from_millis(1));
+        limiter.failed("a", None);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(limiter.check("a", None).is_ok());
+    }
+
+    #[test]
+    fn tokens_are_stored_hashed() {
+        let h = token_hash("abc");
+        assert_eq!(h.len(), 64);
+        assert_ne!(h, token_hash("abd"));
+    }
+}

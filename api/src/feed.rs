@@ -1,0 +1,143 @@
+//! Lists of posts, newest first and keyset-paginated: the caller's feed (own
+//! and followed users' posts), explore (everyone's, optionally by tag) and
+//! one user's posts.
+//!
+//! Each page is one query walking a `(…, created_at, id)` index backwards
+//! from the cursor: `posts_author_time` for the feed and profiles,
+//! `posts_time` for explore, the `post_tags` primary key for a tag.
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Problem};
+use crate::pagination::{Page, PageQuery};
+use crate::posts::{PostItem, PostRow, SELECT_ITEMS};
+use crate::state::AppState;
+use crate::validation::{self, QueryParams};
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(feed))
+        .routes(routes!(explore))
+        .routes(routes!(user_posts))
+}
+
+/// Rows strictly after the cursor in `(created_at DESC, id DESC)` order.
+const BEFORE_CURSOR: &str = "(p.created_at < $2 OR (p.created_at = $2 AND p.id < $3))";
+const NEWEST_FIRST: &str = "ORDER BY p.created_at DESC, p.id DESC LIMIT $4";
+
+/// Runs a [`SELECT_ITEMS`] query whose first four parameters are viewer,
+/// cursor time, cursor id and row limit, then `extra` binds.
+async fn page(
+    state: &AppState,
+    sql: &str,
+    viewer: &str,
+    query: &PageQuery,
+    extra: &[&str],
+) -> Result<Page<PostItem>, ApiError> {
+    let (limit, cursor) = query.resolve()?;
+    let mut q = sqlx::query_as::<_, PostRow>(sql)
+        .bind(viewer)
+        .bind(cursor.created_at)
+        .bind(cursor.id)
+        .bind(i64::from(limit) + 1);
+    for value in extra {
+        q = q.bind(*value);
+    }
+    let rows = q.fetch_all(state.db.pool()).await?;
+    let items = rows
+        .into_iter()
+        .map(|r| r.into_item(&state.public_url))
+        .collect();
+    Ok(Page::from_rows(items, limit, PostItem::cursor))
+}
+
+/// The caller's posts (pending ones included) and the ready posts of everyone they follow.
+#[utoipa::path(get, path = "/v1/feed", tag = "feed",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, body = Page<PostItem>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn feed(
+    State(state): State<AppState>,
+    user: AuthUser,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<Page<PostItem>>, ApiError> {
+    let sql = format!(
+        "{SELECT_ITEMS} WHERE (p.author_id = $1 OR (m.state = 'ready' AND p.author_id IN \
+         (SELECT f.followee_id FROM follows f WHERE f.follower_id = $1))) \
+         AND {BEFORE_CURSOR} {NEWEST_FIRST}"
+    );
+    page(&state, &sql, &user.id, &query, &[]).await.map(Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TagQuery {
+    /// Only posts with this tag (with or without `#`, any case).
+    pub tag: Option<String>,
+}
+
+/// Everyone's ready posts, newest first, optionally only those with a tag.
+#[utoipa::path(get, path = "/v1/explore", tag = "feed",
+    security(("bearer" = [])),
+    params(TagQuery, PageQuery),
+    responses(
+        (status = 200, body = Page<PostItem>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad tag, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn explore(
+    State(state): State<AppState>,
+    user: AuthUser,
+    QueryParams(query): QueryParams<PageQuery>,
+    QueryParams(tag): QueryParams<TagQuery>,
+) -> Result<Json<Page<PostItem>>, ApiError> {
+    let Some(raw) = tag.tag.filter(|t| !t.is_empty()) else {
+        let sql =
+            format!("{SELECT_ITEMS} WHERE m.state = 'ready' AND {BEFORE_CURSOR} {NEWEST_FIRST}");
+        return page(&state, &sql, &user.id, &query, &[]).await.map(Json);
+    };
+    let tag = validation::normalize_tag(&raw).map_err(|m| ApiError::invalid("tag", m))?;
+    // Walks the tag's index; `t.created_at` is the post's, so the cursor applies to both.
+    let sql = format!(
+        "{SELECT_ITEMS} JOIN post_tags t ON t.post_id = p.id \
+         WHERE t.tag = $5 AND m.state = 'ready' \
+         AND (t.created_at < $2 OR (t.created_at = $2 AND t.post_id < $3)) \
+         ORDER BY t.created_at DESC, t.post_id DESC LIMIT $4"
+    );
+    page(&state, &sql, &user.id, &query, &[&tag])
+        .await
+        .map(Json)
+}
+
+/// One user's posts: ready ones, plus pending ones when the caller is that user.
+#[utoipa::path(get, path = "/v1/users/{id}/posts", tag = "feed",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id"), PageQuery),
+    responses(
+        (status = 200, body = Page<PostItem>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn user_posts(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<Page<PostItem>>, ApiError> {
+    crate::accounts::find_user(&state.db, &id).await?;
+    let sql = format!(
+        "{SELECT_ITEMS} WHERE p.author_id = $5 AND (m.state = 'ready' OR p.author_id = $1) \
+         AND {BEFORE_CURSOR} {NEWEST_FIRST}"
+    );
+    page(&state, &sql, &user.id, &query, &[&id]).await.map(Json)
+}

@@ -1,0 +1,317 @@
+//! Posts: a voice clip (a media id the author owns) with a caption and tags.
+//!
+//! A post is visible to others once its media is `ready`; its author sees it
+//! from the start, with the media's state. [`PostItem`] is the one shape a
+//! post takes in every answer, feeds included, loaded by [`SELECT_ITEMS`].
+
+use crate::auth::{self, AuthUser};
+use crate::error::{on_unique, ApiError, FieldError, Problem};
+use crate::pagination::Cursor;
+use crate::state::AppState;
+use crate::validation::{self, JsonBody};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sori_pipeline::Db;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_post))
+        .routes(routes!(get_post, delete_post))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePost {
+    /// A media id the caller uploaded and has not posted yet.
+    pub media_id: String,
+    /// At most 500 characters; its `#tags` are added to `tags`.
+    #[serde(default)]
+    pub caption: String,
+    /// Up to 10 tags in all, each 1–30 letters, digits or underscores, with or without `#`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Who posted, enough to render the byline.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Author {
+    pub id: String,
+    pub handle: String,
+    pub display_name: String,
+}
+
+/// A post as clients render it, without further requests.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PostItem {
+    pub id: String,
+    pub author: Author,
+    pub caption: String,
+    /// Normalized, lowercase, without `#`.
+    pub tags: Vec<String>,
+    pub media_id: String,
+    /// The media's processing state: `ready` for everyone else's posts.
+    pub state: String,
+    pub duration_ms: Option<i64>,
+    /// Loudness summary for drawing the clip: up to 100 values 0–31; empty until ready.
+    pub bars: Vec<u8>,
+    /// Where to play the clip; `null` until the media is ready.
+    pub audio_url: Option<String>,
+    pub like_count: i64,
+    pub comment_count: i64,
+    pub liked_by_me: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+impl PostItem {
+    /// Its position in a newest-first list.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// The columns of a [`PostItem`]; `$1` is the viewer (for `liked_by_me`).
+/// Callers append `WHERE …` over aliases `p` (posts), `u` (author), `m` (media).
+pub const SELECT_ITEMS: &str = "\
+    SELECT p.id, p.author_id, u.handle, u.display_name, p.caption, p.tags, p.media_id, \
+           m.state, m.duration_ms, m.bars, p.like_count, p.comment_count, p.created_at, \
+           CAST(CASE WHEN EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) \
+                THEN 1 ELSE 0 END AS BIGINT) AS liked \
+    FROM posts p JOIN users u ON u.id = p.author_id JOIN media m ON m.id = p.media_id ";
+
+/// One row of [`SELECT_ITEMS`].
+#[derive(Debug, sqlx::FromRow)]
+pub struct PostRow {
+    id: String,
+    author_id: String,
+    handle: String,
+    display_name: String,
+    caption: String,
+    tags: String,
+    media_id: String,
+    state: String,
+    duration_ms: Option<i64>,
+    bars: Option<String>,
+    like_count: i64,
+    comment_count: i64,
+    created_at: i64,
+    liked: i64,
+}
+
+impl PostRow {
+    /// The answer shape; audio URLs are absolute under `public_url`.
+    pub fn into_item(self, public_url: &str) -> PostItem {
+        let ready = self.state == "ready";
+        PostItem {
+            audio_url: ready.then(|| format!("{public_url}/v1/media/{}/audio", self.media_id)),
+            bars: self.bars.as_deref().map(parse_bars).unwrap_or_default(),
+            tags: serde_json::from_str(&self.tags).unwrap_or_default(),
+            author: Author {
+                id: self.author_id,
+                handle: self.handle,
+                display_name: self.display_name,
+            },
+            id: self.id,
+            caption: self.caption,
+            media_id: self.media_id,
+            state: self.state,
+            duration_ms: self.duration_ms,
+            like_count: self.like_count,
+            comment_count: self.comment_count,
+            liked_by_me: self.liked != 0,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// `media.bars` holds a JSON array of 0–31 values (or an object with a `bars`
+/// array); anything else renders as no bars rather than failing the feed.
+fn parse_bars(text: &str) -> Vec<u8> {
+    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let array = match &value {
+        serde_json::Value::Object(o) => o.get("bars").and_then(|b| b.as_array()),
+        other => other.as_array(),
+    };
+    array
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_u64())
+                .map(|v| v.min(31) as u8)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Posts a voice clip. Visible to others once its media is ready.
+#[utoipa::path(post, path = "/v1/posts", tag = "posts",
+    security(("bearer" = [])),
+    request_body = CreatePost,
+    responses(
+        (status = 201, body = PostItem),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "This media is already posted", body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad caption or tags, or media not the caller's", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_post(
+    State(state): State<AppState>,
+    user: AuthUser,
+    JsonBody(req): JsonBody<CreatePost>,
+) -> Result<(StatusCode, Json<PostItem>), ApiError> {
+    let caption = req.caption.trim().to_owned();
+    let mut fields = Vec::new();
+    if let Err(message) = validation::text(&caption, 0, validation::MAX_CAPTION) {
+        fields.push(FieldError::new("caption", message));
+    }
+    let tags = validation::post_tags(&req.tags, &caption).unwrap_or_else(|errors| {
+        fields.extend(errors);
+        Vec::new()
+    });
+    if !fields.is_empty() {
+        return Err(ApiError::Validation { fields });
+    }
+    check_media(&state.db, &user.id, &req.media_id).await?;
+    let id = insert_post(&state.db, &user.id, &req.media_id, &caption, &tags).await?;
+    let item = load_item(&state, &user.id, &id).await?;
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+/// The media must exist, belong to the caller and not have failed.
+async fn check_media(db: &Db, user_id: &str, media_id: &str) -> Result<(), ApiError> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT owner_id, state FROM media WHERE id = $1")
+            .bind(media_id)
+            .fetch_optional(db.pool())
+            .await?;
+    match row {
+        Some((owner, _)) if owner != user_id => Err(no_such_media()),
+        None => Err(no_such_media()),
+        Some((_, state)) if state == "failed" => Err(ApiError::invalid(
+            "media_id",
+            "this media failed processing",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn no_such_media() -> ApiError {
+    ApiError::invalid("media_id", "no media with this id among yours")
+}
+
+async fn insert_post(
+    db: &Db,
+    author: &str,
+    media_id: &str,
+    caption: &str,
+    tags: &[String],
+) -> Result<String, ApiError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = auth::now_ms();
+    let tags_json = serde_json::to_string(tags).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO posts (id, author_id, media_id, caption, tags, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(author)
+    .bind(media_id)
+    .bind(caption)
+    .bind(&tags_json)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| {
+        on_unique(e, || {
+            ApiError::Conflict("this media is already posted".to_owned())
+        })
+    })?;
+    for tag in tags {
+        sqlx::query("INSERT INTO post_tags (tag, post_id, created_at) VALUES ($1, $2, $3)")
+            .bind(tag)
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// A post as `viewer` may see it: 404 when it does not exist, or when its
+/// media is not ready and the viewer is not its author.
+pub async fn load_item(state: &AppState, viewer: &str, id: &str) -> Result<PostItem, ApiError> {
+    let sql = format!("{SELECT_ITEMS} WHERE p.id = $2");
+    let row: Option<PostRow> = sqlx::query_as(&sql)
+        .bind(viewer)
+        .bind(id)
+        .fetch_optional(state.db.pool())
+        .await?;
+    let item = row.ok_or(ApiError::NotFound)?.into_item(&state.public_url);
+    if item.state != "ready" && item.author.id != viewer {
+        return Err(ApiError::NotFound);
+    }
+    Ok(item)
+}
+
+/// One post.
+#[utoipa::path(get, path = "/v1/posts/{id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Post id")),
+    responses(
+        (status = 200, body = PostItem),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_post(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<PostItem>, ApiError> {
+    load_item(&state, &user.id, &id).await.map(Json)
+}
+
+/// Deletes one of the caller's posts (its tags and likes go with it; the media stays).
+#[utoipa::path(delete, path = "/v1/posts/{id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Post id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Someone else's post", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_post(
+    State(db): State<Db>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT p.author_id, m.state FROM posts p JOIN media m ON m.id = p.media_id WHERE p.id = $1",
+    )
+    .bind(&id)
+    .fetch_optional(db.pool())
+    .await?;
+    match row {
+        None => Err(ApiError::NotFound),
+        // Others' pending posts do not exist for the caller, as in `get_post`.
+        Some((author, state)) if author != user.id && state != "ready" => Err(ApiError::NotFound),
+        Some((author, _)) if author != user.id => Err(ApiError::Forbidden),
+        Some(_) => {
+            sqlx::query("DELETE FROM posts WHERE id = $1 AND author_id = $2")
+                .bind(&id)
+                .bind(&user.id)
+                .execute(db.pool())
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+    }
+}
