@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole job against (a) the bare floor — decode + resample + the same Opus
-# encode — and (b) ffmpeg doing the same job as well as it can: downmix first,
-# two-pass `loudnorm` in linear mode, resample, libopus 32 kbit/s voip.
-# All numbers come from one run on this machine and are printed as ratios.
-# Memory: peak resident set size of each command (GNU time).
+# encode, nothing else — and (b) ffmpeg doing the same job as well as it can:
+# downmix first, two-pass `loudnorm` in linear mode, resample, libopus
+# 32 kbit/s voip. All numbers come from one run on this machine, printed as
+# ratios: wall time (best of RUNS, default 3) and CPU time (user + system,
+# threads summed; steadier on a shared machine). Memory: peak RSS (GNU time).
 #
 #   benches/compare-ffmpeg.sh [INPUTS…]   (default: benches/out/inputs/*-90s-*)
 # Needs a release build (cargo build --release) and benches/make-long-inputs.sh.
@@ -17,16 +18,19 @@ runs="${RUNS:-3}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# best-of-N wall seconds and the peak RSS (KB) of a command
+# prints "best_wall best_cpu peak_rss_kb" of a command run $runs times
 measure() {
-  local best="" rss=0
+  local wall="" cpu="" rss=0
   for _ in $(seq 1 "$runs"); do
-    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; return 1; }
-    read -r secs kb < "$work/time"
-    if [ -z "$best" ] || awk "BEGIN{exit !($secs < $best)}"; then best=$secs; fi
+    /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" \
+      || { cat "$work/err" >&2; return 1; }
+    read -r e u s kb < "$work/time"
+    local c; c=$(awk "BEGIN{print $u + $s}")
+    if [ -z "$wall" ] || awk "BEGIN{exit !($e < $wall)}"; then wall=$e; fi
+    if [ -z "$cpu" ] || awk "BEGIN{exit !($c < $cpu)}"; then cpu=$c; fi
     [ "$kb" -gt "$rss" ] && rss=$kb
   done
-  echo "$best $rss"
+  echo "$wall $cpu $rss"
 }
 
 ffmpeg_job() {
@@ -45,17 +49,19 @@ export -f ffmpeg_job
 
 loudness_of() {
   ffmpeg -nostats -hide_banner -i "$1" -af ebur128=peak=true:dualmono=true -f null - 2>&1 \
-    | awk '/Summary/{s=1} s&&/I:/{i=$2} s&&/Peak:/{p=$2} END{print i, p}'
+    | awk '/Summary/{s=1} s&&/I:/{i=$2} s&&/Peak:/{p=$2} END{printf "%s LUFS %s dBTP", i, p}'
 }
+ratio() { awk "BEGIN{printf \"%.2f\", $1/$2}"; }
+mb() { awk "BEGIN{printf \"%.1f\", $1/1024}"; }
 
-printf "%-34s %8s %8s %8s %9s %9s %7s %7s %7s  %s\n" input "job s" "floor s" "ffmpeg s" job/floor ffmpeg/job "job MB" "flr MB" "ff MB" "LUFS/dBTP sori | ffmpeg"
+printf "%-28s | %-21s | %-21s | %-17s | %s\n" "" "job / floor" "ffmpeg / job" "peak RSS MB" "output (ffmpeg ebur128)"
+printf "%-28s | %10s %10s | %10s %10s | %5s %5s %5s | %s\n" input wall cpu wall cpu job floor ffm "sori ; ffmpeg"
 for in in "${inputs[@]}"; do
-  name=$(basename "$in")
-  read -r job job_kb < <(measure "$sori" process "$in" --out "$work/sori")
-  read -r floor floor_kb < <(measure "$sori" bench --floor-only "$in")
-  read -r ffm ffm_kb < <(measure bash -c "ffmpeg_job '$in' '$work/ff.opus'")
-  printf "%-34s %8.2f %8.2f %8.2f %9.2f %9.2f %7.1f %7.1f %7.1f  %s | %s\n" "$name" "$job" "$floor" "$ffm" \
-    "$(awk "BEGIN{print $job/$floor}")" "$(awk "BEGIN{print $ffm/$job}")" \
-    "$(awk "BEGIN{print $job_kb/1024}")" "$(awk "BEGIN{print $floor_kb/1024}")" "$(awk "BEGIN{print $ffm_kb/1024}")" \
+  read -r jw jc jk < <(measure "$sori" process "$in" --out "$work/sori")
+  read -r fw fc fk < <(measure "$sori" bench --floor-only "$in")
+  read -r mw mc mk < <(measure bash -c "ffmpeg_job '$in' '$work/ff.opus'")
+  printf "%-28s | %10s %10s | %10s %10s | %5s %5s %5s | %s ; %s\n" "$(basename "$in")" \
+    "$(ratio "$jw" "$fw")" "$(ratio "$jc" "$fc")" "$(ratio "$mw" "$jw")" "$(ratio "$mc" "$jc")" \
+    "$(mb "$jk")" "$(mb "$fk")" "$(mb "$mk")" \
     "$(loudness_of "$work/sori/audio.opus")" "$(loudness_of "$work/ff.opus")"
 done

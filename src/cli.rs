@@ -75,6 +75,30 @@ pub struct Settings {
     /// Concurrent jobs per worker process [default: number of cores]
     #[arg(long, env = "SORI_WORKERS", global = true)]
     pub workers: Option<usize>,
+    /// Deliveries of a job before its media fails and the message goes to the dead letters.
+    #[arg(long, env = "SORI_MAX_RECEIVES", default_value_t = 5, global = true)]
+    pub max_receives: u32,
+    /// Seconds a received job stays invisible to other workers without a heartbeat
+    /// (a crashed worker's job is retried this late).
+    #[arg(
+        long,
+        env = "SORI_JOB_VISIBILITY_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub job_visibility_secs: u64,
+    /// Seconds a job may run before it is abandoned and retried.
+    #[arg(
+        long,
+        env = "SORI_JOB_TIMEOUT_SECS",
+        default_value_t = 600,
+        global = true
+    )]
+    pub job_timeout_secs: u64,
+    /// Secret signing the local store's upload/download URLs (hex, 32+ digits)
+    /// [default: DATA_DIR/secret, created on first start]
+    #[arg(long, env = "SORI_BLOB_SECRET", global = true, hide_env_values = true)]
+    pub blob_secret: Option<String>,
     /// Log line format.
     #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -212,9 +236,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => crate::serve::run(&cli.settings, crate::serve::Role::All),
         Command::Api => crate::serve::run(&cli.settings, crate::serve::Role::Api),
-        Command::Worker => {
-            bail!("sori worker: the worker pool is not built yet (the pipeline issue adds it)")
-        }
+        Command::Worker => crate::serve::run(&cli.settings, crate::serve::Role::Worker),
         Command::Migrate => crate::serve::migrate(&cli.settings),
         Command::Process(args) => crate::process::run(&args),
         Command::Bench(args) => crate::bench::run(&args),

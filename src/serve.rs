@@ -4,8 +4,16 @@ use crate::cli::Settings;
 use anyhow::Context;
 use sori_api::AppState;
 use sori_pipeline::db::redact;
+use sori_pipeline::metrics::PipelineMetrics;
+use sori_pipeline::queue::{relay_outbox, EmbeddedQueue, JobQueue};
+use sori_pipeline::store::local::load_or_create_secret;
+use sori_pipeline::store::{LocalStore, ObjectStore};
+use sori_pipeline::worker::{default_concurrency, Worker, WorkerConfig};
 use sori_pipeline::Db;
 use std::time::Duration;
+
+/// The name of the media job queue in the embedded queue table.
+const MEDIA_QUEUE: &str = "media";
 
 /// Which halves of the service this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +22,8 @@ pub enum Role {
     All,
     /// API only (`sori api`).
     Api,
+    /// Worker pool only, with the operations endpoints (`sori worker`).
+    Worker,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -44,29 +54,142 @@ pub fn migrate(settings: &Settings) -> anyhow::Result<()> {
     })
 }
 
-/// `sori serve` and `sori api`: serve until SIGTERM/SIGINT, then drain.
+/// `sori serve`, `sori api` and `sori worker`: run until SIGTERM/SIGINT, then
+/// drain: the HTTP server finishes in-flight requests, the worker pool takes
+/// no new jobs and finishes or releases the running ones, and the process exits.
 pub fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     settings.check_backends()?;
-    runtime()?.block_on(async {
-        let db = open_db(settings).await?;
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("SORI_LISTEN={}: cannot listen", settings.listen))?;
-        tracing::info!(listen = %settings.listen, ?role, "sori is serving");
-        let state = AppState::new(db.clone());
-        let grace = Duration::from_secs(settings.shutdown_grace_secs);
-        let server = sori_api::serve(listener, state, shutdown_signal());
-        // After the signal, in-flight requests get `grace` to finish.
-        tokio::select! {
-            result = server => result.context("HTTP server")?,
-            _ = async { shutdown_signal().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!("grace period over; closing remaining connections");
-            }
+    let rt = runtime()?;
+    let result = rt.block_on(run_role(settings, role));
+    // An engine call abandoned at shutdown cannot be interrupted (its job was
+    // already released); do not wait for it.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
+    let db = open_db(settings).await?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("SORI_LISTEN={}: cannot listen", settings.listen))?;
+    tracing::info!(listen = %settings.listen, ?role, "sori is serving");
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen));
+    let store = open_store(settings, &public_url)?;
+    let queue = JobQueue::Embedded(EmbeddedQueue::new(
+        db.clone(),
+        MEDIA_QUEUE,
+        settings.max_receives,
+    ));
+    let metrics = PipelineMetrics::default();
+    let state = AppState::new(db.clone())
+        .with_public_url(&public_url)
+        .with_media(store.clone(), queue.clone())
+        .with_pipeline_metrics(&metrics);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
         }
-        db.close().await;
-        tracing::info!("stopped");
-        Ok(())
-    })
+    };
+    let pool = (role != Role::Api).then(|| {
+        let worker = Worker::new(
+            db.clone(),
+            store,
+            queue.clone(),
+            worker_config(settings),
+            metrics,
+        );
+        tokio::spawn(worker.run(stopped()))
+    });
+    let relay = queue
+        .needs_relay()
+        .then(|| tokio::spawn(relay_outbox(db.clone(), queue.clone(), stopped())));
+    let router = match role {
+        Role::Worker => sori_api::ops_app(state),
+        Role::All | Role::Api => sori_api::app(state),
+    };
+    let grace = Duration::from_secs(settings.shutdown_grace_secs);
+    let server = sori_api::serve_router(listener, router, stopped());
+    // After the signal, in-flight requests get `grace` to finish.
+    let grace_over = stopped();
+    tokio::select! {
+        result = server => result.context("HTTP server")?,
+        _ = async { grace_over.await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("grace period over; closing remaining connections");
+        }
+    }
+    if let Some(pool) = pool {
+        // The pool applies the same grace period to running jobs.
+        if let Err(e) = pool.await {
+            tracing::error!(error = %e, "worker pool ended abnormally");
+        }
+    }
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The local object store under `DATA_DIR/blobs`, its URLs signed with
+/// `SORI_BLOB_SECRET` or the secret kept in `DATA_DIR/secret`.
+fn open_store(settings: &Settings, public_url: &str) -> anyhow::Result<ObjectStore> {
+    let secret = match &settings.blob_secret {
+        Some(hex_secret) => decode_hex(hex_secret.trim())
+            .filter(|s| s.len() >= 16)
+            .context("SORI_BLOB_SECRET: expected at least 32 hex digits")?,
+        None => {
+            let path = settings.data_dir.join("secret");
+            load_or_create_secret(&path).with_context(|| {
+                format!(
+                    "SORI_DATA_DIR={}: cannot read or create the secret",
+                    settings.data_dir.display()
+                )
+            })?
+        }
+    };
+    let root = settings.data_dir.join("blobs");
+    let store = LocalStore::new(&root, &secret, public_url).with_context(|| {
+        format!(
+            "SORI_DATA_DIR={}: cannot open the blob directory",
+            settings.data_dir.display()
+        )
+    })?;
+    Ok(ObjectStore::Local(store))
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+fn worker_config(settings: &Settings) -> WorkerConfig {
+    let visibility = Duration::from_secs(settings.job_visibility_secs.max(2));
+    WorkerConfig {
+        concurrency: settings.workers.unwrap_or_else(default_concurrency).max(1),
+        visibility,
+        heartbeat: visibility / 4,
+        job_timeout: Duration::from_secs(settings.job_timeout_secs.max(1)),
+        max_receives: settings.max_receives.max(1),
+        shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
+        work_dir: settings.data_dir.join("work"),
+        ..WorkerConfig::default()
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

@@ -38,6 +38,15 @@ pub struct Loudness {
     pub sample_peak_dbfs: f64,
 }
 
+/// Which of the costlier figures a meter computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measure {
+    /// Loudness range (EBU Tech 3342).
+    pub range: bool,
+    /// 4× oversampled true peak.
+    pub true_peak: bool,
+}
+
 /// Streaming BS.1770-4 meter: feed interleaved blocks, read the figures at the end.
 pub struct LoudnessMeter {
     inner: EbuR128,
@@ -45,6 +54,8 @@ pub struct LoudnessMeter {
     dual_mono: bool,
     /// Reused when a block holds NaN or infinities, which are measured as 0.
     clean: Vec<f32>,
+    /// False when only the sample peak is wanted ([`Measure::true_peak`]).
+    measure_true_peak: bool,
     /// One 4× true-peak scanner per channel, and the peaks so far.
     scanners: Vec<TruePeakScanner>,
     true_peak: f32,
@@ -62,6 +73,21 @@ impl LoudnessMeter {
     /// [`LoudnessMeter::with_channel_map`] for other layouts.
     pub fn new(channels: u16, sample_rate: u32) -> Result<Self> {
         Self::with_channel_map(channels, sample_rate, None)
+    }
+
+    /// A cheaper meter for figures nobody reads: integrated loudness always,
+    /// loudness range and true peak only when asked (each costs about as
+    /// much as the integrated loudness itself). Unmeasured figures read 0 LU
+    /// and the sample peak.
+    pub fn with_measure(channels: u16, sample_rate: u32, measure: Measure) -> Result<Self> {
+        let mode = if measure.range {
+            Mode::I | Mode::LRA | Mode::HISTOGRAM
+        } else {
+            Mode::I | Mode::HISTOGRAM
+        };
+        let mut meter = Self::with_mode(channels, sample_rate, None, mode)?;
+        meter.measure_true_peak = measure.true_peak;
+        Ok(meter)
     }
 
     /// Like [`LoudnessMeter::new`], with an explicit BS.1770 role per channel
@@ -115,6 +141,7 @@ impl LoudnessMeter {
             true_peak: 0.0,
             sample_peak: 0.0,
             channel: Vec::new(),
+            measure_true_peak: true,
         })
     }
 
@@ -134,16 +161,21 @@ impl LoudnessMeter {
         self.inner
             .add_frames_f32(block)
             .map_err(|e| CodecError::Internal(format!("loudness meter: {e}")))?;
-        self.sample_peak = block.iter().fold(self.sample_peak, |m, s| m.max(s.abs()));
+        let block_peak = block.iter().fold(0f32, |m, s| m.max(s.abs()));
+        self.sample_peak = self.sample_peak.max(block_peak);
+        if !self.measure_true_peak {
+            return Ok(());
+        }
         if self.channels == 1 {
-            let tp = self.scanners[0].max_peak(block);
+            let tp = scan_unless_bounded(&mut self.scanners[0], block, block_peak, self.true_peak);
             self.true_peak = self.true_peak.max(tp);
         } else {
             for (c, scanner) in self.scanners.iter_mut().enumerate() {
                 self.channel.clear();
                 self.channel
                     .extend(block.iter().skip(c).step_by(self.channels).copied());
-                self.true_peak = self.true_peak.max(scanner.max_peak(&self.channel));
+                let tp = scan_unless_bounded(scanner, &self.channel, block_peak, self.true_peak);
+                self.true_peak = self.true_peak.max(tp);
             }
         }
         Ok(())
@@ -183,6 +215,25 @@ impl LoudnessMeter {
     /// True when the single channel counts twice (mono heard on two speakers).
     pub fn is_dual_mono(&self) -> bool {
         self.dual_mono
+    }
+}
+
+/// The block's true peak, or 0 when it provably cannot beat `peak_so_far`:
+/// no interpolated value exceeds the largest nearby sample times the
+/// interpolator's worst-case gain, so quiet blocks (most of a voice clip)
+/// only feed the scanner's history. The result is exact either way.
+fn scan_unless_bounded(
+    scanner: &mut TruePeakScanner,
+    block: &[f32],
+    block_peak: f32,
+    peak_so_far: f32,
+) -> f32 {
+    let bound = block_peak.max(scanner.history_peak()) * scanner.worst_case_gain();
+    if bound <= peak_so_far {
+        scanner.push_history(block);
+        0.0
+    } else {
+        scanner.max_peak(block)
     }
 }
 

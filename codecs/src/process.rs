@@ -24,7 +24,7 @@ use crate::downmix::Downmixer;
 use crate::encode::{OpusDecoder, OpusEncoder};
 use crate::error::{CodecError, Result};
 use crate::limiter::Limiter;
-use crate::loudness::{Loudness, LoudnessMeter};
+use crate::loudness::{Loudness, LoudnessMeter, Measure};
 use crate::mux::{OpusMuxer, OpusStreamHeader};
 use crate::ogg::OggOpusWriter;
 use crate::profile::{Limits, Profile};
@@ -37,6 +37,7 @@ use crate::OUTPUT_RATE;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 /// Encode passes allowed before the result is taken as it is.
@@ -120,7 +121,9 @@ fn gain_for(profile: &Profile, analysis: &Analysis, ceiling: f64) -> (f64, bool)
     if profile.target_lufs - measured > profile.max_gain_db {
         return (profile.max_gain_db, true);
     }
-    let peak_offset = (analysis.mono.true_peak_dbtp - analysis.mono.sample_peak_dbfs).max(0.0);
+    // How far true peaks sit above sample peaks (the input's own figures: for
+    // multichannel input the mono meter measures no true peak).
+    let peak_offset = (analysis.input.true_peak_dbtp - analysis.input.sample_peak_dbfs).max(0.0);
     let gain = analysis.predictor.gain_for(
         measured,
         profile.target_lufs,
@@ -232,12 +235,20 @@ fn analyze(decoder: Decoder, timings: &mut Timings) -> Result<Analysis> {
     // Pass 1 measures at the input rate: K-weighting and the 4× true-peak
     // interpolator work at any rate, and skipping the resampler here saves
     // a fifth of the pass.
-    let mut input_meter = if info.channels != 1 {
-        Some(LoudnessMeter::new(info.channels, rate)?)
-    } else {
+    let mono_input = info.channels == 1;
+    let mut input_meter = if mono_input {
         None
+    } else {
+        Some(LoudnessMeter::new(info.channels, rate)?)
     };
-    let mut mono_meter = LoudnessMeter::new(1, rate)?;
+    // The downmix's true peak never exceeds the input's (a weighted mean of
+    // channels), so for multichannel input the mono meter measures loudness
+    // only and the input's true peak stands in as the bound.
+    let mono_measure = Measure {
+        range: mono_input,
+        true_peak: mono_input,
+    };
+    let mut mono_meter = LoudnessMeter::with_measure(1, rate, mono_measure)?;
     let mut silence = SilenceDetector::new(rate);
     let mut predictor = LossPredictor::new(rate);
     let mut downmix = Downmixer::new(&info.speakers);
@@ -256,12 +267,15 @@ fn analyze(decoder: Decoder, timings: &mut Timings) -> Result<Analysis> {
         frames += mono.len() as u64;
         analyze_time += measuring.elapsed();
     }
-    let mono_loudness = mono_meter.finish();
+    let mut mono_loudness = mono_meter.finish();
     // A mono input is the mono signal: its figures are the mono meter's.
     let (input, input_dual_mono) = match &input_meter {
         Some(meter) => (meter.finish(), meter.is_dual_mono()),
         None => (mono_loudness, true),
     };
+    if !mono_input {
+        mono_loudness.true_peak_dbtp = input.true_peak_dbtp.max(mono_loudness.sample_peak_dbfs);
+    }
     let quiet = silence.finish();
     timings.decode += millis(started.elapsed().saturating_sub(analyze_time));
     timings.analyze += millis(analyze_time);
@@ -301,13 +315,15 @@ struct Encoded {
     bars: Vec<u8>,
 }
 
-/// Everything that listens to the encoder's packets: the containers, and a
-/// decoder + meter measuring what a listener will hear.
+/// Packets queued for the verifying thread before the encoder waits for it:
+/// about 5 s of audio, a few hundred KB at most.
+const VERIFY_QUEUE: usize = 256;
+
+/// Everything that listens to the encoder's packets: the containers here,
+/// and the verifying thread through `verify`.
 struct PacketFanOut<'m> {
     muxers: Vec<Box<dyn OpusMuxer + 'm>>,
-    decoder: OpusDecoder,
-    meter: LoudnessMeter,
-    decoded: Vec<f32>,
+    verify: SyncSender<Vec<u8>>,
     packet_bytes: u64,
 }
 
@@ -317,10 +333,40 @@ impl PacketFanOut<'_> {
             muxer.write_packet(packet, frame_samples)?;
         }
         self.packet_bytes += packet.len() as u64;
-        self.decoded.clear();
-        self.decoder.decode(packet, &mut self.decoded)?;
-        self.meter.add(&self.decoded)
+        // A closed channel means the verifier failed: its error is reported at join.
+        let _ = self.verify.send(packet.to_vec());
+        Ok(())
     }
+}
+
+/// Decodes every packet again and measures it: the figures a listener hears.
+/// Runs on its own thread beside the encoder, so a job's latency does not
+/// pay for it (its CPU time is still spent; see the benchmarks).
+fn verify_output(packets: Receiver<Vec<u8>>, pre_skip: u16, samples: u64) -> Result<Loudness> {
+    let mut decoder = OpusDecoder::new(pre_skip)?;
+    decoder.set_total_samples(samples);
+    let measure = Measure {
+        range: false,
+        true_peak: true,
+    };
+    let mut meter = LoudnessMeter::with_measure(1, OUTPUT_RATE, measure)?;
+    let mut decoded = Vec::new();
+    for packet in packets {
+        decoded.clear();
+        decoder.decode(&packet, &mut decoded)?;
+        meter.add(&decoded)?;
+    }
+    Ok(meter.finish())
+}
+
+/// What the encoding thread produced, before the verifier's figures join it.
+struct Produced {
+    limited: bool,
+    packet_bytes: u64,
+    file_bytes: u64,
+    samples: u64,
+    waveform: AudiowaveformJson,
+    bars: Vec<u8>,
 }
 
 fn encode<'m>(
@@ -332,18 +378,50 @@ fn encode<'m>(
     timings: &mut Timings,
 ) -> Result<Encoded> {
     let started = Instant::now();
-    let mut front = FrontEnd::new(decoder)?;
-    let mut encoder = OpusEncoder::new(profile)?;
-    let header = OpusStreamHeader::for_profile(profile, encoder.pre_skip(), analysis.sample_rate);
+    let front = FrontEnd::new(decoder)?;
+    let encoder = OpusEncoder::new(profile)?;
+    let pre_skip = encoder.pre_skip();
+    let header = OpusStreamHeader::for_profile(profile, pre_skip, analysis.sample_rate);
+    let muxers = outputs(&header, encoder.frame_samples() as u32)?;
     let (start, end) = settings.window;
-    let mut fan = PacketFanOut {
-        muxers: outputs(&header, encoder.frame_samples() as u32)?,
-        decoder: OpusDecoder::new(encoder.pre_skip())?,
-        meter: LoudnessMeter::new(1, OUTPUT_RATE)?,
-        decoded: Vec::new(),
+    let (tx, rx) = sync_channel(VERIFY_QUEUE);
+    let fan = PacketFanOut {
+        muxers,
+        verify: tx,
         packet_bytes: 0,
     };
-    fan.decoder.set_total_samples(end - start);
+    let (produced, output) = std::thread::scope(|scope| {
+        let verifier = scope.spawn(move || verify_output(rx, pre_skip, end - start));
+        let produced = produce(front, encoder, fan, settings);
+        let output = verifier
+            .join()
+            .map_err(|_| CodecError::Internal("output verifier panicked".into()));
+        (produced, output)
+    });
+    let (produced, front_busy) = produced?;
+    let output = output??;
+    timings.decode += millis(front_busy);
+    timings.encode += millis(started.elapsed().saturating_sub(front_busy));
+    Ok(Encoded {
+        output,
+        limited: produced.limited,
+        packet_bytes: produced.packet_bytes,
+        file_bytes: produced.file_bytes,
+        samples: produced.samples,
+        waveform: produced.waveform,
+        bars: produced.bars,
+    })
+}
+
+/// The encoding loop: gain, limiter, waveform, Opus, containers. Returns what
+/// it made and the time spent decoding.
+fn produce(
+    mut front: FrontEnd,
+    mut encoder: OpusEncoder,
+    mut fan: PacketFanOut<'_>,
+    settings: &EncodeSettings,
+) -> Result<(Produced, Duration)> {
+    let (start, end) = settings.window;
     let mut limiter = settings
         .use_limiter
         .then(|| Limiter::new(OUTPUT_RATE, settings.ceiling_dbtp));
@@ -388,17 +466,15 @@ fn encode<'m>(
         }
     }
     let (waveform, bars) = waveform.finish();
-    timings.decode += millis(front.busy);
-    timings.encode += millis(started.elapsed().saturating_sub(front.busy));
-    Ok(Encoded {
-        output: fan.meter.finish(),
+    let produced = Produced {
         limited: limiter.map(|l| l.stats().limited).unwrap_or(false),
         packet_bytes: fan.packet_bytes,
         file_bytes,
         samples,
         waveform,
         bars,
-    })
+    };
+    Ok((produced, front.busy))
 }
 
 fn build_report(

@@ -8,8 +8,9 @@
 //!
 //! Engine: rubato's synchronous FFT resampler ([`rubato::FftFixedIn`]) for the
 //! rates phones record (8, 11.025, 16, 22.05, 24, 32, 44.1, 96, 192 kHz…): it
-//! is several times faster than the sinc interpolator and its filter is sharp
-//! enough for voice. Odd rates whose ratio to 48 kHz reduces to a large
+//! is 6–14× faster than a 128-tap sinc interpolator (bench `resample`: ~3700×
+//! realtime at 44.1 kHz, ~6900× at 16 kHz on one core, against ~630× / ~490×)
+//! and keeps a 1 kHz tone within 0.1 dB with images and aliases > 60 dB down. Odd rates whose ratio to 48 kHz reduces to a large
 //! fraction (e.g. 47 999 Hz) would need an enormous FFT, so they use the
 //! windowed-sinc [`rubato::SincFixedIn`] instead. 48 kHz passes through.
 

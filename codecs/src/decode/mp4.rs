@@ -8,7 +8,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
-/// Largest `moov` child walked, bytes (bounds the work on hostile files).
+/// Most atoms walked per level (bounds the work on hostile files).
 const MAX_ATOMS: usize = 4096;
 
 /// The first non-empty edit of the first sound track.
