@@ -22,7 +22,7 @@ use sori_codecs::limiter::Limiter;
 use sori_codecs::loudness::LoudnessMeter;
 use sori_codecs::mux::{OpusMuxer, OpusStreamHeader};
 use sori_codecs::ogg::OggOpusWriter;
-use sori_codecs::process::{bare_floor, process, Processed};
+use sori_codecs::process::{bare_floor, process, Processed, CODEC_HEADROOM_DB};
 use sori_codecs::profile::Application;
 use sori_codecs::resample::Resampler;
 use sori_codecs::waveform::WaveformBuilder;
@@ -90,8 +90,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         files
             .par_iter()
             .map(|file| {
-                let result = bench_file(file, args)
-                    .with_context(|| format!("{}", file.display()));
+                let result = bench_file(file, args).with_context(|| format!("{}", file.display()));
                 progress.inc(1);
                 result
             })
@@ -127,7 +126,11 @@ fn floor_only(files: &[PathBuf]) -> anyhow::Result<()> {
         let started = Instant::now();
         let bytes = bare_floor(Decoder::open_path(file, &limits)?, &Profile::default())
             .with_context(|| format!("{}", file.display()))?;
-        println!("{}\t{:.1} ms\t{bytes} bytes", file.display(), ms(started.elapsed()));
+        println!(
+            "{}\t{:.1} ms\t{bytes} bytes",
+            file.display(),
+            ms(started.elapsed())
+        );
     }
     Ok(())
 }
@@ -160,7 +163,12 @@ fn bench_file(path: &Path, args: &BenchArgs) -> anyhow::Result<FileBench> {
     for application in [Application::Voip, Application::Audio] {
         for &bitrate in &args.bitrates {
             for &complexity in &args.complexities {
-                settings.push(compare_setting(&reference, application, bitrate, complexity)?);
+                settings.push(compare_setting(
+                    &reference,
+                    application,
+                    bitrate,
+                    complexity,
+                )?);
             }
         }
     }
@@ -297,7 +305,7 @@ fn encode_pass(
         Box::new(CafOpusWriter::new(Cursor::new(Vec::new()), &header, frame)?),
         Box::new(WebmOpusWriter::new(Cursor::new(Vec::new()), &header)?),
     ];
-    let ceiling = profile.true_peak_dbtp - 0.5;
+    let ceiling = profile.true_peak_dbtp - CODEC_HEADROOM_DB;
     let mut limiter = (gained_peak > ceiling - 0.1).then(|| Limiter::new(OUTPUT_RATE, ceiling));
     let mut waveform = WaveformBuilder::new(OUTPUT_RATE);
     let gain = 10f64.powf(gain_db / 20.0) as f32;
@@ -341,7 +349,6 @@ fn encode_pass(
         timed(&mut t.encode, || encoder.push(ready, &mut collect))?;
     }
     let total = timed(&mut t.encode, || encoder.finish(&mut collect))?;
-    drop(collect);
     timed(&mut t.mux, || -> anyhow::Result<()> {
         for muxer in &mut muxers {
             for (p, n) in &packets {
@@ -366,13 +373,14 @@ fn job_and_floor(
     let floor = started.elapsed();
     let started = Instant::now();
     let mut open = || Decoder::open_path(path, limits);
-    let mut outputs = |h: &OpusStreamHeader, frame: u32| -> sori_codecs::error::Result<Vec<Box<dyn OpusMuxer>>> {
-        Ok(vec![
-            Box::new(OggOpusWriter::new(Cursor::new(Vec::new()), h, 1)?),
-            Box::new(CafOpusWriter::new(Cursor::new(Vec::new()), h, frame)?),
-            Box::new(WebmOpusWriter::new(Cursor::new(Vec::new()), h)?),
-        ])
-    };
+    let mut outputs =
+        |h: &OpusStreamHeader, frame: u32| -> sori_codecs::error::Result<Vec<Box<dyn OpusMuxer>>> {
+            Ok(vec![
+                Box::new(OggOpusWriter::new(Cursor::new(Vec::new()), h, 1)?),
+                Box::new(CafOpusWriter::new(Cursor::new(Vec::new()), h, frame)?),
+                Box::new(WebmOpusWriter::new(Cursor::new(Vec::new()), h)?),
+            ])
+        };
     let _: Processed = process(&mut open, &mut outputs, profile)?;
     Ok((started.elapsed(), floor))
 }

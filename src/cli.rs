@@ -219,13 +219,13 @@ impl Settings {
         Ok(format!("sqlite://{}/sori.db", self.data_dir.display()))
     }
 
-    /// Refuses settings this build cannot honour, naming the setting.
+    /// Refuses incomplete backend settings up front, naming the setting.
     pub fn check_backends(&self) -> anyhow::Result<()> {
-        if self.store == StoreKind::S3 {
-            bail!("SORI_STORE=s3: the S3 object store is not available in this build yet");
+        if self.store == StoreKind::S3 && self.s3_bucket.is_none() {
+            bail!("SORI_STORE=s3 needs SORI_S3_BUCKET");
         }
-        if self.queue == QueueKind::Sqs {
-            bail!("SORI_QUEUE=sqs: the SQS queue is not available in this build yet");
+        if self.queue == QueueKind::Sqs && self.sqs_queue_url.is_none() {
+            bail!("SORI_QUEUE=sqs needs SORI_SQS_QUEUE_URL");
         }
         Ok(())
     }

@@ -1,12 +1,15 @@
 //! Starting the server roles and shutting them down cleanly.
 
 use crate::cli::Settings;
+use crate::cli::{QueueKind, StoreKind};
 use anyhow::Context;
 use sori_api::AppState;
 use sori_pipeline::db::redact;
 use sori_pipeline::metrics::PipelineMetrics;
+use sori_pipeline::queue::sqs::SqsQueue;
 use sori_pipeline::queue::{relay_outbox, EmbeddedQueue, JobQueue};
 use sori_pipeline::store::local::load_or_create_secret;
+use sori_pipeline::store::s3::S3Store;
 use sori_pipeline::store::{LocalStore, ObjectStore};
 use sori_pipeline::worker::{default_concurrency, Worker, WorkerConfig};
 use sori_pipeline::Db;
@@ -77,12 +80,8 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.listen));
-    let store = open_store(settings, &public_url)?;
-    let queue = JobQueue::Embedded(EmbeddedQueue::new(
-        db.clone(),
-        MEDIA_QUEUE,
-        settings.max_receives,
-    ));
+    let store = open_store(settings, &public_url).await?;
+    let queue = open_queue(settings, &db).await?;
     let metrics = PipelineMetrics::default();
     let state = AppState::new(db.clone())
         .with_public_url(&public_url)
@@ -141,9 +140,38 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The local object store under `DATA_DIR/blobs`, its URLs signed with
-/// `SORI_BLOB_SECRET` or the secret kept in `DATA_DIR/secret`.
-fn open_store(settings: &Settings, public_url: &str) -> anyhow::Result<ObjectStore> {
+/// The job queue: a table in the database, or SQS.
+async fn open_queue(settings: &Settings, db: &Db) -> anyhow::Result<JobQueue> {
+    match (settings.queue, &settings.sqs_queue_url) {
+        (QueueKind::Sqs, Some(url)) => {
+            let queue = SqsQueue::from_env(url)
+                .await
+                .with_context(|| format!("SORI_SQS_QUEUE_URL={url}"))?;
+            // Fail at start, naming the setting, rather than at the first job.
+            queue
+                .depth()
+                .await
+                .with_context(|| format!("SORI_SQS_QUEUE_URL={url}: queue unreachable"))?;
+            Ok(JobQueue::Sqs(queue))
+        }
+        _ => Ok(JobQueue::Embedded(EmbeddedQueue::new(
+            db.clone(),
+            MEDIA_QUEUE,
+            settings.max_receives,
+        ))),
+    }
+}
+
+/// The object store: S3 (`SORI_STORE=s3`), or the local one under
+/// `DATA_DIR/blobs` with URLs signed by `SORI_BLOB_SECRET` or the secret kept
+/// in `DATA_DIR/secret`.
+async fn open_store(settings: &Settings, public_url: &str) -> anyhow::Result<ObjectStore> {
+    if let (StoreKind::S3, Some(bucket)) = (settings.store, &settings.s3_bucket) {
+        let store = S3Store::from_env(bucket)
+            .await
+            .with_context(|| format!("SORI_S3_BUCKET={bucket}"))?;
+        return Ok(ObjectStore::S3(store));
+    }
     let secret = match &settings.blob_secret {
         Some(hex_secret) => decode_hex(hex_secret.trim())
             .filter(|s| s.len() >= 16)

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// Sign-up, login, logout and profile routes, merged by [`crate::app`].
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(signup))
@@ -130,7 +131,8 @@ async fn login(
     ClientAddr(addr): ClientAddr,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<Session>, ApiError> {
-    let account = req.handle.to_ascii_lowercase();
+    // Capped so guessed handles cannot grow the limiter's keys without bound.
+    let account: String = req.handle.to_ascii_lowercase().chars().take(64).collect();
     let limiter = &state.login_limiter;
     limiter.check(&account, addr)?;
     let row: Option<(String, String)> =

@@ -15,10 +15,12 @@ use crate::validation::{self, QueryParams};
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
+use sori_pipeline::Backend;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// Feed, explore and profile-timeline routes, merged by [`crate::app`].
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(feed))
@@ -56,6 +58,33 @@ async fn page(
     Ok(Page::from_rows(items, limit, PostItem::cursor))
 }
 
+/// The feed query. Both forms walk `posts_author_time` once per followed
+/// author, so a page costs what the followed authors posted, not the table size.
+/// PostgreSQL takes at most one page per author (`LATERAL … LIMIT`), bounding a
+/// page by followees × limit index rows; SQLite (embedded, small) has no
+/// LATERAL and reads each followed author's range before the cursor.
+fn feed_sql(backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => format!(
+            "{SELECT_ITEMS} WHERE p.id IN (SELECT q.id FROM \
+               (SELECT f.followee_id AS author FROM follows f WHERE f.follower_id = $1 \
+                UNION ALL SELECT CAST($1 AS TEXT)) a \
+               CROSS JOIN LATERAL (SELECT p2.id, p2.created_at FROM posts p2 \
+                 JOIN media m2 ON m2.id = p2.media_id \
+                 WHERE p2.author_id = a.author AND (p2.author_id = $1 OR m2.state = 'ready') \
+                 AND (p2.created_at < $2 OR (p2.created_at = $2 AND p2.id < $3)) \
+                 ORDER BY p2.created_at DESC, p2.id DESC LIMIT $4) q \
+               ORDER BY q.created_at DESC, q.id DESC LIMIT $4) \
+             AND {BEFORE_CURSOR} {NEWEST_FIRST}"
+        ),
+        Backend::Sqlite => format!(
+            "{SELECT_ITEMS} WHERE (p.author_id = $1 OR (m.state = 'ready' AND p.author_id IN \
+             (SELECT f.followee_id FROM follows f WHERE f.follower_id = $1))) \
+             AND {BEFORE_CURSOR} {NEWEST_FIRST}"
+        ),
+    }
+}
+
 /// The caller's posts (pending ones included) and the ready posts of everyone they follow.
 #[utoipa::path(get, path = "/v1/feed", tag = "feed",
     security(("bearer" = [])),
@@ -70,11 +99,7 @@ async fn feed(
     user: AuthUser,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<PostItem>>, ApiError> {
-    let sql = format!(
-        "{SELECT_ITEMS} WHERE (p.author_id = $1 OR (m.state = 'ready' AND p.author_id IN \
-         (SELECT f.followee_id FROM follows f WHERE f.follower_id = $1))) \
-         AND {BEFORE_CURSOR} {NEWEST_FIRST}"
-    );
+    let sql = feed_sql(state.db.backend());
     page(&state, &sql, &user.id, &query, &[]).await.map(Json)
 }
 

@@ -5,8 +5,10 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod blobs;
 pub mod error;
 pub mod feed;
+pub mod media;
 pub mod metrics;
 pub mod ops;
 pub mod pagination;
@@ -43,6 +45,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "ops", description = "Health, readiness and metrics"),
         (name = "accounts", description = "Sign-up, login, logout and profiles"),
         (name = "posts", description = "Voice posts"),
+        (name = "media", description = "Voice uploads through signed URLs, processing state, playback"),
         (name = "feed", description = "Feed, explore and profile timelines, keyset-paginated"),
     )
 )]
@@ -68,8 +71,10 @@ pub fn app(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(posts::router())
         .merge(feed::router())
+        .merge(media::router())
         .split_for_parts();
     router
+        .merge(blobs::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn_with_state(
@@ -97,6 +102,24 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The operations endpoints only (`/healthz`, `/readyz`, `/metrics`): what a
+/// `sori worker` serves, so it can be probed and scraped without exposing the API.
+pub fn ops_app(state: AppState) -> Router {
+    let (router, _) = OpenApiRouter::new().merge(ops::router()).split_for_parts();
+    router.with_state(state)
+}
+
+/// Serves any router (e.g. [`ops_app`]) until `shutdown` resolves.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serves [`app`] on `listener` until `shutdown` resolves, then drains in-flight requests.

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// Post routes, merged by [`crate::app`].
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_post))
@@ -134,7 +135,7 @@ impl PostRow {
 
 /// `media.bars` holds a JSON array of 0–31 values (or an object with a `bars`
 /// array); anything else renders as no bars rather than failing the feed.
-fn parse_bars(text: &str) -> Vec<u8> {
+pub(crate) fn parse_bars(text: &str) -> Vec<u8> {
     let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
     let array = match &value {
         serde_json::Value::Object(o) => o.get("bars").and_then(|b| b.as_array()),

@@ -3,6 +3,9 @@
 use crate::auth::LoginLimiter;
 use crate::metrics::Metrics;
 use axum::extract::FromRef;
+use sori_pipeline::metrics::{MetricSink, PipelineMetrics};
+use sori_pipeline::queue::JobQueue;
+use sori_pipeline::store::ObjectStore;
 use sori_pipeline::Db;
 use std::sync::Arc;
 
@@ -15,6 +18,11 @@ pub struct AppState {
     pub public_url: String,
     /// Failed-login counts per account and client address.
     pub login_limiter: Arc<LoginLimiter>,
+    /// Where uploads and processed audio live; `None` in a state built for
+    /// tests that need no media (the media routes then answer 503).
+    pub store: Option<ObjectStore>,
+    /// Where processing jobs go; `None` as for `store`.
+    pub queue: Option<JobQueue>,
 }
 
 impl AppState {
@@ -24,7 +32,22 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             public_url: "http://127.0.0.1:8080".to_owned(),
             login_limiter: Arc::new(LoginLimiter::default()),
+            store: None,
+            queue: None,
         }
+    }
+
+    /// Connects the media routes to the object store and the job queue.
+    pub fn with_media(mut self, store: ObjectStore, queue: JobQueue) -> Self {
+        self.store = Some(store);
+        self.queue = Some(queue);
+        self
+    }
+
+    /// Shows the worker pool's metrics on this process's `/metrics`.
+    pub fn with_pipeline_metrics(self, pipeline: &PipelineMetrics) -> Self {
+        pipeline.register(&mut MetricsSink(&self.metrics));
+        self
     }
 
     /// Sets the base of the URLs handed out (audio URLs in feeds, upload URLs).
@@ -49,5 +72,14 @@ impl FromRef<AppState> for Arc<Metrics> {
 impl FromRef<AppState> for Arc<LoginLimiter> {
     fn from_ref(state: &AppState) -> Self {
         state.login_limiter.clone()
+    }
+}
+
+/// Lets the pipeline register its metrics into the API's registry.
+struct MetricsSink<'a>(&'a Metrics);
+
+impl MetricSink for MetricsSink<'_> {
+    fn add(&mut self, name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
+        self.0.register(name, help, metric);
     }
 }

@@ -77,8 +77,8 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
 }
 
-/// The field a serde data error is about: the path, or for unknown and
-/// missing fields (reported at their parent) the name inside the message.
+/// The field a serde data error is about: the path, completed with the name
+/// inside the message for missing fields (reported at their parent object).
 fn field_of(path: &str, message: &str) -> String {
     let named = ["unknown field `", "missing field `"]
         .iter()
@@ -87,8 +87,11 @@ fn field_of(path: &str, message: &str) -> String {
         .map(|(name, _)| name);
     match (named, path) {
         (Some(name), "." | "") => name.to_owned(),
+        (Some(name), path) if path == name || path.ends_with(&format!(".{name}")) => {
+            path.to_owned()
+        }
         (Some(name), parent) => format!("{parent}.{name}"),
-        (None, ".") => "body".to_owned(),
+        (None, "." | "") => "body".to_owned(),
         (None, path) => path.to_owned(),
     }
 }

@@ -1,6 +1,7 @@
-//! Router tests of posts, the feed, explore and profile timelines, on the
-//! backend `SORI_TEST_DB` names. Media rows are inserted directly, in the
-//! state each test needs, as the pipeline would leave them.
+//! Router tests of media uploads, posts, the feed, explore and profile
+//! timelines, on the backend `SORI_TEST_DB` names. Apart from the upload
+//! tests, media rows are inserted directly, in the state each test needs, as
+//! the pipeline would leave them.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
@@ -9,6 +10,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sori_api::{app, AppState};
 use sori_pipeline::db::testing::{fresh_db, TestDb};
+use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
+use sori_pipeline::store::{LocalStore, ObjectStore};
 use std::collections::HashSet;
 use tower::ServiceExt;
 
@@ -17,6 +20,8 @@ const PUBLIC_URL: &str = "https://sori.example";
 struct Api {
     app: Router,
     t: TestDb,
+    /// The embedded store's directory, when the media routes are connected.
+    blobs: Option<tempfile::TempDir>,
 }
 
 struct Reply {
@@ -65,7 +70,32 @@ impl Api {
     async fn new() -> Self {
         let t = fresh_db().await;
         let app = app(AppState::new(t.db.clone()).with_public_url(&format!("{PUBLIC_URL}/")));
-        Self { app, t }
+        Self {
+            app,
+            t,
+            blobs: None,
+        }
+    }
+
+    /// With the embedded object store and queue, as `sori serve` runs.
+    async fn with_media() -> Self {
+        let t = fresh_db().await;
+        let blobs = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(blobs.path(), &[7; 32], PUBLIC_URL).unwrap();
+        let queue = EmbeddedQueue::new(t.db.clone(), "media", 5);
+        let state = AppState::new(t.db.clone())
+            .with_public_url(PUBLIC_URL)
+            .with_media(ObjectStore::Local(store), JobQueue::Embedded(queue));
+        Self {
+            app: app(state),
+            t,
+            blobs: Some(blobs),
+        }
+    }
+
+    fn store(&self) -> LocalStore {
+        let root = self.blobs.as_ref().unwrap().path();
+        LocalStore::new(root, &[7; 32], PUBLIC_URL).unwrap()
     }
 
     async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
@@ -94,6 +124,41 @@ impl Api {
 
     async fn get(&self, path: &str, user: &User) -> Reply {
         self.call(Method::GET, path, &user.token, None).await
+    }
+
+    /// Sends a prepared request through the router.
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    /// A GET with extra headers, answering the `Location` of a redirect.
+    async fn location(
+        &self,
+        path: &str,
+        user: &User,
+        accept: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut req =
+            Request::get(path).header(header::AUTHORIZATION, format!("Bearer {}", user.token));
+        if let Some(accept) = accept {
+            req = req.header(header::ACCEPT, accept);
+        }
+        let r = self.send(req.body(Body::empty()).unwrap()).await;
+        let location = r
+            .headers
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (r.status, location)
     }
 
     async fn user(&self, handle: &str) -> User {
@@ -298,9 +363,15 @@ async fn pending_posts_are_shown_to_their_author_only() {
     assert_eq!(own.json["state"], "processing");
     assert_eq!(own.json["audio_url"], Value::Null);
     assert_eq!(own.json["bars"], json!([]));
-    assert_eq!(api.get("/v1/feed", &alice).await.ids(), [id.clone()]);
+    assert_eq!(
+        api.get("/v1/feed", &alice).await.ids(),
+        std::slice::from_ref(&id)
+    );
     let profile = format!("/v1/users/{}/posts", alice.id);
-    assert_eq!(api.get(&profile, &alice).await.ids(), [id.clone()]);
+    assert_eq!(
+        api.get(&profile, &alice).await.ids(),
+        std::slice::from_ref(&id)
+    );
 
     assert_eq!(api.get(&path, &bob).await.status, StatusCode::NOT_FOUND);
     let r = api.call(Method::DELETE, &path, &bob.token, None).await;
@@ -311,7 +382,10 @@ async fn pending_posts_are_shown_to_their_author_only() {
 
     api.set_media_state(&id, "ready").await;
     assert_eq!(api.get(&path, &bob).await.status, StatusCode::OK);
-    assert_eq!(api.get("/v1/feed", &bob).await.ids(), [id.clone()]);
+    assert_eq!(
+        api.get("/v1/feed", &bob).await.ids(),
+        std::slice::from_ref(&id)
+    );
     assert_eq!(api.get("/v1/explore", &bob).await.ids(), [id]);
 }
 
@@ -465,6 +539,11 @@ async fn openapi_documents_post_and_feed_routes() {
         ("/v1/feed", "get"),
         ("/v1/explore", "get"),
         ("/v1/users/{id}/posts", "get"),
+        ("/v1/media", "post"),
+        ("/v1/media/{id}/complete", "post"),
+        ("/v1/media/{id}", "get"),
+        ("/v1/media/{id}/audio", "get"),
+        ("/v1/media/{id}/waveform", "get"),
     ] {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "{method} {path} missing");
@@ -480,4 +559,197 @@ async fn openapi_documents_post_and_feed_routes() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(params, ["limit", "cursor"]);
+    // The page schema names its items and cursor (resolving a `$ref` if the generator made one).
+    let mut schema = &doc["paths"]["/v1/feed"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap();
+        schema = &doc["components"]["schemas"][name];
+    }
+    assert!(schema["properties"]["items"].is_object(), "{schema}");
+    assert!(schema["properties"]["next_cursor"].is_object(), "{schema}");
+    let problem = &doc["components"]["schemas"]["Problem"]["properties"];
+    assert!(problem["errors"].is_object(), "422 field list documented");
+}
+
+#[tokio::test]
+async fn upload_complete_and_play_a_voice_clip() {
+    let api = Api::with_media().await;
+    let (alice, bob) = (api.user("alice").await, api.user("bob").await);
+    let body = json!({"content_type": "audio/webm;codecs=opus", "size_bytes": 5});
+    let created = api
+        .call(Method::POST, "/v1/media", &alice.token, Some(body))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    let id = created.json["id"].as_str().unwrap().to_owned();
+    let upload = &created.json["upload"];
+    assert_eq!(upload["method"], "PUT");
+    assert_eq!(upload["headers"]["content-type"], "audio/webm");
+    assert_eq!(upload["headers"]["content-length"], "5");
+    let url = upload["url"].as_str().unwrap();
+    let path = url
+        .strip_prefix(PUBLIC_URL)
+        .expect("upload URL under the public URL");
+    assert!(
+        path.starts_with(&format!("/v1/blobs/originals/{id}?")),
+        "{url}"
+    );
+
+    let status_path = format!("/v1/media/{id}");
+    let complete_path = format!("/v1/media/{id}/complete");
+    assert_eq!(
+        api.get(&status_path, &alice).await.json["state"],
+        "awaiting_upload"
+    );
+    let early = api
+        .call(Method::POST, &complete_path, &alice.token, None)
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT);
+
+    // The client PUTs the bytes to the signed URL with a plain request: no token.
+    let put = Request::put(path)
+        .header(header::CONTENT_TYPE, "audio/webm")
+        .header(header::CONTENT_LENGTH, "5")
+        .body(Body::from(&b"12345"[..]))
+        .unwrap();
+    let put = api.send(put).await;
+    assert!(put.status.is_success(), "{} {}", put.status, put.json);
+
+    let r = api
+        .call(Method::POST, &complete_path, &bob.token, None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    for _ in 0..2 {
+        let r = api
+            .call(Method::POST, &complete_path, &alice.token, None)
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+        assert_eq!(r.json["state"], "queued");
+    }
+    let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_messages")
+        .fetch_one(api.t.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1, "completing twice queues one job");
+
+    let audio = format!("/v1/media/{id}/audio");
+    let not_ready = api.get(&audio, &alice).await;
+    assert_eq!(not_ready.status, StatusCode::CONFLICT);
+    assert_eq!(not_ready.json["detail"], "media is queued");
+
+    sqlx::query(
+        "UPDATE media SET state = 'ready', output_prefix = $1, duration_ms = 900, bars = '[1,2]', \
+         report = '{\"duration_ms\": 900}' WHERE id = $2",
+    )
+    .bind(format!("media/{id}/v1/"))
+    .bind(&id)
+    .execute(api.t.db.pool())
+    .await
+    .unwrap();
+    let status = api.get(&status_path, &alice).await;
+    assert_eq!(status.json["state"], "ready");
+    assert_eq!(status.json["bars"], json!([1, 2]));
+    assert_eq!(status.json["report"]["duration_ms"], 900);
+
+    let prefix = format!("{PUBLIC_URL}/v1/blobs/media/{id}/v1/");
+    for (query, accept, file) in [
+        ("", None, "audio.opus"),
+        ("?format=caf", Some("audio/webm"), "audio.caf"),
+        ("", Some("audio/webm, audio/ogg"), "audio.webm"),
+    ] {
+        let (code, location) = api
+            .location(&format!("{audio}{query}"), &alice, accept)
+            .await;
+        assert_eq!(code, StatusCode::FOUND);
+        assert!(
+            location.starts_with(&format!("{prefix}{file}?")),
+            "{location}"
+        );
+    }
+    let (code, location) = api
+        .location(&format!("/v1/media/{id}/waveform"), &alice, None)
+        .await;
+    assert_eq!(code, StatusCode::FOUND);
+    assert!(
+        location.starts_with(&format!("{prefix}waveform.json?")),
+        "{location}"
+    );
+    let bad = api.get(&format!("{audio}?format=mp3"), &alice).await;
+    assert_eq!(bad.fields(), ["format"]);
+
+    // Others may play it only once it is posted, and never see its status.
+    assert_eq!(api.get(&audio, &bob).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        api.get(&status_path, &bob).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let post = json!({"media_id": id, "caption": "first"});
+    let r = api
+        .call(Method::POST, "/v1/posts", &alice.token, Some(post))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json["audio_url"], format!("{PUBLIC_URL}{audio}"));
+    assert_eq!(api.location(&audio, &bob, None).await.0, StatusCode::FOUND);
+    assert_eq!(
+        api.get("/v1/media/unknown", &alice).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn an_upload_of_the_wrong_size_is_not_queued() {
+    let api = Api::with_media().await;
+    let alice = api.user("alice").await;
+    let body = json!({"content_type": "audio/mp4", "size_bytes": 10});
+    let created = api
+        .call(Method::POST, "/v1/media", &alice.token, Some(body))
+        .await;
+    let id = created.json["id"].as_str().unwrap();
+    let short = api.blobs.as_ref().unwrap().path().join("short.m4a");
+    std::fs::write(&short, b"123").unwrap();
+    let key = format!("originals/{id}");
+    api.store()
+        .put_file(&key, &short, "audio/mp4")
+        .await
+        .unwrap();
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/v1/media/{id}/complete"),
+            &alice.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let state = api.get(&format!("/v1/media/{id}"), &alice).await;
+    assert_eq!(state.json["state"], "awaiting_upload");
+}
+
+#[tokio::test]
+async fn upload_requests_are_checked() {
+    let api = Api::with_media().await;
+    let alice = api.user("alice").await;
+    let create = |body: Value| api.call(Method::POST, "/v1/media", &alice.token, Some(body));
+    let r = create(json!({"content_type": "image/png", "size_bytes": 10})).await;
+    assert_eq!(r.fields(), ["content_type"]);
+    let r = create(json!({"content_type": "audio/mpeg", "size_bytes": 0})).await;
+    assert_eq!(r.fields(), ["size_bytes"]);
+    let r = create(json!({"content_type": "audio/mpeg", "size_bytes": 10, "name": "x"})).await;
+    assert_eq!(r.fields(), ["name"]);
+    let r = create(json!({"content_type": "audio/mpeg", "size_bytes": 60 * 1024 * 1024})).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let media: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM media")
+        .fetch_one(api.t.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(media, 0);
+
+    // Without a store configured the media routes say so rather than fail obscurely.
+    let bare = Api::new().await;
+    let carol = bare.user("carol").await;
+    let body = json!({"content_type": "audio/mpeg", "size_bytes": 10});
+    let r = bare
+        .call(Method::POST, "/v1/media", &carol.token, Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -123,9 +123,7 @@ mod tests {
     #[test]
     fn no_loss_when_peaks_stay_under_the_ceiling() {
         let mut p = LossPredictor::new(48_000);
-        let sine: Vec<f32> = (0..48_000)
-            .map(|i| 0.1 * (i as f32 * 0.05).sin())
-            .collect();
+        let sine: Vec<f32> = (0..48_000).map(|i| 0.1 * (i as f32 * 0.05).sin()).collect();
         p.add(&sine);
         assert!(p.loss_db(6.0, -1.0, 0.0) < 1e-9);
     }
@@ -133,9 +131,7 @@ mod tests {
     #[test]
     fn a_constant_tone_pushed_over_the_ceiling_loses_the_excess() {
         let mut p = LossPredictor::new(48_000);
-        let sine: Vec<f32> = (0..48_000)
-            .map(|i| 0.5 * (i as f32 * 0.05).sin())
-            .collect();
+        let sine: Vec<f32> = (0..48_000).map(|i| 0.5 * (i as f32 * 0.05).sin()).collect();
         p.add(&sine);
         // Peak −6 dBFS + 8 dB gain = +2 dB; a −1 dB ceiling takes 3 dB off.
         let loss = p.loss_db(8.0, -1.0, 0.0);

@@ -23,13 +23,13 @@ use crate::decode::Decoder;
 use crate::downmix::Downmixer;
 use crate::encode::{OpusDecoder, OpusEncoder};
 use crate::error::{CodecError, Result};
+use crate::headroom::LossPredictor;
 use crate::limiter::Limiter;
 use crate::loudness::{Loudness, LoudnessMeter, Measure};
 use crate::mux::{OpusMuxer, OpusStreamHeader};
 use crate::ogg::OggOpusWriter;
 use crate::profile::{Limits, Profile};
 use crate::report::{InputReport, OutputReport, Report, Timings, WaveformSummary};
-use crate::headroom::LossPredictor;
 use crate::resample::{expected_output_len, Resampler};
 use crate::waveform::{AudiowaveformJson, WaveformBuilder};
 use crate::webm::WebmOpusWriter;
@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 pub const MAX_ENCODE_PASSES: usize = 3;
 /// Head-room under the true-peak ceiling kept for the codec's overshoot on
 /// the first pass (dB). Opus at 32 kbit/s typically overshoots 0.1–0.5 dB.
-const CODEC_HEADROOM_DB: f64 = 2.0;
+pub const CODEC_HEADROOM_DB: f64 = 2.0;
 /// Output loudness may sit this far from the target before a pass is redone (LU).
 const LOUDNESS_TOLERANCE_LU: f64 = 0.4;
 
@@ -86,7 +86,14 @@ pub fn process(
             use_limiter: analysis.mono.true_peak_dbtp + gain_db > ceiling - 0.1,
             window,
         };
-        let result = encode(open()?, outputs, profile, &analysis, &settings, &mut timings)?;
+        let result = encode(
+            open()?,
+            outputs,
+            profile,
+            &analysis,
+            &settings,
+            &mut timings,
+        )?;
         let over_ceiling = result.output.true_peak_dbtp - profile.true_peak_dbtp;
         let off_target = profile.target_lufs - result.output.integrated_lufs;
         let loudness_ok = gain_capped || off_target.abs() <= LOUDNESS_TOLERANCE_LU;
@@ -102,7 +109,8 @@ pub fn process(
         }
         if !gain_capped {
             correction += off_target;
-            gain_db = (gain_for(profile, &analysis, ceiling).0 + correction).min(profile.max_gain_db);
+            gain_db =
+                (gain_for(profile, &analysis, ceiling).0 + correction).min(profile.max_gain_db);
         }
     }
     let (result, settings, passes) =

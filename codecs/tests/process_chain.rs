@@ -11,7 +11,10 @@ fn fixture(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures")
         .join(name);
-    assert!(path.exists(), "missing fixture {name}: run scripts/make-fixtures.sh");
+    assert!(
+        path.exists(),
+        "missing fixture {name}: run scripts/make-fixtures.sh"
+    );
     path
 }
 
@@ -26,7 +29,10 @@ fn ffmpeg_loudness(path: &Path) -> (f64, f64) {
     let text = String::from_utf8_lossy(&out.stderr);
     let summary = &text[text.find("Summary:").expect("ffmpeg ebur128 summary")..];
     let value = |key: &str| -> f64 {
-        let line = summary.lines().find(|l| l.trim_start().starts_with(key)).unwrap();
+        let line = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     };
     (value("I:"), value("Peak:"))
@@ -85,19 +91,35 @@ fn every_format_lands_on_target_as_ffmpeg_hears_it() {
             (lufs - profile.target_lufs).abs() <= 0.5,
             "{name}: ffmpeg measures {lufs} LUFS"
         );
-        assert!(peak <= profile.true_peak_dbtp + 0.05, "{name}: ffmpeg true peak {peak}");
+        assert!(
+            peak <= profile.true_peak_dbtp + 0.05,
+            "{name}: ffmpeg true peak {peak}"
+        );
         // Our own figures agree with ffmpeg's.
-        assert!((report.output.integrated_lufs - lufs).abs() <= 0.15, "{name}");
+        assert!(
+            (report.output.integrated_lufs - lufs).abs() <= 0.15,
+            "{name}"
+        );
         // Exact duration: ffmpeg decodes exactly the samples of the input.
         let samples = ffmpeg_sample_count(&ogg);
         let reported = report.duration_ms as f64 / 1000.0;
-        assert!((samples as f64 / 48_000.0 - reported).abs() < 0.002, "{name}");
+        assert!(
+            (samples as f64 / 48_000.0 - reported).abs() < 0.002,
+            "{name}"
+        );
         assert_eq!(ffprobe_codec(&ogg), "opus,48000,1", "{name}");
         for other in [CAF_FILE, WEBM_FILE] {
-            assert_eq!(ffprobe_codec(&dir.path().join(other)), "opus,48000,1", "{name} {other}");
+            assert_eq!(
+                ffprobe_codec(&dir.path().join(other)),
+                "opus,48000,1",
+                "{name} {other}"
+            );
         }
         assert_eq!(report.waveform.bars.len(), 100);
-        assert!(report.waveform.bars.iter().any(|&b| b > 10), "{name}: flat bars");
+        assert!(
+            report.waveform.bars.iter().any(|&b| b > 10),
+            "{name}: flat bars"
+        );
         assert!(report.output.bytes > 1000);
         assert!(report.encode_passes >= 1);
     }
@@ -153,7 +175,9 @@ fn near_silence_is_not_blown_up_into_noise() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("hiss.wav");
     // −80 dBFS noise-like signal: 44 dB below target would need +60 dB.
-    write_wav(&input, 48_000, 3.0, |t| 1e-4 * ((t * 7919.0).sin() * (t * 104_729.0).cos()));
+    write_wav(&input, 48_000, 3.0, |t| {
+        1e-4 * ((t * 7919.0).sin() * (t * 104_729.0).cos())
+    });
     let profile = Profile::default();
     let out = dir.path().join("out");
     let report = process_file(&input, &out, &profile, &Limits::default())
@@ -195,9 +219,14 @@ fn quiet_speech_is_raised_to_target() {
         .status()
         .expect("sox must be installed");
     assert!(status.success());
-    let report = process_file(&quiet, &dir.path().join("out"), &Profile::default(), &Limits::default())
-        .unwrap()
-        .report;
+    let report = process_file(
+        &quiet,
+        &dir.path().join("out"),
+        &Profile::default(),
+        &Limits::default(),
+    )
+    .unwrap()
+    .report;
     assert!(!report.gain_capped);
     assert!(report.gain_db > 14.0, "{}", report.gain_db);
     let (lufs, _) = ffmpeg_loudness(&dir.path().join("out").join(OGG_FILE));
@@ -219,21 +248,46 @@ fn trimming_removes_leading_and_trailing_silence() {
         trim_silence: true,
         ..Profile::default()
     };
-    let report = process_file(&input, &dir.path().join("out"), &profile, &Limits::default())
-        .unwrap()
-        .report;
-    assert!((900..=1010).contains(&report.input.leading_silence_ms), "{report:?}");
-    assert!((900..=1010).contains(&report.input.trailing_silence_ms), "{report:?}");
-    assert!((1990..=2200).contains(&report.duration_ms), "{}", report.duration_ms);
+    let report = process_file(
+        &input,
+        &dir.path().join("out"),
+        &profile,
+        &Limits::default(),
+    )
+    .unwrap()
+    .report;
+    assert!(
+        (900..=1010).contains(&report.input.leading_silence_ms),
+        "{report:?}"
+    );
+    assert!(
+        (900..=1010).contains(&report.input.trailing_silence_ms),
+        "{report:?}"
+    );
+    assert!(
+        (1990..=2200).contains(&report.duration_ms),
+        "{}",
+        report.duration_ms
+    );
 }
 
 #[test]
 fn unusable_input_fails_with_a_reason_and_leaves_no_files() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["bad-garbage.m4a", "bad-empty.wav", "bad-image.m4a", "bad-no-audio.mp4"] {
+    for name in [
+        "bad-garbage.m4a",
+        "bad-empty.wav",
+        "bad-image.m4a",
+        "bad-no-audio.mp4",
+    ] {
         let out = dir.path().join(name);
-        let err = process_file(&fixture(name), &out, &Profile::default(), &Limits::default())
-            .expect_err(name);
+        let err = process_file(
+            &fixture(name),
+            &out,
+            &Profile::default(),
+            &Limits::default(),
+        )
+        .expect_err(name);
         assert!(err.is_input_error(), "{name}: {err}");
         assert_eq!(err.to_string().lines().count(), 1);
         let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();

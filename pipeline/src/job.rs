@@ -45,13 +45,15 @@ pub struct BadMessage(pub String);
 /// (`Records[].s3.object.key`, URL-encoded with `+` for space), or either of
 /// those wrapped in an SNS notification (`"Message"` holding the JSON text).
 pub fn parse_message(body: &str) -> Result<Parsed, BadMessage> {
-    let value: serde_json::Value = serde_json::from_str(body).map_err(|e| BadMessage(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| BadMessage(e.to_string()))?;
     parse_value(&value, true)
 }
 
 fn parse_value(value: &serde_json::Value, unwrap_sns: bool) -> Result<Parsed, BadMessage> {
     if value.get("media_id").is_some() {
-        let job: JobMessage = serde_json::from_value(value.clone()).map_err(|e| BadMessage(e.to_string()))?;
+        let job: JobMessage =
+            serde_json::from_value(value.clone()).map_err(|e| BadMessage(e.to_string()))?;
         return Ok(Parsed::Jobs(vec![job]));
     }
     if value.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
@@ -67,7 +69,9 @@ fn parse_value(value: &serde_json::Value, unwrap_sns: bool) -> Result<Parsed, Ba
             return parse_value(&inner, false);
         }
     }
-    Err(BadMessage("neither a job message nor an S3 event".to_owned()))
+    Err(BadMessage(
+        "neither a job message nor an S3 event".to_owned(),
+    ))
 }
 
 fn from_records(records: &[serde_json::Value]) -> Parsed {
@@ -76,7 +80,9 @@ fn from_records(records: &[serde_json::Value]) -> Parsed {
         .filter(|r| {
             r.get("eventName")
                 .and_then(|n| n.as_str())
-                .is_some_and(|n| n.starts_with("ObjectCreated:") || n.starts_with("s3:ObjectCreated:"))
+                .is_some_and(|n| {
+                    n.starts_with("ObjectCreated:") || n.starts_with("s3:ObjectCreated:")
+                })
         })
         .filter_map(|r| r.pointer("/s3/object/key").and_then(|k| k.as_str()))
         .filter_map(|raw| {
@@ -123,19 +129,30 @@ mod tests {
     #[test]
     fn own_messages_round_trip() {
         let job = JobMessage::for_media(ID);
-        assert_eq!(parse_message(&job.to_body()).unwrap(), Parsed::Jobs(vec![job]));
+        assert_eq!(
+            parse_message(&job.to_body()).unwrap(),
+            Parsed::Jobs(vec![job])
+        );
     }
 
     #[test]
     fn s3_object_created_names_the_media() {
-        let parsed = parse_message(&s3_event(&format!("originals/{ID}"), "ObjectCreated:Put")).unwrap();
+        let parsed =
+            parse_message(&s3_event(&format!("originals/{ID}"), "ObjectCreated:Put")).unwrap();
         assert_eq!(parsed, Parsed::Jobs(vec![JobMessage::for_media(ID)]));
     }
 
     #[test]
     fn s3_keys_are_url_decoded_with_plus_as_space() {
-        assert_eq!(decode_s3_key("originals/a+b%2Bc%20d").as_deref(), Some("originals/a b+c d"));
-        let parsed = parse_message(&s3_event("originals/a+b%2Bc", "ObjectCreated:CompleteMultipartUpload")).unwrap();
+        assert_eq!(
+            decode_s3_key("originals/a+b%2Bc%20d").as_deref(),
+            Some("originals/a b+c d")
+        );
+        let parsed = parse_message(&s3_event(
+            "originals/a+b%2Bc",
+            "ObjectCreated:CompleteMultipartUpload",
+        ))
+        .unwrap();
         assert_eq!(
             parsed,
             Parsed::Jobs(vec![JobMessage {
@@ -149,18 +166,27 @@ mod tests {
     fn test_events_other_keys_and_deletes_are_ignored() {
         let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2025-01-01T00:00:00.000Z",
             "Bucket":"sori-media","RequestId":"5582815E1AEA5ADF","HostId":"8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE"}"#;
-        assert!(matches!(parse_message(test_event).unwrap(), Parsed::Ignore(_)));
+        assert!(matches!(
+            parse_message(test_event).unwrap(),
+            Parsed::Ignore(_)
+        ));
         let output = s3_event(&format!("media/{ID}/v1/audio.opus"), "ObjectCreated:Put");
         assert!(matches!(parse_message(&output).unwrap(), Parsed::Ignore(_)));
         let removed = s3_event(&format!("originals/{ID}"), "ObjectRemoved:Delete");
-        assert!(matches!(parse_message(&removed).unwrap(), Parsed::Ignore(_)));
+        assert!(matches!(
+            parse_message(&removed).unwrap(),
+            Parsed::Ignore(_)
+        ));
     }
 
     #[test]
     fn sns_wrapped_events_are_unwrapped() {
         let inner = s3_event(&format!("originals/{ID}"), "ObjectCreated:Put");
         let sns = serde_json::json!({"Type": "Notification", "Message": inner}).to_string();
-        assert_eq!(parse_message(&sns).unwrap(), Parsed::Jobs(vec![JobMessage::for_media(ID)]));
+        assert_eq!(
+            parse_message(&sns).unwrap(),
+            Parsed::Jobs(vec![JobMessage::for_media(ID)])
+        );
     }
 
     #[test]

@@ -90,7 +90,11 @@ pub enum Enqueued {
 /// the same transaction: into the embedded queue's table, or into the outbox
 /// that [`crate::queue::relay_outbox`] forwards to an external queue. A crash
 /// at any point leaves either both or neither. Idempotent.
-pub async fn mark_queued(db: &Db, staging: &Staging, media_id: &str) -> Result<Enqueued, MediaError> {
+pub async fn mark_queued(
+    db: &Db,
+    staging: &Staging,
+    media_id: &str,
+) -> Result<Enqueued, MediaError> {
     let body = JobMessage::for_media(media_id).to_body();
     let mut tx = db.pool().begin().await?;
     let moved = sqlx::query("UPDATE media SET state = 'queued', updated_at = $1 WHERE id = $2 AND state = 'awaiting_upload'")
@@ -101,7 +105,9 @@ pub async fn mark_queued(db: &Db, staging: &Staging, media_id: &str) -> Result<E
         .rows_affected();
     if moved == 0 {
         tx.rollback().await?;
-        return Ok(Enqueued::Already(state_of(db, media_id).await?.ok_or(MediaError::NotFound)?));
+        return Ok(Enqueued::Already(
+            state_of(db, media_id).await?.ok_or(MediaError::NotFound)?,
+        ));
     }
     match staging {
         Staging::Table(queue) => queue.send_with(&mut tx, &body, Duration::ZERO).await?,
@@ -148,7 +154,9 @@ pub enum Claim {
     /// Already `ready` or `failed`: a duplicate delivery, nothing to do.
     Finished(MediaState),
     /// Another worker holds a live lease for this long (ms).
-    Busy { remaining_ms: i64 },
+    Busy {
+        remaining_ms: i64,
+    },
     Missing,
 }
 
@@ -179,10 +187,11 @@ pub async fn claim(db: &Db, media_id: &str, lease: Duration) -> Result<Claim, Me
             attempt,
         }));
     }
-    let row: Option<(String, Option<i64>)> = sqlx::query_as("SELECT state, lease_until FROM media WHERE id = $1")
-        .bind(media_id)
-        .fetch_optional(db.pool())
-        .await?;
+    let row: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT state, lease_until FROM media WHERE id = $1")
+            .bind(media_id)
+            .fetch_optional(db.pool())
+            .await?;
     let Some((state, until)) = row else {
         return Ok(Claim::Missing);
     };
@@ -241,7 +250,12 @@ pub async fn complete(db: &Db, lease: &Lease, done: &Finished<'_>) -> Result<boo
 
 /// Ends the lease: `failed` with `reason` (final), or back to `queued` with
 /// the reason kept as the last failure (a retry follows).
-pub async fn release_lease(db: &Db, lease: &Lease, to: MediaState, reason: &str) -> Result<bool, MediaError> {
+pub async fn release_lease(
+    db: &Db,
+    lease: &Lease,
+    to: MediaState,
+    reason: &str,
+) -> Result<bool, MediaError> {
     let n = sqlx::query(
         "UPDATE media SET state = $1, failure = $2, lease_token = NULL, lease_until = NULL, updated_at = $3 \
          WHERE id = $4 AND state = 'processing' AND lease_token = $5",

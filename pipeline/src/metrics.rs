@@ -66,7 +66,9 @@ impl Default for PipelineMetrics {
             jobs_failed: Family::default(),
             jobs_running: Gauge::default(),
             job_duration: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
-            stage_duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 16))),
+            stage_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 16))
+            }),
             realtime_factor: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             queue_visible: Gauge::default(),
             queue_in_flight: Gauge::default(),
@@ -80,18 +82,66 @@ impl Default for PipelineMetrics {
 impl PipelineMetrics {
     /// Adds every metric to `sink` (names get the sink's prefix, e.g. `sori_`).
     pub fn register(&self, sink: &mut impl MetricSink) {
-        sink.add("jobs_started", "Media jobs started", self.jobs_started.clone());
-        sink.add("jobs_succeeded", "Media jobs that ended ready", self.jobs_succeeded.clone());
-        sink.add("jobs_failed", "Media job attempts that failed, by reason and whether retried", self.jobs_failed.clone());
-        sink.add("jobs_running", "Media jobs running in this process", self.jobs_running.clone());
-        sink.add("job_duration_seconds", "Wall time of successful media jobs", self.job_duration.clone());
-        sink.add("job_stage_duration_seconds", "Wall time of job stages", self.stage_duration.clone());
-        sink.add("job_realtime_factor", "Seconds of audio processed per second of job time", self.realtime_factor.clone());
-        sink.add("queue_visible_messages", "Job messages ready to be received", self.queue_visible.clone());
-        sink.add("queue_in_flight_messages", "Job messages received and not yet deleted, or delayed", self.queue_in_flight.clone());
-        sink.add("queue_dead_messages", "Job messages in the dead letters", self.queue_dead.clone());
-        sink.add("queue_backlog_per_worker", "Queued and running jobs per job slot of this process", self.backlog_per_worker.clone());
-        sink.add("worker_slots", "Concurrent job slots of this process", self.worker_slots.clone());
+        sink.add(
+            "jobs_started",
+            "Media jobs started",
+            self.jobs_started.clone(),
+        );
+        sink.add(
+            "jobs_succeeded",
+            "Media jobs that ended ready",
+            self.jobs_succeeded.clone(),
+        );
+        sink.add(
+            "jobs_failed",
+            "Media job attempts that failed, by reason and whether retried",
+            self.jobs_failed.clone(),
+        );
+        sink.add(
+            "jobs_running",
+            "Media jobs running in this process",
+            self.jobs_running.clone(),
+        );
+        sink.add(
+            "job_duration_seconds",
+            "Wall time of successful media jobs",
+            self.job_duration.clone(),
+        );
+        sink.add(
+            "job_stage_duration_seconds",
+            "Wall time of job stages",
+            self.stage_duration.clone(),
+        );
+        sink.add(
+            "job_realtime_factor",
+            "Seconds of audio processed per second of job time",
+            self.realtime_factor.clone(),
+        );
+        sink.add(
+            "queue_visible_messages",
+            "Job messages ready to be received",
+            self.queue_visible.clone(),
+        );
+        sink.add(
+            "queue_in_flight_messages",
+            "Job messages received and not yet deleted, or delayed",
+            self.queue_in_flight.clone(),
+        );
+        sink.add(
+            "queue_dead_messages",
+            "Job messages in the dead letters",
+            self.queue_dead.clone(),
+        );
+        sink.add(
+            "queue_backlog_per_worker",
+            "Queued and running jobs per job slot of this process",
+            self.backlog_per_worker.clone(),
+        );
+        sink.add(
+            "worker_slots",
+            "Concurrent job slots of this process",
+            self.worker_slots.clone(),
+        );
     }
 
     pub(crate) fn failed(&self, reason: &str, retry: bool) {
@@ -105,7 +155,9 @@ impl PipelineMetrics {
 
     pub(crate) fn stage(&self, stage: &str, seconds: f64) {
         self.stage_duration
-            .get_or_create(&StageLabels { stage: stage.to_owned() })
+            .get_or_create(&StageLabels {
+                stage: stage.to_owned(),
+            })
             .observe(seconds);
     }
 }

@@ -182,8 +182,9 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
     pub fn new(db: Db, store: S, queue: Q, cfg: WorkerConfig, metrics: PipelineMetrics) -> Self {
         let profile = sori_codecs::Profile::default();
         let limits = sori_codecs::Limits::default();
-        let process: ProcessFn =
-            Arc::new(move |input, out| sori_codecs::process::process_file(input, out, &profile, &limits));
+        let process: ProcessFn = Arc::new(move |input, out| {
+            sori_codecs::process::process_file(input, out, &profile, &limits)
+        });
         Self::with_processor(db, store, queue, cfg, metrics, process)
     }
 
@@ -274,16 +275,25 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
     }
 
     async fn drain(&self, mut jobs: JoinSet<()>, abandon: watch::Sender<bool>) {
-        tracing::info!(running = jobs.len(), "worker pool stopping: taking no new jobs");
+        tracing::info!(
+            running = jobs.len(),
+            "worker pool stopping: taking no new jobs"
+        );
         let all_done = async {
             while let Some(done) = jobs.join_next().await {
                 log_join(done);
             }
         };
-        if tokio::time::timeout(self.inner.cfg.shutdown_grace, all_done).await.is_ok() {
+        if tokio::time::timeout(self.inner.cfg.shutdown_grace, all_done)
+            .await
+            .is_ok()
+        {
             return;
         }
-        tracing::warn!(running = jobs.len(), "grace period over: releasing running jobs");
+        tracing::warn!(
+            running = jobs.len(),
+            "grace period over: releasing running jobs"
+        );
         let _ = abandon.send(true);
         let released = async {
             while let Some(done) = jobs.join_next().await {
@@ -320,8 +330,12 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut settle = Settle::Delete;
         for job in &jobs {
-            let span = tracing::info_span!("job", media_id = %job.media_id, receive = d.receive_count);
-            let outcome = self.run_one(job, &d, abandon.clone()).instrument(span.clone()).await;
+            let span =
+                tracing::info_span!("job", media_id = %job.media_id, receive = d.receive_count);
+            let outcome = self
+                .run_one(job, &d, abandon.clone())
+                .instrument(span.clone())
+                .await;
             settle = settle.max(self.decide(job, &d, &outcome).instrument(span).await);
             outcomes.push(outcome);
         }
@@ -329,7 +343,12 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         outcomes
     }
 
-    async fn run_one(&self, job: &JobMessage, d: &Delivery, abandon: watch::Receiver<bool>) -> Outcome {
+    async fn run_one(
+        &self,
+        job: &JobMessage,
+        d: &Delivery,
+        abandon: watch::Receiver<bool>,
+    ) -> Outcome {
         match media::claim(&self.inner.db, &job.media_id, self.inner.cfg.visibility).await {
             Err(e) => Outcome::Retry {
                 kind: "transient",
@@ -342,7 +361,13 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         }
     }
 
-    async fn run_leased(&self, job: &JobMessage, d: &Delivery, lease: Lease, mut abandon: watch::Receiver<bool>) -> Outcome {
+    async fn run_leased(
+        &self,
+        job: &JobMessage,
+        d: &Delivery,
+        lease: Lease,
+        mut abandon: watch::Receiver<bool>,
+    ) -> Outcome {
         let m = &self.inner.metrics;
         m.jobs_started.inc();
         m.jobs_running.inc();
@@ -369,10 +394,18 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
                 tracing::info!(%reason, "unusable input: media failed");
                 (MediaState::Failed, reason.clone(), Outcome::Failed(reason))
             }
-            Err(JobError::Abandoned) => (MediaState::Queued, "interrupted by shutdown".to_owned(), Outcome::Abandoned),
+            Err(JobError::Abandoned) => (
+                MediaState::Queued,
+                "interrupted by shutdown".to_owned(),
+                Outcome::Abandoned,
+            ),
             Err(JobError::Retry { kind, reason }) => {
                 tracing::warn!(kind, %reason, "job attempt failed");
-                (MediaState::Queued, reason.clone(), Outcome::Retry { kind, reason })
+                (
+                    MediaState::Queued,
+                    reason.clone(),
+                    Outcome::Retry { kind, reason },
+                )
             }
         };
         if let Err(e) = media::release_lease(&self.inner.db, &lease, to, &reason).await {
@@ -388,7 +421,9 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         let input = dir.0.join("original");
         let t = Instant::now();
         match inner.store.get_to_file(&job.key, &input).await {
-            Err(StoreError::NotFound(_)) => return Err(JobError::Input("the original upload is missing".to_owned())),
+            Err(StoreError::NotFound(_)) => {
+                return Err(JobError::Input("the original upload is missing".to_owned()))
+            }
             other => other?,
         };
         inner.metrics.stage("download", t.elapsed().as_secs_f64());
@@ -402,19 +437,30 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         for name in OUTPUT_FILES {
             let key = format!("{prefix}{name}");
             let content_type = content_type_for(name).unwrap_or("application/octet-stream");
-            inner.store.put_file(&key, &out.join(name), content_type).await?;
+            inner
+                .store
+                .put_file(&key, &out.join(name), content_type)
+                .await?;
         }
         inner.metrics.stage("upload", t.elapsed().as_secs_f64());
         self.record(lease, &processed, &prefix).await?;
         let audio_secs = processed.report.duration_ms as f64 / 1000.0;
         if process_secs > 0.0 {
-            inner.metrics.realtime_factor.observe(audio_secs / process_secs);
+            inner
+                .metrics
+                .realtime_factor
+                .observe(audio_secs / process_secs);
         }
         self.clean_older_versions(lease).await;
         Ok(lease.attempt)
     }
 
-    async fn record(&self, lease: &Lease, processed: &Processed, prefix: &str) -> Result<(), JobError> {
+    async fn record(
+        &self,
+        lease: &Lease,
+        processed: &Processed,
+        prefix: &str,
+    ) -> Result<(), JobError> {
         let encode = |e: serde_json::Error| JobError::Retry {
             kind: "transient",
             reason: format!("report json: {e}"),
@@ -439,7 +485,13 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
     async fn process_blocking(&self, input: PathBuf, out: PathBuf) -> Result<Processed, JobError> {
         // The CPU permit moves into the blocking task: it is returned only when
         // the engine really stops, even if this job is abandoned meanwhile.
-        let cpu = self.inner.cpu.clone().acquire_owned().await.map_err(|_| JobError::Abandoned)?;
+        let cpu = self
+            .inner
+            .cpu
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| JobError::Abandoned)?;
         let process = self.inner.process.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let result = process(&input, &out);
@@ -456,7 +508,10 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
             }),
             Err(e) if e.is_panic() => Err(JobError::Retry {
                 kind: "panic",
-                reason: format!("panic in the audio engine: {}", panic_message(e.into_panic())),
+                reason: format!(
+                    "panic in the audio engine: {}",
+                    panic_message(e.into_panic())
+                ),
             }),
             Err(e) => Err(JobError::Retry {
                 kind: "transient",
@@ -494,7 +549,9 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
                 if d.receive_count >= cfg.max_receives {
                     self.inner.metrics.failed(kind, false);
                     tracing::warn!(%reason, "last allowed receive: media failed, message dead-letters");
-                    if let Err(e) = media::fail_unless_ready(&self.inner.db, &job.media_id, reason).await {
+                    if let Err(e) =
+                        media::fail_unless_ready(&self.inner.db, &job.media_id, reason).await
+                    {
                         tracing::warn!(error = %e, "cannot mark the media failed");
                     }
                     Settle::Release(Duration::ZERO)
@@ -505,7 +562,10 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
             }
             Outcome::Busy { remaining_ms } => {
                 let wait = Duration::from_millis(u64::try_from(*remaining_ms).unwrap_or(0));
-                Settle::Release((wait + Duration::from_millis(500)).clamp(Duration::from_secs(1), cfg.visibility))
+                Settle::Release(
+                    (wait + Duration::from_millis(500))
+                        .clamp(Duration::from_secs(1), cfg.visibility),
+                )
             }
             Outcome::Abandoned => Settle::Release(Duration::ZERO),
             _ => Settle::Delete,
@@ -520,7 +580,9 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         match result {
             Ok(()) => {}
             Err(QueueError::StaleReceipt) => tracing::debug!("message was redelivered meanwhile"),
-            Err(e) => tracing::warn!(error = %e, ?settle, "cannot settle the message; it will be redelivered"),
+            Err(e) => {
+                tracing::warn!(error = %e, ?settle, "cannot settle the message; it will be redelivered")
+            }
         }
     }
 
@@ -545,10 +607,14 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         loop {
             match self.inner.queue.depth().await {
                 Ok(depth) => {
-                    m.queue_visible.set(i64::try_from(depth.visible).unwrap_or(i64::MAX));
-                    m.queue_in_flight.set(i64::try_from(depth.in_flight).unwrap_or(i64::MAX));
-                    m.queue_dead.set(i64::try_from(depth.dead).unwrap_or(i64::MAX));
-                    let backlog = (depth.visible + depth.in_flight) as f64 / self.inner.cfg.concurrency as f64;
+                    m.queue_visible
+                        .set(i64::try_from(depth.visible).unwrap_or(i64::MAX));
+                    m.queue_in_flight
+                        .set(i64::try_from(depth.in_flight).unwrap_or(i64::MAX));
+                    m.queue_dead
+                        .set(i64::try_from(depth.dead).unwrap_or(i64::MAX));
+                    let backlog = (depth.visible + depth.in_flight) as f64
+                        / self.inner.cfg.concurrency as f64;
                     m.backlog_per_worker.set(backlog);
                 }
                 Err(e) => tracing::debug!(error = %e, "cannot sample queue depth"),
@@ -562,7 +628,10 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
 /// uniform pick in its upper half (so retries of many jobs spread out).
 pub fn backoff(cfg: &WorkerConfig, receive_count: u32) -> Duration {
     let exp = receive_count.saturating_sub(1).min(20);
-    let full = cfg.backoff_base.saturating_mul(1 << exp).min(cfg.backoff_max);
+    let full = cfg
+        .backoff_base
+        .saturating_mul(1 << exp)
+        .min(cfg.backoff_max);
     let half = full / 2;
     half + full.mul_f64(rand::thread_rng().gen_range(0.0..0.5))
 }
@@ -615,11 +684,20 @@ mod tests {
         };
         for _ in 0..100 {
             let first = backoff(&cfg, 1);
-            assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(2), "{first:?}");
+            assert!(
+                first >= Duration::from_secs(1) && first <= Duration::from_secs(2),
+                "{first:?}"
+            );
             let third = backoff(&cfg, 3);
-            assert!(third >= Duration::from_secs(4) && third <= Duration::from_secs(8), "{third:?}");
+            assert!(
+                third >= Duration::from_secs(4) && third <= Duration::from_secs(8),
+                "{third:?}"
+            );
             let late = backoff(&cfg, 30);
-            assert!(late >= Duration::from_secs(30) && late <= Duration::from_secs(60), "{late:?}");
+            assert!(
+                late >= Duration::from_secs(30) && late <= Duration::from_secs(60),
+                "{late:?}"
+            );
         }
     }
 }

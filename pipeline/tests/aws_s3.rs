@@ -9,10 +9,14 @@ mod aws_support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use aws_sdk_s3::config::{Credentials, Region, SharedCredentialsProvider};
 use sori_pipeline::store::s3::S3Store;
 use sori_pipeline::store::StoreError;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/speech-5.1-48k.wav");
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fixtures/speech-5.1-48k.wav"
+);
 
 async fn store() -> S3Store {
     aws_support::init().await;
@@ -34,7 +38,10 @@ async fn put_get_head_delete_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let key = "originals/round trip+1.wav";
 
-    store.put_file(key, Path::new(FIXTURE), "audio/wav").await.unwrap();
+    store
+        .put_file(key, Path::new(FIXTURE), "audio/wav")
+        .await
+        .unwrap();
 
     let meta = store.head(key).await.unwrap().expect("object after put");
     let original = fixture();
@@ -44,7 +51,10 @@ async fn put_get_head_delete_round_trip() {
     let out = temp_path(&dir, "copy.wav");
     let size = store.get_to_file(key, &out).await.unwrap();
     assert_eq!(size, original.len() as u64);
-    assert!(std::fs::read(&out).unwrap() == original, "downloaded bytes differ");
+    assert!(
+        std::fs::read(&out).unwrap() == original,
+        "downloaded bytes differ"
+    );
 
     store.delete(key).await.unwrap();
     assert_eq!(store.head(key).await.unwrap(), None);
@@ -79,9 +89,14 @@ async fn put_of_a_missing_local_file_is_io() {
 #[tokio::test]
 async fn missing_bucket_is_permanent() {
     aws_support::init().await;
-    let store = S3Store::from_env(&aws_support::unique("no-such-bucket")).await.unwrap();
+    let store = S3Store::from_env(&aws_support::unique("no-such-bucket"))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let err = store.get_to_file("k", &temp_path(&dir, "k")).await.unwrap_err();
+    let err = store
+        .get_to_file("k", &temp_path(&dir, "k"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Permanent(_)), "got {err:?}");
 }
 
@@ -89,10 +104,19 @@ async fn missing_bucket_is_permanent() {
 async fn unreachable_server_is_transient() {
     aws_support::init().await;
     // A port nothing listens on: bind one, note it, close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = aws_support::sdk_config()
-        .await
-        .into_builder()
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Built by hand: the environment's AWS_ENDPOINT_URL would override an
+    // endpoint set on a loaded configuration.
+    let config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, "tests",
+        )))
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .build();
     let store = S3Store::new(&config, "bucket").unwrap();
@@ -106,7 +130,12 @@ async fn presigned_put_then_get() {
     let body = fixture();
     let key = "originals/presigned";
     let put = store
-        .presign_put(key, "audio/wav", body.len() as u64, Duration::from_secs(300))
+        .presign_put(
+            key,
+            "audio/wav",
+            body.len() as u64,
+            Duration::from_secs(300),
+        )
         .await
         .unwrap();
     assert_eq!(put.method, "PUT");
@@ -114,7 +143,11 @@ async fn presigned_put_then_get() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    assert!((put.expires_at - now_ms - 300_000).abs() < 5_000, "expires_at {}", put.expires_at);
+    assert!(
+        (put.expires_at - now_ms - 300_000).abs() < 5_000,
+        "expires_at {}",
+        put.expires_at
+    );
 
     let http = reqwest::Client::new();
     let mut request = http.put(&put.url).body(body.clone());
@@ -124,15 +157,25 @@ async fn presigned_put_then_get() {
     let response = request.send().await.unwrap();
     assert!(response.status().is_success(), "PUT: {}", response.status());
 
-    let meta = store.head(key).await.unwrap().expect("object after presigned PUT");
+    let meta = store
+        .head(key)
+        .await
+        .unwrap()
+        .expect("object after presigned PUT");
     assert_eq!(meta.size, body.len() as u64);
     assert_eq!(meta.content_type.as_deref(), Some("audio/wav"));
 
-    let get = store.presign_get(key, Duration::from_secs(60)).await.unwrap();
+    let get = store
+        .presign_get(key, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(get.method, "GET");
     let response = http.get(&get.url).send().await.unwrap();
     assert!(response.status().is_success(), "GET: {}", response.status());
-    assert!(response.bytes().await.unwrap() == body, "presigned GET bytes differ");
+    assert!(
+        response.bytes().await.unwrap() == body,
+        "presigned GET bytes differ"
+    );
 }
 
 #[tokio::test]

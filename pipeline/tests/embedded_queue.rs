@@ -10,7 +10,8 @@ const LONG: Duration = Duration::from_secs(60);
 
 async fn queue(max_receives: u32) -> (TestDb, EmbeddedQueue) {
     let t = fresh_db().await;
-    let q = EmbeddedQueue::new(t.db.clone(), "media", max_receives).with_poll_step(Duration::from_millis(20));
+    let q = EmbeddedQueue::new(t.db.clone(), "media", max_receives)
+        .with_poll_step(Duration::from_millis(20));
     (t, q)
 }
 
@@ -22,8 +23,18 @@ async fn send_receive_delete() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "one");
     assert_eq!(got[0].receive_count, 1);
-    assert_eq!(q.depth().await.unwrap(), QueueDepth { visible: 0, in_flight: 1, dead: 0 });
-    assert!(q.receive(10, NO_WAIT, LONG).await.unwrap().is_empty(), "in flight, not visible");
+    assert_eq!(
+        q.depth().await.unwrap(),
+        QueueDepth {
+            visible: 0,
+            in_flight: 1,
+            dead: 0
+        }
+    );
+    assert!(
+        q.receive(10, NO_WAIT, LONG).await.unwrap().is_empty(),
+        "in flight, not visible"
+    );
     q.delete(&got[0]).await.unwrap();
     assert_eq!(q.depth().await.unwrap(), QueueDepth::default());
 }
@@ -32,7 +43,11 @@ async fn send_receive_delete() {
 async fn visibility_expiry_redelivers_with_a_new_receipt() {
     let (_t, q) = queue(5).await;
     q.send("job", NO_WAIT).await.unwrap();
-    let first = q.receive(1, NO_WAIT, Duration::from_millis(150)).await.unwrap().remove(0);
+    let first = q
+        .receive(1, NO_WAIT, Duration::from_millis(150))
+        .await
+        .unwrap()
+        .remove(0);
     tokio::time::sleep(Duration::from_millis(250)).await;
     let second = q.receive(1, NO_WAIT, LONG).await.unwrap().remove(0);
     assert_eq!(second.body, "job");
@@ -40,9 +55,18 @@ async fn visibility_expiry_redelivers_with_a_new_receipt() {
     assert_ne!(first.receipt, second.receipt);
     // The first holder's receipt is stale: it cannot delete, extend or release
     // the message now owned by the second.
-    assert!(matches!(q.delete(&first).await, Err(QueueError::StaleReceipt)));
-    assert!(matches!(q.extend(&first, LONG).await, Err(QueueError::StaleReceipt)));
-    assert!(matches!(q.release(&first, NO_WAIT).await, Err(QueueError::StaleReceipt)));
+    assert!(matches!(
+        q.delete(&first).await,
+        Err(QueueError::StaleReceipt)
+    ));
+    assert!(matches!(
+        q.extend(&first, LONG).await,
+        Err(QueueError::StaleReceipt)
+    ));
+    assert!(matches!(
+        q.release(&first, NO_WAIT).await,
+        Err(QueueError::StaleReceipt)
+    ));
     assert_eq!(q.depth().await.unwrap().in_flight, 1);
     q.delete(&second).await.unwrap();
     assert_eq!(q.depth().await.unwrap(), QueueDepth::default());
@@ -52,7 +76,11 @@ async fn visibility_expiry_redelivers_with_a_new_receipt() {
 async fn extend_keeps_a_message_invisible() {
     let (_t, q) = queue(5).await;
     q.send("job", NO_WAIT).await.unwrap();
-    let d = q.receive(1, NO_WAIT, Duration::from_millis(200)).await.unwrap().remove(0);
+    let d = q
+        .receive(1, NO_WAIT, Duration::from_millis(200))
+        .await
+        .unwrap()
+        .remove(0);
     q.extend(&d, Duration::from_secs(30)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert!(q.receive(1, NO_WAIT, LONG).await.unwrap().is_empty());
@@ -65,10 +93,20 @@ async fn release_with_delay_then_visible_again() {
     q.send("job", NO_WAIT).await.unwrap();
     let d = q.receive(1, NO_WAIT, LONG).await.unwrap().remove(0);
     q.release(&d, Duration::from_millis(300)).await.unwrap();
-    assert!(matches!(q.delete(&d).await, Err(QueueError::StaleReceipt)), "release voids the receipt");
-    assert!(q.receive(1, NO_WAIT, LONG).await.unwrap().is_empty(), "still delayed");
+    assert!(
+        matches!(q.delete(&d).await, Err(QueueError::StaleReceipt)),
+        "release voids the receipt"
+    );
+    assert!(
+        q.receive(1, NO_WAIT, LONG).await.unwrap().is_empty(),
+        "still delayed"
+    );
     let again = q.receive(1, Duration::from_secs(2), LONG).await.unwrap();
-    assert_eq!(again.len(), 1, "long poll picks it up once the delay passed");
+    assert_eq!(
+        again.len(),
+        1,
+        "long poll picks it up once the delay passed"
+    );
     assert_eq!(again[0].receive_count, 2);
 }
 
@@ -76,12 +114,25 @@ async fn release_with_delay_then_visible_again() {
 async fn delayed_send_and_long_poll_timeout() {
     let (_t, q) = queue(5).await;
     let started = std::time::Instant::now();
-    assert!(q.receive(1, Duration::from_millis(300), LONG).await.unwrap().is_empty());
+    assert!(q
+        .receive(1, Duration::from_millis(300), LONG)
+        .await
+        .unwrap()
+        .is_empty());
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(290) && waited < Duration::from_secs(2), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(290) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
     q.send("later", Duration::from_millis(200)).await.unwrap();
     assert!(q.receive(1, NO_WAIT, LONG).await.unwrap().is_empty());
-    assert_eq!(q.receive(1, Duration::from_secs(2), LONG).await.unwrap().len(), 1);
+    assert_eq!(
+        q.receive(1, Duration::from_secs(2), LONG)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -97,7 +148,10 @@ async fn long_poll_wakes_on_a_send_in_this_process() {
     q.send("now", NO_WAIT).await.unwrap();
     let got = receiver.await.unwrap().unwrap();
     assert_eq!(got.len(), 1);
-    assert!(started.elapsed() < Duration::from_secs(2), "woken by the send, not the 10 s poll");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "woken by the send, not the 10 s poll"
+    );
 }
 
 #[tokio::test]
@@ -109,12 +163,26 @@ async fn max_receives_then_dead_letter() {
         assert_eq!(d.receive_count, n);
         q.release(&d, NO_WAIT).await.unwrap();
     }
-    assert!(q.receive(1, NO_WAIT, LONG).await.unwrap().is_empty(), "third receive is refused");
-    assert_eq!(q.depth().await.unwrap(), QueueDepth { visible: 0, in_flight: 0, dead: 1 });
+    assert!(
+        q.receive(1, NO_WAIT, LONG).await.unwrap().is_empty(),
+        "third receive is refused"
+    );
+    assert_eq!(
+        q.depth().await.unwrap(),
+        QueueDepth {
+            visible: 0,
+            in_flight: 0,
+            dead: 1
+        }
+    );
     let dead = q.dead_letters(None, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].1, "poison");
-    assert!(q.dead_letters(Some(&dead[0].0), 10).await.unwrap().is_empty());
+    assert!(q
+        .dead_letters(Some(&dead[0].0), 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]

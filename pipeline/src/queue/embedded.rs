@@ -103,12 +103,19 @@ impl EmbeddedQueue {
 
     pub async fn send(&self, body: &str, delay: Duration) -> Result<(), QueueError> {
         let mut conn = self.db.pool().acquire().await.map_err(sql_error)?;
-        self.send_with(&mut conn, body, delay).await.map_err(sql_error)?;
+        self.send_with(&mut conn, body, delay)
+            .await
+            .map_err(sql_error)?;
         self.notify_sent();
         Ok(())
     }
 
-    pub async fn receive(&self, max: u32, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+    pub async fn receive(
+        &self,
+        max: u32,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Registered before looking, so a send in between is not missed.
@@ -129,7 +136,11 @@ impl EmbeddedQueue {
     }
 
     /// One attempt: dead-letter what is due, then claim up to `max` messages.
-    async fn receive_now(&self, max: u32, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn receive_now(
+        &self,
+        max: u32,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -171,13 +182,15 @@ impl EmbeddedQueue {
     }
 
     pub async fn extend(&self, d: &Delivery, visibility: Duration) -> Result<(), QueueError> {
-        let n = sqlx::query("UPDATE queue_messages SET visible_at = $1 WHERE receipt = $2 AND dead_at IS NULL")
-            .bind(now_ms() + millis(visibility))
-            .bind(&d.receipt)
-            .execute(self.db.pool())
-            .await
-            .map_err(sql_error)?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE queue_messages SET visible_at = $1 WHERE receipt = $2 AND dead_at IS NULL",
+        )
+        .bind(now_ms() + millis(visibility))
+        .bind(&d.receipt)
+        .execute(self.db.pool())
+        .await
+        .map_err(sql_error)?
+        .rows_affected();
         owned(n)
     }
 
@@ -234,7 +247,11 @@ impl EmbeddedQueue {
 
     /// Dead-lettered message bodies, oldest first, keyset-paginated by id:
     /// pass the last id of a page as `after` for the next.
-    pub async fn dead_letters(&self, after: Option<&str>, limit: u32) -> Result<Vec<(String, String)>, QueueError> {
+    pub async fn dead_letters(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, QueueError> {
         sqlx::query_as(
             "SELECT id, body FROM queue_messages \
              WHERE queue = $1 AND dead_at IS NOT NULL AND id > $2 ORDER BY id LIMIT $3",
@@ -252,7 +269,12 @@ impl super::Queue for EmbeddedQueue {
     async fn send(&self, body: &str, delay: Duration) -> Result<(), QueueError> {
         EmbeddedQueue::send(self, body, delay).await
     }
-    async fn receive(&self, max: u32, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn receive(
+        &self,
+        max: u32,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         EmbeddedQueue::receive(self, max, wait, visibility).await
     }
     async fn extend(&self, d: &Delivery, visibility: Duration) -> Result<(), QueueError> {

@@ -9,6 +9,8 @@
 //! queue that cannot join that transaction.
 
 pub mod embedded;
+/// The SQS backend (wired into [`JobQueue`] by the integration step).
+pub mod sqs;
 
 pub use embedded::EmbeddedQueue;
 
@@ -58,16 +60,28 @@ pub enum QueueError {
 /// The operations the worker needs; each has the meaning of the inherent
 /// method of the same name on [`JobQueue`].
 pub trait Queue: Send + Sync + 'static {
-    fn send(&self, body: &str, delay: Duration) -> impl Future<Output = Result<(), QueueError>> + Send;
+    fn send(
+        &self,
+        body: &str,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
     fn receive(
         &self,
         max: u32,
         wait: Duration,
         visibility: Duration,
     ) -> impl Future<Output = Result<Vec<Delivery>, QueueError>> + Send;
-    fn extend(&self, d: &Delivery, visibility: Duration) -> impl Future<Output = Result<(), QueueError>> + Send;
+    fn extend(
+        &self,
+        d: &Delivery,
+        visibility: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
     fn delete(&self, d: &Delivery) -> impl Future<Output = Result<(), QueueError>> + Send;
-    fn release(&self, d: &Delivery, delay: Duration) -> impl Future<Output = Result<(), QueueError>> + Send;
+    fn release(
+        &self,
+        d: &Delivery,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
     fn depth(&self) -> impl Future<Output = Result<QueueDepth, QueueError>> + Send;
 }
 
@@ -85,6 +99,7 @@ pub enum Staging {
 #[non_exhaustive]
 pub enum JobQueue {
     Embedded(EmbeddedQueue),
+    Sqs(sqs::SqsQueue),
 }
 
 impl JobQueue {
@@ -92,14 +107,21 @@ impl JobQueue {
     pub async fn send(&self, body: &str, delay: Duration) -> Result<(), QueueError> {
         match self {
             Self::Embedded(q) => q.send(body, delay).await,
+            Self::Sqs(q) => q.send(body, delay).await,
         }
     }
 
     /// Up to `max` messages, waiting up to `wait` for the first; each stays
     /// invisible to other receivers for `visibility`.
-    pub async fn receive(&self, max: u32, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+    pub async fn receive(
+        &self,
+        max: u32,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         match self {
             Self::Embedded(q) => q.receive(max, wait, visibility).await,
+            Self::Sqs(q) => q.receive(max, wait, visibility).await,
         }
     }
 
@@ -107,6 +129,7 @@ impl JobQueue {
     pub async fn extend(&self, d: &Delivery, visibility: Duration) -> Result<(), QueueError> {
         match self {
             Self::Embedded(q) => q.extend(d, visibility).await,
+            Self::Sqs(q) => q.extend(d, visibility).await,
         }
     }
 
@@ -114,6 +137,7 @@ impl JobQueue {
     pub async fn delete(&self, d: &Delivery) -> Result<(), QueueError> {
         match self {
             Self::Embedded(q) => q.delete(d).await,
+            Self::Sqs(q) => q.delete(d).await,
         }
     }
 
@@ -122,12 +146,14 @@ impl JobQueue {
     pub async fn release(&self, d: &Delivery, delay: Duration) -> Result<(), QueueError> {
         match self {
             Self::Embedded(q) => q.release(d, delay).await,
+            Self::Sqs(q) => q.release(d, delay).await,
         }
     }
 
     pub async fn depth(&self) -> Result<QueueDepth, QueueError> {
         match self {
             Self::Embedded(q) => q.depth().await,
+            Self::Sqs(q) => q.depth().await,
         }
     }
 
@@ -135,6 +161,9 @@ impl JobQueue {
     pub fn staging(&self) -> Staging {
         match self {
             Self::Embedded(q) => Staging::Table(q.clone()),
+            // SQS cannot join a database transaction: the message goes into
+            // the outbox with the state change, and the relay sends it.
+            Self::Sqs(_) => Staging::Outbox,
         }
     }
 
@@ -148,7 +177,12 @@ impl Queue for JobQueue {
     async fn send(&self, body: &str, delay: Duration) -> Result<(), QueueError> {
         JobQueue::send(self, body, delay).await
     }
-    async fn receive(&self, max: u32, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn receive(
+        &self,
+        max: u32,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         JobQueue::receive(self, max, wait, visibility).await
     }
     async fn extend(&self, d: &Delivery, visibility: Duration) -> Result<(), QueueError> {
@@ -174,11 +208,12 @@ const RELAY_IDLE: Duration = Duration::from_millis(500);
 /// sent; returns how many were sent. At least once: a crash between send and
 /// delete sends that row again, which the idempotent job absorbs.
 pub async fn relay_outbox_once(db: &Db, queue: &impl Queue) -> Result<usize, QueueError> {
-    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, body FROM outbox ORDER BY id LIMIT $1")
-        .bind(RELAY_BATCH)
-        .fetch_all(db.pool())
-        .await
-        .map_err(sql_error)?;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, body FROM outbox ORDER BY id LIMIT $1")
+            .bind(RELAY_BATCH)
+            .fetch_all(db.pool())
+            .await
+            .map_err(sql_error)?;
     for (id, body) in &rows {
         queue.send(body, Duration::ZERO).await?;
         sqlx::query("DELETE FROM outbox WHERE id = $1")
@@ -215,9 +250,11 @@ pub async fn relay_outbox(db: Db, queue: impl Queue, stop: impl Future<Output = 
 pub(crate) fn sql_error(e: sqlx::Error) -> QueueError {
     use sqlx::Error as E;
     match e {
-        E::Configuration(_) | E::ColumnNotFound(_) | E::ColumnDecode { .. } | E::Decode(_) | E::TypeNotFound { .. } => {
-            QueueError::Permanent(e.to_string())
-        }
+        E::Configuration(_)
+        | E::ColumnNotFound(_)
+        | E::ColumnDecode { .. }
+        | E::Decode(_)
+        | E::TypeNotFound { .. } => QueueError::Permanent(e.to_string()),
         _ => QueueError::Transient(e.to_string()),
     }
 }

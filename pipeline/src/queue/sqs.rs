@@ -33,7 +33,6 @@ const MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
 /// SQS's largest receive batch.
 const MAX_BATCH: u32 = 10;
 
-
 /// An SQS queue. Cheap to clone: clones share one HTTP connection pool.
 #[derive(Clone, Debug)]
 pub struct SqsQueue {
@@ -157,7 +156,10 @@ impl SqsQueue {
             None => 0,
         };
         Ok(QueueDepth {
-            visible: count(&attributes, &QueueAttributeName::ApproximateNumberOfMessages),
+            visible: count(
+                &attributes,
+                &QueueAttributeName::ApproximateNumberOfMessages,
+            ),
             in_flight: count(
                 &attributes,
                 &QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
@@ -210,11 +212,13 @@ impl SqsQueue {
                 ],
             )
             .await?;
-        Ok(count(&attributes, &QueueAttributeName::ApproximateNumberOfMessages)
-            + count(
-                &attributes,
-                &QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-            ))
+        Ok(count(
+            &attributes,
+            &QueueAttributeName::ApproximateNumberOfMessages,
+        ) + count(
+            &attributes,
+            &QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ))
     }
 
     /// The dead-letter queue's URL for its ARN, looked up once per ARN.
@@ -244,7 +248,10 @@ impl SqsQueue {
     }
 
     fn cached_dead_letters(&self) -> Option<(String, String)> {
-        self.dead_letters.lock().ok().and_then(|cache| cache.clone())
+        self.dead_letters
+            .lock()
+            .ok()
+            .and_then(|cache| cache.clone())
     }
 }
 
@@ -340,9 +347,27 @@ mod tests {
     }
 
     #[test]
+    fn recognises_stale_receipts() {
+        assert!(is_stale_receipt(Some("ReceiptHandleIsInvalid"), None));
+        assert!(is_stale_receipt(
+            Some("InvalidParameterValue"),
+            Some("Value x for parameter ReceiptHandle is invalid. Reason: Message does not exist.")
+        ));
+        assert!(!is_stale_receipt(
+            Some("InvalidParameterValue"),
+            Some("DelaySeconds")
+        ));
+        assert!(!is_stale_receipt(Some("QueueDoesNotExist"), None));
+        assert!(!is_stale_receipt(None, None));
+    }
+
+    #[test]
     fn clamps_durations_to_sqs_limits() {
         assert_eq!(secs(Duration::from_millis(1500), MAX_WAIT_SECS), 1);
         assert_eq!(secs(Duration::from_secs(60), MAX_WAIT_SECS), 20);
-        assert_eq!(secs(Duration::from_secs(u64::MAX), MAX_VISIBILITY_SECS), 43_200);
+        assert_eq!(
+            secs(Duration::from_secs(u64::MAX), MAX_VISIBILITY_SECS),
+            43_200
+        );
     }
 }

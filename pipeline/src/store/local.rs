@@ -86,11 +86,17 @@ pub struct SignedRequest<'a> {
 impl LocalStore {
     /// A store rooted at `root` (created if missing) whose URLs start with
     /// `base_url` (the API's public address) and are signed with `secret`.
-    pub fn new(root: impl Into<PathBuf>, secret: &[u8], base_url: &str) -> Result<Self, StoreError> {
+    pub fn new(
+        root: impl Into<PathBuf>,
+        secret: &[u8],
+        base_url: &str,
+    ) -> Result<Self, StoreError> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
         if secret.len() < 16 {
-            return Err(StoreError::Permanent("the blob signing secret must have at least 16 bytes".into()));
+            return Err(StoreError::Permanent(
+                "the blob signing secret must have at least 16 bytes".into(),
+            ));
         }
         Ok(Self {
             root,
@@ -111,7 +117,12 @@ impl LocalStore {
     }
 
     /// Copies a local file in, atomically (temporary file, fsync, rename).
-    pub async fn put_file(&self, key: &str, path: &Path, _content_type: &str) -> Result<(), StoreError> {
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        _content_type: &str,
+    ) -> Result<(), StoreError> {
         let target = self.path_of(key)?;
         let mut source = tokio::fs::File::open(path).await?;
         let len = source.metadata().await?.len();
@@ -142,13 +153,20 @@ impl LocalStore {
         expected_len: u64,
     ) -> Result<u64, UploadError> {
         let dir = target.parent().unwrap_or(&self.root);
-        tokio::fs::create_dir_all(dir).await.map_err(StoreError::Io)?;
-        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(StoreError::Io)?;
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("object");
         let temp = dir.join(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple()));
         let result = copy_exact(body, &temp, expected_len).await;
         match result {
             Ok(n) => {
-                tokio::fs::rename(&temp, target).await.map_err(StoreError::Io)?;
+                tokio::fs::rename(&temp, target)
+                    .await
+                    .map_err(StoreError::Io)?;
                 sync_dir(dir).await;
                 Ok(n)
             }
@@ -162,13 +180,17 @@ impl LocalStore {
     /// Copies an object out to a local file; returns its size.
     pub async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64, StoreError> {
         let source = self.path_of(key)?;
-        tokio::fs::copy(&source, path).await.map_err(|e| not_found_or(e, key))
+        tokio::fs::copy(&source, path)
+            .await
+            .map_err(|e| not_found_or(e, key))
     }
 
     /// Opens an object for reading (the download route streams it); returns its size.
     pub async fn open_read(&self, key: &str) -> Result<(tokio::fs::File, u64), StoreError> {
         let path = self.path_of(key)?;
-        let file = tokio::fs::File::open(&path).await.map_err(|e| not_found_or(e, key))?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| not_found_or(e, key))?;
         let meta = file.metadata().await?;
         if !meta.is_file() {
             return Err(StoreError::NotFound(key.to_owned()));
@@ -204,10 +226,21 @@ impl LocalStore {
         content_length: u64,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError> {
-        self.presign("PUT", key, content_type, content_length, expires_in, now_ms())
+        self.presign(
+            "PUT",
+            key,
+            content_type,
+            content_length,
+            expires_in,
+            now_ms(),
+        )
     }
 
-    pub async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<PresignedRequest, StoreError> {
+    pub async fn presign_get(
+        &self,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
         self.presign("GET", key, "", 0, expires_in, now_ms())
     }
 
@@ -223,8 +256,13 @@ impl LocalStore {
         now: i64,
     ) -> Result<PresignedRequest, StoreError> {
         validate_key(key)?;
-        let expires_at = now.saturating_add(i64::try_from(expires_in.as_millis()).unwrap_or(i64::MAX));
-        let sig = hex::encode(self.mac(method, key, content_type, content_length, expires_at).finalize().into_bytes());
+        let expires_at =
+            now.saturating_add(i64::try_from(expires_in.as_millis()).unwrap_or(i64::MAX));
+        let sig = hex::encode(
+            self.mac(method, key, content_type, content_length, expires_at)
+                .finalize()
+                .into_bytes(),
+        );
         let headers = if method == "PUT" {
             vec![
                 ("content-type".to_owned(), content_type.to_owned()),
@@ -234,7 +272,10 @@ impl LocalStore {
             Vec::new()
         };
         Ok(PresignedRequest {
-            url: format!("{}/v1/blobs/{key}?expires={expires_at}&sig={sig}", self.base_url),
+            url: format!(
+                "{}/v1/blobs/{key}?expires={expires_at}&sig={sig}",
+                self.base_url
+            ),
             method: method.to_owned(),
             headers,
             expires_at,
@@ -244,18 +285,32 @@ impl LocalStore {
     /// Checks a signed request in constant time, then its expiry against `now` (Unix ms).
     pub fn verify(&self, req: &SignedRequest<'_>, now: i64) -> Result<(), SignatureError> {
         let sig = hex::decode(req.sig).map_err(|_| SignatureError::Invalid)?;
-        self.mac(req.method, req.key, req.content_type, req.content_length, req.expires)
-            .verify_slice(&sig)
-            .map_err(|_| SignatureError::Invalid)?;
+        self.mac(
+            req.method,
+            req.key,
+            req.content_type,
+            req.content_length,
+            req.expires,
+        )
+        .verify_slice(&sig)
+        .map_err(|_| SignatureError::Invalid)?;
         if now > req.expires {
             return Err(SignatureError::Expired);
         }
         Ok(())
     }
 
-    fn mac(&self, method: &str, key: &str, content_type: &str, content_length: u64, expires: i64) -> HmacSha256 {
+    fn mac(
+        &self,
+        method: &str,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires: i64,
+    ) -> HmacSha256 {
         // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!());
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!());
         let canonical = format!("{method}\n{key}\n{content_type}\n{content_length}\n{expires}");
         mac.update(canonical.as_bytes());
         mac
@@ -326,7 +381,10 @@ fn read_secret(path: &Path) -> io::Result<Vec<u8>> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: not a hex secret of 16+ bytes", path.display())))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: not a hex secret of 16+ bytes", path.display()),
+    ))
 }
 
 async fn copy_exact(
@@ -334,14 +392,23 @@ async fn copy_exact(
     temp: &Path,
     expected_len: u64,
 ) -> Result<u64, UploadError> {
-    let mut file = tokio::fs::File::create(temp).await.map_err(StoreError::Io)?;
+    let mut file = tokio::fs::File::create(temp)
+        .await
+        .map_err(StoreError::Io)?;
     let mut limited = body.take(expected_len.saturating_add(1));
-    let copied = tokio::io::copy(&mut limited, &mut file).await.map_err(StoreError::Io)?;
+    let copied = tokio::io::copy(&mut limited, &mut file)
+        .await
+        .map_err(StoreError::Io)?;
     if copied > expected_len {
-        return Err(UploadError::TooLarge { expected: expected_len });
+        return Err(UploadError::TooLarge {
+            expected: expected_len,
+        });
     }
     if copied < expected_len {
-        return Err(UploadError::TooShort { expected: expected_len, got: copied });
+        return Err(UploadError::TooShort {
+            expected: expected_len,
+            got: copied,
+        });
     }
     file.flush().await.map_err(StoreError::Io)?;
     file.sync_all().await.map_err(StoreError::Io)?;
@@ -382,12 +449,27 @@ mod tests {
     #[test]
     fn keys_cannot_escape() {
         for key in [
-            "", "/etc/passwd", "../x", "a/../../x", "a/./b", "a//b", "a/", ".secret", "a\\b", "a\0b",
-            "%2e%2e/x", "a/b c", "ü",
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a/",
+            ".secret",
+            "a\\b",
+            "a\0b",
+            "%2e%2e/x",
+            "a/b c",
+            "ü",
         ] {
             assert!(validate_key(key).is_err(), "{key:?} accepted");
         }
-        for key in ["originals/0190f0a0-0000-7000-8000-000000000000", "media/x/v1/audio.opus", "a~b_c-d.e"] {
+        for key in [
+            "originals/0190f0a0-0000-7000-8000-000000000000",
+            "media/x/v1/audio.opus",
+            "a~b_c-d.e",
+        ] {
             assert!(validate_key(key).is_ok(), "{key:?} refused");
         }
         assert!(validate_key(&"a".repeat(1025)).is_err());

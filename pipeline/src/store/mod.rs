@@ -9,6 +9,8 @@
 //! processing attempt, so a retry never overwrites a good set.
 
 pub mod local;
+/// The S3 backend (wired into [`ObjectStore`] by the integration step).
+pub mod s3;
 
 pub use local::LocalStore;
 
@@ -75,7 +77,10 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         path: &Path,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    fn head(&self, key: &str) -> impl Future<Output = Result<Option<ObjectMeta>, StoreError>> + Send;
+    fn head(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ObjectMeta>, StoreError>> + Send;
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -84,13 +89,20 @@ pub trait Store: Send + Sync + 'static {
 #[non_exhaustive]
 pub enum ObjectStore {
     Local(LocalStore),
+    S3(s3::S3Store),
 }
 
 impl ObjectStore {
     /// Streams a local file into the store under `key`.
-    pub async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<(), StoreError> {
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         match self {
             Self::Local(s) => s.put_file(key, path, content_type).await,
+            Self::S3(s) => s.put_file(key, path, content_type).await,
         }
     }
 
@@ -98,6 +110,7 @@ impl ObjectStore {
     pub async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64, StoreError> {
         match self {
             Self::Local(s) => s.get_to_file(key, path).await,
+            Self::S3(s) => s.get_to_file(key, path).await,
         }
     }
 
@@ -105,6 +118,7 @@ impl ObjectStore {
     pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         match self {
             Self::Local(s) => s.head(key).await,
+            Self::S3(s) => s.head(key).await,
         }
     }
 
@@ -112,6 +126,7 @@ impl ObjectStore {
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self {
             Self::Local(s) => s.delete(key).await,
+            Self::S3(s) => s.delete(key).await,
         }
     }
 
@@ -124,14 +139,26 @@ impl ObjectStore {
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError> {
         match self {
-            Self::Local(s) => s.presign_put(key, content_type, content_length, expires_in).await,
+            Self::Local(s) => {
+                s.presign_put(key, content_type, content_length, expires_in)
+                    .await
+            }
+            Self::S3(s) => {
+                s.presign_put(key, content_type, content_length, expires_in)
+                    .await
+            }
         }
     }
 
     /// A short-lived download URL.
-    pub async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<PresignedRequest, StoreError> {
+    pub async fn presign_get(
+        &self,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
         match self {
             Self::Local(s) => s.presign_get(key, expires_in).await,
+            Self::S3(s) => s.presign_get(key, expires_in).await,
         }
     }
 }
@@ -198,9 +225,18 @@ mod tests {
 
     #[test]
     fn types_by_extension() {
-        assert_eq!(content_type_for("media/x/v1/audio.opus"), Some("audio/ogg; codecs=opus"));
-        assert_eq!(content_type_for("media/x/v1/audio.caf"), Some("audio/x-caf"));
-        assert_eq!(content_type_for("media/x/v1/audio.webm"), Some("audio/webm"));
+        assert_eq!(
+            content_type_for("media/x/v1/audio.opus"),
+            Some("audio/ogg; codecs=opus")
+        );
+        assert_eq!(
+            content_type_for("media/x/v1/audio.caf"),
+            Some("audio/x-caf")
+        );
+        assert_eq!(
+            content_type_for("media/x/v1/audio.webm"),
+            Some("audio/webm")
+        );
         assert_eq!(content_type_for("originals/x"), None);
     }
 }

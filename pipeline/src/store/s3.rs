@@ -12,7 +12,8 @@
 //! path-style addressing (`endpoint/bucket/key`), so MinIO, moto, s3s and
 //! other S3-compatible servers work without wildcard DNS.
 //!
-//! [`aws_fault`] classifies SDK errors for both this store and the SQS queue.
+//! `aws_fault` (crate-internal) classifies SDK errors for both this store and
+//! the SQS queue.
 
 use std::io;
 use std::path::Path;
@@ -28,7 +29,6 @@ use aws_sdk_s3::Client;
 use tokio::io::AsyncWriteExt;
 
 use crate::store::{ObjectMeta, PresignedRequest, StoreError};
-
 
 /// An S3 bucket. Cheap to clone: clones share one HTTP connection pool.
 #[derive(Clone, Debug)]
@@ -117,7 +117,8 @@ impl S3Store {
     }
 
     /// The object's size and content type, or `None` when there is no object
-    /// under `key`.
+    /// under `key`. A missing bucket also reads as `None` here: S3 answers a
+    /// HEAD with a bare 404 either way.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         let result = self
             .client
@@ -163,8 +164,9 @@ impl S3Store {
         content_length: u64,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError> {
-        let length = i64::try_from(content_length)
-            .map_err(|_| StoreError::Permanent(format!("content length {content_length} too large")))?;
+        let length = i64::try_from(content_length).map_err(|_| {
+            StoreError::Permanent(format!("content length {content_length} too large"))
+        })?;
         let config = presigning(expires_in)?;
         let request = self
             .client
@@ -302,13 +304,14 @@ where
     match err {
         SdkError::ConstructionFailure(_) => AwsFault::Permanent,
         SdkError::DispatchFailure(failure) if failure.is_user() => AwsFault::Permanent,
-        SdkError::ServiceError(service) => fault_of_response(err.code(), service.raw()),
+        SdkError::ServiceError(service) => {
+            fault_of_response(err.code(), service.raw().status().as_u16())
+        }
         _ => AwsFault::Transient,
     }
 }
 
-fn fault_of_response(code: Option<&str>, response: &HttpResponse) -> AwsFault {
-    let status = response.status().as_u16();
+fn fault_of_response(code: Option<&str>, status: u16) -> AwsFault {
     match code {
         Some("NoSuchKey" | "NotFound") => AwsFault::NotFound,
         // A HEAD has no body, so its 404 has no code: the SDK names it NotFound.
@@ -316,5 +319,29 @@ fn fault_of_response(code: Option<&str>, response: &HttpResponse) -> AwsFault {
         Some(code) if TRANSIENT_CODES.contains(&code) => AwsFault::Transient,
         _ if status == 429 || status >= 500 => AwsFault::Transient,
         _ => AwsFault::Permanent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_service_errors() {
+        use AwsFault::*;
+        assert_eq!(fault_of_response(Some("NoSuchKey"), 404), NotFound);
+        assert_eq!(fault_of_response(None, 404), NotFound);
+        assert_eq!(fault_of_response(Some("NoSuchBucket"), 404), Permanent);
+        assert_eq!(fault_of_response(Some("AccessDenied"), 403), Permanent);
+        assert_eq!(fault_of_response(Some("InvalidArgument"), 400), Permanent);
+        assert_eq!(fault_of_response(Some("SlowDown"), 503), Transient);
+        assert_eq!(fault_of_response(Some("RequestTimeout"), 400), Transient);
+        assert_eq!(
+            fault_of_response(Some("ThrottlingException"), 400),
+            Transient
+        );
+        assert_eq!(fault_of_response(None, 500), Transient);
+        assert_eq!(fault_of_response(None, 429), Transient);
+        assert_eq!(fault_of_response(None, 400), Permanent);
     }
 }

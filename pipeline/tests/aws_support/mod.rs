@@ -30,7 +30,12 @@ pub async fn init() -> String {
     check_server(&url).await;
     ENV.call_once(|| {
         // Set once, before any SDK client of this process reads them.
-        for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS"] {
+        for var in [
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL_S3",
+            "AWS_ENDPOINT_URL_SQS",
+        ] {
             std::env::remove_var(var);
         }
         std::env::set_var("AWS_ENDPOINT_URL", &url);

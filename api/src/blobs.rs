@@ -1,0 +1,487 @@
+//! The embedded object store's signed upload and download routes:
+//! `PUT /v1/blobs/{key}` and `GET /v1/blobs/{key}`.
+//!
+//! No bearer token: the URL's HMAC signature (over method, key, content type,
+//! content length and expiry) is the authorization, handed out by the media
+//! routes. Uploads stream to disk and must match the signed type and length
+//! exactly; downloads stream from disk with single-range `Range` support.
+//! These routes exist only when the store is the local one; with S3 the
+//! client talks to S3 directly.
+
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+use sori_pipeline::store::local::{now_ms, SignatureError, SignedRequest, UploadError};
+use sori_pipeline::store::{content_type_for, LocalStore, ObjectStore, StoreError};
+use std::io::{self, SeekFrom};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::{ReaderStream, StreamReader};
+
+/// The routes (merged outside OpenAPI: clients never build these URLs, they
+/// receive them signed).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/blobs/{*key}", get(download).put(upload))
+}
+
+/// The signature parameters every blob URL carries.
+#[derive(Debug, Deserialize)]
+struct Signature {
+    expires: i64,
+    sig: String,
+}
+
+/// Why a blob request failed; rendered through [`ApiError`] except for 416,
+/// which needs its `Content-Range` header.
+enum BlobError {
+    Api(ApiError),
+    RangeNotSatisfiable { size: u64 },
+}
+
+impl From<ApiError> for BlobError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl IntoResponse for BlobError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Api(e) => e.into_response(),
+            Self::RangeNotSatisfiable { size } => {
+                let problem = Problem {
+                    kind: "https://sori.dev/problems/range-not-satisfiable".to_owned(),
+                    title: "Range not satisfiable".to_owned(),
+                    status: StatusCode::RANGE_NOT_SATISFIABLE.as_u16(),
+                    detail: Some(format!("the object has {size} bytes")),
+                    errors: Vec::new(),
+                };
+                (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [
+                        (header::CONTENT_TYPE, "application/problem+json".to_owned()),
+                        (header::CONTENT_RANGE, format!("bytes */{size}")),
+                    ],
+                    serde_json::to_vec(&problem).unwrap_or_default(),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+fn local(state: &AppState) -> Result<&LocalStore, ApiError> {
+    match &state.store {
+        Some(ObjectStore::Local(store)) => Ok(store),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(_) => ApiError::NotFound,
+        StoreError::Permanent(why) => ApiError::BadRequest(why),
+        other => ApiError::Internal(Box::new(other)),
+    }
+}
+
+fn check(store: &LocalStore, req: &SignedRequest<'_>) -> Result<(), ApiError> {
+    store.verify(req, now_ms()).map_err(|e: SignatureError| {
+        // Expired or tampered: the same answer, the reason only in the log.
+        tracing::info!(key = req.key, reason = %e, "signed URL refused");
+        ApiError::Forbidden
+    })
+}
+
+fn query(
+    q: Result<Query<Signature>, axum::extract::rejection::QueryRejection>,
+) -> Result<Signature, ApiError> {
+    q.map(|Query(s)| s)
+        .map_err(|_| ApiError::BadRequest("a signed URL needs `expires` and `sig`".to_owned()))
+}
+
+/// Stores the body under `key` if the URL's signature covers this exact
+/// content type and length; 403 otherwise, 413 when the body runs past the
+/// signed length, 400 when it stops short.
+async fn upload(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    q: Result<Query<Signature>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let store = local(&state)?;
+    let q = query(q)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let content_length: u64 = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::BadRequest("Content-Length is required".to_owned()))?;
+    let signed = SignedRequest {
+        method: "PUT",
+        key: &key,
+        content_type,
+        content_length,
+        expires: q.expires,
+        sig: &q.sig,
+    };
+    check(store, &signed)?;
+    // Body errors (a client gone mid-upload) get their own kind, so they read
+    // as the client's fault rather than the disk's.
+    let stream = body
+        .into_data_stream()
+        .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e));
+    let mut reader = StreamReader::new(stream);
+    match store.put_reader(&key, &mut reader, content_length).await {
+        Ok(_) => Ok(StatusCode::CREATED),
+        Err(UploadError::TooLarge { expected }) => Err(ApiError::PayloadTooLarge {
+            limit: usize::try_from(expected).unwrap_or(usize::MAX),
+        }),
+        Err(UploadError::TooShort { expected, got }) => Err(ApiError::BadRequest(format!(
+            "the body has {got} bytes, the signed length is {expected}"
+        ))),
+        Err(UploadError::Store(StoreError::Io(e)))
+            if e.kind() == io::ErrorKind::ConnectionAborted =>
+        {
+            Err(ApiError::BadRequest(
+                "the upload was interrupted".to_owned(),
+            ))
+        }
+        Err(UploadError::Store(e)) => Err(store_error(e)),
+        Err(e) => Err(ApiError::Internal(Box::new(e))),
+    }
+}
+
+/// Streams the object, or the one byte range asked for.
+async fn download(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    q: Result<Query<Signature>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, BlobError> {
+    let store = local(&state)?;
+    let q = query(q)?;
+    let signed = SignedRequest {
+        method: "GET",
+        key: &key,
+        content_type: "",
+        content_length: 0,
+        expires: q.expires,
+        sig: &q.sig,
+    };
+    check(store, &signed)?;
+    let (mut file, size) = store.open_read(&key).await.map_err(store_error)?;
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Range::Full, |v| parse_range(v, size));
+    let (status, start, len) = match range {
+        Range::Full => (StatusCode::OK, 0, size),
+        Range::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        Range::Unsatisfiable => return Err(BlobError::RangeNotSatisfiable { size }),
+    };
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    }
+    let content_type = content_type_for(&key).unwrap_or("application/octet-stream");
+    let mut response = Response::new(Body::from_stream(ReaderStream::new(file.take(len))));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=300"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        let value = format!("bytes {start}-{}/{size}", start + len - 1);
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(response)
+}
+
+/// What a `Range` header asks of an object of a known size.
+#[derive(Debug, PartialEq, Eq)]
+enum Range {
+    /// No usable single range (absent, malformed or multiple): send it all.
+    Full,
+    /// Bytes `start..=end`.
+    Partial {
+        start: u64,
+        end: u64,
+    },
+    Unsatisfiable,
+}
+
+/// Parses one `bytes=a-b`, `bytes=a-` or `bytes=-n` range (RFC 9110 §14.1.2);
+/// anything else is ignored, as the RFC allows.
+fn parse_range(value: &str, size: u64) -> Range {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Range::Full;
+    };
+    if spec.contains(',') {
+        return Range::Full;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Range::Full;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parsed = match (first.parse::<u64>(), last.parse::<u64>()) {
+        (Ok(start), Ok(end)) if start <= end => Some((start, end.min(size.saturating_sub(1)))),
+        (Ok(start), Err(_)) if last.is_empty() => Some((start, size.saturating_sub(1))),
+        (Err(_), Ok(suffix)) if first.is_empty() => {
+            if suffix == 0 {
+                return Range::Unsatisfiable;
+            }
+            Some((size.saturating_sub(suffix), size.saturating_sub(1)))
+        }
+        _ => None,
+    };
+    match parsed {
+        None => Range::Full,
+        Some((start, _)) if start >= size => Range::Unsatisfiable,
+        Some((start, end)) => Range::Partial { start, end },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(
+            parse_range("bytes=0-9", 100),
+            Range::Partial { start: 0, end: 9 }
+        );
+        assert_eq!(
+            parse_range("bytes=90-", 100),
+            Range::Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            parse_range("bytes=-10", 100),
+            Range::Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            parse_range("bytes=-500", 100),
+            Range::Partial { start: 0, end: 99 }
+        );
+        assert_eq!(
+            parse_range("bytes=50-500", 100),
+            Range::Partial { start: 50, end: 99 }
+        );
+        assert_eq!(parse_range("bytes=100-", 100), Range::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Range::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 100), Range::Full);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Range::Full);
+        assert_eq!(parse_range("items=0-1", 100), Range::Full);
+        assert_eq!(parse_range("bytes=x-y", 100), Range::Full);
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use sori_pipeline::db::testing::fresh_db;
+    use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    struct Fixture {
+        app: Router,
+        store: LocalStore,
+        _dir: tempfile::TempDir,
+        _db: sori_pipeline::db::testing::TestDb,
+    }
+
+    async fn fixture() -> Fixture {
+        let t = fresh_db().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            LocalStore::new(dir.path().join("blobs"), &[9u8; 32], "http://sori.test").unwrap();
+        let queue = JobQueue::Embedded(EmbeddedQueue::new(t.db.clone(), "media", 5));
+        let state =
+            AppState::new(t.db.clone()).with_media(ObjectStore::Local(store.clone()), queue);
+        Fixture {
+            app: crate::app(state),
+            store,
+            _dir: dir,
+            _db: t,
+        }
+    }
+
+    fn path_of(url: &str) -> &str {
+        url.strip_prefix("http://sori.test").unwrap()
+    }
+
+    async fn send(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let res = app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        (
+            parts.status,
+            parts.headers,
+            body.collect().await.unwrap().to_bytes().to_vec(),
+        )
+    }
+
+    fn put(url: &str, content_type: &str, length: usize, body: &'static [u8]) -> Request<Body> {
+        Request::put(path_of(url))
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::CONTENT_LENGTH, length)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    fn problem_status(headers: &HeaderMap, body: &[u8]) -> u64 {
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        v["status"].as_u64().unwrap()
+    }
+
+    #[tokio::test]
+    async fn signed_upload_is_enforced() {
+        let f = fixture().await;
+        let p = f
+            .store
+            .presign_put("originals/m1", "audio/mp4", 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        // Wrong content type, wrong declared length: the signature does not cover them.
+        let (s, h, b) = send(&f.app, put(&p.url, "audio/mpeg", 10, b"0123456789")).await;
+        assert_eq!((s, problem_status(&h, &b)), (StatusCode::FORBIDDEN, 403));
+        let (s, _, _) = send(&f.app, put(&p.url, "audio/mp4", 11, b"0123456789a")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // A body longer or shorter than signed (and declared).
+        let (s, h, b) = send(&f.app, put(&p.url, "audio/mp4", 10, b"0123456789-and-more")).await;
+        assert_eq!(
+            (s, problem_status(&h, &b)),
+            (StatusCode::PAYLOAD_TOO_LARGE, 413)
+        );
+        let (s, h, b) = send(&f.app, put(&p.url, "audio/mp4", 10, b"01234")).await;
+        assert_eq!((s, problem_status(&h, &b)), (StatusCode::BAD_REQUEST, 400));
+        assert!(f.store.head("originals/m1").await.unwrap().is_none());
+        // Tampered signature, missing signature, expired URL.
+        let tampered = p.url.replace("sig=", "sig=00");
+        let (s, _, _) = send(&f.app, put(&tampered, "audio/mp4", 10, b"0123456789")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let unsigned = p.url.split('?').next().unwrap().to_owned();
+        let (s, _, _) = send(&f.app, put(&unsigned, "audio/mp4", 10, b"0123456789")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let old = f
+            .store
+            .presign(
+                "PUT",
+                "originals/m1",
+                "audio/mp4",
+                10,
+                Duration::from_secs(1),
+                now_ms() - 5000,
+            )
+            .unwrap();
+        let (s, _, _) = send(&f.app, put(&old.url, "audio/mp4", 10, b"0123456789")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // The right request.
+        let (s, _, _) = send(&f.app, put(&p.url, "audio/mp4", 10, b"0123456789")).await;
+        assert_eq!(s, StatusCode::CREATED);
+        assert_eq!(
+            f.store.head("originals/m1").await.unwrap().unwrap().size,
+            10
+        );
+        // A PUT signature does not allow a GET.
+        let (s, _, _) = send(
+            &f.app,
+            Request::get(path_of(&p.url)).body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn signed_download_with_ranges() {
+        let f = fixture().await;
+        let mut body: &[u8] = b"0123456789";
+        f.store
+            .put_reader("media/m/v1/audio.opus", &mut body, 10)
+            .await
+            .unwrap();
+        let p = f
+            .store
+            .presign_get("media/m/v1/audio.opus", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let get = |range: Option<&str>| {
+            let mut r = Request::get(path_of(&p.url));
+            if let Some(range) = range {
+                r = r.header(header::RANGE, range);
+            }
+            r.body(Body::empty()).unwrap()
+        };
+        let (s, h, b) = send(&f.app, get(None)).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(h[header::CONTENT_TYPE], "audio/ogg; codecs=opus");
+        assert_eq!(h[header::ACCEPT_RANGES], "bytes");
+        assert_eq!(b, b"0123456789");
+        let (s, h, b) = send(&f.app, get(Some("bytes=2-5"))).await;
+        assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(h[header::CONTENT_RANGE], "bytes 2-5/10");
+        assert_eq!(h[header::CONTENT_LENGTH], "4");
+        assert_eq!(b, b"2345");
+        let (s, h, b) = send(&f.app, get(Some("bytes=-3"))).await;
+        assert_eq!(
+            (s, b.as_slice()),
+            (StatusCode::PARTIAL_CONTENT, b"789".as_slice())
+        );
+        assert_eq!(h[header::CONTENT_RANGE], "bytes 7-9/10");
+        let (s, h, b) = send(&f.app, get(Some("bytes=10-"))).await;
+        assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(h[header::CONTENT_RANGE], "bytes */10");
+        assert_eq!(problem_status(&h, &b), 416);
+        // Another key with this signature, a missing object, an escape attempt.
+        let other = p.url.replace("audio.opus", "audio.caf");
+        let (s, _, _) = send(
+            &f.app,
+            Request::get(path_of(&other)).body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let missing = f
+            .store
+            .presign_get("media/m/v1/audio.webm", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let (s, _, _) = send(
+            &f.app,
+            Request::get(path_of(&missing.url))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let escape = p
+            .url
+            .replace("media/m/v1/audio.opus", "media/%2e%2e/%2e%2e/secret");
+        let (s, _, _) = send(
+            &f.app,
+            Request::get(path_of(&escape)).body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+}

@@ -1,0 +1,479 @@
+//! Voice uploads: the client asks for an upload URL, PUTs the bytes straight
+//! to the object store (S3, or the API's own signed blob routes in embedded
+//! mode), then says "complete" to queue processing; afterwards it reads the
+//! state and plays the processed audio through short-lived signed URLs.
+//!
+//! The API never proxies upload bytes: it signs, checks and queues.
+
+use crate::auth::{self, AuthUser};
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+use crate::validation::{JsonBody, QueryParams};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sori_pipeline::media::{mark_queued, MediaError};
+use sori_pipeline::queue::JobQueue;
+use sori_pipeline::store::{original_key, ObjectStore, PresignedRequest, StoreError};
+use sori_pipeline::Db;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Upload, status and playback routes, merged by [`crate::app`].
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_media))
+        .routes(routes!(complete_media))
+        .routes(routes!(get_media))
+        .routes(routes!(media_audio))
+        .routes(routes!(media_waveform))
+}
+
+/// Largest accepted upload (DESIGN §4's input limit).
+pub const MAX_UPLOAD_BYTES: i64 = 50 * 1024 * 1024;
+/// How long an upload URL works.
+const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long a playback URL works: long enough to start playing, short enough not to be shared.
+const PLAY_URL_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// The types phones and browsers record (DESIGN §4), without parameters.
+const ACCEPTED_TYPES: &[&str] = &[
+    "audio/mp4",
+    "audio/m4a",
+    "audio/x-m4a",
+    "audio/aac",
+    "audio/mpeg",
+    "audio/mp3",
+    "audio/ogg",
+    "audio/opus",
+    "audio/webm",
+    "video/webm",
+    "audio/flac",
+    "audio/x-flac",
+    "audio/wav",
+    "audio/x-wav",
+    "audio/wave",
+    "audio/x-caf",
+    "audio/aiff",
+    "audio/x-aiff",
+];
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMedia {
+    /// The recording's type, e.g. `audio/mp4` or `audio/webm;codecs=opus`.
+    pub content_type: String,
+    /// Exact length of the upload, bytes (at most 50 MiB).
+    pub size_bytes: i64,
+}
+
+/// How to upload: send `method` to `url` with exactly these `headers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Upload {
+    pub url: String,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    /// Unix milliseconds after which the URL is refused.
+    pub expires_at: i64,
+}
+
+impl From<PresignedRequest> for Upload {
+    fn from(p: PresignedRequest) -> Self {
+        Self {
+            url: p.url,
+            method: p.method,
+            headers: p.headers.into_iter().collect(),
+            expires_at: p.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedMedia {
+    pub id: String,
+    pub upload: Upload,
+}
+
+/// Where a media is in processing, and what came out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MediaStatus {
+    pub id: String,
+    /// `awaiting_upload`, `queued`, `processing`, `ready` or `failed`.
+    pub state: String,
+    /// Why processing failed (or why the last attempt did).
+    pub reason: Option<String>,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub duration_ms: Option<i64>,
+    /// Up to 100 values 0–31; empty until ready.
+    pub bars: Vec<u8>,
+    /// The processing report (DESIGN §4) once ready.
+    #[schema(value_type = Option<Object>)]
+    pub report: Option<serde_json::Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct MediaRow {
+    id: String,
+    owner_id: String,
+    state: String,
+    content_type: String,
+    size_bytes: i64,
+    original_key: String,
+    output_prefix: Option<String>,
+    duration_ms: Option<i64>,
+    bars: Option<String>,
+    report: Option<String>,
+    failure: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl MediaRow {
+    fn status(self) -> MediaStatus {
+        let bars = self.bars.as_deref().map(crate::posts::parse_bars);
+        MediaStatus {
+            report: self.report.and_then(|r| serde_json::from_str(&r).ok()),
+            bars: bars.unwrap_or_default(),
+            id: self.id,
+            state: self.state,
+            reason: self.failure,
+            content_type: self.content_type,
+            size_bytes: self.size_bytes,
+            duration_ms: self.duration_ms,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// The key of a processed output; 409 with the state until ready.
+    fn output_key(&self, file: &str) -> Result<String, ApiError> {
+        match (&self.output_prefix, self.state.as_str()) {
+            (Some(prefix), "ready") => Ok(format!("{prefix}{file}")),
+            _ => Err(ApiError::Conflict(format!("media is {}", self.state))),
+        }
+    }
+}
+
+fn backends(state: &AppState) -> Result<(&ObjectStore, &JobQueue), ApiError> {
+    match (&state.store, &state.queue) {
+        (Some(store), Some(queue)) => Ok((store, queue)),
+        _ => Err(ApiError::Unavailable(
+            "media storage is not configured".to_owned(),
+        )),
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    if e.is_transient() {
+        tracing::warn!(error = %e, "object store unavailable");
+        ApiError::Unavailable("object store unavailable; retry".to_owned())
+    } else {
+        ApiError::Internal(Box::new(e))
+    }
+}
+
+fn media_error(e: MediaError) -> ApiError {
+    match e {
+        MediaError::NotFound => ApiError::NotFound,
+        other => ApiError::Internal(Box::new(other)),
+    }
+}
+
+async fn load(db: &Db, id: &str) -> Result<MediaRow, ApiError> {
+    sqlx::query_as(
+        "SELECT id, owner_id, state, content_type, size_bytes, original_key, output_prefix, \
+         duration_ms, bars, report, failure, created_at, updated_at FROM media WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or(ApiError::NotFound)
+}
+
+/// The owner's media, else 404 (unknown) or 403 (someone else's).
+async fn load_own(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiError> {
+    let media = load(db, id).await?;
+    if media.owner_id != user.id {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(media)
+}
+
+/// Media anyone may play: the owner's, or one attached to a post.
+async fn load_playable(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiError> {
+    let media = load(db, id).await?;
+    if media.owner_id == user.id {
+        return Ok(media);
+    }
+    let posted: Option<String> = sqlx::query_scalar("SELECT id FROM posts WHERE media_id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    posted.map(|_| media).ok_or(ApiError::Forbidden)
+}
+
+/// The declared type without parameters, lowercased, if it is one we decode.
+fn accepted_type(declared: &str) -> Option<String> {
+    let essence = declared.split(';').next()?.trim().to_ascii_lowercase();
+    ACCEPTED_TYPES
+        .contains(&essence.as_str())
+        .then_some(essence)
+}
+
+/// Starts an upload: checks type and size, creates the media
+/// (`awaiting_upload`) and returns where to PUT the bytes.
+#[utoipa::path(post, path = "/v1/media", tag = "media",
+    security(("bearer" = [])),
+    request_body = CreateMedia,
+    responses(
+        (status = 201, body = CreatedMedia),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Declared size over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unsupported type or bad size", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_media(
+    State(state): State<AppState>,
+    user: AuthUser,
+    JsonBody(req): JsonBody<CreateMedia>,
+) -> Result<(StatusCode, Json<CreatedMedia>), ApiError> {
+    let content_type = accepted_type(&req.content_type)
+        .ok_or_else(|| ApiError::invalid("content_type", "not an audio type Sori can decode"))?;
+    if req.size_bytes <= 0 {
+        return Err(ApiError::invalid("size_bytes", "must be positive"));
+    }
+    if req.size_bytes > MAX_UPLOAD_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_UPLOAD_BYTES as usize,
+        });
+    }
+    let (store, _) = backends(&state)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let key = original_key(&id);
+    let upload = store
+        .presign_put(&key, &content_type, req.size_bytes as u64, UPLOAD_URL_TTL)
+        .await
+        .map_err(store_error)?;
+    let now = auth::now_ms();
+    sqlx::query(
+        "INSERT INTO media (id, owner_id, state, content_type, size_bytes, original_key, created_at, updated_at) \
+         VALUES ($1, $2, 'awaiting_upload', $3, $4, $5, $6, $6)",
+    )
+    .bind(&id)
+    .bind(&user.id)
+    .bind(&content_type)
+    .bind(req.size_bytes)
+    .bind(&key)
+    .bind(now)
+    .execute(state.db.pool())
+    .await?;
+    let created = CreatedMedia {
+        id,
+        upload: upload.into(),
+    };
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Says the upload is done: checks the object is there with the declared
+/// size and queues processing. Idempotent: a repeat changes nothing.
+#[utoipa::path(post, path = "/v1/media/{id}/complete", tag = "media",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Media id")),
+    responses(
+        (status = 202, description = "Queued (or already past the upload)", body = MediaStatus),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Someone else's media", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Nothing uploaded, or not the declared size", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn complete_media(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<MediaStatus>), ApiError> {
+    let (store, queue) = backends(&state)?;
+    let media = load_own(&state.db, &id, &user).await?;
+    if media.state == "awaiting_upload" {
+        let meta = store.head(&media.original_key).await.map_err(store_error)?;
+        match meta {
+            None => return Err(ApiError::Conflict("nothing uploaded yet".to_owned())),
+            Some(m) if m.size != media.size_bytes as u64 => {
+                return Err(ApiError::Conflict(format!(
+                    "uploaded {} bytes, declared {}",
+                    m.size, media.size_bytes
+                )));
+            }
+            Some(_) => {}
+        }
+        mark_queued(&state.db, &queue.staging(), &id)
+            .await
+            .map_err(media_error)?;
+    }
+    let media = load(&state.db, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(media.status())))
+}
+
+/// The media's state, failure reason, duration, bars and report (owner only).
+#[utoipa::path(get, path = "/v1/media/{id}", tag = "media",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Media id")),
+    responses(
+        (status = 200, body = MediaStatus),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_media(
+    State(db): State<Db>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<MediaStatus>, ApiError> {
+    Ok(Json(load_own(&db, &id, &user).await?.status()))
+}
+
+/// `?format=` of the audio route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AudioQuery {
+    /// `opus` (Ogg), `caf` (older iOS) or `webm` (Safari 17.5+); by `Accept` when absent, else `opus`.
+    pub format: Option<String>,
+}
+
+/// The output file for `format`, or for the first type `Accept` names that we have.
+fn audio_file(format: Option<&str>, accept: Option<&str>) -> Result<&'static str, ApiError> {
+    let by_name = |name: &str| match name {
+        "opus" | "ogg" => Some("audio.opus"),
+        "caf" => Some("audio.caf"),
+        "webm" => Some("audio.webm"),
+        _ => None,
+    };
+    if let Some(format) = format {
+        return by_name(&format.to_ascii_lowercase())
+            .ok_or_else(|| ApiError::invalid("format", "one of opus, caf, webm"));
+    }
+    let by_type = |t: &str| match t {
+        "audio/ogg" | "audio/opus" => Some("audio.opus"),
+        "audio/x-caf" => Some("audio.caf"),
+        "audio/webm" => Some("audio.webm"),
+        _ => None,
+    };
+    let chosen = accept
+        .into_iter()
+        .flat_map(|a| a.split(','))
+        .find_map(|item| {
+            let essence = item.split(';').next().unwrap_or_default().trim();
+            by_type(&essence.to_ascii_lowercase())
+        });
+    Ok(chosen.unwrap_or("audio.opus"))
+}
+
+/// A redirect to a short-lived signed URL of one output file.
+async fn redirect_to(store: &ObjectStore, key: &str) -> Result<Response, ApiError> {
+    let signed = store
+        .presign_get(key, PLAY_URL_TTL)
+        .await
+        .map_err(store_error)?;
+    let location =
+        header::HeaderValue::try_from(signed.url).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let headers = [
+        (header::LOCATION, location),
+        // The URL expires: no cache may keep the redirect.
+        (
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        ),
+    ];
+    Ok((StatusCode::FOUND, headers).into_response())
+}
+
+/// The processed audio: a 302 to a short-lived signed URL (S3, or the
+/// embedded store's blob route, which serves ranges).
+#[utoipa::path(get, path = "/v1/media/{id}/audio", tag = "media",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Media id"), AudioQuery),
+    responses(
+        (status = 302, description = "To a signed URL of the audio", headers(("Location" = String))),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither the caller's nor posted", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not ready; the detail says its state", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown format", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn media_audio(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<AudioQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let file = audio_file(query.format.as_deref(), accept)?;
+    let (store, _) = backends(&state)?;
+    let media = load_playable(&state.db, &id, &user).await?;
+    redirect_to(store, &media.output_key(file)?).await
+}
+
+/// The waveform JSON (audiowaveform format): a 302 to a signed URL.
+#[utoipa::path(get, path = "/v1/media/{id}/waveform", tag = "media",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Media id")),
+    responses(
+        (status = 302, description = "To a signed URL of waveform.json", headers(("Location" = String))),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not ready; the detail says its state", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn media_waveform(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (store, _) = backends(&state)?;
+    let media = load_playable(&state.db, &id, &user).await?;
+    redirect_to(store, &media.output_key("waveform.json")?).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_types_are_checked_without_parameters() {
+        assert_eq!(
+            accepted_type("audio/webm;codecs=opus").as_deref(),
+            Some("audio/webm")
+        );
+        assert_eq!(accepted_type("Audio/MP4").as_deref(), Some("audio/mp4"));
+        assert!(accepted_type("image/png").is_none());
+        assert!(accepted_type("").is_none());
+    }
+
+    #[test]
+    fn the_format_comes_from_the_query_then_accept() {
+        assert_eq!(
+            audio_file(Some("caf"), Some("audio/webm")).unwrap(),
+            "audio.caf"
+        );
+        assert!(audio_file(Some("mp3"), None).is_err());
+        assert_eq!(
+            audio_file(None, Some("audio/x-caf, audio/ogg")).unwrap(),
+            "audio.caf"
+        );
+        assert_eq!(
+            audio_file(None, Some("text/html, audio/webm;q=0.9")).unwrap(),
+            "audio.webm"
+        );
+        assert_eq!(audio_file(None, Some("*/*")).unwrap(), "audio.opus");
+        assert_eq!(audio_file(None, None).unwrap(), "audio.opus");
+    }
+}
