@@ -33,6 +33,14 @@ if ! command -v cargo-nextest >/dev/null && [ "$mode" = test ]; then
     cargo install cargo-nextest --locked
 fi
 
+# s3s-fs: an S3 server that verifies presigned signatures (moto does not),
+# for the tests proving uploads are bound to type, length and expiry.
+# Built once (a few minutes) and kept in cargo's bin directory.
+if [ "$mode" = test ] && ! [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
+    echo "setup: installing s3s-fs" >&2
+    cargo install s3s-fs --version 0.14.1 --locked --features binary
+fi
+
 if [ "$mode" = test ]; then
     if ! pg_isready -q -h 127.0.0.1 -p 5432; then
         if ! ls /etc/postgresql >/dev/null 2>&1; then

@@ -99,6 +99,19 @@ pub struct Settings {
     /// [default: DATA_DIR/secret, created on first start]
     #[arg(long, env = "SORI_BLOB_SECRET", global = true, hide_env_values = true)]
     pub blob_secret: Option<String>,
+    /// Origins allowed to call the API from a browser: comma-separated
+    /// `scheme://host[:port]`, or `*` for any [default: none, same-origin only]
+    #[arg(long, env = "SORI_CORS_ORIGINS", default_value = "", global = true)]
+    pub cors_origins: String,
+    /// Seconds an upload may stay unattached to a post before the API role
+    /// deletes it with its stored objects (checked every 24th of this, at most every 10 minutes).
+    #[arg(
+        long,
+        env = "SORI_MEDIA_TTL_SECS",
+        default_value_t = 86_400,
+        global = true
+    )]
+    pub media_ttl_secs: u64,
     /// Log line format.
     #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -3,6 +3,7 @@
 use crate::cli::Settings;
 use crate::cli::{QueueKind, StoreKind};
 use anyhow::Context;
+use sori_api::http::HttpConfig;
 use sori_api::AppState;
 use sori_pipeline::db::redact;
 use sori_pipeline::metrics::PipelineMetrics;
@@ -71,6 +72,8 @@ pub fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
 }
 
 async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
+    let http_config =
+        HttpConfig::with_cors_origins(&settings.cors_origins).context("SORI_CORS_ORIGINS")?;
     let db = open_db(settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -102,19 +105,29 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let pool = (role != Role::Api).then(|| {
         let worker = Worker::new(
             db.clone(),
-            store,
+            store.clone(),
             queue.clone(),
             worker_config(settings),
             metrics,
         );
         tokio::spawn(worker.run(stopped()))
     });
+    // The API role cleans up uploads never attached to a post.
+    let cleanup = (role != Role::Worker).then(|| {
+        let ttl = Duration::from_secs(settings.media_ttl_secs);
+        tokio::spawn(sori_api::cleanup::run(
+            db.clone(),
+            store.clone(),
+            ttl,
+            stopped(),
+        ))
+    });
     let relay = queue
         .needs_relay()
         .then(|| tokio::spawn(relay_outbox(db.clone(), queue.clone(), stopped())));
     let router = match role {
         Role::Worker => sori_api::ops_app(state),
-        Role::All | Role::Api => sori_api::app(state),
+        Role::All | Role::Api => sori_api::app_with(state, &http_config),
     };
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
     let server = sori_api::serve_router(listener, router, stopped());
@@ -134,6 +147,9 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     }
     if let Some(relay) = relay {
         let _ = relay.await;
+    }
+    if let Some(cleanup) = cleanup {
+        let _ = cleanup.await;
     }
     db.close().await;
     tracing::info!("stopped");

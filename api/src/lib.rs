@@ -6,13 +6,16 @@
 pub mod accounts;
 pub mod auth;
 pub mod blobs;
+pub mod cleanup;
 pub mod error;
 pub mod feed;
+pub mod http;
 pub mod media;
 pub mod metrics;
 pub mod ops;
 pub mod pagination;
 pub mod posts;
+pub mod social;
 pub mod state;
 pub mod validation;
 
@@ -64,23 +67,35 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The whole HTTP application: routes, OpenAPI document and docs UI, request ids and tracing.
+/// The whole HTTP application with the default [`http::HttpConfig`] (no cross-origin callers).
 pub fn app(state: AppState) -> Router {
+    app_with(state, &http::HttpConfig::default())
+}
+
+/// The whole HTTP application: routes, OpenAPI document and docs UI, request
+/// ids and tracing, and the cross-cutting layers of [`http`] (CORS,
+/// compression, ETags, body limit).
+pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::router())
         .merge(accounts::router())
         .merge(posts::router())
         .merge(feed::router())
         .merge(media::router())
+        .merge(social::router())
         .split_for_parts();
     router
         .merge(blobs::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn(http::limit_body))
+        .layer(axum::middleware::from_fn(http::etag))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track_requests,
         ))
+        .layer(http::compression_layer())
+        .layer(tower::util::option_layer(http::cors_layer(config)))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {

@@ -12,6 +12,7 @@ pub mod job;
 pub mod media;
 pub mod metrics;
 pub mod queue;
+pub mod reaper;
 pub mod store;
 pub mod worker;
 

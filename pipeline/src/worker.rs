@@ -224,6 +224,7 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         let (abandon_tx, abandon_rx) = watch::channel(false);
         let mut jobs = JoinSet::new();
         let sampler = tokio::spawn(self.clone().sample_depth());
+        let reaper = tokio::spawn(self.clone().reap());
         tokio::pin!(stop);
         tracing::info!(slots = cfg.concurrency, "worker pool started");
         loop {
@@ -271,6 +272,7 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
             }
         }
         sampler.abort();
+        reaper.abort();
         self.drain(jobs, abandon_tx).await;
     }
 
@@ -599,6 +601,13 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
                 tracing::warn!(error = %e, %prefix, "cannot delete an abandoned output");
             }
         }
+    }
+
+    /// Re-queues or fails media stuck in `processing` until aborted.
+    async fn reap(self) {
+        let i = &self.inner;
+        let cfg = crate::reaper::ReaperConfig::for_worker(&i.cfg);
+        crate::reaper::run(&i.db, &i.queue, &cfg, &i.metrics).await;
     }
 
     /// Samples queue depth into the metrics until aborted.

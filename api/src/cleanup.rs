@@ -1,0 +1,195 @@
+//! Media hygiene: uploads never attached to a post within the time to live
+//! (`SORI_MEDIA_TTL_SECS`, a day by default) are deleted — the row, the
+//! original upload and every processed output — by a task the API role runs
+//! ([`run`]); [`sweep`] is one pass, keyset-batched so it never loads an
+//! unbounded set.
+//!
+//! A media row is deleted first, by a statement that re-checks it is still
+//! unattached (so a post created meanwhile wins), then its objects. An object
+//! that cannot be deleted is logged and counted; it is left behind, not retried.
+
+use sori_pipeline::store::{original_key, output_prefix, ObjectStore};
+use sori_pipeline::worker::OUTPUT_FILES;
+use sori_pipeline::Db;
+use sqlx::Row;
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What makes a media "attached". Referenced as `media.id`; adding a new kind
+/// of attachment (chat messages) is one more `AND NOT EXISTS (…)` here.
+const UNATTACHED: &str = "NOT EXISTS (SELECT 1 FROM posts WHERE posts.media_id = media.id)";
+
+/// Rows examined per query.
+pub const BATCH: i64 = 200;
+/// Processing attempts whose outputs are deleted, newest first (the worker
+/// already removes older versions after a success).
+const MAX_VERSIONS: i64 = 50;
+
+/// Why a pass stopped. Recoverable: the next pass starts over and resumes the work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CleanupError {
+    /// The database refused or is unreachable.
+    #[error("media cleanup: database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Media rows deleted.
+    pub media: u64,
+    /// Objects whose deletion failed (left behind, logged).
+    pub objects_failed: u64,
+}
+
+struct Candidate {
+    id: String,
+    original_key: String,
+    attempts: i64,
+}
+
+/// One pass: deletes every media created before `now_ms - ttl` that is not
+/// attached and not leased by a worker, in batches of [`BATCH`].
+pub async fn sweep(
+    db: &Db,
+    store: &ObjectStore,
+    ttl: Duration,
+    now_ms: i64,
+) -> Result<Swept, CleanupError> {
+    let cutoff = now_ms.saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+    let mut swept = Swept::default();
+    let mut after = String::new();
+    loop {
+        let batch = candidates(db, &after, cutoff, now_ms).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.id.clone();
+        let full = batch.len() as i64 == BATCH;
+        for media in batch {
+            if delete_row(db, &media.id, cutoff).await? {
+                swept.media += 1;
+                swept.objects_failed += delete_objects(store, &media).await;
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(swept)
+}
+
+/// The next batch after `after`, in id order (ids are UUIDv7: creation order).
+async fn candidates(
+    db: &Db,
+    after: &str,
+    cutoff: i64,
+    now_ms: i64,
+) -> Result<Vec<Candidate>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id, original_key, CAST(attempts AS BIGINT) AS attempts FROM media \
+         WHERE id > $1 AND created_at < $2 \
+         AND (lease_until IS NULL OR lease_until < $3) AND {UNATTACHED} \
+         ORDER BY id LIMIT $4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(cutoff)
+        .bind(now_ms)
+        .bind(BATCH)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Candidate {
+                id: r.try_get("id")?,
+                original_key: r.try_get("original_key")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes the row if it is still old and unattached; false when it no longer qualifies.
+async fn delete_row(db: &Db, id: &str, cutoff: i64) -> Result<bool, sqlx::Error> {
+    let sql = format!("DELETE FROM media WHERE id = $1 AND created_at < $2 AND {UNATTACHED}");
+    let done = sqlx::query(&sql)
+        .bind(id)
+        .bind(cutoff)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes the original and the outputs of every attempt; returns how many deletions failed.
+async fn delete_objects(store: &ObjectStore, media: &Candidate) -> u64 {
+    let mut keys = vec![media.original_key.clone(), original_key(&media.id)];
+    keys.dedup();
+    let first = (media.attempts - MAX_VERSIONS + 1).max(1);
+    for version in first..=media.attempts {
+        let prefix = output_prefix(&media.id, version);
+        keys.extend(OUTPUT_FILES.iter().map(|name| format!("{prefix}{name}")));
+    }
+    let mut failed = 0;
+    for key in keys {
+        if let Err(e) = store.delete(&key).await {
+            tracing::warn!(error = %e, %key, media_id = %media.id, "cannot delete an object of cleaned-up media");
+            failed += 1;
+        }
+    }
+    failed
+}
+
+/// How often [`run`] sweeps for a given time to live: a 24th of it, between
+/// one second and ten minutes, so media outlives its TTL by at most that.
+pub fn interval_for(ttl: Duration) -> Duration {
+    (ttl / 24).clamp(Duration::from_secs(1), Duration::from_secs(600))
+}
+
+/// Sweeps every [`interval_for`]`(ttl)` until `stop` resolves. A failed pass is
+/// logged and retried at the next tick.
+pub async fn run(db: Db, store: ObjectStore, ttl: Duration, stop: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(interval_for(ttl));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {}
+        }
+        match sweep(&db, &store, ttl, now_ms()).await {
+            Ok(s) if s.media > 0 => {
+                tracing::info!(
+                    media = s.media,
+                    objects_failed = s.objects_failed,
+                    "cleaned up unattached media"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "media cleanup pass failed; retrying later"),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_follows_the_ttl_within_bounds() {
+        assert_eq!(
+            interval_for(Duration::from_secs(86_400)),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            interval_for(Duration::from_secs(2_400)),
+            Duration::from_secs(100)
+        );
+        assert_eq!(interval_for(Duration::ZERO), Duration::from_secs(1));
+    }
+}
