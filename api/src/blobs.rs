@@ -7,6 +7,9 @@
 //! exactly; downloads stream from disk with single-range `Range` support.
 //! These routes exist only when the store is the local one; with S3 the
 //! client talks to S3 directly.
+//!
+//! [`serve_object`], the ranged streaming of a stored file, is shared with the
+//! media routes, which serve processed audio the same way in embedded mode.
 
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -15,7 +18,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 use sori_pipeline::store::local::{now_ms, SignatureError, SignedRequest, UploadError};
@@ -23,23 +25,36 @@ use sori_pipeline::store::{content_type_for, LocalStore, ObjectStore, StoreError
 use std::io::{self, SeekFrom};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::{ReaderStream, StreamReader};
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
-/// The routes (merged outside OpenAPI: clients never build these URLs, they
-/// receive them signed).
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/blobs/{*key}", get(download).put(upload))
+/// The routes, merged by [`crate::app`]. Clients never build these URLs, they
+/// receive them signed; they are documented for completeness. The key may
+/// contain `/`: axum matches it as a wildcard (`{*key}`), the document names
+/// it `{key}` (OpenAPI has no wildcard segments).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(BlobDoc::openapi())
+        .route("/v1/blobs/{*key}", get(download).put(upload))
 }
 
+/// The blob routes' part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(download, upload))]
+struct BlobDoc;
+
 /// The signature parameters every blob URL carries.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Signature {
+    /// Unix milliseconds after which the URL is refused.
     expires: i64,
+    /// HMAC-SHA256 over method, key, content type, content length and expiry.
     sig: String,
 }
 
-/// Why a blob request failed; rendered through [`ApiError`] except for 416,
-/// which needs its `Content-Range` header.
-enum BlobError {
+/// Why serving a stored object failed; rendered through [`ApiError`] except
+/// for 416, which needs its `Content-Range` header.
+pub(crate) enum BlobError {
     Api(ApiError),
     RangeNotSatisfiable { size: u64 },
 }
@@ -108,7 +123,20 @@ fn query(
 
 /// Stores the body under `key` if the URL's signature covers this exact
 /// content type and length; 403 otherwise, 413 when the body runs past the
-/// signed length, 400 when it stops short.
+/// signed length, 400 when it stops short. No bearer token: the URL's
+/// signature is the authorization.
+#[utoipa::path(put, path = "/v1/blobs/{key}", tag = "blobs",
+    params(("key" = String, Path, description = "Object key as signed (may contain `/`)"), Signature),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "Exactly the signed number of bytes, sent with the signed `Content-Type`"),
+    responses(
+        (status = 201, description = "Stored"),
+        (status = 400, description = "No signature, no `Content-Length`, or the body stopped short", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Signature expired, tampered, or not for this type and length", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No embedded store (S3 mode)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body runs past the signed length", body = Problem, content_type = "application/problem+json"),
+        (status = 500, body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn upload(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -162,7 +190,24 @@ async fn upload(
     }
 }
 
-/// Streams the object, or the one byte range asked for.
+/// Streams the object, or the one byte range asked for. No bearer token:
+/// the URL's signature is the authorization.
+#[utoipa::path(get, path = "/v1/blobs/{key}", tag = "blobs",
+    params(
+        ("key" = String, Path, description = "Object key as signed (may contain `/`)"),
+        Signature,
+        ("Range" = Option<String>, Header, description = "One range: `bytes=a-b`, `bytes=a-` or `bytes=-n`"),
+    ),
+    responses(
+        (status = 200, description = "The whole object", content_type = "application/octet-stream"),
+        (status = 206, description = "The range asked for", content_type = "application/octet-stream",
+            headers(("Content-Range" = String))),
+        (status = 400, description = "No signature", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Signature expired, tampered, or for another key or method", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such object, or no embedded store", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "The range starts past the end", body = Problem, content_type = "application/problem+json",
+            headers(("Content-Range" = String, description = "`bytes */size`"))),
+    ))]
 async fn download(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -180,7 +225,18 @@ async fn download(
         sig: &q.sig,
     };
     check(store, &signed)?;
-    let (mut file, size) = store.open_read(&key).await.map_err(store_error)?;
+    serve_object(store, &key, &headers).await
+}
+
+/// Streams a stored object with its `Content-Type` (by extension), or the
+/// one byte range the request's `Range` header asks for (`206`, or `416`
+/// past the end). Shared by the signed download route and the media routes.
+pub(crate) async fn serve_object(
+    store: &LocalStore,
+    key: &str,
+    headers: &HeaderMap,
+) -> Result<Response, BlobError> {
+    let (mut file, size) = store.open_read(key).await.map_err(store_error)?;
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -195,7 +251,7 @@ async fn download(
             .await
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
     }
-    let content_type = content_type_for(&key).unwrap_or("application/octet-stream");
+    let content_type = content_type_for(key).unwrap_or("application/octet-stream");
     let mut response = Response::new(Body::from_stream(ReaderStream::new(file.take(len))));
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -298,6 +354,7 @@ mod tests {
 mod route_tests {
     use super::*;
     use axum::http::Request;
+    use axum::Router;
     use http_body_util::BodyExt;
     use sori_pipeline::db::testing::fresh_db;
     use sori_pipeline::queue::{EmbeddedQueue, JobQueue};

@@ -50,6 +50,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "posts", description = "Voice posts"),
         (name = "media", description = "Voice uploads through signed URLs, processing state, playback"),
         (name = "feed", description = "Feed, explore and profile timelines, keyset-paginated"),
+        (name = "blobs", description = "The embedded store's signed upload and download URLs (no bearer token)"),
     )
 )]
 struct ApiDoc;
@@ -82,10 +83,10 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
         .merge(posts::router())
         .merge(feed::router())
         .merge(media::router())
+        .merge(blobs::router())
         .merge(social::router())
         .split_for_parts();
     router
-        .merge(blobs::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(http::limit_body))

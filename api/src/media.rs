@@ -1,16 +1,19 @@
 //! Voice uploads: the client asks for an upload URL, PUTs the bytes straight
 //! to the object store (S3, or the API's own signed blob routes in embedded
 //! mode), then says "complete" to queue processing; afterwards it reads the
-//! state and plays the processed audio through short-lived signed URLs.
+//! state and plays the processed audio: from S3 through a short-lived signed
+//! URL (a 302), in embedded mode straight from the local store with `Range`
+//! support. The waveform JSON is small and is answered directly in both modes.
 //!
 //! The API never proxies upload bytes: it signs, checks and queues.
 
 use crate::auth::{self, AuthUser};
+use crate::blobs::{serve_object, BlobError};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use crate::validation::{JsonBody, QueryParams};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -20,6 +23,7 @@ use sori_pipeline::store::{original_key, ObjectStore, PresignedRequest, StoreErr
 use sori_pipeline::Db;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -40,6 +44,8 @@ pub const MAX_UPLOAD_BYTES: i64 = 50 * 1024 * 1024;
 const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long a playback URL works: long enough to start playing, short enough not to be shared.
 const PLAY_URL_TTL: Duration = Duration::from_secs(10 * 60);
+/// Largest waveform JSON answered; the engine writes far less (a few KiB a minute).
+const MAX_WAVEFORM_BYTES: u64 = 2 * 1024 * 1024;
 
 /// The types phones and browsers record (DESIGN §4), without parameters.
 const ACCEPTED_TYPES: &[&str] = &[
@@ -395,18 +401,29 @@ async fn redirect_to(store: &ObjectStore, key: &str) -> Result<Response, ApiErro
     Ok((StatusCode::FOUND, headers).into_response())
 }
 
-/// The processed audio: a 302 to a short-lived signed URL (S3, or the
-/// embedded store's blob route, which serves ranges).
+/// The processed audio: in embedded mode the bytes themselves (single
+/// `Range` → 206, past the end → 416), with S3 a 302 to a short-lived signed URL.
 #[utoipa::path(get, path = "/v1/media/{id}/audio", tag = "media",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Media id"), AudioQuery),
+    params(
+        ("id" = String, Path, description = "Media id"),
+        AudioQuery,
+        ("Accept" = Option<String>, Header, description = "Chooses the variant when `format` is absent: `audio/ogg`, `audio/x-caf` or `audio/webm`"),
+        ("Range" = Option<String>, Header, description = "Embedded mode: one range, `bytes=a-b`, `bytes=a-` or `bytes=-n`"),
+    ),
     responses(
-        (status = 302, description = "To a signed URL of the audio", headers(("Location" = String))),
+        (status = 200, description = "Embedded mode: the whole file", content((String = "audio/ogg; codecs=opus"), (String = "audio/x-caf"), (String = "audio/webm"))),
+        (status = 206, description = "Embedded mode: the range asked for", content((String = "audio/ogg; codecs=opus"), (String = "audio/x-caf"), (String = "audio/webm")),
+            headers(("Content-Range" = String))),
+        (status = 302, description = "S3 mode: to a short-lived signed URL of the audio", headers(("Location" = String))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Neither the caller's nor posted", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not ready; the detail says its state", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "Embedded mode: the range starts past the end", body = Problem, content_type = "application/problem+json",
+            headers(("Content-Range" = String, description = "`bytes */size`"))),
         (status = 422, description = "Unknown format", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn media_audio(
     State(state): State<AppState>,
@@ -414,24 +431,35 @@ async fn media_audio(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<AudioQuery>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, BlobError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let file = audio_file(query.format.as_deref(), accept)?;
     let (store, _) = backends(&state)?;
     let media = load_playable(&state.db, &id, &user).await?;
-    redirect_to(store, &media.output_key(file)?).await
+    let key = media.output_key(file)?;
+    let mut response = match store {
+        ObjectStore::Local(local) => serve_object(local, &key, &headers).await?,
+        _ => redirect_to(store, &key).await?,
+    };
+    // The variant may depend on `Accept`: caches must key on it.
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    Ok(response)
 }
 
-/// The waveform JSON (audiowaveform format): a 302 to a signed URL.
+/// The waveform JSON (audiowaveform format, version 2), in both modes.
 #[utoipa::path(get, path = "/v1/media/{id}/waveform", tag = "media",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Media id")),
     responses(
-        (status = 302, description = "To a signed URL of waveform.json", headers(("Location" = String))),
+        (status = 200, description = "audiowaveform JSON: `version`, `channels`, `sample_rate`, `samples_per_pixel`, `bits`, `length`, `data` (min/max pairs)",
+            body = Object, content_type = "application/json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not ready; the detail says its state", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn media_waveform(
     State(state): State<AppState>,
@@ -440,7 +468,66 @@ async fn media_waveform(
 ) -> Result<Response, ApiError> {
     let (store, _) = backends(&state)?;
     let media = load_playable(&state.db, &id, &user).await?;
-    redirect_to(store, &media.output_key("waveform.json")?).await
+    let bytes = read_small(store, &media.output_key("waveform.json")?).await?;
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        // A version's outputs never change; access may, so only briefly and privately.
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=300"),
+        ),
+    ];
+    Ok((headers, bytes).into_response())
+}
+
+/// A small stored object (at most [`MAX_WAVEFORM_BYTES`]) read into memory.
+/// A ready media's output that is missing or too large is a server fault.
+async fn read_small(store: &ObjectStore, key: &str) -> Result<Vec<u8>, ApiError> {
+    let size = match store.head(key).await.map_err(store_error)? {
+        Some(meta) => meta.size,
+        None => return Err(internal(format!("output {key} is missing"))),
+    };
+    if size > MAX_WAVEFORM_BYTES {
+        return Err(internal(format!("output {key} has {size} bytes")));
+    }
+    let bytes = match store {
+        ObjectStore::Local(local) => {
+            let (file, _) = local.open_read(key).await.map_err(store_error)?;
+            let mut bytes = Vec::new();
+            file.take(MAX_WAVEFORM_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+            bytes
+        }
+        _ => read_through_temp_file(store, key).await?,
+    };
+    if bytes.len() as u64 > MAX_WAVEFORM_BYTES {
+        return Err(internal(format!("output {key} grew past the limit")));
+    }
+    Ok(bytes)
+}
+
+/// Downloads through a uniquely named temporary file, removed afterwards (the
+/// store streams to files; the size was checked just before).
+async fn read_through_temp_file(store: &ObjectStore, key: &str) -> Result<Vec<u8>, ApiError> {
+    let path = std::env::temp_dir().join(format!("sori-read-{}", uuid::Uuid::new_v4().simple()));
+    let read = async {
+        store.get_to_file(key, &path).await.map_err(store_error)?;
+        tokio::fs::read(&path)
+            .await
+            .map_err(|e| internal(e.to_string()))
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&path).await;
+    read
+}
+
+fn internal(message: String) -> ApiError {
+    ApiError::Internal(message.into())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use crate::auth::LoginLimiter;
 use crate::metrics::Metrics;
 use axum::extract::FromRef;
+use sori_pipeline::media::MediaEvents;
 use sori_pipeline::metrics::{MetricSink, PipelineMetrics};
 use sori_pipeline::queue::JobQueue;
 use sori_pipeline::store::ObjectStore;
@@ -23,6 +24,9 @@ pub struct AppState {
     pub store: Option<ObjectStore>,
     /// Where processing jobs go; `None` as for `store`.
     pub queue: Option<JobQueue>,
+    /// Media that became `ready` or `failed`, from a worker pool in this
+    /// process: the source of the WebSocket's `media.ready` events.
+    pub media_events: MediaEvents,
 }
 
 impl AppState {
@@ -34,7 +38,15 @@ impl AppState {
             login_limiter: Arc::new(LoginLimiter::default()),
             store: None,
             queue: None,
+            media_events: MediaEvents::default(),
         }
+    }
+
+    /// Shares a worker pool's event channel (`Worker::events`) when the pool
+    /// runs in this process (`sori serve`).
+    pub fn with_media_events(mut self, events: MediaEvents) -> Self {
+        self.media_events = events;
+        self
     }
 
     /// Connects the media routes to the object store and the job queue.

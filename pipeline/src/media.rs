@@ -6,13 +6,21 @@
 //! expiry) that the worker's heartbeat renews; every later write is
 //! conditional on still holding that lease, so two workers racing on one
 //! media produce one result, and a crashed worker's lease simply runs out.
+//!
+//! Reaching a final state (`ready` or `failed`) writes a `media.ready` /
+//! `media.failed` row into `notifications` for the owner in the same
+//! transaction, and the functions that do so return a [`MediaEvent`] for the
+//! caller to [`MediaEvents::publish`] once committed. Because every such
+//! write is conditional on the previous state, a duplicate delivery or a lost
+//! race writes no second row and returns no event.
 
 use crate::db::Db;
 use crate::job::JobMessage;
 use crate::queue::{sql_error, QueueError, Staging};
 use crate::store::local::now_ms;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// Where a media is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,13 +235,19 @@ pub struct Finished<'a> {
     pub output_prefix: &'a str,
 }
 
-/// Marks the media `ready` with its results, in one statement, if the lease
-/// still holds; `false` when another worker took over (its result wins).
-pub async fn complete(db: &Db, lease: &Lease, done: &Finished<'_>) -> Result<bool, MediaError> {
-    let n = sqlx::query(
+/// Marks the media `ready` with its results if the lease still holds, and
+/// writes the owner's `media.ready` notification in the same transaction.
+/// `None` when another worker took over (its result wins).
+pub async fn complete(
+    db: &Db,
+    lease: &Lease,
+    done: &Finished<'_>,
+) -> Result<Option<MediaEvent>, MediaError> {
+    let mut tx = db.pool().begin().await?;
+    let owner: Option<String> = sqlx::query_scalar(
         "UPDATE media SET state = 'ready', report = $1, bars = $2, duration_ms = $3, output_prefix = $4, \
                 failure = NULL, lease_token = NULL, lease_until = NULL, updated_at = $5 \
-         WHERE id = $6 AND state = 'processing' AND lease_token = $7",
+         WHERE id = $6 AND state = 'processing' AND lease_token = $7 RETURNING owner_id",
     )
     .bind(done.report)
     .bind(done.bars)
@@ -242,46 +256,181 @@ pub async fn complete(db: &Db, lease: &Lease, done: &Finished<'_>) -> Result<boo
     .bind(now_ms())
     .bind(&lease.media_id)
     .bind(&lease.token)
-    .execute(db.pool())
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(owner_id) = owner else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let body = serde_json::json!({ "duration_ms": done.duration_ms });
+    let event = MediaEvent {
+        media_id: lease.media_id.clone(),
+        owner_id,
+        state: MediaState::Ready,
+    };
+    notify(&mut tx, &event, &body).await?;
+    tx.commit().await?;
+    Ok(Some(event))
 }
 
-/// Ends the lease: `failed` with `reason` (final), or back to `queued` with
-/// the reason kept as the last failure (a retry follows).
+/// Ends the lease: `failed` with `reason` (final, with the owner's
+/// `media.failed` notification in the same transaction), or back to `queued`
+/// with the reason kept as the last failure (a retry follows). `Ok(None)`
+/// when the lease was lost, or when nothing final happened.
 pub async fn release_lease(
     db: &Db,
     lease: &Lease,
     to: MediaState,
     reason: &str,
-) -> Result<bool, MediaError> {
-    let n = sqlx::query(
+) -> Result<Option<MediaEvent>, MediaError> {
+    let mut tx = db.pool().begin().await?;
+    let owner: Option<String> = sqlx::query_scalar(
         "UPDATE media SET state = $1, failure = $2, lease_token = NULL, lease_until = NULL, updated_at = $3 \
-         WHERE id = $4 AND state = 'processing' AND lease_token = $5",
+         WHERE id = $4 AND state = 'processing' AND lease_token = $5 RETURNING owner_id",
     )
     .bind(to.as_str())
     .bind(reason)
     .bind(now_ms())
     .bind(&lease.media_id)
     .bind(&lease.token)
-    .execute(db.pool())
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let event = match owner {
+        Some(owner_id) if to.is_final() => Some(MediaEvent {
+            media_id: lease.media_id.clone(),
+            owner_id,
+            state: to,
+        }),
+        _ => None,
+    };
+    if let Some(event) = &event {
+        notify(&mut tx, event, &failure_body(event.state, reason)).await?;
+    }
+    tx.commit().await?;
+    Ok(event)
 }
 
 /// Marks a media `failed` whatever its lease (the job's message is about to
-/// be dead-lettered); a media already `ready` stays so.
-pub async fn fail_unless_ready(db: &Db, media_id: &str, reason: &str) -> Result<(), MediaError> {
-    sqlx::query(
+/// be dead-lettered), with the owner's `media.failed` notification in the
+/// same transaction. A media already `ready` or `failed` stays as it is, so
+/// a repeated call notifies nobody twice; `None` then.
+pub async fn fail_unless_ready(
+    db: &Db,
+    media_id: &str,
+    reason: &str,
+) -> Result<Option<MediaEvent>, MediaError> {
+    let mut tx = db.pool().begin().await?;
+    let owner: Option<String> = sqlx::query_scalar(
         "UPDATE media SET state = 'failed', failure = $1, lease_token = NULL, lease_until = NULL, updated_at = $2 \
-         WHERE id = $3 AND state <> 'ready'",
+         WHERE id = $3 AND state NOT IN ('ready', 'failed') RETURNING owner_id",
     )
     .bind(reason)
     .bind(now_ms())
     .bind(media_id)
-    .execute(db.pool())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(owner_id) = owner else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let event = MediaEvent {
+        media_id: media_id.to_owned(),
+        owner_id,
+        state: MediaState::Failed,
+    };
+    notify(&mut tx, &event, &failure_body(MediaState::Failed, reason)).await?;
+    tx.commit().await?;
+    Ok(Some(event))
+}
+
+/// A media reached a final state. Published on [`MediaEvents`] after the
+/// state change (and its notification row) committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaEvent {
+    pub media_id: String,
+    /// The user to tell (the notification's recipient).
+    pub owner_id: String,
+    /// [`MediaState::Ready`] or [`MediaState::Failed`].
+    pub state: MediaState,
+}
+
+impl MediaEvent {
+    /// The notification kind and WebSocket event name: `media.ready` or `media.failed`.
+    pub fn kind(&self) -> &'static str {
+        match self.state {
+            MediaState::Ready => "media.ready",
+            _ => "media.failed",
+        }
+    }
+}
+
+/// The in-process channel of [`MediaEvent`]s: the worker pool publishes, and
+/// the API's WebSocket (the chat issue) subscribes to forward `media.ready`
+/// to the owner's live connections. Cheap to clone; clones share one channel.
+///
+/// Best effort by design: an event published while nobody listens is
+/// dropped, and a subscriber that falls more than the capacity behind gets
+/// `RecvError::Lagged`. The durable record is the notification row, written
+/// in the same transaction as the state change; clients catch up from it.
+/// Only workers in the same process publish here (`sori serve`); with
+/// separate `sori api` and `sori worker` processes the API sees no events.
+#[derive(Debug, Clone)]
+pub struct MediaEvents {
+    tx: broadcast::Sender<MediaEvent>,
+}
+
+impl MediaEvents {
+    /// Events a slow subscriber may fall behind by before it lags.
+    pub const DEFAULT_CAPACITY: usize = 1024;
+
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            tx: broadcast::channel(capacity.max(1)).0,
+        }
+    }
+
+    /// A receiver of every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<MediaEvent> {
+        self.tx.subscribe()
+    }
+
+    /// Sends to the current subscribers; none is not an error.
+    pub fn publish(&self, event: MediaEvent) {
+        let _ = self.tx.send(event);
+    }
+}
+
+impl Default for MediaEvents {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY)
+    }
+}
+
+fn failure_body(state: MediaState, reason: &str) -> serde_json::Value {
+    match state {
+        MediaState::Failed => serde_json::json!({ "reason": reason }),
+        _ => serde_json::json!({}),
+    }
+}
+
+/// Writes the owner's notification of `event`, inside the caller's
+/// transaction; the post the media belongs to, if any, is linked.
+async fn notify(
+    conn: &mut AnyConnection,
+    event: &MediaEvent,
+    body: &serde_json::Value,
+) -> Result<(), MediaError> {
+    sqlx::query(
+        "INSERT INTO notifications (id, user_id, kind, post_id, media_id, body, created_at) \
+         VALUES ($1, $2, $3, (SELECT id FROM posts WHERE media_id = $4), $4, $5, $6)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&event.owner_id)
+    .bind(event.kind())
+    .bind(&event.media_id)
+    .bind(body.to_string())
+    .bind(now_ms())
+    .execute(conn)
     .await?;
     Ok(())
 }

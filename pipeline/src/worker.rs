@@ -19,7 +19,7 @@
 
 use crate::db::Db;
 use crate::job::{parse_message, JobMessage, Parsed};
-use crate::media::{self, Claim, Finished, Lease, MediaState};
+use crate::media::{self, Claim, Finished, Lease, MediaEvent, MediaEvents, MediaState};
 use crate::metrics::PipelineMetrics;
 use crate::queue::{Delivery, Queue, QueueError};
 use crate::store::{content_type_for, output_prefix, Store, StoreError};
@@ -157,12 +157,15 @@ impl From<media::MediaError> for JobError {
 /// A pool of job slots over one store and one queue. Cheap to clone.
 pub struct Worker<S, Q> {
     inner: Arc<Inner<S, Q>>,
+    /// Where `ready` / `failed` transitions are announced (see [`MediaEvents`]).
+    events: MediaEvents,
 }
 
 impl<S, Q> Clone for Worker<S, Q> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
+            events: self.events.clone(),
         }
     }
 }
@@ -212,7 +215,21 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
                 process,
                 cpu: Arc::new(Semaphore::new(slots)),
             }),
+            events: MediaEvents::default(),
         }
+    }
+
+    /// Publishes this pool's media events on `events` (e.g. the API's
+    /// [`MediaEvents`], when both run in one process) instead of its own.
+    pub fn with_events(mut self, events: MediaEvents) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The channel this pool announces `ready` / `failed` media on, for the
+    /// API's WebSocket to forward as `media.ready` events.
+    pub fn events(&self) -> &MediaEvents {
+        &self.events
     }
 
     /// Takes and runs jobs until `stop` resolves; then takes no more, lets
@@ -410,8 +427,11 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
                 )
             }
         };
-        if let Err(e) = media::release_lease(&self.inner.db, &lease, to, &reason).await {
-            tracing::warn!(error = %e, "cannot record the job's end; its lease will expire");
+        match media::release_lease(&self.inner.db, &lease, to, &reason).await {
+            Ok(event) => self.announce(event),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record the job's end; its lease will expire")
+            }
         }
         outcome
     }
@@ -475,7 +495,8 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
             duration_ms: i64::try_from(processed.report.duration_ms).unwrap_or(i64::MAX),
             output_prefix: prefix,
         };
-        if media::complete(&self.inner.db, lease, &done).await? {
+        if let Some(event) = media::complete(&self.inner.db, lease, &done).await? {
+            self.announce(Some(event));
             return Ok(());
         }
         // Another worker took over: its result stands, ours must not linger.
@@ -551,10 +572,9 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
                 if d.receive_count >= cfg.max_receives {
                     self.inner.metrics.failed(kind, false);
                     tracing::warn!(%reason, "last allowed receive: media failed, message dead-letters");
-                    if let Err(e) =
-                        media::fail_unless_ready(&self.inner.db, &job.media_id, reason).await
-                    {
-                        tracing::warn!(error = %e, "cannot mark the media failed");
+                    match media::fail_unless_ready(&self.inner.db, &job.media_id, reason).await {
+                        Ok(event) => self.announce(event),
+                        Err(e) => tracing::warn!(error = %e, "cannot mark the media failed"),
                     }
                     Settle::Release(Duration::ZERO)
                 } else {
@@ -571,6 +591,13 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
             }
             Outcome::Abandoned => Settle::Release(Duration::ZERO),
             _ => Settle::Delete,
+        }
+    }
+
+    /// Publishes a committed final state to in-process listeners.
+    fn announce(&self, event: Option<MediaEvent>) {
+        if let Some(event) = event {
+            self.events.publish(event);
         }
     }
 

@@ -1,0 +1,221 @@
+//! The OpenAPI document covers every route the router serves, and documents
+//! nothing the router does not serve.
+//!
+//! axum cannot list its routes, so [`ROUTES`] is the inventory: each entry is
+//! checked against the router (a request without credentials must reach a
+//! handler, not the 404 fallback or a 405) and the set is checked against the
+//! document's operations in both directions. A new route therefore fails
+//! this test until it is both documented and listed here.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sori_api::{app, AppState};
+use sori_pipeline::db::testing::{fresh_db, TestDb};
+use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
+use sori_pipeline::store::{LocalStore, ObjectStore};
+use std::collections::BTreeSet;
+use tower::ServiceExt;
+
+/// Every API route as `(method, OpenAPI path)`; `{param}` segments are
+/// filled in when the route is exercised.
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("post", "/v1/auth/signup"),
+    ("post", "/v1/auth/login"),
+    ("post", "/v1/auth/logout"),
+    ("get", "/v1/me"),
+    ("patch", "/v1/me"),
+    ("get", "/v1/users/{id}"),
+    ("post", "/v1/posts"),
+    ("get", "/v1/posts/{id}"),
+    ("delete", "/v1/posts/{id}"),
+    ("get", "/v1/feed"),
+    ("get", "/v1/explore"),
+    ("get", "/v1/users/{id}/posts"),
+    ("post", "/v1/media"),
+    ("post", "/v1/media/{id}/complete"),
+    ("get", "/v1/media/{id}"),
+    ("get", "/v1/media/{id}/audio"),
+    ("get", "/v1/media/{id}/waveform"),
+    ("put", "/v1/users/{id}/follow"),
+    ("delete", "/v1/users/{id}/follow"),
+    ("get", "/v1/blobs/{key}"),
+    ("put", "/v1/blobs/{key}"),
+];
+
+/// Routes served but deliberately outside the document: the document itself and its UI.
+const UNDOCUMENTED: &[(&str, &str)] = &[("get", "/openapi.json"), ("get", "/docs/")];
+
+struct Api {
+    app: Router,
+    _t: TestDb,
+    _blobs: tempfile::TempDir,
+}
+
+/// The whole app with the embedded store, so the blob routes answer too.
+async fn api() -> Api {
+    let t = fresh_db().await;
+    let blobs = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(blobs.path(), &[7; 32], "http://sori.test").unwrap();
+    let queue = EmbeddedQueue::new(t.db.clone(), "media", 5);
+    let state = AppState::new(t.db.clone())
+        .with_media(ObjectStore::Local(store), JobQueue::Embedded(queue));
+    Api {
+        app: app(state),
+        _t: t,
+        _blobs: blobs,
+    }
+}
+
+/// `/v1/users/{id}/posts` → `/v1/users/x/posts`.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                "x"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn status(app: &Router, method: &str, path: &str) -> StatusCode {
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+    let req = Request::builder()
+        .method(method)
+        .uri(concrete(path))
+        .body(Body::empty())
+        .unwrap();
+    app.clone().oneshot(req).await.unwrap().status()
+}
+
+async fn document(app: &Router) -> Value {
+    let req = Request::get("/openapi.json").body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+    let methods = ["get", "put", "post", "delete", "patch", "head", "options"];
+    let paths = doc["paths"].as_object().expect("paths");
+    paths
+        .iter()
+        .flat_map(|(path, item)| {
+            methods
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .map(move |m| ((*m).to_owned(), path.clone()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_listed_route_is_served() {
+    let api = api().await;
+    for (method, path) in ROUTES.iter().chain(UNDOCUMENTED) {
+        let s = status(&api.app, method, path).await;
+        assert!(
+            s != StatusCode::NOT_FOUND && s != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is not routed ({s})"
+        );
+    }
+    // The check can fail: an unknown path reaches the fallback.
+    assert_eq!(
+        status(&api.app, "get", "/v1/nothing-here").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(&api.app, "patch", "/v1/feed").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn the_document_covers_exactly_the_routes() {
+    let api = api().await;
+    let doc = document(&api.app).await;
+    let documented = operations(&doc);
+    let listed: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    let undocumented: Vec<_> = listed.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "served, not documented: {undocumented:?}"
+    );
+    let unlisted: Vec<_> = documented.difference(&listed).collect();
+    assert!(
+        unlisted.is_empty(),
+        "documented but not in ROUTES (add them, so they are checked): {unlisted:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_operation_documents_its_errors_and_security() {
+    let api = api().await;
+    let doc = document(&api.app).await;
+    let public = [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/auth/signup",
+        "/v1/auth/login",
+        "/v1/blobs/{key}",
+    ];
+    for (method, path) in operations(&doc) {
+        let op = &doc["paths"][&path][&method];
+        let responses = op["responses"].as_object().unwrap();
+        assert!(!responses.is_empty(), "{method} {path}: no responses");
+        let bearer = op["security"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+        if public.contains(&path.as_str()) {
+            assert!(!bearer, "{method} {path} should not need a token");
+        } else {
+            assert!(bearer, "{method} {path} lacks its bearer security");
+            assert!(responses.contains_key("401"), "{method} {path} lacks 401");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_blob_routes_document_their_signature() {
+    let api = api().await;
+    let doc = document(&api.app).await;
+    for method in ["get", "put"] {
+        let op = &doc["paths"]["/v1/blobs/{key}"][method];
+        let params: BTreeSet<(&str, &str)> = op["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{method}: no parameters"))
+            .iter()
+            .map(|p| (p["name"].as_str().unwrap(), p["in"].as_str().unwrap()))
+            .collect();
+        for expected in [("key", "path"), ("expires", "query"), ("sig", "query")] {
+            assert!(
+                params.contains(&expected),
+                "{method}: {expected:?} in {params:?}"
+            );
+        }
+        for status in ["400", "403", "404"] {
+            let response = &op["responses"][status];
+            assert!(
+                response["content"]["application/problem+json"].is_object(),
+                "{method} {status}: {response}"
+            );
+        }
+    }
+    let get = &doc["paths"]["/v1/blobs/{key}"]["get"]["responses"];
+    assert!(get["206"].is_object() && get["416"].is_object());
+    let put = &doc["paths"]["/v1/blobs/{key}"]["put"]["responses"];
+    assert!(put["201"].is_object() && put["413"].is_object());
+}
