@@ -3,7 +3,7 @@
 //! one user's posts.
 //!
 //! Each page is one query walking a `(…, created_at, id)` index backwards
-//! from the cursor: `posts_author_time` for the feed and profiles,
+//! from the cursor: `posts_author_feed` for the feed and profiles,
 //! `posts_time` for explore, the `post_tags` primary key for a tag.
 
 use crate::auth::AuthUser;
@@ -58,31 +58,38 @@ async fn page(
     Ok(Page::from_rows(items, limit, PostItem::cursor))
 }
 
-/// The feed query. Both forms walk `posts_author_time` once per followed
-/// author, so a page costs what the followed authors posted, not the table size.
+/// The feed query. Both forms first pick the page's post ids from
+/// `posts_author_feed` alone (index-only: author, time, id, media id) and only
+/// then read the full rows of those `limit + 1` posts. A followed author's post
+/// counts once its media is ready, checked as "not in `media_not_ready`" (a
+/// small partial index) rather than by reading each candidate's media row.
 /// PostgreSQL takes at most one page per author (`LATERAL … LIMIT`), bounding a
-/// page by followees × limit index rows; SQLite (embedded, small) has no
-/// LATERAL and reads each followed author's range before the cursor.
+/// page by followees × limit index entries; SQLite has no LATERAL and reads
+/// each followed author's index range before the cursor (measured in
+/// `benches/feed-load.sh`).
 fn feed_sql(backend: Backend) -> String {
-    match backend {
+    let visible = "(p2.author_id = $1 OR NOT EXISTS (SELECT 1 FROM media m2 {HINT} \
+                   WHERE m2.id = p2.media_id AND m2.state <> 'ready'))";
+    let before = "(p2.created_at, p2.id) < ($2, $3)";
+    let newest = "ORDER BY p2.created_at DESC, p2.id DESC LIMIT $4";
+    let ids = match backend {
         Backend::Postgres => format!(
-            "{SELECT_ITEMS} WHERE p.id IN (SELECT q.id FROM \
-               (SELECT f.followee_id AS author FROM follows f WHERE f.follower_id = $1 \
-                UNION ALL SELECT CAST($1 AS TEXT)) a \
-               CROSS JOIN LATERAL (SELECT p2.id, p2.created_at FROM posts p2 \
-                 JOIN media m2 ON m2.id = p2.media_id \
-                 WHERE p2.author_id = a.author AND (p2.author_id = $1 OR m2.state = 'ready') \
-                 AND (p2.created_at < $2 OR (p2.created_at = $2 AND p2.id < $3)) \
-                 ORDER BY p2.created_at DESC, p2.id DESC LIMIT $4) q \
-               ORDER BY q.created_at DESC, q.id DESC LIMIT $4) \
-             AND {BEFORE_CURSOR} {NEWEST_FIRST}"
+            "SELECT q.id FROM (SELECT f.followee_id AS author FROM follows f \
+               WHERE f.follower_id = $1 UNION ALL SELECT CAST($1 AS TEXT)) a \
+             CROSS JOIN LATERAL (SELECT p2.id, p2.created_at FROM posts p2 \
+               WHERE p2.author_id = a.author AND {before} AND {visible} {newest}) q \
+             ORDER BY q.created_at DESC, q.id DESC LIMIT $4",
+            visible = visible.replace("{HINT}", ""),
         ),
+        // SQLite's planner would probe media's primary key; the hint names the small index.
         Backend::Sqlite => format!(
-            "{SELECT_ITEMS} WHERE (p.author_id = $1 OR (m.state = 'ready' AND p.author_id IN \
-             (SELECT f.followee_id FROM follows f WHERE f.follower_id = $1))) \
-             AND {BEFORE_CURSOR} {NEWEST_FIRST}"
+            "SELECT p2.id FROM posts p2 WHERE {before} AND (p2.author_id = $1 OR \
+               (p2.author_id IN (SELECT f.followee_id FROM follows f WHERE f.follower_id = $1) \
+                AND {visible})) {newest}",
+            visible = visible.replace("{HINT}", "INDEXED BY media_not_ready"),
         ),
-    }
+    };
+    format!("{SELECT_ITEMS} WHERE p.id IN ({ids}) AND {BEFORE_CURSOR} {NEWEST_FIRST}")
 }
 
 /// The caller's posts (pending ones included) and the ready posts of everyone they follow.

@@ -38,6 +38,30 @@ fn ffmpeg_loudness(path: &Path) -> (f64, f64) {
     (value("I:"), value("Peak:"))
 }
 
+/// Integrated loudness as ffmpeg's `ebur128` filter measures it, to three
+/// decimals (its per-frame metadata; the summary rounds to one).
+fn ffmpeg_integrated_precise(path: &Path) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-nostats", "-hide_banner", "-i"])
+        .arg(path)
+        .args([
+            "-af",
+            "ebur128=metadata=1:dualmono=true,ametadata=mode=print:key=lavfi.r128.I",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg must be installed (scripts/setup.sh)");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let last = text
+        .lines()
+        .filter_map(|l| l.split("lavfi.r128.I=").nth(1))
+        .last()
+        .expect("ffmpeg printed no loudness");
+    last.trim().parse().unwrap()
+}
+
 /// Samples ffmpeg decodes from a file, at 48 kHz mono.
 fn ffmpeg_sample_count(path: &Path) -> usize {
     let out = Command::new("ffmpeg")
@@ -122,6 +146,27 @@ fn every_format_lands_on_target_as_ffmpeg_hears_it() {
         );
         assert!(report.output.bytes > 1000);
         assert!(report.encode_passes >= 1);
+    }
+}
+
+#[test]
+fn input_loudness_matches_ffmpeg_within_a_tenth_of_a_lu_on_every_fixture() {
+    for name in GOOD {
+        let dir = tempfile::tempdir().unwrap();
+        let report = process_file(
+            &fixture(name),
+            dir.path(),
+            &Profile::default(),
+            &Limits::default(),
+        )
+        .unwrap()
+        .report;
+        let reference = ffmpeg_integrated_precise(&fixture(name));
+        let ours = report.input.integrated_lufs;
+        assert!(
+            (ours - reference).abs() <= 0.1,
+            "{name}: ours {ours} LUFS, ffmpeg {reference} LUFS"
+        );
     }
 }
 

@@ -1,0 +1,169 @@
+//! `sori process` and `sori bench` as a user runs them.
+
+use std::path::Path;
+use std::process::Command;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+#[test]
+fn process_writes_the_outputs_and_prints_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sori"))
+        .arg("process")
+        .arg(fixture("speech-stereo-44k.mp3"))
+        .arg("--out")
+        .arg(dir.path())
+        .args(["--target-lufs", "-18", "--bitrate", "24000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Every field of the report contract (DESIGN §4).
+    for key in [
+        "duration_ms",
+        "input",
+        "gain_db",
+        "gain_capped",
+        "limited",
+        "output",
+        "waveform",
+        "timings_ms",
+    ] {
+        assert!(!report[key].is_null(), "report lacks {key}");
+    }
+    for key in [
+        "container",
+        "codec",
+        "sample_rate",
+        "channels",
+        "integrated_lufs",
+        "true_peak_dbtp",
+        "loudness_range_lu",
+    ] {
+        assert!(!report["input"][key].is_null(), "report lacks input.{key}");
+    }
+    for key in ["decode", "analyze", "encode", "total"] {
+        assert!(
+            report["timings_ms"][key].is_u64(),
+            "report lacks timings_ms.{key}"
+        );
+    }
+    assert_eq!(report["input"]["channels"], 2);
+    assert_eq!(report["waveform"]["bars"].as_array().unwrap().len(), 100);
+    let lufs = report["output"]["integrated_lufs"].as_f64().unwrap();
+    assert!((lufs + 18.0).abs() < 0.5, "{lufs}");
+    let bitrate = report["output"]["bitrate_bps"].as_u64().unwrap();
+    assert!((18_000..30_000).contains(&bitrate), "{bitrate}");
+    for file in ["audio.opus", "audio.caf", "audio.webm", "waveform.json"] {
+        assert!(
+            dir.path().join(file).metadata().unwrap().len() > 0,
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn unusable_input_exits_non_zero_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "bad-garbage.m4a",
+        "speech-mono-22k-he-aac.m4a",
+        "bad-empty.wav",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sori"))
+            .arg("process")
+            .arg(fixture(name))
+            .arg("--out")
+            .arg(dir.path().join(name))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name}");
+        assert!(out.stdout.is_empty(), "{name}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
+}
+
+#[test]
+fn duration_limit_is_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sori"))
+        .arg("process")
+        .arg(fixture("speech-mono-16k.m4a"))
+        .arg("--out")
+        .arg(dir.path())
+        .args(["--max-duration-secs", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("exceeds the limit"), "{stderr}");
+}
+
+#[test]
+fn bench_prints_stages_and_settings_as_json() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sori"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "bench",
+            "--json",
+            "--jobs",
+            "1",
+            "--bitrates",
+            "16000,32000",
+            "--complexities",
+            "5",
+        ])
+        .arg(fixture("speech-mono-16k.m4a"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &runs[0];
+    let stages: Vec<&str> = run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "decode",
+            "resample",
+            "measure",
+            "normalize",
+            "encode",
+            "mux",
+            "waveform"
+        ]
+    );
+    // voip and audio × two bitrates × one complexity.
+    assert_eq!(run["settings"].as_array().unwrap().len(), 4);
+    assert!(run["job_over_floor"].as_f64().unwrap() > 0.0);
+    // More bits sound closer to the input.
+    let lsd = |bps: u64| {
+        run["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["application"] == "voip" && s["bitrate_bps"] == bps)
+            .unwrap()["lsd_db"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(lsd(32_000) < lsd(16_000));
+}
