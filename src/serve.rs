@@ -109,7 +109,8 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
             queue.clone(),
             worker_config(settings),
             metrics,
-        );
+        )
+        .with_events(state.media_events.clone());
         tokio::spawn(worker.run(stopped()))
     });
     // The API role cleans up uploads never attached to a post.

@@ -415,7 +415,7 @@ fn failure_body(state: MediaState, reason: &str) -> serde_json::Value {
 
 /// Writes the owner's notification of `event`, inside the caller's
 /// transaction; the post the media belongs to, if any, is linked.
-async fn notify(
+pub(crate) async fn notify(
     conn: &mut AnyConnection,
     event: &MediaEvent,
     body: &serde_json::Value,

@@ -20,6 +20,7 @@
 
 use crate::db::Db;
 use crate::job::JobMessage;
+use crate::media::{self, MediaError, MediaEvent, MediaState};
 use crate::metrics::PipelineMetrics;
 use crate::queue::{Queue, QueueError};
 use crate::store::local::now_ms;
@@ -87,6 +88,7 @@ pub enum ReapError {
 #[derive(Debug, sqlx::FromRow)]
 struct Stuck {
     id: String,
+    owner_id: String,
     attempts: i64,
     failure: Option<String>,
     lease_until: i64,
@@ -140,7 +142,7 @@ pub async fn run(db: &Db, queue: &impl Queue, cfg: &ReaperConfig, metrics: &Pipe
 
 async fn stuck_batch(db: &Db, cutoff: i64, after: &str) -> Result<Vec<Stuck>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, CAST(attempts AS BIGINT) AS attempts, failure, lease_until FROM media \
+        "SELECT id, owner_id, CAST(attempts AS BIGINT) AS attempts, failure, lease_until FROM media \
          WHERE state = 'processing' AND lease_until < $1 AND id > $2 ORDER BY id LIMIT $3",
     )
     .bind(cutoff)
@@ -151,8 +153,10 @@ async fn stuck_batch(db: &Db, cutoff: i64, after: &str) -> Result<Vec<Stuck>, sq
 }
 
 /// Marks the media `failed` if it is still the same stuck claim.
-async fn fail(db: &Db, row: &Stuck) -> Result<bool, sqlx::Error> {
+async fn fail(db: &Db, row: &Stuck) -> Result<bool, ReapError> {
     let reason = abandoned_reason(row);
+    // The state change and the owner's `media.failed` notification commit together.
+    let mut tx = db.pool().begin().await?;
     let n = sqlx::query(
         "UPDATE media SET state = 'failed', failure = $1, lease_token = NULL, lease_until = NULL, \
                 updated_at = $2 \
@@ -162,9 +166,23 @@ async fn fail(db: &Db, row: &Stuck) -> Result<bool, sqlx::Error> {
     .bind(now_ms())
     .bind(&row.id)
     .bind(row.lease_until)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?
     .rows_affected();
+    if n == 1 {
+        let event = MediaEvent {
+            media_id: row.id.clone(),
+            owner_id: row.owner_id.clone(),
+            state: MediaState::Failed,
+        };
+        media::notify(&mut tx, &event, &serde_json::json!({ "reason": reason }))
+            .await
+            .map_err(|e| match e {
+                MediaError::Db(e) => ReapError::Db(e),
+                other => ReapError::Db(sqlx::Error::Protocol(other.to_string())),
+            })?;
+    }
+    tx.commit().await?;
     if n == 1 {
         tracing::warn!(media_id = %row.id, %reason, "stuck media failed");
     }

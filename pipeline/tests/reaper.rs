@@ -139,6 +139,16 @@ async fn killed_on_last_receive_ends_failed_with_reason() {
     assert_eq!((depth.visible, depth.in_flight), (0, 0));
     // A second pass finds nothing left to do.
     assert_eq!(env.reap(Duration::ZERO, 2).await, Reaped::default());
+    // The owner is told, once, in the same transaction as the state change.
+    let notified: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, body FROM notifications WHERE media_id = $1")
+            .bind(&id)
+            .fetch_all(env.t.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(notified.len(), 1, "{notified:?}");
+    assert_eq!(notified[0].0, "media.failed");
+    assert!(notified[0].1.contains("abandoned"), "{}", notified[0].1);
 }
 
 #[tokio::test]
