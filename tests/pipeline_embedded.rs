@@ -4,88 +4,31 @@
 
 use sori_pipeline::media::{self, Enqueued};
 use sori_pipeline::queue::{EmbeddedQueue, Staging};
-use sori_pipeline::store::local::load_or_create_secret;
+use sori_pipeline::store::local::{load_or_create_secret, now_ms};
 use sori_pipeline::store::{original_key, LocalStore};
 use sori_pipeline::Db;
-use std::net::TcpListener;
+
+mod common;
+
+use common::{spawn, Sori};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A `sori` process, killed if the test ends before stopping it.
-struct Sori {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Sori {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn sori(dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Sori {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sori"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", db_url(dir))
-        .env("SORI_DATA_DIR", dir.join("data"))
-        .env("SORI_LISTEN", &listen)
-        .env("SORI_WORKERS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    Sori {
-        child: cmd.spawn().unwrap(),
-        base: format!("http://{listen}"),
-    }
+    let url = db_url(dir);
+    let data = dir.join("data").display().to_string();
+    let mut envs = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("SORI_DATA_DIR", data.as_str()),
+        ("SORI_WORKERS", "1"),
+    ];
+    envs.extend_from_slice(extra);
+    spawn(dir, args, &envs)
 }
 
 fn db_url(dir: &Path) -> String {
     format!("sqlite://{}/sori.db", dir.display())
-}
-
-async fn wait_up(s: &Sori) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !client
-        .get(format!("{}/readyz", s.base))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "sori did not come up in 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn signal(s: &mut Sori, sig: &str) -> Option<i32> {
-    let pid = s.child.id().to_string();
-    assert!(Command::new("kill")
-        .args([sig, &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            return status.code();
-        }
-        assert!(Instant::now() < deadline, "sori did not exit after {sig}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Migrates with `sori migrate`, then adds a user and a media awaiting upload.
@@ -113,10 +56,12 @@ async fn database_with_media(dir: &Path) -> (Db, String) {
     let id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
         "INSERT INTO media (id, owner_id, state, content_type, size_bytes, original_key, created_at, updated_at) \
-         VALUES ($1, 'u1', 'awaiting_upload', 'audio/mp4', 0, $2, 0, 0)",
+         VALUES ($1, 'u1', 'awaiting_upload', 'audio/mp4', 0, $2, $3, $3)",
     )
     .bind(&id)
     .bind(original_key(&id))
+    // Created now: the API role deletes uploads left unattached for a day.
+    .bind(now_ms())
     .execute(db.pool())
     .await
     .unwrap();
@@ -232,7 +177,7 @@ async fn upload_process_and_play_through_signed_urls() {
     let dir = tempfile::tempdir().unwrap();
     let (db, id) = database_with_media(dir.path()).await;
     let mut server = sori(dir.path(), &["serve"], &[]);
-    wait_up(&server).await;
+    server.wait_ready().await;
     let store = signer(dir.path(), &server.base);
     upload(&store, &id, &fixture("speech-mono-16k.m4a"), "audio/mp4").await;
     mark_queued(&db, &id).await;
@@ -281,7 +226,7 @@ async fn upload_process_and_play_through_signed_urls() {
         .await
         .unwrap();
     assert!(metrics.contains("sori_jobs_succeeded_total 1"), "{metrics}");
-    assert_eq!(signal(&mut server, "-TERM"), Some(0));
+    assert_eq!(server.signal("-TERM"), Some(0));
 }
 
 #[tokio::test]
@@ -306,7 +251,7 @@ async fn a_worker_killed_mid_job_is_replaced_and_one_output_set_remains() {
     let (db, id) = database_with_media(dir.path()).await;
     let fast = [("SORI_JOB_VISIBILITY_SECS", "3")];
     let mut first = sori(dir.path(), &["worker"], &fast);
-    wait_up(&first).await;
+    first.wait_ready().await;
     let store = signer(dir.path(), "http://127.0.0.1:1");
     // Workers serve no blob routes: the original goes straight into the store.
     store
@@ -316,9 +261,9 @@ async fn a_worker_killed_mid_job_is_replaced_and_one_output_set_remains() {
     mark_queued(&db, &id).await;
     wait_state(&db, &id, &["processing"], Duration::from_secs(30)).await;
     // A second worker on the same SQLite file, then the first dies mid-job.
-    let second = sori(dir.path(), &["worker"], &fast);
-    wait_up(&second).await;
-    assert_eq!(signal(&mut first, "-KILL"), None, "killed by a signal");
+    let mut second = sori(dir.path(), &["worker"], &fast);
+    second.wait_ready().await;
+    assert_eq!(first.signal("-KILL"), None, "killed by a signal");
     assert_eq!(
         wait_state(&db, &id, &["ready", "failed"], Duration::from_secs(120)).await,
         "ready"

@@ -1,87 +1,17 @@
 //! End to end: the real `sori` binary, started the way a user starts it.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-/// A `sori` process that is killed if the test fails before stopping it.
-struct Sori {
-    child: Child,
-    base: String,
-}
+mod common;
 
-impl Drop for Sori {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `sori ARGS` in `dir` with an empty environment of Sori settings.
-fn start(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Sori {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sori"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env("SORI_LISTEN", &listen)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    Sori {
-        child: cmd.spawn().unwrap(),
-        base: format!("http://{listen}"),
-    }
-}
-
-async fn wait_until_up(sori: &Sori) -> reqwest::Client {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{}/healthz", sori.base)).send().await {
-            if r.status().is_success() {
-                return client;
-            }
-        }
-        assert!(Instant::now() < deadline, "sori did not come up in 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn terminate(sori: &mut Sori) -> std::process::ExitStatus {
-    let pid = sori.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = sori.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sori did not stop within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use common::spawn;
 
 #[tokio::test]
 async fn serve_runs_on_embedded_defaults_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sori = start(dir.path(), &["serve"], &[]);
-    let client = wait_until_up(&sori).await;
+    let mut sori = spawn(dir.path(), &["serve"], &[] as &[(&str, &str)]);
+    sori.wait_ready().await;
+    let client = reqwest::Client::new();
     for path in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs/"] {
         let r = client
             .get(format!("{}{path}", sori.base))
@@ -92,8 +22,7 @@ async fn serve_runs_on_embedded_defaults_and_stops_cleanly_on_sigterm() {
     }
     // The embedded database lives in ./data by default.
     assert!(dir.path().join("data/sori.db").exists());
-    let status = terminate(&mut sori);
-    assert_eq!(status.code(), Some(0));
+    sori.stop();
 }
 
 #[test]

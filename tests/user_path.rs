@@ -15,105 +15,20 @@
 //! `SORI_TEST_AWS_ENDPOINT` (default `http://127.0.0.1:5000`, started by
 //! `scripts/aws-test-server.sh start`). Missing servers fail the tests.
 
+mod common;
+
+use common::{command, fixture, spawn};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sori_pipeline::Db;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FIXTURE: &str = "speech-mono-16k.m4a";
 const TAG: &str = "firstclip";
 /// How long a clip may take from upload to `ready`.
 const PROCESSING_DEADLINE: Duration = Duration::from_secs(60);
-
-/// A `sori` process, killed if the test ends before stopping it.
-struct Sori {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Sori {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sori {
-    /// Sends SIGTERM and expects a clean exit within 30 s.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "sori did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert_eq!(status.code(), Some(0), "sori exit status");
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// `sori ARGS` in `dir`, with none of the caller's Sori, database or AWS
-/// settings: only `envs`.
-fn command(dir: &Path, args: &[&str], envs: &[(String, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sori"));
-    cmd.args(args).current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key == "DATABASE_URL" || key.starts_with("SORI_") || key.starts_with("AWS_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(envs.iter().map(|(k, v)| (k, v)));
-    cmd
-}
-
-fn spawn(dir: &Path, args: &[&str], envs: &[(String, String)]) -> Sori {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let child = command(dir, args, envs)
-        .env("SORI_LISTEN", &listen)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    Sori {
-        child,
-        base: format!("http://{listen}"),
-    }
-}
-
-/// Waits for `/readyz`; fails at once if the process exits.
-async fn wait_ready(sori: &mut Sori) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = client.get(format!("{}/readyz", sori.base)).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        if let Some(status) = sori.child.try_wait().unwrap() {
-            panic!("sori exited before it was ready: {status}");
-        }
-        assert!(Instant::now() < deadline, "sori not ready in 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
 
 /// What `ffprobe` says about an audio file: codec, rate, channels, seconds.
 #[derive(Debug)]
@@ -416,7 +331,7 @@ async fn embedded_user_path() {
     let data = dir.path().join("data").display().to_string();
     let envs = [("SORI_DATA_DIR".to_owned(), data)];
     let mut server = spawn(dir.path(), &["serve"], &envs);
-    wait_ready(&mut server).await;
+    server.wait_ready().await;
     user_path(&server.base, Completion::Client, dir.path()).await;
     server.stop();
 }
@@ -448,8 +363,8 @@ async fn production(completion: Completion) {
     assert!(out.status.success(), "sori migrate: {stderr}");
     let mut api = spawn(dir.path(), &["api"], &envs);
     let mut worker = spawn(dir.path(), &["worker"], &envs);
-    wait_ready(&mut api).await;
-    wait_ready(&mut worker).await;
+    api.wait_ready().await;
+    worker.wait_ready().await;
 
     user_path(&api.base, completion, dir.path()).await;
     assert_eq!(aws.queue_length(&queue.dead_letter_url).await, 0);
