@@ -72,7 +72,7 @@ seed_sqlite() {
 
 seed_postgres() {
   local url="$pg_url/$pg_db" table cols
-  psql -q "$pg_url/postgres" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null
+  psql -q "$pg_url/postgres" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1
   psql -q "$pg_url/postgres" -c "CREATE DATABASE $pg_db" >/dev/null
   pg_created=1
   DATABASE_URL="$url" SORI_DATA_DIR="$work/postgres" RUST_LOG=warn "$sori" migrate
@@ -133,7 +133,6 @@ report() {
     $1 == "healthz" { base = $2 }
     { rows[NR] = $0 }
     END {
-      printf "%-9s %-11s %10s %9s %9s %9s %7s  %s\n", "backend", "route", "req/s", "ratio", "p50 ms", "p99 ms", "non2xx", "target"
       for (i = 1; i <= NR; i++) {
         split(rows[i], f, " ")
         ratio = f[2] / base
@@ -152,4 +151,5 @@ for backend in $backends; do
 done
 echo
 echo "feed load: $(nproc) cores, wrk -t$threads -c$connections -d${duration}s per route, $(date -u +%F)"
+printf "%-9s %-11s %10s %9s %9s %9s %7s  %s\n" backend route req/s ratio "p50 ms" "p99 ms" non2xx target
 cat "$work/report.txt"

@@ -56,8 +56,8 @@ fn ffmpeg_integrated_precise(path: &Path) -> f64 {
     let text = String::from_utf8_lossy(&out.stderr);
     let last = text
         .lines()
-        .filter_map(|l| l.split("lavfi.r128.I=").nth(1))
-        .last()
+        .rev()
+        .find_map(|l| l.split("lavfi.r128.I=").nth(1))
         .expect("ffmpeg printed no loudness");
     last.trim().parse().unwrap()
 }
