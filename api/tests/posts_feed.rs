@@ -140,27 +140,6 @@ impl Api {
         }
     }
 
-    /// A GET with extra headers, answering the `Location` of a redirect.
-    async fn location(
-        &self,
-        path: &str,
-        user: &User,
-        accept: Option<&str>,
-    ) -> (StatusCode, String) {
-        let mut req =
-            Request::get(path).header(header::AUTHORIZATION, format!("Bearer {}", user.token));
-        if let Some(accept) = accept {
-            req = req.header(header::ACCEPT, accept);
-        }
-        let r = self.send(req.body(Body::empty()).unwrap()).await;
-        let location = r
-            .headers
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        (r.status, location)
-    }
-
     async fn user(&self, handle: &str) -> User {
         let req = Request::post("/v1/auth/signup")
             .header(header::CONTENT_TYPE, "application/json")
