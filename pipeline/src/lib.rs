@@ -13,6 +13,7 @@ pub mod media;
 pub mod metrics;
 pub mod queue;
 pub mod reaper;
+pub mod registry;
 pub mod store;
 pub mod worker;
 

@@ -53,8 +53,10 @@ pub struct PipelineMetrics {
     pub queue_visible: Gauge,
     pub queue_in_flight: Gauge,
     pub queue_dead: Gauge,
-    /// (visible + in flight) ÷ this process's job slots.
+    /// (visible + in flight) ÷ live worker processes (the registry).
     pub backlog_per_worker: Gauge<f64, AtomicU64>,
+    /// Worker processes seen alive in the registry.
+    pub live_workers: Gauge,
     pub worker_slots: Gauge,
 }
 
@@ -74,6 +76,7 @@ impl Default for PipelineMetrics {
             queue_in_flight: Gauge::default(),
             queue_dead: Gauge::default(),
             backlog_per_worker: Gauge::default(),
+            live_workers: Gauge::default(),
             worker_slots: Gauge::default(),
         }
     }
@@ -134,8 +137,13 @@ impl PipelineMetrics {
         );
         sink.add(
             "queue_backlog_per_worker",
-            "Queued and running jobs per job slot of this process",
+            "Queued and running jobs per live worker process",
             self.backlog_per_worker.clone(),
+        );
+        sink.add(
+            "workers_live",
+            "Worker processes alive in the registry",
+            self.live_workers.clone(),
         );
         sink.add(
             "worker_slots",

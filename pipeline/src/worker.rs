@@ -22,6 +22,7 @@ use crate::job::{parse_message, JobMessage, Parsed};
 use crate::media::{self, Claim, Finished, Lease, MediaEvent, MediaEvents, MediaState};
 use crate::metrics::PipelineMetrics;
 use crate::queue::{Delivery, Queue, QueueError};
+use crate::registry;
 use crate::store::{content_type_for, output_prefix, Store, StoreError};
 use rand::Rng;
 use sori_codecs::process::{Processed, CAF_FILE, OGG_FILE, WAVEFORM_FILE, WEBM_FILE};
@@ -171,6 +172,8 @@ impl<S, Q> Clone for Worker<S, Q> {
 }
 
 struct Inner<S, Q> {
+    /// This pool's id in the worker registry.
+    id: String,
     db: Db,
     store: S,
     queue: Q,
@@ -204,6 +207,7 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         metrics.worker_slots.set(slots as i64);
         Self {
             inner: Arc::new(Inner {
+                id: uuid::Uuid::now_v7().to_string(),
                 db,
                 store,
                 queue,
@@ -291,6 +295,9 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         sampler.abort();
         reaper.abort();
         self.drain(jobs, abandon_tx).await;
+        if let Err(e) = registry::leave(&self.inner.db, &self.inner.id).await {
+            tracing::warn!(error = %e, "cannot leave the worker registry");
+        }
     }
 
     async fn drain(&self, mut jobs: JoinSet<()>, abandon: watch::Sender<bool>) {
@@ -638,9 +645,22 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
     }
 
     /// Samples queue depth into the metrics until aborted.
+    /// Refreshes this pool's row in the worker registry and samples the
+    /// queue depth, every `depth_interval`.
     async fn sample_depth(self) {
         let m = &self.inner.metrics;
         loop {
+            let slots = self.inner.cfg.concurrency;
+            if let Err(e) = registry::refresh(&self.inner.db, &self.inner.id, slots).await {
+                tracing::debug!(error = %e, "cannot refresh the worker registry");
+            }
+            // At least this process, even if the registry cannot be read.
+            let live = registry::live(&self.inner.db)
+                .await
+                .map(|f| f.workers)
+                .unwrap_or(1)
+                .max(1);
+            m.live_workers.set(i64::try_from(live).unwrap_or(i64::MAX));
             match self.inner.queue.depth().await {
                 Ok(depth) => {
                     m.queue_visible
@@ -649,8 +669,7 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
                         .set(i64::try_from(depth.in_flight).unwrap_or(i64::MAX));
                     m.queue_dead
                         .set(i64::try_from(depth.dead).unwrap_or(i64::MAX));
-                    let backlog = (depth.visible + depth.in_flight) as f64
-                        / self.inner.cfg.concurrency as f64;
+                    let backlog = (depth.visible + depth.in_flight) as f64 / live as f64;
                     m.backlog_per_worker.set(backlog);
                 }
                 Err(e) => tracing::debug!(error = %e, "cannot sample queue depth"),
