@@ -300,11 +300,7 @@ fn encode_pass(
     let mut encoder = OpusEncoder::new(profile)?;
     let header = OpusStreamHeader::for_profile(profile, encoder.pre_skip(), OUTPUT_RATE);
     let frame = encoder.frame_samples() as u32;
-    let mut muxers: Vec<Box<dyn OpusMuxer>> = vec![
-        Box::new(OggOpusWriter::new(Cursor::new(Vec::new()), &header, 1)?),
-        Box::new(CafOpusWriter::new(Cursor::new(Vec::new()), &header, frame)?),
-        Box::new(WebmOpusWriter::new(Cursor::new(Vec::new()), &header)?),
-    ];
+    let mut muxers = memory_muxers(&header, frame)?;
     let ceiling = profile.true_peak_dbtp - CODEC_HEADROOM_DB;
     let mut limiter = (gained_peak > ceiling - 0.1).then(|| Limiter::new(OUTPUT_RATE, ceiling));
     let mut waveform = WaveformBuilder::new(OUTPUT_RATE);
@@ -362,6 +358,22 @@ fn encode_pass(
     Ok(reference)
 }
 
+/// The three containers of a job, written to memory (benchmarks keep no files).
+fn memory_muxers(
+    header: &OpusStreamHeader,
+    frame_samples: u32,
+) -> sori_codecs::error::Result<Vec<Box<dyn OpusMuxer>>> {
+    Ok(vec![
+        Box::new(OggOpusWriter::new(Cursor::new(Vec::new()), header, 1)?),
+        Box::new(CafOpusWriter::new(
+            Cursor::new(Vec::new()),
+            header,
+            frame_samples,
+        )?),
+        Box::new(WebmOpusWriter::new(Cursor::new(Vec::new()), header)?),
+    ])
+}
+
 /// Wall time of the whole job (in-memory outputs) and of the bare floor, same file.
 fn job_and_floor(
     path: &Path,
@@ -373,14 +385,7 @@ fn job_and_floor(
     let floor = started.elapsed();
     let started = Instant::now();
     let mut open = || Decoder::open_path(path, limits);
-    let mut outputs =
-        |h: &OpusStreamHeader, frame: u32| -> sori_codecs::error::Result<Vec<Box<dyn OpusMuxer>>> {
-            Ok(vec![
-                Box::new(OggOpusWriter::new(Cursor::new(Vec::new()), h, 1)?),
-                Box::new(CafOpusWriter::new(Cursor::new(Vec::new()), h, frame)?),
-                Box::new(WebmOpusWriter::new(Cursor::new(Vec::new()), h)?),
-            ])
-        };
+    let mut outputs = memory_muxers;
     let _: Processed = process(&mut open, &mut outputs, profile)?;
     Ok((started.elapsed(), floor))
 }

@@ -10,8 +10,8 @@ use sori_pipeline::Db;
 
 mod common;
 
-use common::{spawn, Sori};
-use std::path::{Path, PathBuf};
+use common::{fixture, spawn, Sori};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -164,12 +164,6 @@ fn output_sets(dir: &Path, id: &str) -> Vec<String> {
         .unwrap_or_default();
     sets.sort();
     sets
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
 }
 
 #[tokio::test]

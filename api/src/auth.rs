@@ -20,7 +20,7 @@ use sori_pipeline::Db;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How long a token stays valid after login.
 pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -29,13 +29,7 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// unsalted hash is enough to store it.
 const TOKEN_BYTES: usize = 32;
 
-/// Unix time in milliseconds, the unit of every timestamp column.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use sori_pipeline::clock::now_ms;
 
 /// A PHC-format Argon2id hash (OWASP's parameters: 19 MiB, 2 passes). CPU
 /// heavy, so it runs on the blocking pool.

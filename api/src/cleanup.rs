@@ -13,7 +13,7 @@ use sori_pipeline::worker::OUTPUT_FILES;
 use sori_pipeline::Db;
 use sqlx::Row;
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// What makes a media "attached". Referenced as `media.id`; adding a new kind
 /// of attachment (chat messages) is one more `AND NOT EXISTS (…)` here.
@@ -170,11 +170,7 @@ pub async fn run(db: Db, store: ObjectStore, ttl: Duration, stop: impl Future<Ou
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+use sori_pipeline::clock::now_ms;
 
 #[cfg(test)]
 mod tests {

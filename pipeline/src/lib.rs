@@ -7,6 +7,7 @@
 //! enqueues its [`job`] in one transaction; a [`worker`] receives it from the
 //! [`queue`], runs the audio engine and records the result.
 
+pub mod clock;
 pub mod db;
 pub mod job;
 pub mod media;

@@ -14,10 +14,10 @@
 //! write is conditional on the previous state, a duplicate delivery or a lost
 //! race writes no second row and returns no event.
 
+use crate::clock::{millis, now_ms};
 use crate::db::Db;
 use crate::job::JobMessage;
 use crate::queue::{sql_error, QueueError, Staging};
-use crate::store::local::now_ms;
 use sqlx::{AnyConnection, Row};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -433,8 +433,4 @@ pub(crate) async fn notify(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }

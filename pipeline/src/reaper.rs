@@ -18,12 +18,12 @@
 //! conditional on the row still being stuck, so a worker that claims the
 //! media meanwhile, or a second reaper in another process, wins cleanly.
 
+use crate::clock::{millis, now_ms};
 use crate::db::Db;
 use crate::job::JobMessage;
 use crate::media::{self, MediaError, MediaEvent, MediaState};
 use crate::metrics::PipelineMetrics;
 use crate::queue::{Queue, QueueError};
-use crate::store::local::now_ms;
 use std::time::Duration;
 
 /// Rows looked at per query; a pass pages through all of them by id.
@@ -221,8 +221,4 @@ fn abandoned_reason(row: &Stuck) -> String {
         reason.push_str(&format!(" (last error: {last})"));
     }
     reason
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }

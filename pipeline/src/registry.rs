@@ -4,8 +4,8 @@
 //! on — rather than per its own slots. A process that dies without removing
 //! its row stops counting once its row is older than [`LIVE_FOR`].
 
+use crate::clock::{millis, now_ms};
 use crate::db::Db;
-use crate::store::local::now_ms;
 use std::time::Duration;
 
 /// How long a row counts as live without a refresh (several sampling intervals).
@@ -61,10 +61,6 @@ pub async fn leave(db: &Db, id: &str) -> Result<(), sqlx::Error> {
         .execute(db.pool())
         .await?;
     Ok(())
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@
 //! `wait`, waking at once when this process sends a message.
 
 use super::{sql_error, Delivery, QueueDepth, QueueError};
+use crate::clock::{millis, now_ms};
 use crate::db::{Backend, Db};
-use crate::store::local::now_ms;
 use sqlx::Row;
 use std::sync::Arc;
 use std::time::Duration;
@@ -306,8 +306,4 @@ fn owned(rows_affected: u64) -> Result<(), QueueError> {
     } else {
         Ok(())
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
