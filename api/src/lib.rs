@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod ops;
 pub mod pagination;
 pub mod posts;
+pub mod push;
 pub mod social;
 pub mod state;
 pub mod validation;

@@ -79,3 +79,17 @@ async fn unfollow(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Whether either user blocks the other: every interaction between them
+/// (follow, like, comment, message, seeing posts) is refused when true.
+pub async fn blocked_either_way(db: &Db, a: &str, b: &str) -> Result<bool, sqlx::Error> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2) \
+         OR (blocker_id = $2 AND blocked_id = $1)",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(found > 0)
+}

@@ -1,0 +1,30 @@
+-- Push to offline users: the devices that receive pushes, and a durable
+-- outbox written in the same transaction as what causes a push (a chat
+-- message to a member with no live connection), drained by a dispatcher.
+-- Ids are time-ordered UUIDv7 text; times are Unix milliseconds.
+CREATE TABLE devices (
+    user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    -- Chosen by the app, stable per installation.
+    device_id  TEXT NOT NULL,
+    -- e.g. 'fcm' or 'webhook'.
+    platform   TEXT NOT NULL,
+    push_token TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, device_id)
+);
+
+CREATE TABLE push_outbox (
+    id              TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    -- The event, e.g. 'message.new'.
+    kind            TEXT NOT NULL,
+    -- The event's data as a JSON object.
+    payload         TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    last_error      TEXT,
+    delivered_at    BIGINT,
+    created_at      BIGINT NOT NULL
+);
+-- The dispatcher's scan: undelivered entries that are due.
+CREATE INDEX push_outbox_due ON push_outbox(next_attempt_at) WHERE delivered_at IS NULL;
