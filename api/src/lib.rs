@@ -14,6 +14,7 @@ pub mod media;
 pub mod metrics;
 pub mod ops;
 pub mod pagination;
+pub mod playlists;
 pub mod posts;
 pub mod push;
 pub mod social;
@@ -52,6 +53,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "media", description = "Voice uploads through signed URLs, processing state, playback"),
         (name = "feed", description = "Feed, explore and profile timelines, keyset-paginated"),
         (name = "blobs", description = "The embedded store's signed upload and download URLs (no bearer token)"),
+        (name = "playlists", description = "Ordered lists of voice posts, public or private"),
     )
 )]
 struct ApiDoc;
@@ -86,6 +88,7 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
         .merge(media::router())
         .merge(blobs::router())
         .merge(social::router())
+        .merge(playlists::router())
         .split_for_parts();
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))

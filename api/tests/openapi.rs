@@ -46,6 +46,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/users/{id}/follow"),
     ("get", "/v1/blobs/{key}"),
     ("put", "/v1/blobs/{key}"),
+    ("post", "/v1/playlists"),
+    ("get", "/v1/playlists/{id}"),
+    ("patch", "/v1/playlists/{id}"),
+    ("delete", "/v1/playlists/{id}"),
+    ("post", "/v1/playlists/{id}/items"),
+    ("put", "/v1/playlists/{id}/items"),
+    ("delete", "/v1/playlists/{id}/items/{post_id}"),
+    ("get", "/v1/users/{id}/playlists"),
 ];
 
 /// Routes served but deliberately outside the document: the document itself and its UI.
