@@ -52,6 +52,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "media", description = "Voice uploads through signed URLs, processing state, playback"),
         (name = "feed", description = "Feed, explore and profile timelines, keyset-paginated"),
         (name = "blobs", description = "The embedded store's signed upload and download URLs (no bearer token)"),
+        (name = "social", description = "Follows, likes, comments, blocks, reports, search, plays and notifications"),
     )
 )]
 struct ApiDoc;
