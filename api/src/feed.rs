@@ -66,7 +66,7 @@ async fn page(
 }
 
 /// The feed query. Both forms first pick the page's post ids from
-/// `posts_author_feed` alone (index-only: author, time, id, media id) and only
+/// `posts_author_feed` alone (index-only: author, time, id, media id, hidden) and only
 /// then read the full rows of those `limit + 1` posts. A followed author's post
 /// counts once its media is ready, checked as "not in `media_not_ready`" (a
 /// small partial index) rather than by reading each candidate's media row.

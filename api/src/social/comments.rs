@@ -99,7 +99,12 @@ impl CommentRow {
             .filter(|_| ready)
             .map(|m| format!("{public_url}/v1/media/{m}/audio"));
         CommentItem {
-            kind: if self.media_id.is_some() { "voice" } else { "text" }.to_owned(),
+            kind: if self.media_id.is_some() {
+                "voice"
+            } else {
+                "text"
+            }
+            .to_owned(),
             bars: match (&self.bars, ready) {
                 (Some(bars), true) => parse_bars(bars),
                 _ => Vec::new(),

@@ -62,7 +62,11 @@ async fn like(
             .execute(&mut *tx)
             .await?;
         if post.author_id != user.id {
-            notify(&mut tx, Notice::new(&post.author_id, "like", &user.id).post(&id)).await?;
+            notify(
+                &mut tx,
+                Notice::new(&post.author_id, "like", &user.id).post(&id),
+            )
+            .await?;
         }
     }
     tx.commit().await?;

@@ -98,6 +98,18 @@ pub async fn require_admin(db: &Db, caller: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Grants (`admin = true`) or revokes the admin role of the user with this
+/// handle (any case): what `sori admin` does. False when no user has it.
+pub async fn set_admin(db: &Db, handle: &str, admin: bool) -> Result<bool, sqlx::Error> {
+    let role = if admin { "admin" } else { "user" };
+    let changed = sqlx::query("UPDATE users SET role = $1 WHERE handle_lower = $2")
+        .bind(role)
+        .bind(handle.to_ascii_lowercase())
+        .execute(db.pool())
+        .await?;
+    Ok(changed.rows_affected() == 1)
+}
+
 /// The limit and position of an oldest-first page: [`PageQuery::resolve`]
 /// starts newest-first lists at the end of time, these start at its beginning.
 /// Queries then ask for rows strictly after the cursor.
