@@ -38,6 +38,24 @@ pub enum Command {
     Process(ProcessArgs),
     /// Stage-by-stage timings, realtime factors and quality per codec setting.
     Bench(BenchArgs),
+    /// Grants or revokes the admin role (moderation of reports) on DATABASE_URL.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `sori admin grant|revoke HANDLE`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Makes the user an admin.
+    Grant {
+        /// The user's handle (any case).
+        handle: String,
+    },
+    /// Makes the admin a plain user again.
+    Revoke {
+        /// The user's handle (any case).
+        handle: String,
+    },
 }
 
 /// Settings shared by the server commands.
@@ -253,5 +271,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => crate::serve::migrate(&cli.settings),
         Command::Process(args) => crate::process::run(&args),
         Command::Bench(args) => crate::bench::run(&args),
+        Command::Admin(command) => crate::admin::run(&cli.settings, &command),
     }
 }

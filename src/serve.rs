@@ -30,14 +30,14 @@ pub enum Role {
     Worker,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
+pub(crate) async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
     let url = settings.database_url()?;
     let db = Db::connect(&url, 10)
         .await

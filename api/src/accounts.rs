@@ -2,6 +2,7 @@
 
 use crate::auth::{self, AuthUser, ClientAddr};
 use crate::error::{on_unique, ApiError, Problem};
+use crate::social::search::fold;
 use crate::state::AppState;
 use crate::validation::{self, Checks, JsonBody};
 use axum::extract::{Path, State};
@@ -32,6 +33,12 @@ pub struct User {
     pub bio: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// Who follows them.
+    pub follower_count: i64,
+    /// Whom they follow.
+    pub following_count: i64,
+    /// Their posts others can see: ready and not removed.
+    pub post_count: i64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -95,8 +102,8 @@ async fn signup(
     let hash = auth::hash_password(req.password).await?;
     let id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
-        "INSERT INTO users (id, handle, handle_lower, display_name, password_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO users (id, handle, handle_lower, display_name, password_hash, created_at, \
+         handle_fold, name_fold) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
     .bind(&req.handle)
@@ -104,6 +111,8 @@ async fn signup(
     .bind(&display_name)
     .bind(&hash)
     .bind(auth::now_ms())
+    .bind(fold(&req.handle))
+    .bind(fold(&display_name))
     .execute(db.pool())
     .await
     .map_err(|e| on_unique(e, || ApiError::Conflict("handle already taken".to_owned())))?;
@@ -179,7 +188,7 @@ async fn logout(State(db): State<Db>, user: AuthUser) -> Result<StatusCode, ApiE
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn me(State(db): State<Db>, user: AuthUser) -> Result<Json<User>, ApiError> {
-    find_user(&db, &user.id).await.map(Json)
+    profile(&db, &user.id, &user.id).await.map(Json)
 }
 
 /// Changes the caller's display name or bio.
@@ -208,15 +217,16 @@ async fn update_me(
     }
     checks.finish()?;
     sqlx::query(
-        "UPDATE users SET display_name = COALESCE($1, display_name), bio = COALESCE($2, bio) \
-         WHERE id = $3",
+        "UPDATE users SET display_name = COALESCE($1, display_name), bio = COALESCE($2, bio), \
+         name_fold = COALESCE($3, name_fold) WHERE id = $4",
     )
     .bind(display_name)
     .bind(bio)
+    .bind(display_name.map(fold))
     .bind(&user.id)
     .execute(db.pool())
     .await?;
-    find_user(&db, &user.id).await.map(Json)
+    profile(&db, &user.id, &user.id).await.map(Json)
 }
 
 /// Someone's public profile.
@@ -236,11 +246,41 @@ async fn user(
     find_user(&db, &id).await.map(Json)
 }
 
-/// Loads a profile; 404 when there is none.
+/// Loads a profile with its counts; 404 when there is none or a moderator
+/// removed it.
 pub async fn find_user(db: &Db, id: &str) -> Result<User, ApiError> {
-    sqlx::query_as("SELECT id, handle, display_name, bio, created_at FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?
-        .ok_or(ApiError::NotFound)
+    profile(db, id, "").await
+}
+
+/// A profile as `viewer` sees it: a removed user is 404 except to themselves.
+/// The counts are index range counts (`follows_followee`, the `follows` key,
+/// `posts_author_feed` plus each post's media row).
+async fn profile(db: &Db, id: &str, viewer: &str) -> Result<User, ApiError> {
+    sqlx::query_as(
+        "SELECT u.id, u.handle, u.display_name, u.bio, u.created_at, \
+         (SELECT COUNT(*) FROM follows f WHERE f.followee_id = u.id) AS follower_count, \
+         (SELECT COUNT(*) FROM follows f WHERE f.follower_id = u.id) AS following_count, \
+         (SELECT COUNT(*) FROM posts p JOIN media m ON m.id = p.media_id \
+          WHERE p.author_id = u.id AND p.hidden_at IS NULL AND m.state = 'ready') AS post_count \
+         FROM users u WHERE u.id = $1 AND (u.hidden_at IS NULL OR u.id = $2)",
+    )
+    .bind(id)
+    .bind(viewer)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or(ApiError::NotFound)
+}
+
+/// 404 unless the user exists and is not removed: the check before acting
+/// on someone (following, blocking, listing their posts).
+pub async fn require_user(db: &Db, id: &str) -> Result<(), ApiError> {
+    let found: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1 AND hidden_at IS NULL")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await?;
+    if found == 0 {
+        return Err(ApiError::NotFound);
+    }
+    Ok(())
 }

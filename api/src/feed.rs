@@ -5,11 +5,18 @@
 //! Each page is one query walking a `(…, created_at, id)` index backwards
 //! from the cursor: `posts_author_feed` for the feed and profiles,
 //! `posts_time` for explore, the `post_tags` primary key for a tag.
+//!
+//! Posts removed by a moderator, posts of removed users, and (outside the
+//! feed) posts of users with a block to the viewer are left out of every
+//! list: [`crate::posts::visible`] adds those conditions as column checks on
+//! rows the walk reads anyway and primary-key probes of `blocks`. The feed
+//! needs no block check: it shows only followed authors, and blocking removes
+//! the follows both ways (see [`crate::social::blocks`]).
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Problem};
 use crate::pagination::{Page, PageQuery};
-use crate::posts::{PostItem, PostRow, SELECT_ITEMS};
+use crate::posts::{visible, PostItem, PostRow, SELECT_ITEMS};
 use crate::state::AppState;
 use crate::validation::{self, QueryParams};
 use axum::extract::{Path, State};
@@ -59,10 +66,13 @@ async fn page(
 }
 
 /// The feed query. Both forms first pick the page's post ids from
-/// `posts_author_feed` alone (index-only: author, time, id, media id) and only
+/// `posts_author_feed` alone (index-only: author, time, id, media id, hidden) and only
 /// then read the full rows of those `limit + 1` posts. A followed author's post
 /// counts once its media is ready, checked as "not in `media_not_ready`" (a
 /// small partial index) rather than by reading each candidate's media row.
+/// Removed posts are skipped by `hidden_at`, which the index also carries
+/// (0007), and removed authors by one primary-key probe of `users` per
+/// followed author, not per post.
 /// PostgreSQL takes at most one page per author (`LATERAL … LIMIT`), bounding a
 /// page by followees × limit index entries; SQLite has no LATERAL and reads
 /// each followed author's index range before the cursor (measured in
@@ -70,12 +80,14 @@ async fn page(
 fn feed_sql(backend: Backend) -> String {
     let visible = "(p2.author_id = $1 OR NOT EXISTS (SELECT 1 FROM media m2 {HINT} \
                    WHERE m2.id = p2.media_id AND m2.state <> 'ready'))";
-    let before = "(p2.created_at, p2.id) < ($2, $3)";
+    let before = "(p2.created_at, p2.id) < ($2, $3) AND p2.hidden_at IS NULL";
+    let author_shown = "NOT EXISTS (SELECT 1 FROM users hu WHERE hu.id = f.followee_id \
+                        AND hu.hidden_at IS NOT NULL)";
     let newest = "ORDER BY p2.created_at DESC, p2.id DESC LIMIT $4";
     let ids = match backend {
         Backend::Postgres => format!(
             "SELECT q.id FROM (SELECT f.followee_id AS author FROM follows f \
-               WHERE f.follower_id = $1 UNION ALL SELECT CAST($1 AS TEXT)) a \
+               WHERE f.follower_id = $1 AND {author_shown} UNION ALL SELECT CAST($1 AS TEXT)) a \
              CROSS JOIN LATERAL (SELECT p2.id, p2.created_at FROM posts p2 \
                WHERE p2.author_id = a.author AND {before} AND {visible} {newest}) q \
              ORDER BY q.created_at DESC, q.id DESC LIMIT $4",
@@ -84,7 +96,8 @@ fn feed_sql(backend: Backend) -> String {
         // SQLite's planner would probe media's primary key; the hint names the small index.
         Backend::Sqlite => format!(
             "SELECT p2.id FROM posts p2 WHERE {before} AND (p2.author_id = $1 OR \
-               (p2.author_id IN (SELECT f.followee_id FROM follows f WHERE f.follower_id = $1) \
+               (p2.author_id IN (SELECT f.followee_id FROM follows f \
+                 WHERE f.follower_id = $1 AND {author_shown}) \
                 AND {visible})) {newest}",
             visible = visible.replace("{HINT}", "INDEXED BY media_not_ready"),
         ),
@@ -133,21 +146,33 @@ async fn explore(
     QueryParams(tag): QueryParams<TagQuery>,
 ) -> Result<Json<Page<PostItem>>, ApiError> {
     let Some(raw) = tag.tag.filter(|t| !t.is_empty()) else {
-        let sql =
-            format!("{SELECT_ITEMS} WHERE m.state = 'ready' AND {BEFORE_CURSOR} {NEWEST_FIRST}");
+        let sql = format!(
+            "{SELECT_ITEMS} WHERE m.state = 'ready' AND {} AND {BEFORE_CURSOR} {NEWEST_FIRST}",
+            visible()
+        );
         return page(&state, &sql, &user.id, &query, &[]).await.map(Json);
     };
     let tag = validation::normalize_tag(&raw).map_err(|m| ApiError::invalid("tag", m))?;
+    tag_page(&state, &user.id, &tag, &query).await.map(Json)
+}
+
+/// Ready posts with a normalized `tag` the viewer may see, newest first:
+/// explore by tag, and search for posts.
+pub async fn tag_page(
+    state: &AppState,
+    viewer: &str,
+    tag: &str,
+    query: &PageQuery,
+) -> Result<Page<PostItem>, ApiError> {
     // Walks the tag's index; `t.created_at` is the post's, so the cursor applies to both.
     let sql = format!(
         "{SELECT_ITEMS} JOIN post_tags t ON t.post_id = p.id \
-         WHERE t.tag = $5 AND m.state = 'ready' \
+         WHERE t.tag = $5 AND m.state = 'ready' AND {} \
          AND (t.created_at < $2 OR (t.created_at = $2 AND t.post_id < $3)) \
-         ORDER BY t.created_at DESC, t.post_id DESC LIMIT $4"
+         ORDER BY t.created_at DESC, t.post_id DESC LIMIT $4",
+        visible()
     );
-    page(&state, &sql, &user.id, &query, &[&tag])
-        .await
-        .map(Json)
+    page(state, &sql, viewer, query, &[tag]).await
 }
 
 /// One user's posts: ready ones, plus pending ones when the caller is that user.
@@ -166,10 +191,11 @@ async fn user_posts(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<PostItem>>, ApiError> {
-    crate::accounts::find_user(&state.db, &id).await?;
+    crate::accounts::require_user(&state.db, &id).await?;
     let sql = format!(
         "{SELECT_ITEMS} WHERE p.author_id = $5 AND (m.state = 'ready' OR p.author_id = $1) \
-         AND {BEFORE_CURSOR} {NEWEST_FIRST}"
+         AND {} AND {BEFORE_CURSOR} {NEWEST_FIRST}",
+        visible()
     );
     page(&state, &sql, &user.id, &query, &[&id]).await.map(Json)
 }

@@ -54,6 +54,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "feed", description = "Feed, explore and profile timelines, keyset-paginated"),
         (name = "blobs", description = "The embedded store's signed upload and download URLs (no bearer token)"),
         (name = "playlists", description = "Ordered lists of voice posts, public or private"),
+        (name = "social", description = "Follows, likes, comments, blocks, reports, search, plays and notifications"),
     )
 )]
 struct ApiDoc;

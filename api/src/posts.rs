@@ -7,6 +7,7 @@
 use crate::auth::{self, AuthUser};
 use crate::error::{on_unique, ApiError, FieldError, Problem};
 use crate::pagination::Cursor;
+use crate::social::notifications::{mention_targets, notify, Notice};
 use crate::state::AppState;
 use crate::validation::{self, JsonBody};
 use axum::extract::{Path, State};
@@ -64,6 +65,8 @@ pub struct PostItem {
     pub audio_url: Option<String>,
     pub like_count: i64,
     pub comment_count: i64,
+    /// Listeners' plays, each counted at most once per listener and UTC day.
+    pub play_count: i64,
     pub liked_by_me: bool,
     /// Unix milliseconds.
     pub created_at: i64,
@@ -83,10 +86,21 @@ impl PostItem {
 /// Callers append `WHERE …` over aliases `p` (posts), `u` (author), `m` (media).
 pub const SELECT_ITEMS: &str = "\
     SELECT p.id, p.author_id, u.handle, u.display_name, p.caption, p.tags, p.media_id, \
-           m.state, m.duration_ms, m.bars, p.like_count, p.comment_count, p.created_at, \
+           m.state, m.duration_ms, m.bars, p.like_count, p.comment_count, p.play_count, \
+           p.created_at, \
            CAST(CASE WHEN EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) \
                 THEN 1 ELSE 0 END AS BIGINT) AS liked \
     FROM posts p JOIN users u ON u.id = p.author_id JOIN media m ON m.id = p.media_id ";
+
+/// SQL over [`SELECT_ITEMS`]' aliases: the post is shown to the viewer `$1`
+/// at all — neither it nor its author removed by a moderator, no block
+/// between the viewer and the author (two probes of the `blocks` key).
+pub fn visible() -> String {
+    format!(
+        "p.hidden_at IS NULL AND u.hidden_at IS NULL AND {}",
+        crate::social::not_blocked("$1", "p.author_id")
+    )
+}
 
 /// One row of [`SELECT_ITEMS`].
 #[derive(Debug, sqlx::FromRow)]
@@ -103,6 +117,7 @@ pub struct PostRow {
     bars: Option<String>,
     like_count: i64,
     comment_count: i64,
+    play_count: i64,
     created_at: i64,
     liked: i64,
 }
@@ -127,6 +142,7 @@ impl PostRow {
             duration_ms: self.duration_ms,
             like_count: self.like_count,
             comment_count: self.comment_count,
+            play_count: self.play_count,
             liked_by_me: self.liked != 0,
             created_at: self.created_at,
         }
@@ -180,7 +196,15 @@ async fn create_post(
         return Err(ApiError::Validation { fields });
     }
     check_media(&state.db, &user.id, &req.media_id).await?;
-    let id = insert_post(&state.db, &user.id, &req.media_id, &caption, &tags).await?;
+    let mentioned = mention_targets(&state.db, &user.id, &caption).await?;
+    let new = NewPost {
+        author: &user.id,
+        media_id: &req.media_id,
+        caption: &caption,
+        tags: &tags,
+        mentioned: &mentioned,
+    };
+    let id = insert_post(&state.db, &new).await?;
     let item = load_item(&state, &user.id, &id).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
@@ -207,13 +231,24 @@ fn no_such_media() -> ApiError {
     ApiError::invalid("media_id", "no media with this id among yours")
 }
 
-async fn insert_post(
-    db: &Db,
-    author: &str,
-    media_id: &str,
-    caption: &str,
-    tags: &[String],
-) -> Result<String, ApiError> {
+/// A validated post to insert, and the users its caption mentions.
+struct NewPost<'a> {
+    author: &'a str,
+    media_id: &'a str,
+    caption: &'a str,
+    tags: &'a [String],
+    /// Told in the post's transaction (see [`mention_targets`]).
+    mentioned: &'a [String],
+}
+
+async fn insert_post(db: &Db, new: &NewPost<'_>) -> Result<String, ApiError> {
+    let NewPost {
+        author,
+        media_id,
+        caption,
+        tags,
+        mentioned,
+    } = *new;
     let id = uuid::Uuid::now_v7().to_string();
     let now = auth::now_ms();
     let tags_json = serde_json::to_string(tags).map_err(|e| ApiError::Internal(Box::new(e)))?;
@@ -243,14 +278,18 @@ async fn insert_post(
             .execute(&mut *tx)
             .await?;
     }
+    for user in mentioned {
+        notify(&mut tx, Notice::new(user, "mention", author).post(&id)).await?;
+    }
     tx.commit().await?;
     Ok(id)
 }
 
-/// A post as `viewer` may see it: 404 when it does not exist, or when its
-/// media is not ready and the viewer is not its author.
+/// A post as `viewer` may see it: 404 when it does not exist, is not
+/// [`visible`] to the viewer, or when its media is not ready and the viewer
+/// is not its author.
 pub async fn load_item(state: &AppState, viewer: &str, id: &str) -> Result<PostItem, ApiError> {
-    let sql = format!("{SELECT_ITEMS} WHERE p.id = $2");
+    let sql = format!("{SELECT_ITEMS} WHERE p.id = $2 AND {}", visible());
     let row: Option<PostRow> = sqlx::query_as(&sql)
         .bind(viewer)
         .bind(id)

@@ -1,5 +1,6 @@
 //! Router tests of following and unfollowing, on the backend `SORI_TEST_DB`
-//! names: idempotence, the effect on the feed, unknown users and oneself.
+//! names: idempotence, the effect on the feed, unknown users and oneself,
+//! follower and following lists, profile counts, and blocks refusing follows.
 
 mod support;
 
@@ -71,4 +72,119 @@ async fn following_needs_a_token() {
         let r = api.call(method, &path, None, Value::Null).await;
         assert_problem(&r, StatusCode::UNAUTHORIZED, "unauthorized");
     }
+}
+
+async fn handles(api: &Api, path: &str, who: &User) -> Vec<String> {
+    let r = api.get(path, who).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    r.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["handle"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn follower_lists_are_newest_first_in_pages() {
+    let api = Api::new().await;
+    let star = api.user("star").await;
+    let fans = api.many_users("fan", 5).await;
+    for fan in &fans {
+        assert_eq!(
+            follow(&api, Method::PUT, fan, &star.id).await.status,
+            StatusCode::NO_CONTENT
+        );
+    }
+    follow(&api, Method::PUT, &star, &fans[2].id).await;
+
+    let mut seen = Vec::new();
+    let mut path = format!("/v1/users/{}/followers?limit=2", star.id);
+    loop {
+        let r = api.get(&path, &fans[0]).await;
+        for u in r.json["items"].as_array().unwrap() {
+            assert_eq!(
+                u.as_object().unwrap().len(),
+                3,
+                "id, handle, display_name: {u}"
+            );
+            seen.push(u["handle"].as_str().unwrap().to_owned());
+        }
+        match r.json["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/users/{}/followers?limit=2&cursor={c}", star.id),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["fan4", "fan3", "fan2", "fan1", "fan0"]);
+    let following = handles(&api, &format!("/v1/users/{}/following", star.id), &star).await;
+    assert_eq!(following, ["fan2"]);
+    let r = api
+        .get(&format!("/v1/users/{}/following", fans[2].id), &star)
+        .await;
+    assert_eq!(r.json["items"][0]["id"], star.id.as_str());
+
+    // Unfollowing leaves the list; unknown users are 404.
+    follow(&api, Method::DELETE, &fans[3], &star.id).await;
+    let seen = handles(&api, &format!("/v1/users/{}/followers", star.id), &star).await;
+    assert_eq!(seen, ["fan4", "fan2", "fan1", "fan0"]);
+    let nobody = uuid::Uuid::now_v7();
+    let r = api
+        .get(&format!("/v1/users/{nobody}/followers"), &star)
+        .await;
+    assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
+}
+
+#[tokio::test]
+async fn profiles_count_followers_following_and_posts() {
+    let api = Api::new().await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let carol = api.user("carol").await;
+    follow(&api, Method::PUT, &bob, &alice.id).await;
+    follow(&api, Method::PUT, &carol, &alice.id).await;
+    follow(&api, Method::PUT, &alice, &bob.id).await;
+    api.ready_post(&alice).await;
+    api.ready_post(&alice).await;
+    // A post still processing is not counted.
+    let media = api.media(&alice, "processing").await;
+    api.call(
+        Method::POST,
+        "/v1/posts",
+        Some(&alice.token),
+        serde_json::json!({"media_id": media}),
+    )
+    .await;
+
+    let counts = |v: &Value| {
+        (
+            v["follower_count"].as_i64().unwrap(),
+            v["following_count"].as_i64().unwrap(),
+            v["post_count"].as_i64().unwrap(),
+        )
+    };
+    let profile = api.get(&format!("/v1/users/{}", alice.id), &bob).await;
+    assert_eq!(counts(&profile.json), (2, 1, 2));
+    let me = api.get("/v1/me", &alice).await;
+    assert_eq!(counts(&me.json), (2, 1, 2));
+    let me = api.get("/v1/me", &carol).await;
+    assert_eq!(counts(&me.json), (0, 1, 0));
+}
+
+#[tokio::test]
+async fn a_block_either_way_refuses_following() {
+    let api = Api::new().await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let r = api
+        .put(&format!("/v1/users/{}/block", bob.id), &alice)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = follow(&api, Method::PUT, &bob, &alice.id).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "forbidden");
+    let r = follow(&api, Method::PUT, &alice, &bob.id).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(
+        follow_rows(&api, &alice).await + follow_rows(&api, &bob).await,
+        0
+    );
 }

@@ -65,3 +65,32 @@ CREATE INDEX plays_user ON plays(user_id);
 -- Notifications about a comment (or a mention in one) point at it.
 ALTER TABLE notifications ADD COLUMN comment_id TEXT REFERENCES comments(id) ON DELETE CASCADE;
 CREATE INDEX notifications_comment ON notifications(comment_id);
+
+-- The feed's index also carries hidden_at, so skipping removed posts keeps
+-- the feed's id walk index-only (see 0005).
+DROP INDEX posts_author_feed;
+CREATE INDEX posts_author_feed ON posts(author_id, created_at, id, media_id, hidden_at);
+
+-- Follower and following lists, newest follow first, keyset over (created_at, other id).
+DROP INDEX follows_followee;
+CREATE INDEX follows_followee ON follows(followee_id, created_at, follower_id);
+CREATE INDEX follows_follower_time ON follows(follower_id, created_at, followee_id);
+
+-- Search: handle and display name folded (NFKD, combining marks stripped,
+-- lowercase) by the API on sign-up and profile change, matched by prefix as
+-- a range (>= q AND < q || U+FFFF) on these indexes. Compared bytewise on
+-- both backends (SQLite's BINARY; PostgreSQL's "C" collation), so the range
+-- means the same thing everywhere. Existing rows get a plain lowercase copy.
+ALTER TABLE users ADD COLUMN handle_fold TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN name_fold TEXT NOT NULL DEFAULT '';
+UPDATE users SET handle_fold = handle_lower, name_fold = LOWER(display_name);
+CREATE INDEX users_handle_fold ON users(handle_fold);
+CREATE INDEX users_name_fold ON users(name_fold);
+
+-- A user is told once that someone liked a post, or followed them: liking
+-- again after unliking (or re-following) writes nothing new (the routes insert
+-- with ON CONFLICT DO NOTHING).
+CREATE UNIQUE INDEX notifications_one_like ON notifications(user_id, actor_id, post_id) WHERE kind = 'like';
+CREATE UNIQUE INDEX notifications_one_follow ON notifications(user_id, actor_id) WHERE kind = 'follow';
+-- The unread count on every notifications page reads only unread rows.
+CREATE INDEX notifications_unread ON notifications(user_id) WHERE read_at IS NULL;

@@ -159,3 +159,63 @@ pub fn assert_problem(r: &Reply, status: StatusCode, kind: &str) {
         format!("https://sori.dev/problems/{kind}")
     );
 }
+
+/// Social-graph helpers: short forms of the social routes, admins, and many
+/// users at once.
+impl Api {
+    /// `PUT path` with `who`'s token and no body.
+    pub async fn put(&self, path: &str, who: &User) -> Reply {
+        self.call(Method::PUT, path, Some(&who.token), Value::Null)
+            .await
+    }
+
+    /// `DELETE path` with `who`'s token.
+    pub async fn delete(&self, path: &str, who: &User) -> Reply {
+        self.call(Method::DELETE, path, Some(&who.token), Value::Null)
+            .await
+    }
+
+    /// `POST path` with `who`'s token and a JSON body.
+    pub async fn post(&self, path: &str, who: &User, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(&who.token), body).await
+    }
+
+    /// Gives `who` the admin role, as `sori admin grant` does.
+    pub async fn make_admin(&self, who: &User) {
+        let done = sori_api::social::set_admin(&self.t.db, &who.handle, true).await;
+        assert!(done.unwrap(), "no user {}", who.handle);
+    }
+
+    /// `n` users `{prefix}{i}` with tokens, written directly (no password
+    /// hashing), for tests that need many of them.
+    pub async fn many_users(&self, prefix: &str, n: usize) -> Vec<User> {
+        let mut users = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = uuid::Uuid::now_v7().to_string();
+            let handle = format!("{prefix}{i}");
+            sqlx::query(
+                "INSERT INTO users (id, handle, handle_lower, display_name, password_hash, \
+                 created_at, handle_fold, name_fold) VALUES ($1, $2, $2, $2, 'x', 0, $2, $2)",
+            )
+            .bind(&id)
+            .bind(&handle)
+            .execute(self.t.db.pool())
+            .await
+            .unwrap();
+            let issued = sori_api::auth::issue_token(&self.t.db, &id).await.unwrap();
+            users.push(User {
+                id,
+                handle,
+                token: issued.token,
+            });
+        }
+        users
+    }
+
+    /// One post as `who` sees it (`GET /v1/posts/{id}`), asserting 200.
+    pub async fn post_item(&self, post: &str, who: &User) -> Value {
+        let r = self.get(&format!("/v1/posts/{post}"), who).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        r.json
+    }
+}

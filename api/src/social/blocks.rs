@@ -1,0 +1,108 @@
+//! Blocks: once either of two users blocks the other, neither can follow,
+//! like or comment on the other's posts (403), and neither sees the other's
+//! posts or comments in any list (feeds, explore, profiles, comments, search).
+//!
+//! Blocking removes the follows between the two, both ways, in the same
+//! transaction. That is what keeps the feed free of blocked authors without
+//! a block check of its own: the feed only shows followed authors, and no
+//! follow can exist (or be created) across a block.
+
+use crate::accounts::require_user;
+use crate::auth::{self, AuthUser};
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use sori_pipeline::Db;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Block routes, merged by [`super::router`].
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(block, unblock))
+}
+
+/// Whether either user blocks the other: every interaction between them
+/// (follow, like, comment, message, seeing posts) is refused when true.
+pub async fn blocked_either_way(db: &Db, a: &str, b: &str) -> Result<bool, sqlx::Error> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2) \
+         OR (blocker_id = $2 AND blocked_id = $1)",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(found > 0)
+}
+
+/// The user to block or unblock must exist and not be the caller.
+async fn check_target(db: &Db, caller: &str, id: &str) -> Result<(), ApiError> {
+    require_user(db, id).await?;
+    if id == caller {
+        return Err(ApiError::invalid("id", "you cannot block yourself"));
+    }
+    Ok(())
+}
+
+/// Blocks a user, and removes the follows between you both ways.
+#[utoipa::path(put, path = "/v1/users/{id}/block", tag = "social",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Blocked (also when already blocked)"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Blocking yourself", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn block(
+    State(db): State<Db>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_target(&db, &user.id, &id).await?;
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
+    )
+    .bind(&user.id)
+    .bind(&id)
+    .bind(auth::now_ms())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM follows WHERE (follower_id = $1 AND followee_id = $2) \
+         OR (follower_id = $2 AND followee_id = $1)",
+    )
+    .bind(&user.id)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lifts the caller's block (a block the other user set stays).
+#[utoipa::path(delete, path = "/v1/users/{id}/block", tag = "social",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Not blocked (also when it was not)"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unblocking yourself", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn unblock(
+    State(db): State<Db>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_target(&db, &user.id, &id).await?;
+    sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
+        .bind(&user.id)
+        .bind(&id)
+        .execute(db.pool())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

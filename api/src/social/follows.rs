@@ -1,0 +1,213 @@
+//! Following: who reaches the caller's feed, and the follower and following
+//! lists of a profile.
+//!
+//! Follow and unfollow are idempotent: following someone already followed,
+//! or unfollowing someone not followed, succeeds and changes nothing. A new
+//! follow notifies the followed user in the same transaction, once per
+//! follower (re-following writes no second notification).
+
+use super::notifications::{notify, Notice};
+use super::{blocked_either_way, user_visible};
+use crate::accounts::require_user;
+use crate::auth::{self, AuthUser};
+use crate::error::{ApiError, Problem};
+use crate::pagination::{Cursor, Page, PageQuery};
+use crate::posts::Author;
+use crate::state::AppState;
+use crate::validation::QueryParams;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use sori_pipeline::Db;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Follow routes, merged by [`super::router`].
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(follow, unfollow))
+        .routes(routes!(followers))
+        .routes(routes!(following))
+}
+
+/// The user to follow or unfollow must exist and not be the caller.
+async fn check_target(db: &Db, caller: &str, id: &str) -> Result<(), ApiError> {
+    require_user(db, id).await?;
+    if id == caller {
+        return Err(ApiError::invalid("id", "you cannot follow yourself"));
+    }
+    Ok(())
+}
+
+/// Follows a user: their ready posts appear in the caller's feed. Refused
+/// while either blocks the other.
+#[utoipa::path(put, path = "/v1/users/{id}/follow", tag = "social",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Followed (also when already followed)"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A block stands between you", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Following yourself", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn follow(
+    State(db): State<Db>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_target(&db, &user.id, &id).await?;
+    if blocked_either_way(&db, &user.id, &id).await? {
+        return Err(ApiError::Forbidden);
+    }
+    let mut tx = db.pool().begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO follows (follower_id, followee_id, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (follower_id, followee_id) DO NOTHING",
+    )
+    .bind(&user.id)
+    .bind(&id)
+    .bind(auth::now_ms())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        notify(&mut tx, Notice::new(&id, "follow", &user.id)).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops following a user.
+#[utoipa::path(delete, path = "/v1/users/{id}/follow", tag = "social",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Not followed (also when it was not)"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unfollowing yourself", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn unfollow(
+    State(db): State<Db>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_target(&db, &user.id, &id).await?;
+    sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2")
+        .bind(&user.id)
+        .bind(&id)
+        .execute(db.pool())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// One side of a follow list.
+#[derive(Clone, Copy)]
+enum Side {
+    /// Who follows the user.
+    Followers,
+    /// Whom the user follows.
+    Following,
+}
+
+#[derive(sqlx::FromRow)]
+struct FollowRow {
+    id: String,
+    handle: String,
+    display_name: String,
+    created_at: i64,
+}
+
+/// A page of `of`'s followers or followees as `viewer` sees them, newest
+/// follow first: removed users and users with a block to the viewer are left
+/// out. Walks `follows_followee` or `follows_follower_time` backwards.
+async fn list(
+    db: &Db,
+    viewer: &str,
+    of: &str,
+    side: Side,
+    query: &PageQuery,
+) -> Result<Page<Author>, ApiError> {
+    let (limit, cursor) = query.resolve()?;
+    require_user(db, of).await?;
+    let (mine, other) = match side {
+        Side::Followers => ("followee_id", "follower_id"),
+        Side::Following => ("follower_id", "followee_id"),
+    };
+    let sql = format!(
+        "SELECT u.id, u.handle, u.display_name, f.created_at FROM follows f \
+         JOIN users u ON u.id = f.{other} \
+         WHERE f.{mine} = $2 AND {visible} \
+         AND (f.created_at < $3 OR (f.created_at = $3 AND f.{other} < $4)) \
+         ORDER BY f.created_at DESC, f.{other} DESC LIMIT $5",
+        visible = user_visible("u", "$1"),
+    );
+    let rows: Vec<FollowRow> = sqlx::query_as(&sql)
+        .bind(viewer)
+        .bind(of)
+        .bind(cursor.created_at)
+        .bind(&cursor.id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(db.pool())
+        .await?;
+    let page = Page::from_rows(rows, limit, |r| Cursor {
+        created_at: r.created_at,
+        id: r.id.clone(),
+    });
+    let items = page
+        .items
+        .into_iter()
+        .map(|r| Author {
+            id: r.id,
+            handle: r.handle,
+            display_name: r.display_name,
+        })
+        .collect();
+    Ok(Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Who follows a user, newest follow first.
+#[utoipa::path(get, path = "/v1/users/{id}/followers", tag = "social",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id"), PageQuery),
+    responses(
+        (status = 200, body = Page<Author>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn followers(
+    State(db): State<Db>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<Page<Author>>, ApiError> {
+    list(&db, &user.id, &id, Side::Followers, &query)
+        .await
+        .map(Json)
+}
+
+/// Whom a user follows, newest follow first.
+#[utoipa::path(get, path = "/v1/users/{id}/following", tag = "social",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id"), PageQuery),
+    responses(
+        (status = 200, body = Page<Author>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn following(
+    State(db): State<Db>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<Page<Author>>, ApiError> {
+    list(&db, &user.id, &id, Side::Following, &query)
+        .await
+        .map(Json)
+}

@@ -1,0 +1,126 @@
+//! The social graph and what people do to each other's posts: follows,
+//! likes, comments, blocks, reports, search, plays and notifications, one
+//! module each, merged by [`router`].
+//!
+//! The rules every module shares live here: who may act on a post
+//! ([`post_for_action`]), the block and removal filters as SQL
+//! ([`not_blocked`], [`user_visible`]), the admin check, and oldest-first pages.
+
+pub mod blocks;
+pub mod comments;
+pub mod follows;
+pub mod likes;
+pub mod notifications;
+pub mod plays;
+pub mod reports;
+pub mod search;
+
+use crate::error::ApiError;
+use crate::pagination::{Cursor, PageQuery};
+use crate::state::AppState;
+use sori_pipeline::Db;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use blocks::blocked_either_way;
+
+/// Every social route, merged by [`crate::app`].
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(follows::router())
+        .merge(likes::router())
+        .merge(comments::router())
+        .merge(blocks::router())
+        .merge(reports::router())
+        .merge(search::router())
+        .merge(plays::router())
+        .merge(notifications::router())
+}
+
+/// SQL: no block between the users `a` and `b` (columns or parameters), in
+/// either direction. Two probes of the `blocks` primary key, rather than one
+/// `OR`, so each stays a single index lookup on both backends.
+pub fn not_blocked(a: &str, b: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM blocks bk WHERE bk.blocker_id = {a} AND bk.blocked_id = {b}) \
+         AND NOT EXISTS (SELECT 1 FROM blocks bk WHERE bk.blocker_id = {b} AND bk.blocked_id = {a})"
+    )
+}
+
+/// SQL: the user row aliased `alias` is shown to `viewer`: not removed by a
+/// moderator, and no block between them.
+pub fn user_visible(alias: &str, viewer: &str) -> String {
+    format!(
+        "{alias}.hidden_at IS NULL AND {}",
+        not_blocked(viewer, &format!("{alias}.id"))
+    )
+}
+
+/// A post someone wants to act on (like, comment, play).
+#[derive(Debug)]
+pub struct PostTarget {
+    pub author_id: String,
+    /// A block stands between the caller and the author, in either direction.
+    pub blocked: bool,
+}
+
+/// Finds a post the caller may act on: 404 when it does not exist, was
+/// removed (or its author was), or is still processing and not the caller's.
+/// Whether a block stands in the way is returned, not decided: acting is
+/// refused with 403, reading answers 404.
+pub async fn post_for_action(db: &Db, caller: &str, post_id: &str) -> Result<PostTarget, ApiError> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT p.author_id, m.state FROM posts p JOIN users u ON u.id = p.author_id \
+         JOIN media m ON m.id = p.media_id \
+         WHERE p.id = $1 AND p.hidden_at IS NULL AND u.hidden_at IS NULL",
+    )
+    .bind(post_id)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some((author_id, state)) = row else {
+        return Err(ApiError::NotFound);
+    };
+    if state != "ready" && author_id != caller {
+        return Err(ApiError::NotFound);
+    }
+    let blocked = author_id != caller && blocked_either_way(db, caller, &author_id).await?;
+    Ok(PostTarget { author_id, blocked })
+}
+
+/// 403 unless the caller's role is `admin` (granted with `sori admin grant`).
+pub async fn require_admin(db: &Db, caller: &str) -> Result<(), ApiError> {
+    let role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
+        .bind(caller)
+        .fetch_optional(db.pool())
+        .await?;
+    match role.as_deref() {
+        Some("admin") => Ok(()),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+/// Grants (`admin = true`) or revokes the admin role of the user with this
+/// handle (any case): what `sori admin` does. False when no user has it.
+pub async fn set_admin(db: &Db, handle: &str, admin: bool) -> Result<bool, sqlx::Error> {
+    let role = if admin { "admin" } else { "user" };
+    let changed = sqlx::query("UPDATE users SET role = $1 WHERE handle_lower = $2")
+        .bind(role)
+        .bind(handle.to_ascii_lowercase())
+        .execute(db.pool())
+        .await?;
+    Ok(changed.rows_affected() == 1)
+}
+
+/// The limit and position of an oldest-first page: [`PageQuery::resolve`]
+/// starts newest-first lists at the end of time, these start at its beginning.
+/// Queries then ask for rows strictly after the cursor.
+pub fn oldest_first(query: &PageQuery) -> Result<(u32, Cursor), ApiError> {
+    let (limit, cursor) = query.resolve()?;
+    if query.cursor.as_deref().unwrap_or("").is_empty() {
+        let start = Cursor {
+            created_at: i64::MIN,
+            id: String::new(),
+        };
+        return Ok((limit, start));
+    }
+    Ok((limit, cursor))
+}

@@ -1,0 +1,337 @@
+//! Notifications: what a user is told about — a new follower, a like, a
+//! comment, a mention (`@handle` in a caption or comment), and their media
+//! becoming ready or failing (written by the worker).
+//!
+//! Every row is written by [`notify`] inside the transaction of the action
+//! itself, so an action and its notification exist together or not at all.
+//! Likes and follows are told once per actor and target (partial unique
+//! indexes of 0007; [`notify`] inserts with `ON CONFLICT DO NOTHING`).
+
+use super::{blocked_either_way, not_blocked};
+use crate::auth::{self, AuthUser};
+use crate::error::{ApiError, Problem};
+use crate::pagination::{Cursor, Page, PageQuery};
+use crate::posts::Author;
+use crate::state::AppState;
+use crate::validation::{JsonBody, QueryParams};
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sori_pipeline::Db;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Notification routes, merged by [`super::router`].
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(mark_read))
+}
+
+/// One notification to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Notice<'a> {
+    /// Who is told.
+    pub user_id: &'a str,
+    /// `follow`, `like`, `comment` or `mention`.
+    pub kind: &'a str,
+    /// Who did it.
+    pub actor_id: &'a str,
+    pub post_id: Option<&'a str>,
+    pub comment_id: Option<&'a str>,
+}
+
+impl<'a> Notice<'a> {
+    pub fn new(user_id: &'a str, kind: &'a str, actor_id: &'a str) -> Self {
+        Self {
+            user_id,
+            kind,
+            actor_id,
+            post_id: None,
+            comment_id: None,
+        }
+    }
+
+    pub fn post(mut self, post_id: &'a str) -> Self {
+        self.post_id = Some(post_id);
+        self
+    }
+
+    pub fn comment(mut self, comment_id: &'a str) -> Self {
+        self.comment_id = Some(comment_id);
+        self
+    }
+}
+
+/// Writes a notification inside the caller's transaction; a repeat of a
+/// like or follow notification is silently skipped.
+pub async fn notify(conn: &mut AnyConnection, n: Notice<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO notifications (id, user_id, kind, actor_id, post_id, comment_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(n.user_id)
+    .bind(n.kind)
+    .bind(n.actor_id)
+    .bind(n.post_id)
+    .bind(n.comment_id)
+    .bind(auth::now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Most mentions notified per text, so one caption cannot notify everyone.
+const MAX_MENTIONS: usize = 10;
+
+/// The handles `@mentioned` in `text`, lowercased and deduplicated: `@`
+/// not preceded by a word character, then a valid handle (3–30 letters,
+/// digits, underscores).
+pub fn mentioned_handles(text: &str) -> Vec<String> {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut handles: Vec<String> = Vec::new();
+    let mut previous: Option<char> = None;
+    for (i, c) in text.char_indices() {
+        if c == '@' && !previous.is_some_and(is_word) {
+            let rest = &text[i + 1..];
+            let end = rest.find(|c: char| !is_word(c)).unwrap_or(rest.len());
+            let handle = rest[..end].to_ascii_lowercase();
+            if (3..=30).contains(&handle.len()) && !handles.contains(&handle) {
+                handles.push(handle);
+            }
+        }
+        previous = Some(c);
+    }
+    handles.truncate(MAX_MENTIONS);
+    handles
+}
+
+/// The ids of the users `author` mentions in `text` who should be told:
+/// existing, not removed, not the author, no block either way. Read before
+/// the action's transaction, which then writes one [`notify`] per id.
+pub async fn mention_targets(db: &Db, author: &str, text: &str) -> Result<Vec<String>, ApiError> {
+    let mut ids = Vec::new();
+    for handle in mentioned_handles(text) {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE handle_lower = $1 AND hidden_at IS NULL",
+        )
+        .bind(&handle)
+        .fetch_optional(db.pool())
+        .await?;
+        let Some(id) = id.filter(|id| id != author) else {
+            continue;
+        };
+        if !blocked_either_way(db, author, &id).await? {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// A notification as its recipient sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationItem {
+    pub id: String,
+    /// `follow`, `like`, `comment`, `mention`, `media.ready` or `media.failed`.
+    pub kind: String,
+    /// Who caused it; `null` for the pipeline's media notifications.
+    pub actor: Option<Author>,
+    pub post_id: Option<String>,
+    pub comment_id: Option<String>,
+    pub media_id: Option<String>,
+    /// Kind-specific details (e.g. a failure's `reason`).
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<serde_json::Value>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub read: bool,
+}
+
+/// A page of notifications and how many are unread in all.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationPage {
+    pub items: Vec<NotificationItem>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+    pub unread_count: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    kind: String,
+    actor_id: Option<String>,
+    handle: Option<String>,
+    display_name: Option<String>,
+    post_id: Option<String>,
+    comment_id: Option<String>,
+    media_id: Option<String>,
+    body: Option<String>,
+    created_at: i64,
+    read_at: Option<i64>,
+}
+
+impl Row {
+    fn into_item(self) -> NotificationItem {
+        let actor = match (self.actor_id, self.handle, self.display_name) {
+            (Some(id), Some(handle), Some(display_name)) => Some(Author {
+                id,
+                handle,
+                display_name,
+            }),
+            _ => None,
+        };
+        NotificationItem {
+            id: self.id,
+            kind: self.kind,
+            actor,
+            post_id: self.post_id,
+            comment_id: self.comment_id,
+            media_id: self.media_id,
+            body: self.body.and_then(|b| serde_json::from_str(&b).ok()),
+            created_at: self.created_at,
+            read: self.read_at.is_some(),
+        }
+    }
+}
+
+/// SQL: the notification `n` (with its actor `a`, left-joined) is shown to
+/// `$1`: no actor, or one not removed and without a block since.
+fn shown() -> String {
+    format!(
+        "(n.actor_id IS NULL OR (a.hidden_at IS NULL AND {}))",
+        not_blocked("$1", "n.actor_id")
+    )
+}
+
+/// The caller's notifications, newest first, with the unread count.
+#[utoipa::path(get, path = "/v1/notifications", tag = "social",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, body = NotificationPage),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list(
+    State(db): State<Db>,
+    user: AuthUser,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<NotificationPage>, ApiError> {
+    let (limit, cursor) = query.resolve()?;
+    let sql = format!(
+        "SELECT n.id, n.kind, n.actor_id, a.handle, a.display_name, n.post_id, n.comment_id, \
+         n.media_id, n.body, n.created_at, n.read_at \
+         FROM notifications n LEFT JOIN users a ON a.id = n.actor_id \
+         WHERE n.user_id = $1 AND {shown} \
+         AND (n.created_at < $2 OR (n.created_at = $2 AND n.id < $3)) \
+         ORDER BY n.created_at DESC, n.id DESC LIMIT $4",
+        shown = shown(),
+    );
+    let rows: Vec<Row> = sqlx::query_as(&sql)
+        .bind(&user.id)
+        .bind(cursor.created_at)
+        .bind(&cursor.id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(db.pool())
+        .await?;
+    let items: Vec<NotificationItem> = rows.into_iter().map(Row::into_item).collect();
+    let page = Page::from_rows(items, limit, |n| Cursor {
+        created_at: n.created_at,
+        id: n.id.clone(),
+    });
+    Ok(Json(NotificationPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+        unread_count: unread_count(&db, &user.id).await?,
+    }))
+}
+
+/// Unread notifications the list would show (uses `notifications_unread`).
+async fn unread_count(db: &Db, user: &str) -> Result<i64, ApiError> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM notifications n LEFT JOIN users a ON a.id = n.actor_id \
+         WHERE n.user_id = $1 AND n.read_at IS NULL AND {}",
+        shown()
+    );
+    Ok(sqlx::query_scalar(&sql)
+        .bind(user)
+        .fetch_one(db.pool())
+        .await?)
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    /// Marks this notification and every older one read; absent: all of them.
+    pub up_to_id: Option<String>,
+}
+
+/// What is left unread.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Unread {
+    pub unread_count: i64,
+}
+
+/// Marks the caller's notifications read, up to one of them or all.
+#[utoipa::path(post, path = "/v1/notifications/read", tag = "social",
+    security(("bearer" = [])),
+    request_body = MarkRead,
+    responses(
+        (status = 200, body = Unread),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No such notification of yours", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn mark_read(
+    State(db): State<Db>,
+    user: AuthUser,
+    JsonBody(req): JsonBody<MarkRead>,
+) -> Result<Json<Unread>, ApiError> {
+    // Up to the end of time when absent: every notification.
+    let (time, id) = match req.up_to_id {
+        None => (i64::MAX, String::new()),
+        Some(id) => {
+            let time: Option<i64> = sqlx::query_scalar(
+                "SELECT created_at FROM notifications WHERE id = $1 AND user_id = $2",
+            )
+            .bind(&id)
+            .bind(&user.id)
+            .fetch_optional(db.pool())
+            .await?;
+            let time = time.ok_or_else(|| {
+                ApiError::invalid("up_to_id", "no notification of yours has this id")
+            })?;
+            (time, id)
+        }
+    };
+    sqlx::query(
+        "UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL \
+         AND (created_at < $3 OR (created_at = $3 AND id <= $4))",
+    )
+    .bind(auth::now_ms())
+    .bind(&user.id)
+    .bind(time)
+    .bind(&id)
+    .execute(db.pool())
+    .await?;
+    let unread_count = unread_count(&db, &user.id).await?;
+    Ok(Json(Unread { unread_count }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentioned_handles;
+
+    #[test]
+    fn mentions_are_handles_after_an_at_sign() {
+        assert_eq!(
+            mentioned_handles("hi @Alice and @bob_2, mail x@carol.com @al @ALICE"),
+            ["alice", "bob_2"]
+        );
+        assert!(mentioned_handles("no mentions here @").is_empty());
+    }
+}

@@ -1,0 +1,172 @@
+//! Search: people by handle or display-name prefix, posts by tag.
+//!
+//! One route, `GET /v1/search?q=&kind=users|posts`, answering the usual list
+//! envelope `{"items": [...], "next_cursor": …}` of one kind of item: users
+//! (id, handle, display name) or posts (the feed's item). Two kinds in one
+//! answer would need two cursors in one; a client showing both asks twice.
+//!
+//! Matching is case- and accent-insensitive by folding: [`fold`] (NFKD,
+//! combining marks dropped, lowercase) is applied to the query and, on
+//! sign-up and profile change, stored in `users.handle_fold` and
+//! `users.name_fold`. A prefix is then the range `fold >= q AND fold < q ||
+//! U+FFFF` on those columns' indexes. Both backends compare them bytewise
+//! (SQLite's BINARY collation; the columns are `COLLATE "C"` on PostgreSQL),
+//! and in UTF-8 byte order U+FFFF sorts after every character a folded
+//! name can continue with (astral characters excepted), so the range is
+//! exactly "starts with q" — the same answer on both, unlike `LIKE` (case
+//! rules differ) or `ILIKE` (PostgreSQL only), and without scanning.
+//!
+//! Users come newest first by sign-up; removed users and users with a block
+//! to the caller are left out, as are their posts.
+
+use super::user_visible;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Problem};
+use crate::feed::tag_page;
+use crate::pagination::{Cursor, Page, PageQuery};
+use crate::posts::{Author, PostItem};
+use crate::state::AppState;
+use crate::validation::{self, QueryParams};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The search route, merged by [`super::router`].
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(search))
+}
+
+/// The form names are stored and searched in: compatibility-decomposed,
+/// combining marks dropped, lowercased ("Élodie" and "elodie" match).
+pub fn fold(text: &str) -> String {
+    text.nfkd()
+        .filter(|c| !is_combining_mark(*c))
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// Longest query, in characters.
+const MAX_QUERY: usize = 50;
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// People whose handle or display name starts with `q`.
+    #[default]
+    Users,
+    /// Posts tagged `q` (with or without `#`).
+    Posts,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// What to look for: 1–50 characters.
+    pub q: String,
+    /// `users` (default) or `posts`.
+    #[param(inline)]
+    pub kind: Option<Kind>,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    handle: String,
+    display_name: String,
+    created_at: i64,
+}
+
+/// People or posts matching `q`: one kind of item per answer (see the module docs).
+#[utoipa::path(get, path = "/v1/search", tag = "social",
+    security(("bearer" = [])),
+    params(SearchQuery, PageQuery),
+    responses(
+        (status = 200, description = "A page of users (`kind=users`, `Page<Author>`) or posts (`kind=posts`, `Page<PostItem>`)",
+            body = Page<Author>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad q, kind, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn search(
+    State(state): State<AppState>,
+    user: AuthUser,
+    QueryParams(search): QueryParams<SearchQuery>,
+    QueryParams(page): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
+    let q = search.q.trim();
+    validation::text(q, 1, MAX_QUERY).map_err(|m| ApiError::invalid("q", m))?;
+    match search.kind.unwrap_or_default() {
+        Kind::Users => users(&state, &user.id, q, &page)
+            .await
+            .map(|p| Json(p).into_response()),
+        Kind::Posts => {
+            let tag = validation::normalize_tag(q).map_err(|m| ApiError::invalid("q", m))?;
+            let posts: Page<PostItem> = tag_page(&state, &user.id, &tag, &page).await?;
+            Ok(Json(posts).into_response())
+        }
+    }
+}
+
+/// Users whose folded handle or display name starts with the folded `q`.
+async fn users(
+    state: &AppState,
+    viewer: &str,
+    q: &str,
+    query: &PageQuery,
+) -> Result<Page<Author>, ApiError> {
+    let (limit, cursor) = query.resolve()?;
+    let low = fold(q);
+    let high = format!("{low}\u{ffff}");
+    let sql = format!(
+        "SELECT u.id, u.handle, u.display_name, u.created_at FROM users u \
+         WHERE ((u.handle_fold >= $2 AND u.handle_fold < $3) \
+             OR (u.name_fold >= $2 AND u.name_fold < $3)) \
+         AND {visible} AND (u.created_at < $4 OR (u.created_at = $4 AND u.id < $5)) \
+         ORDER BY u.created_at DESC, u.id DESC LIMIT $6",
+        visible = user_visible("u", "$1"),
+    );
+    let rows: Vec<UserRow> = sqlx::query_as(&sql)
+        .bind(viewer)
+        .bind(&low)
+        .bind(&high)
+        .bind(cursor.created_at)
+        .bind(&cursor.id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(state.db.pool())
+        .await?;
+    let page = Page::from_rows(rows, limit, |r| Cursor {
+        created_at: r.created_at,
+        id: r.id.clone(),
+    });
+    let items = page
+        .items
+        .into_iter()
+        .map(|r| Author {
+            id: r.id,
+            handle: r.handle,
+            display_name: r.display_name,
+        })
+        .collect();
+    Ok(Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fold;
+
+    #[test]
+    fn folding_drops_case_and_accents() {
+        assert_eq!(fold("Élodie"), "elodie");
+        assert_eq!(fold("JOSÉ_Ñ"), "jose_n");
+        assert_eq!(fold("ﬁne"), "fine");
+        assert_eq!(fold("東京"), "東京");
+    }
+}
