@@ -15,9 +15,10 @@ use sqlx::Row;
 use std::future::Future;
 use std::time::Duration;
 
-/// What makes a media "attached". Referenced as `media.id`; adding a new kind
-/// of attachment (chat messages) is one more `AND NOT EXISTS (…)` here.
-const UNATTACHED: &str = "NOT EXISTS (SELECT 1 FROM posts WHERE posts.media_id = media.id)";
+/// What makes a media "attached": a post or a chat message. Referenced as
+/// `media.id`; a new kind of attachment is one more `AND NOT EXISTS (…)` here.
+const UNATTACHED: &str = "NOT EXISTS (SELECT 1 FROM posts WHERE posts.media_id = media.id) \
+    AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.media_id = media.id)";
 
 /// Rows examined per query.
 pub const BATCH: i64 = 200;

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod blobs;
+pub mod chat;
 pub mod cleanup;
 pub mod error;
 pub mod feed;
@@ -16,6 +17,7 @@ pub mod ops;
 pub mod pagination;
 pub mod posts;
 pub mod push;
+pub mod realtime;
 pub mod social;
 pub mod state;
 pub mod validation;
@@ -51,6 +53,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "posts", description = "Voice posts"),
         (name = "media", description = "Voice uploads through signed URLs, processing state, playback"),
         (name = "feed", description = "Feed, explore and profile timelines, keyset-paginated"),
+        (name = "chat", description = "1:1 rooms, messages, read markers, presence and the event socket"),
         (name = "blobs", description = "The embedded store's signed upload and download URLs (no bearer token)"),
     )
 )]
@@ -86,6 +89,9 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
         .merge(media::router())
         .merge(blobs::router())
         .merge(social::router())
+        .merge(chat::router())
+        .merge(realtime::presence::router())
+        .merge(realtime::socket::router())
         .split_for_parts();
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))

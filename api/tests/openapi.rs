@@ -46,6 +46,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/users/{id}/follow"),
     ("get", "/v1/blobs/{key}"),
     ("put", "/v1/blobs/{key}"),
+    ("get", "/v1/media/{id}/original"),
+    ("post", "/v1/chats"),
+    ("get", "/v1/chats"),
+    ("get", "/v1/chats/{id}/messages"),
+    ("post", "/v1/chats/{id}/messages"),
+    ("post", "/v1/chats/{id}/read"),
+    ("get", "/v1/users/{id}/presence"),
+    ("get", "/v1/ws"),
 ];
 
 /// Routes served but deliberately outside the document: the document itself and its UI.
