@@ -169,6 +169,31 @@ async fn start(state: AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Publishes a worker process's media events through the fanout, so the
+/// owner's sockets on the API processes get `media.ready` / `media.failed`.
+pub async fn relay_media_events(
+    mut events: tokio::sync::broadcast::Receiver<sori_pipeline::media::MediaEvent>,
+    fanout: Fanout,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(e) => {
+                fanout
+                    .publish(vec![e.owner_id.clone()], media_event(&e))
+                    .await
+            }
+            Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "media events lagged"),
+            Err(RecvError::Closed) => break,
+        }
+    }
+}
+
+fn media_event(e: &sori_pipeline::media::MediaEvent) -> Event {
+    let data = serde_json::json!({"media_id": e.media_id, "state": e.state.as_str()});
+    Event::new(e.kind(), data)
+}
+
 /// Hands an envelope to this process's sockets, reading back a message that
 /// was too large to travel in the notification.
 async fn forward(state: &AppState, envelope: Envelope) {
