@@ -1,4 +1,4 @@
-//! Media hygiene: uploads never attached to a post within the time to live
+//! Media hygiene: uploads never attached to a post or a chat message within the time to live
 //! (`SORI_MEDIA_TTL_SECS`, a day by default) are deleted — the row, the
 //! original upload and every processed output — by a task the API role runs
 //! ([`run`]); [`sweep`] is one pass, keyset-batched so it never loads an

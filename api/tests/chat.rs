@@ -576,6 +576,12 @@ async fn images_upload_with_dimensions_and_are_served_to_members_only() {
         .unwrap_or(0);
     assert_eq!(queued, 0, "images are not processed");
 
+    // Images are for chat, not voice posts.
+    let post = json!({"media_id": id, "caption": "a picture"});
+    let r = api
+        .call(Method::POST, "/v1/posts", Some(&alice.token), post)
+        .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     let room = room(api, &alice, &bob).await;
     let r = send(
         api,
@@ -667,7 +673,10 @@ async fn chat_media_is_playable_by_members_and_survives_cleanup() {
         StatusCode::FORBIDDEN,
         "forbidden",
     );
-    let store = api_store(api);
+    // The sweep's store: the fixture media have no objects, so deletions are no-ops.
+    let sweep_dir = tempfile::tempdir().unwrap();
+    let store =
+        ObjectStore::Local(LocalStore::new(sweep_dir.path(), &[7; 32], PUBLIC_URL).unwrap());
     let now = sori_pipeline::clock::now_ms() + 1_000;
     let swept = sori_api::cleanup::sweep(&api.t.db, &store, std::time::Duration::ZERO, now)
         .await
@@ -678,12 +687,9 @@ async fn chat_media_is_playable_by_members_and_survives_cleanup() {
         .fetch_all(api.t.db.pool())
         .await
         .unwrap();
-    assert_eq!(left, [sent.clone()]);
-    assert!(!left.contains(&loose));
-}
-
-/// A store for the cleanup sweep (its objects are absent: deletions are no-ops).
-fn api_store(_api: &Api) -> ObjectStore {
-    let dir = std::env::temp_dir().join(format!("sori-chat-{}", uuid::Uuid::new_v4().simple()));
-    ObjectStore::Local(LocalStore::new(&dir, &[7; 32], PUBLIC_URL).unwrap())
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(
+        left[0], sent,
+        "the loose upload {loose} went, the sent one stayed"
+    );
 }

@@ -117,11 +117,7 @@ async fn start(state: AppState) -> Result<(), ApiError> {
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match media.recv().await {
-                Ok(e) => {
-                    let data =
-                        serde_json::json!({"media_id": e.media_id, "state": e.state.as_str()});
-                    hub.deliver(&[e.owner_id.clone()], &Event::new(e.kind(), data));
-                }
+                Ok(e) => hub.deliver(std::slice::from_ref(&e.owner_id), &media_event(&e)),
                 Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "media events lagged"),
                 Err(RecvError::Closed) => break,
             }

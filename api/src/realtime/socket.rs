@@ -193,3 +193,97 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio_util::sync::PollSender;
+
+    fn config() -> WsConfig {
+        WsConfig {
+            ping_interval: Duration::from_millis(200),
+            pong_timeout: Duration::from_millis(100),
+            queue: 4,
+        }
+    }
+
+    /// A client that never sends anything (not even pongs).
+    fn silent() -> futures_util::stream::Pending<Result<Message, ()>> {
+        futures_util::stream::pending()
+    }
+
+    #[tokio::test]
+    async fn queued_events_are_sent_as_text() {
+        let (out_tx, mut out_rx) = mpsc::channel(8);
+        let (events_tx, events) = mpsc::channel(4);
+        events_tx.send(Arc::from("{\"type\":\"x\"}")).await.unwrap();
+        drop(events_tx);
+        let cancel = CancellationToken::new();
+        let sink = PollSender::new(out_tx);
+        let end = pump(sink, silent(), events, &cancel, config(), || async {}).await;
+        assert_eq!(end, "dropped");
+        match out_rx.recv().await {
+            Some(Message::Text(t)) => assert_eq!(t.as_str(), "{\"type\":\"x\"}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_ping_ends_the_connection_after_the_timeout() {
+        let (out_tx, mut out_rx) = mpsc::channel(8);
+        let (_events_tx, events) = mpsc::channel(4);
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        let end = pump(
+            PollSender::new(out_tx),
+            silent(),
+            events,
+            &cancel,
+            config(),
+            || async {},
+        )
+        .await;
+        assert_eq!(end, "missed pong");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        assert!(matches!(out_rx.recv().await, Some(Message::Ping(_))));
+    }
+
+    #[tokio::test]
+    async fn answered_pings_keep_it_open_and_beat_the_heart() {
+        let (out_tx, _out_rx) = mpsc::channel(64);
+        let (_events_tx, events) = mpsc::channel(4);
+        // The client sends a pong every 50 ms for 400 ms (past the 200 ms
+        // ping and its 100 ms deadline), then closes.
+        let client = futures_util::stream::unfold(0u32, |n| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let msg = if n < 8 {
+                Message::Pong(Default::default())
+            } else {
+                Message::Close(None)
+            };
+            Some((Ok::<_, ()>(msg), n + 1))
+        });
+        let beats = std::sync::atomic::AtomicU32::new(0);
+        let cancel = CancellationToken::new();
+        let heartbeat = || {
+            beats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async {}
+        };
+        let end = pump(
+            PollSender::new(out_tx),
+            Box::pin(client),
+            events,
+            &cancel,
+            config(),
+            heartbeat,
+        )
+        .await;
+        assert_eq!(end, "closed");
+        assert_eq!(beats.load(std::sync::atomic::Ordering::Relaxed), 8);
+    }
+}
