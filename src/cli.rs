@@ -130,6 +130,21 @@ pub struct Settings {
         global = true
     )]
     pub media_ttl_secs: u64,
+    /// Seconds between the server's pings on each WebSocket.
+    #[arg(long, env = "SORI_WS_PING_SECS", default_value_t = 20, global = true)]
+    pub ws_ping_secs: u64,
+    /// Seconds a WebSocket may leave a ping unanswered (or not read what it is
+    /// sent) before it is dropped and its user may go offline.
+    #[arg(
+        long,
+        env = "SORI_WS_PONG_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub ws_pong_timeout_secs: u64,
+    /// Events queued per WebSocket before its client counts as too slow and is dropped.
+    #[arg(long, env = "SORI_WS_QUEUE", default_value_t = 256, global = true)]
+    pub ws_queue: usize,
     /// Log line format.
     #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -4,6 +4,7 @@ use crate::cli::Settings;
 use crate::cli::{QueueKind, StoreKind};
 use anyhow::Context;
 use sori_api::http::HttpConfig;
+use sori_api::realtime::{Fanout, Realtime, WsConfig};
 use sori_api::AppState;
 use sori_pipeline::db::redact;
 use sori_pipeline::metrics::PipelineMetrics;
@@ -13,7 +14,7 @@ use sori_pipeline::store::local::load_or_create_secret;
 use sori_pipeline::store::s3::S3Store;
 use sori_pipeline::store::{LocalStore, ObjectStore};
 use sori_pipeline::worker::{default_concurrency, Worker, WorkerConfig};
-use sori_pipeline::Db;
+use sori_pipeline::{Backend, Db};
 use std::time::Duration;
 
 /// The name of the media job queue in the embedded queue table.
@@ -86,10 +87,12 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let store = open_store(settings, &public_url).await?;
     let queue = open_queue(settings, &db).await?;
     let metrics = PipelineMetrics::default();
+    let fanout = open_fanout(settings, &db)?;
     let state = AppState::new(db.clone())
         .with_public_url(&public_url)
         .with_media(store.clone(), queue.clone())
-        .with_pipeline_metrics(&metrics);
+        .with_pipeline_metrics(&metrics)
+        .with_realtime(Realtime::new(fanout.clone(), ws_config(settings)));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -113,6 +116,12 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         .with_events(state.media_events.clone());
         tokio::spawn(worker.run(stopped()))
     });
+    // A worker process tells the API processes' sockets through the fanout;
+    // `sori serve` hands its events to its own sockets directly.
+    if role == Role::Worker && matches!(fanout, Fanout::Postgres { .. }) {
+        let events = state.media_events.subscribe();
+        tokio::spawn(sori_api::realtime::relay_media_events(events, fanout));
+    }
     // The API role cleans up uploads never attached to a post.
     let cleanup = (role != Role::Worker).then(|| {
         let ttl = Duration::from_secs(settings.media_ttl_secs);
@@ -155,6 +164,24 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     db.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How socket events reach every API process: PostgreSQL's LISTEN/NOTIFY
+/// when the database is PostgreSQL (several processes), else an in-process
+/// broadcast (SQLite: one embedded process).
+fn open_fanout(settings: &Settings, db: &Db) -> anyhow::Result<Fanout> {
+    Ok(match db.backend() {
+        Backend::Postgres => Fanout::postgres(db.clone(), &settings.database_url()?),
+        Backend::Sqlite => Fanout::local(),
+    })
+}
+
+fn ws_config(settings: &Settings) -> WsConfig {
+    WsConfig {
+        ping_interval: Duration::from_secs(settings.ws_ping_secs.max(1)),
+        pong_timeout: Duration::from_secs(settings.ws_pong_timeout_secs.max(1)),
+        queue: settings.ws_queue.max(1),
+    }
 }
 
 /// The job queue: a table in the database, or SQS.

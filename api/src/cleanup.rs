@@ -1,4 +1,4 @@
-//! Media hygiene: uploads never attached to a post within the time to live
+//! Media hygiene: uploads never attached to a post or a chat message within the time to live
 //! (`SORI_MEDIA_TTL_SECS`, a day by default) are deleted — the row, the
 //! original upload and every processed output — by a task the API role runs
 //! ([`run`]); [`sweep`] is one pass, keyset-batched so it never loads an
@@ -15,11 +15,12 @@ use sqlx::Row;
 use std::future::Future;
 use std::time::Duration;
 
-/// What makes a media "attached": a post's clip or a voice comment's.
-/// Referenced as `media.id`; adding a new kind of attachment (chat messages)
-/// is one more `AND NOT EXISTS (…)` here.
+/// What makes a media "attached": a post's clip, a voice comment's, or a chat
+/// message's. Referenced as `media.id`; a new kind of attachment is one more
+/// `AND NOT EXISTS (…)` here.
 const UNATTACHED: &str = "NOT EXISTS (SELECT 1 FROM posts WHERE posts.media_id = media.id) \
-     AND NOT EXISTS (SELECT 1 FROM comments WHERE comments.media_id = media.id)";
+     AND NOT EXISTS (SELECT 1 FROM comments WHERE comments.media_id = media.id) \
+     AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.media_id = media.id)";
 
 /// Rows examined per query.
 pub const BATCH: i64 = 200;

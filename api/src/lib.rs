@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod blobs;
+pub mod chat;
 pub mod cleanup;
 pub mod error;
 pub mod feed;
@@ -17,6 +18,7 @@ pub mod pagination;
 pub mod playlists;
 pub mod posts;
 pub mod push;
+pub mod realtime;
 pub mod social;
 pub mod state;
 pub mod validation;
@@ -52,6 +54,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "posts", description = "Voice posts"),
         (name = "media", description = "Voice uploads through signed URLs, processing state, playback"),
         (name = "feed", description = "Feed, explore and profile timelines, keyset-paginated"),
+        (name = "chat", description = "1:1 rooms, messages, read markers, presence and the event socket"),
         (name = "blobs", description = "The embedded store's signed upload and download URLs (no bearer token)"),
         (name = "playlists", description = "Ordered lists of voice posts, public or private"),
         (name = "social", description = "Follows, likes, comments, blocks, reports, search, plays and notifications"),
@@ -90,6 +93,9 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
         .merge(blobs::router())
         .merge(social::router())
         .merge(playlists::router())
+        .merge(chat::router())
+        .merge(realtime::presence::router())
+        .merge(realtime::socket::router())
         .split_for_parts();
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))

@@ -5,6 +5,11 @@
 //! URL (a 302), in embedded mode straight from the local store with `Range`
 //! support. The waveform JSON is small and is answered directly in both modes.
 //!
+//! Images (chat pictures: JPEG, PNG, WebP, HEIC) take the same upload path
+//! with kind `image`: "complete" reads their pixel size from the first bytes
+//! and marks them ready without processing; `GET /v1/media/{id}/original`
+//! serves them to the owner and the members of a room they were sent in.
+//!
 //! The API never proxies upload bytes: it signs, checks and queues.
 
 use crate::auth::{self, AuthUser};
@@ -36,7 +41,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_media))
         .routes(routes!(media_audio))
         .routes(routes!(media_waveform))
+        .routes(routes!(media_original))
 }
+
+/// Largest accepted image upload.
+pub const MAX_IMAGE_BYTES: i64 = 10 * 1024 * 1024;
+
+/// The image types a chat message may carry.
+const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/heic"];
 
 /// Largest accepted upload (DESIGN §4's input limit).
 pub const MAX_UPLOAD_BYTES: i64 = 50 * 1024 * 1024;
@@ -72,9 +84,10 @@ const ACCEPTED_TYPES: &[&str] = &[
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMedia {
-    /// The recording's type, e.g. `audio/mp4` or `audio/webm;codecs=opus`.
+    /// The recording's type, e.g. `audio/mp4` or `audio/webm;codecs=opus`;
+    /// or an image's (`image/jpeg`, `image/png`, `image/webp`, `image/heic`).
     pub content_type: String,
-    /// Exact length of the upload, bytes (at most 50 MiB).
+    /// Exact length of the upload, bytes (at most 50 MiB; 10 MiB for images).
     pub size_bytes: i64,
 }
 
@@ -109,6 +122,11 @@ pub struct CreatedMedia {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MediaStatus {
     pub id: String,
+    /// `audio` or `image`.
+    pub kind: String,
+    /// An image's pixel size, once complete (when its header gives it).
+    pub width: Option<i64>,
+    pub height: Option<i64>,
     /// `awaiting_upload`, `queued`, `processing`, `ready` or `failed`.
     pub state: String,
     /// Why processing failed (or why the last attempt did).
@@ -129,6 +147,9 @@ pub struct MediaStatus {
 struct MediaRow {
     id: String,
     owner_id: String,
+    kind: String,
+    width: Option<i64>,
+    height: Option<i64>,
     state: String,
     content_type: String,
     size_bytes: i64,
@@ -149,6 +170,9 @@ impl MediaRow {
             report: self.report.and_then(|r| serde_json::from_str(&r).ok()),
             bars: bars.unwrap_or_default(),
             id: self.id,
+            kind: self.kind,
+            width: self.width,
+            height: self.height,
             state: self.state,
             reason: self.failure,
             content_type: self.content_type,
@@ -195,7 +219,7 @@ fn media_error(e: MediaError) -> ApiError {
 
 async fn load(db: &Db, id: &str) -> Result<MediaRow, ApiError> {
     sqlx::query_as(
-        "SELECT id, owner_id, state, content_type, size_bytes, original_key, output_prefix, \
+        "SELECT id, owner_id, kind, width, height, state, content_type, size_bytes, original_key, output_prefix, \
          duration_ms, bars, report, failure, created_at, updated_at FROM media WHERE id = $1",
     )
     .bind(id)
@@ -213,10 +237,11 @@ async fn load_own(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiErr
     Ok(media)
 }
 
-/// Media anyone may play: the owner's, or one attached to a post.
+/// Media anyone may play: the owner's, or one attached to a post; chat
+/// media only to the members of a room it was sent in.
 async fn load_playable(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiError> {
     let media = load(db, id).await?;
-    if media.owner_id == user.id {
+    if media.owner_id == user.id || crate::chat::can_see_media(db, id, &user.id).await? {
         return Ok(media);
     }
     let posted: Option<String> = sqlx::query_scalar("SELECT id FROM posts WHERE media_id = $1")
@@ -232,6 +257,12 @@ fn accepted_type(declared: &str) -> Option<String> {
     ACCEPTED_TYPES
         .contains(&essence.as_str())
         .then_some(essence)
+}
+
+/// The declared image type without parameters, lowercased, if accepted.
+fn image_type(declared: &str) -> Option<String> {
+    let essence = declared.split(';').next()?.trim().to_ascii_lowercase();
+    IMAGE_TYPES.contains(&essence.as_str()).then_some(essence)
 }
 
 /// Starts an upload: checks type and size, creates the media
@@ -251,27 +282,38 @@ async fn create_media(
     user: AuthUser,
     JsonBody(req): JsonBody<CreateMedia>,
 ) -> Result<(StatusCode, Json<CreatedMedia>), ApiError> {
-    let content_type = accepted_type(&req.content_type)
-        .ok_or_else(|| ApiError::invalid("content_type", "not an audio type Sori can decode"))?;
+    let image = image_type(&req.content_type);
+    let (content_type, kind, limit) = match (image, accepted_type(&req.content_type)) {
+        (Some(t), _) => (t, "image", MAX_IMAGE_BYTES),
+        (None, Some(t)) => (t, "audio", MAX_UPLOAD_BYTES),
+        (None, None) => {
+            let why = "not an audio type Sori can decode, nor a JPEG, PNG, WebP or HEIC image";
+            return Err(ApiError::invalid("content_type", why));
+        }
+    };
     if req.size_bytes <= 0 {
         return Err(ApiError::invalid("size_bytes", "must be positive"));
     }
-    if req.size_bytes > MAX_UPLOAD_BYTES {
+    if req.size_bytes > limit {
         return Err(ApiError::PayloadTooLarge {
-            limit: MAX_UPLOAD_BYTES as usize,
+            limit: limit as usize,
         });
     }
     let (store, _) = backends(&state)?;
     let id = uuid::Uuid::now_v7().to_string();
-    let key = original_key(&id);
+    // Images live outside `originals/`, whose storage events queue audio processing.
+    let key = match kind {
+        "image" => format!("images/{id}"),
+        _ => original_key(&id),
+    };
     let upload = store
         .presign_put(&key, &content_type, req.size_bytes as u64, UPLOAD_URL_TTL)
         .await
         .map_err(store_error)?;
     let now = auth::now_ms();
     sqlx::query(
-        "INSERT INTO media (id, owner_id, state, content_type, size_bytes, original_key, created_at, updated_at) \
-         VALUES ($1, $2, 'awaiting_upload', $3, $4, $5, $6, $6)",
+        "INSERT INTO media (id, owner_id, kind, state, content_type, size_bytes, original_key, created_at, updated_at) \
+         VALUES ($1, $2, $7, 'awaiting_upload', $3, $4, $5, $6, $6)",
     )
     .bind(&id)
     .bind(&user.id)
@@ -279,6 +321,7 @@ async fn create_media(
     .bind(req.size_bytes)
     .bind(&key)
     .bind(now)
+    .bind(kind)
     .execute(state.db.pool())
     .await?;
     let created = CreatedMedia {
@@ -289,7 +332,8 @@ async fn create_media(
 }
 
 /// Says the upload is done: checks the object is there with the declared
-/// size and queues processing. Idempotent: a repeat changes nothing.
+/// size and queues processing; an image instead gets its pixel size read and
+/// is ready at once. Idempotent: a repeat changes nothing.
 #[utoipa::path(post, path = "/v1/media/{id}/complete", tag = "media",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Media id")),
@@ -299,6 +343,7 @@ async fn create_media(
         (status = 403, description = "Someone else's media", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Nothing uploaded, or not the declared size", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An image whose bytes are not of its declared type", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn complete_media(
@@ -320,9 +365,13 @@ async fn complete_media(
             }
             Some(_) => {}
         }
-        mark_queued(&state.db, &queue.staging(), &id)
-            .await
-            .map_err(media_error)?;
+        if media.kind == "image" {
+            complete_image(&state.db, store, &media).await?;
+        } else {
+            mark_queued(&state.db, &queue.staging(), &id)
+                .await
+                .map_err(media_error)?;
+        }
     }
     let media = load(&state.db, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(media.status())))
@@ -481,6 +530,94 @@ async fn media_waveform(
         ),
     ];
     Ok((headers, bytes).into_response())
+}
+
+/// Reads an uploaded image's header: it must be of the declared type; its
+/// pixel size is stored and the media becomes `ready` (no processing).
+async fn complete_image(db: &Db, store: &ObjectStore, media: &MediaRow) -> Result<(), ApiError> {
+    use crate::chat::image_size::{probe, HEADER_BYTES};
+    let head = read_head(store, &media.original_key, HEADER_BYTES).await?;
+    let probed = probe(&head).filter(|p| p.content_type == media.content_type);
+    let Some(probed) = probed else {
+        let why = format!("the uploaded bytes are not a {} image", media.content_type);
+        return Err(ApiError::invalid("content_type", why));
+    };
+    let (width, height) = match probed.size {
+        Some((w, h)) => (Some(i64::from(w)), Some(i64::from(h))),
+        None => (None, None),
+    };
+    sqlx::query(
+        "UPDATE media SET state = 'ready', width = $1, height = $2, updated_at = $3 \
+         WHERE id = $4 AND state = 'awaiting_upload'",
+    )
+    .bind(width)
+    .bind(height)
+    .bind(auth::now_ms())
+    .bind(&media.id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Up to `limit` bytes from the start of a stored object.
+async fn read_head(store: &ObjectStore, key: &str, limit: u64) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    match store {
+        ObjectStore::Local(local) => {
+            let (file, _) = local.open_read(key).await.map_err(store_error)?;
+            file.take(limit)
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+        }
+        // The whole object (images are at most MAX_IMAGE_BYTES), then its start.
+        _ => {
+            bytes = read_through_temp_file(store, key).await?;
+            bytes.truncate(limit as usize);
+        }
+    }
+    Ok(bytes)
+}
+
+/// An uploaded image (owner, or members of a room it was sent in): in
+/// embedded mode the bytes, with S3 a 302 to a short-lived signed URL.
+#[utoipa::path(get, path = "/v1/media/{id}/original", tag = "media",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Media id")),
+    responses(
+        (status = 200, description = "Embedded mode: the image", content((String = "image/jpeg"), (String = "image/png"), (String = "image/webp"), (String = "image/heic"))),
+        (status = 302, description = "S3 mode: to a short-lived signed URL", headers(("Location" = String))),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither the caller's nor sent to them", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such image", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not uploaded yet", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn media_original(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, BlobError> {
+    let (store, _) = backends(&state)?;
+    let media = load(&state.db, &id).await?;
+    if media.kind != "image" {
+        return Err(ApiError::NotFound.into());
+    }
+    let media = load_playable(&state.db, &id, &user).await?;
+    if media.state != "ready" {
+        return Err(ApiError::Conflict(format!("media is {}", media.state)).into());
+    }
+    let mut response = match store {
+        ObjectStore::Local(local) => serve_object(local, &media.original_key, &headers).await?,
+        _ => redirect_to(store, &media.original_key).await?,
+    };
+    if let Ok(v) = HeaderValue::from_str(&media.content_type) {
+        if response.status().is_success() {
+            response.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+    }
+    Ok(response)
 }
 
 /// A small stored object (at most [`MAX_WAVEFORM_BYTES`]) read into memory.

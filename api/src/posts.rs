@@ -209,10 +209,10 @@ async fn create_post(
     Ok((StatusCode::CREATED, Json(item)))
 }
 
-/// The media must exist, belong to the caller and not have failed.
+/// The media must exist, be audio (images are for chat), belong to the caller and not have failed.
 async fn check_media(db: &Db, user_id: &str, media_id: &str) -> Result<(), ApiError> {
     let row: Option<(String, String)> =
-        sqlx::query_as("SELECT owner_id, state FROM media WHERE id = $1")
+        sqlx::query_as("SELECT owner_id, state FROM media WHERE id = $1 AND kind = 'audio'")
             .bind(media_id)
             .fetch_optional(db.pool())
             .await?;

@@ -2,6 +2,7 @@
 
 use crate::auth::LoginLimiter;
 use crate::metrics::Metrics;
+use crate::realtime::Realtime;
 use axum::extract::FromRef;
 use sori_pipeline::media::MediaEvents;
 use sori_pipeline::metrics::{MetricSink, PipelineMetrics};
@@ -27,6 +28,8 @@ pub struct AppState {
     /// Media that became `ready` or `failed`, from a worker pool in this
     /// process: the source of the WebSocket's `media.ready` events.
     pub media_events: MediaEvents,
+    /// Live sockets of this process, and the fanout between processes.
+    pub realtime: Realtime,
 }
 
 impl AppState {
@@ -39,6 +42,7 @@ impl AppState {
             store: None,
             queue: None,
             media_events: MediaEvents::default(),
+            realtime: Realtime::default(),
         }
     }
 
@@ -46,6 +50,12 @@ impl AppState {
     /// runs in this process (`sori serve`).
     pub fn with_media_events(mut self, events: MediaEvents) -> Self {
         self.media_events = events;
+        self
+    }
+
+    /// Sets how events reach sockets on other processes, and socket timing.
+    pub fn with_realtime(mut self, realtime: Realtime) -> Self {
+        self.realtime = realtime;
         self
     }
 

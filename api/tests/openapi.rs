@@ -70,6 +70,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/playlists/{id}/items"),
     ("delete", "/v1/playlists/{id}/items/{post_id}"),
     ("get", "/v1/users/{id}/playlists"),
+    ("get", "/v1/media/{id}/original"),
+    ("post", "/v1/chats"),
+    ("get", "/v1/chats"),
+    ("get", "/v1/chats/{id}/messages"),
+    ("post", "/v1/chats/{id}/messages"),
+    ("post", "/v1/chats/{id}/read"),
+    ("get", "/v1/users/{id}/presence"),
+    ("get", "/v1/ws"),
 ];
 
 /// Routes served but deliberately outside the document: the document itself and its UI.

@@ -197,13 +197,15 @@ fn content(req: CreateComment) -> Result<Content, ApiError> {
     }
 }
 
-/// A voice comment's media: the caller's, not failed, attached to no post
-/// (another comment holding it is caught by `comments.media_id`'s uniqueness).
+/// A voice comment's media: the caller's audio, not failed, attached to no
+/// post or chat message (another comment holding it is caught by
+/// `comments.media_id`'s uniqueness).
 async fn check_voice(db: &Db, caller: &str, media_id: &str) -> Result<(), ApiError> {
     let row: Option<(String, String, i64)> = sqlx::query_as(
         "SELECT owner_id, state, \
-         CAST(CASE WHEN EXISTS (SELECT 1 FROM posts WHERE media_id = $1) THEN 1 ELSE 0 END AS BIGINT) \
-         FROM media WHERE id = $1",
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM posts WHERE media_id = $1) \
+         OR EXISTS (SELECT 1 FROM messages WHERE media_id = $1) THEN 1 ELSE 0 END AS BIGINT) \
+         FROM media WHERE id = $1 AND kind = 'audio'",
     )
     .bind(media_id)
     .fetch_optional(db.pool())
@@ -225,7 +227,7 @@ fn no_such_media() -> ApiError {
 }
 
 fn attached() -> ApiError {
-    ApiError::Conflict("this media is already attached to a post or comment".to_owned())
+    ApiError::Conflict("this media is already attached to a post, comment or message".to_owned())
 }
 
 /// Comments on a post. Refused while a block stands between the caller and

@@ -1,0 +1,566 @@
+//! Messages of a room: sending (text, voice, image; idempotent by the
+//! sender's `client_id`), history newest first, and read markers.
+//!
+//! A read marker is itself a message (kind `read`) naming the message read up
+//! to; the member's row keeps a copy of their latest position so unread
+//! counts ("the other member's messages after my position") are one index
+//! range. Markers never appear in history.
+
+use super::other_member;
+use crate::auth::AuthUser;
+use crate::error::{on_unique, ApiError, Problem};
+use crate::pagination::{Cursor, PageQuery};
+use crate::realtime::{presence, Event};
+use crate::state::AppState;
+use crate::validation::{self, JsonBody, QueryParams};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sori_pipeline::clock::now_ms;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Longest text message, in characters.
+pub const MAX_TEXT: usize = 4_000;
+/// Longest idempotency key.
+const MAX_CLIENT_ID: usize = 64;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_messages, send_message))
+        .routes(routes!(mark_read))
+}
+
+/// A voice message's clip: playable at `audio_url` once `state` is `ready`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Voice {
+    pub media_id: String,
+    pub state: String,
+    pub duration_ms: Option<i64>,
+    /// Up to 100 values 0–31; empty until ready.
+    pub bars: Vec<u8>,
+    pub audio_url: Option<String>,
+}
+
+/// An image message's picture, served at `url` to the room's members.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Image {
+    pub media_id: String,
+    pub content_type: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub url: String,
+}
+
+/// One message as clients see it (history, `message.new`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MessageItem {
+    pub id: String,
+    pub room_id: String,
+    pub sender_id: String,
+    /// `text`, `voice` or `image`.
+    pub kind: String,
+    /// The text, or a caption; empty when none.
+    pub text: String,
+    /// The sender's idempotency key, echoed so their other devices can match it.
+    pub client_id: Option<String>,
+    pub voice: Option<Voice>,
+    pub image: Option<Image>,
+    pub created_at: i64,
+}
+
+impl MessageItem {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// Messages with their media; a query appends `WHERE …`.
+pub const SELECT_MESSAGES: &str = "\
+    SELECT m.id, m.room_id, m.sender_id, m.kind, m.body, m.client_id, m.media_id, m.created_at, \
+    md.state AS media_state, md.content_type AS media_type, md.duration_ms, md.bars, md.width, md.height \
+    FROM messages m LEFT JOIN media md ON md.id = m.media_id";
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct MessageRow {
+    id: String,
+    room_id: String,
+    sender_id: String,
+    kind: String,
+    body: String,
+    client_id: Option<String>,
+    media_id: Option<String>,
+    created_at: i64,
+    media_state: Option<String>,
+    media_type: Option<String>,
+    duration_ms: Option<i64>,
+    bars: Option<String>,
+    width: Option<i64>,
+    height: Option<i64>,
+}
+
+impl MessageRow {
+    /// The answer shape; media URLs are absolute under `public_url`.
+    pub fn into_item(self, public_url: &str) -> MessageItem {
+        let (mut voice, mut image) = (None, None);
+        if let (Some(media_id), Some(state)) = (self.media_id, self.media_state) {
+            let ready = state == "ready";
+            match self.kind.as_str() {
+                "voice" => {
+                    voice = Some(Voice {
+                        audio_url: ready.then(|| format!("{public_url}/v1/media/{media_id}/audio")),
+                        bars: self
+                            .bars
+                            .as_deref()
+                            .map(crate::posts::parse_bars)
+                            .unwrap_or_default(),
+                        media_id,
+                        state,
+                        duration_ms: self.duration_ms,
+                    })
+                }
+                _ => {
+                    image = Some(Image {
+                        url: format!("{public_url}/v1/media/{media_id}/original"),
+                        media_id,
+                        content_type: self.media_type.unwrap_or_default(),
+                        width: self.width,
+                        height: self.height,
+                    })
+                }
+            }
+        }
+        MessageItem {
+            id: self.id,
+            room_id: self.room_id,
+            sender_id: self.sender_id,
+            kind: self.kind,
+            text: self.body,
+            client_id: self.client_id,
+            voice,
+            image,
+            created_at: self.created_at,
+        }
+    }
+}
+
+async fn load_message(
+    conn: &mut AnyConnection,
+    public_url: &str,
+    id: &str,
+) -> Result<Option<MessageItem>, sqlx::Error> {
+    let sql = format!("{SELECT_MESSAGES} WHERE m.id = $1");
+    let row: Option<MessageRow> = sqlx::query_as(&sql).bind(id).fetch_optional(conn).await?;
+    Ok(row.map(|r| r.into_item(public_url)))
+}
+
+/// The `message.new` event of a stored message (for a fanout that could
+/// only carry its id).
+pub async fn new_message_event(state: &AppState, id: &str) -> Result<Option<Event>, sqlx::Error> {
+    let mut conn = state.db.pool().acquire().await?;
+    let item = load_message(&mut conn, &state.public_url, id).await?;
+    Ok(item.map(|i| Event::new("message.new", serde_json::to_value(i).unwrap_or_default())))
+}
+
+/// A message to send.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    /// `text`, `voice` or `image`.
+    pub kind: String,
+    /// The text (required for `text`, at most 4000 characters), or a caption.
+    #[serde(default)]
+    pub text: String,
+    /// For `voice` and `image`: a media the sender uploaded (audio, or a
+    /// `ready` image), not yet sent in any message.
+    pub media_id: Option<String>,
+    /// The sender's idempotency key (1–64 characters): resending with the
+    /// same key returns the first message (200) instead of a second one.
+    pub client_id: Option<String>,
+}
+
+/// Checks the body's fields and the attached media; returns the media id.
+async fn check_message(
+    state: &AppState,
+    sender: &str,
+    req: &SendMessage,
+) -> Result<Option<String>, ApiError> {
+    let mut checks = validation::Checks::default();
+    if let Some(client_id) = &req.client_id {
+        checks.check("client_id", validation::text(client_id, 1, MAX_CLIENT_ID));
+    }
+    let min = usize::from(req.kind == "text");
+    checks.check("text", validation::text(&req.text, min, MAX_TEXT));
+    let wanted = match req.kind.as_str() {
+        "text" => None,
+        "voice" => Some("audio"),
+        "image" => Some("image"),
+        _ => {
+            checks.check("kind", Err("one of text, voice, image".to_owned()));
+            None
+        }
+    };
+    if req.kind == "text" && req.media_id.is_some() {
+        checks.check("media_id", Err("a text message has no media".to_owned()));
+    }
+    checks.finish()?;
+    let Some(kind) = wanted else { return Ok(None) };
+    let media_id = req
+        .media_id
+        .clone()
+        .ok_or_else(|| ApiError::invalid("media_id", "required for voice and image messages"))?;
+    let media: Option<(String, String, String)> =
+        sqlx::query_as("SELECT owner_id, kind, state FROM media WHERE id = $1")
+            .bind(&media_id)
+            .fetch_optional(state.db.pool())
+            .await?;
+    let usable = match &media {
+        Some((owner, k, s)) if owner == sender && k == kind => match kind {
+            "image" => s == "ready",
+            _ => s != "awaiting_upload" && s != "failed",
+        },
+        _ => false,
+    };
+    if !usable {
+        let why = format!("not an uploaded {kind} of yours (images must be completed first)");
+        return Err(ApiError::invalid("media_id", why));
+    }
+    Ok(Some(media_id))
+}
+
+/// The sender's message with this idempotency key, if any.
+async fn by_client_id(
+    state: &AppState,
+    sender: &str,
+    client_id: &str,
+) -> Result<Option<MessageItem>, ApiError> {
+    let sql = format!("{SELECT_MESSAGES} WHERE m.sender_id = $1 AND m.client_id = $2");
+    let row: Option<MessageRow> = sqlx::query_as(&sql)
+        .bind(sender)
+        .bind(client_id)
+        .fetch_optional(state.db.pool())
+        .await?;
+    Ok(row.map(|r| r.into_item(&state.public_url)))
+}
+
+/// A resend's answer: the first message, if it went to the same room.
+fn resend(
+    existing: MessageItem,
+    room_id: &str,
+) -> Result<(StatusCode, Json<MessageItem>), ApiError> {
+    if existing.room_id != room_id {
+        return Err(ApiError::Conflict(
+            "client_id already used in another room".to_owned(),
+        ));
+    }
+    Ok((StatusCode::OK, Json(existing)))
+}
+
+/// Sends a message to the room's other member: delivered at once to their
+/// live sockets (and the sender's other devices), else queued for a push.
+#[utoipa::path(post, path = "/v1/chats/{id}/messages", tag = "chat",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Room id")),
+    request_body = SendMessage,
+    responses(
+        (status = 201, description = "Sent", body = MessageItem),
+        (status = 200, description = "Already sent with this client_id: the original", body = MessageItem),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A block between the members", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such room, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The media was already sent, or client_id was used in another room", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad kind, text, media or client_id", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn send_message(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(room_id): Path<String>,
+    JsonBody(req): JsonBody<SendMessage>,
+) -> Result<(StatusCode, Json<MessageItem>), ApiError> {
+    let other = other_member(&state.db, &room_id, &user.id).await?;
+    if crate::social::blocked_either_way(&state.db, &user.id, &other).await? {
+        return Err(ApiError::Forbidden);
+    }
+    if let Some(client_id) = &req.client_id {
+        if let Some(existing) = by_client_id(&state, &user.id, client_id).await? {
+            return resend(existing, &room_id);
+        }
+    }
+    let media_id = check_message(&state, &user.id, &req).await?;
+    let inserted = insert(
+        &state,
+        &room_id,
+        &user.id,
+        &other,
+        &req,
+        media_id.as_deref(),
+    )
+    .await;
+    let item = match inserted {
+        Ok(item) => item,
+        Err(e) => {
+            // A concurrent resend with the same key won the race: answer with its message.
+            if let Some(client_id) = &req.client_id {
+                if let Some(existing) = by_client_id(&state, &user.id, client_id).await? {
+                    return resend(existing, &room_id);
+                }
+            }
+            return Err(on_unique(e, || {
+                ApiError::Conflict("this media was already sent".to_owned())
+            }));
+        }
+    };
+    let event = Event::new(
+        "message.new",
+        serde_json::to_value(&item).unwrap_or_default(),
+    );
+    state.realtime.publish(vec![other, user.id], event).await;
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+/// Writes the message, the room's activity and, for an offline recipient, the push, in one transaction.
+async fn insert(
+    state: &AppState,
+    room_id: &str,
+    sender: &str,
+    recipient: &str,
+    req: &SendMessage,
+    media_id: Option<&str>,
+) -> Result<MessageItem, sqlx::Error> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = now_ms();
+    let mut tx = state.db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO messages (id, room_id, sender_id, kind, body, media_id, client_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&id)
+    .bind(room_id)
+    .bind(sender)
+    .bind(&req.kind)
+    .bind(&req.text)
+    .bind(media_id)
+    .bind(req.client_id.as_deref())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE chat_rooms SET last_message_id = $1 WHERE id = $2")
+        .bind(&id)
+        .bind(room_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE chat_members SET last_activity = $1 WHERE room_id = $2")
+        .bind(now)
+        .bind(room_id)
+        .execute(&mut *tx)
+        .await?;
+    let item = load_message(&mut tx, &state.public_url, &id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    if !presence::is_online(&mut tx, recipient).await? {
+        let payload = serde_json::to_value(&item).unwrap_or_default();
+        crate::push::enqueue(&mut tx, recipient, "message.new", &payload).await?;
+    }
+    tx.commit().await?;
+    Ok(item)
+}
+
+/// One page of history, with how far the other member has read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    pub items: Vec<MessageItem>,
+    /// Pass as `cursor` to get older messages; `null` on the last page.
+    pub next_cursor: Option<String>,
+    /// The id of the newest message the other member has read; `null` if none.
+    pub read_up_to: Option<String>,
+}
+
+/// The room's messages, newest first (members only).
+#[utoipa::path(get, path = "/v1/chats/{id}/messages", tag = "chat",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Room id"), PageQuery),
+    responses(
+        (status = 200, body = MessagePage),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such room, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_messages(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(room_id): Path<String>,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<MessagePage>, ApiError> {
+    let other = other_member(&state.db, &room_id, &user.id).await?;
+    let (limit, cursor) = query.resolve()?;
+    let sql = format!(
+        "{SELECT_MESSAGES} WHERE m.room_id = $1 AND m.kind <> 'read' \
+         AND (m.created_at < $2 OR (m.created_at = $2 AND m.id < $3)) \
+         ORDER BY m.created_at DESC, m.id DESC LIMIT $4"
+    );
+    let rows: Vec<MessageRow> = sqlx::query_as(&sql)
+        .bind(&room_id)
+        .bind(cursor.created_at)
+        .bind(&cursor.id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(state.db.pool())
+        .await?;
+    let items = rows
+        .into_iter()
+        .map(|r| r.into_item(&state.public_url))
+        .collect();
+    let page = crate::pagination::Page::from_rows(items, limit, MessageItem::cursor);
+    Ok(Json(MessagePage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+        read_up_to: read_position(&state, &room_id, &other).await?,
+    }))
+}
+
+/// How far `user_id` has read in the room: a message id, or `None`.
+pub async fn read_position(
+    state: &AppState,
+    room_id: &str,
+    user_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT read_message_id FROM chat_members WHERE room_id = $1 AND user_id = $2",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .fetch_optional(state.db.pool())
+    .await?;
+    Ok(id.filter(|id| !id.is_empty()))
+}
+
+/// Unread messages of `user_id` in the room: the other member's after their position.
+pub async fn unread_count(
+    state: &AppState,
+    room_id: &str,
+    user_id: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT {UNREAD} FROM chat_members me WHERE me.room_id = $1 AND me.user_id = $2"
+    ))
+    .bind(room_id)
+    .bind(user_id)
+    .fetch_one(state.db.pool())
+    .await
+}
+
+/// The unread count of the member row `me` (a correlated subquery).
+pub const UNREAD: &str = "(SELECT COUNT(*) FROM messages u WHERE u.room_id = me.room_id \
+    AND u.sender_id <> me.user_id AND u.kind <> 'read' \
+    AND (u.created_at > me.read_created_at \
+         OR (u.created_at = me.read_created_at AND u.id > me.read_message_id)))";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    /// The newest message the caller has read.
+    pub message_id: String,
+}
+
+/// The caller's read position after a marker.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadState {
+    pub room_id: String,
+    /// The newest message the caller has read.
+    pub read_up_to: Option<String>,
+    pub unread_count: i64,
+}
+
+/// Marks the room read up to a message: writes a marker message and tells
+/// both members (`message.read`). Never moves backwards: marking an older
+/// message changes nothing.
+#[utoipa::path(post, path = "/v1/chats/{id}/read", tag = "chat",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Room id")),
+    request_body = MarkRead,
+    responses(
+        (status = 200, body = ReadState),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such room, or not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "message_id is not a message of this room", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn mark_read(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(room_id): Path<String>,
+    JsonBody(req): JsonBody<MarkRead>,
+) -> Result<Json<ReadState>, ApiError> {
+    let other = other_member(&state.db, &room_id, &user.id).await?;
+    let target: Option<i64> = sqlx::query_scalar(
+        "SELECT created_at FROM messages WHERE id = $1 AND room_id = $2 AND kind <> 'read'",
+    )
+    .bind(&req.message_id)
+    .bind(&room_id)
+    .fetch_optional(state.db.pool())
+    .await?;
+    let created_at =
+        target.ok_or_else(|| ApiError::invalid("message_id", "not a message of this room"))?;
+    if advance(&state, &room_id, &user.id, &req.message_id, created_at).await? {
+        let data = serde_json::json!({
+            "room_id": room_id, "user_id": user.id,
+            "message_id": req.message_id, "read_at": now_ms(),
+        });
+        let event = Event::new("message.read", data);
+        state
+            .realtime
+            .publish(vec![other, user.id.clone()], event)
+            .await;
+    }
+    Ok(Json(ReadState {
+        read_up_to: read_position(&state, &room_id, &user.id).await?,
+        unread_count: unread_count(&state, &room_id, &user.id).await?,
+        room_id,
+    }))
+}
+
+/// Moves the reader's position forward and writes the marker message, in one
+/// transaction; false when the position is already at or past the message.
+async fn advance(
+    state: &AppState,
+    room_id: &str,
+    reader: &str,
+    message_id: &str,
+    created_at: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = state.db.pool().begin().await?;
+    let moved = sqlx::query(
+        "UPDATE chat_members SET read_created_at = $1, read_message_id = $2 \
+         WHERE room_id = $3 AND user_id = $4 \
+         AND (read_created_at < $1 OR (read_created_at = $1 AND read_message_id < $2))",
+    )
+    .bind(created_at)
+    .bind(message_id)
+    .bind(room_id)
+    .bind(reader)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO messages (id, room_id, sender_id, kind, read_message_id, read_created_at, created_at) \
+         VALUES ($1, $2, $3, 'read', $4, $5, $6)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(room_id)
+    .bind(reader)
+    .bind(message_id)
+    .bind(created_at)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}

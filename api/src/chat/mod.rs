@@ -1,0 +1,47 @@
+//! 1:1 chat (DESIGN §7): one room per pair of users, text, voice and image
+//! messages, read markers and unread counts. Sending is over REST; the
+//! recipient's sockets get the events through [`crate::realtime`], and a
+//! recipient with no live connection gets a push through the outbox.
+
+pub mod image_size;
+pub mod messages;
+pub mod rooms;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use sori_pipeline::Db;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Room and message routes, merged by [`crate::app`].
+pub fn router() -> OpenApiRouter<AppState> {
+    rooms::router().merge(messages::router())
+}
+
+/// The other member of `room_id` when the caller is a member; 404 otherwise,
+/// so a room's existence is not revealed to others.
+pub async fn other_member(db: &Db, room_id: &str, user_id: &str) -> Result<String, ApiError> {
+    let other: Option<String> = sqlx::query_scalar(
+        "SELECT o.user_id FROM chat_members me JOIN chat_members o \
+         ON o.room_id = me.room_id AND o.user_id <> me.user_id \
+         WHERE me.room_id = $1 AND me.user_id = $2",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .fetch_optional(db.pool())
+    .await?;
+    other.ok_or(ApiError::NotFound)
+}
+
+/// Whether `user_id` is a member of a room where `media_id` was sent: who
+/// may play or view chat media besides its owner.
+pub async fn can_see_media(db: &Db, media_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages m JOIN chat_members cm ON cm.room_id = m.room_id \
+         WHERE m.media_id = $1 AND cm.user_id = $2",
+    )
+    .bind(media_id)
+    .bind(user_id)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(found > 0)
+}

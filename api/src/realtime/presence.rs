@@ -1,0 +1,182 @@
+//! Who is online, shared by every API process through the database.
+//!
+//! Each live socket has a row in `ws_connections` whose `expires_at` its
+//! heartbeat (every pong) pushes forward; a user is online while any of their
+//! rows has not expired. Why a table rather than counts kept through the
+//! pub/sub: counts are lost or doubled when a process dies or a notification
+//! is missed, and a newly started process could not learn them; a row per
+//! connection with an expiry is self-healing — a crashed process's
+//! connections simply expire within [`super::WsConfig::presence_ttl`] — and
+//! one indexed query answers "online?" from any process, including the
+//! message route deciding whether to push. The cost is one small write per
+//! connection per ping interval.
+
+use crate::accounts::find_user;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Serialize;
+use sori_pipeline::clock::now_ms;
+use sori_pipeline::Db;
+use sqlx::AnyConnection;
+use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Chat partners told about a user's presence change, most recent rooms first.
+const MAX_PARTNERS: i64 = 1_000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_presence))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+async fn live_count(db: &Db, user_id: &str, now: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM ws_connections WHERE user_id = $1 AND expires_at > $2")
+        .bind(user_id)
+        .bind(now)
+        .fetch_one(db.pool())
+        .await
+}
+
+/// Records a new connection; true when the user was offline before it.
+/// Also removes the user's expired rows (left by a process that died).
+pub async fn connect(
+    db: &Db,
+    conn_id: &str,
+    user_id: &str,
+    ttl: Duration,
+) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    sqlx::query("DELETE FROM ws_connections WHERE user_id = $1 AND expires_at <= $2")
+        .bind(user_id)
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+    let was_online = live_count(db, user_id, now).await? > 0;
+    sqlx::query(
+        "INSERT INTO ws_connections (id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(conn_id)
+    .bind(user_id)
+    .bind(now + ms(ttl))
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    seen(db, user_id, now).await?;
+    Ok(!was_online)
+}
+
+/// Keeps a connection alive for another `ttl`.
+pub async fn heartbeat(
+    db: &Db,
+    conn_id: &str,
+    user_id: &str,
+    ttl: Duration,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    sqlx::query("UPDATE ws_connections SET expires_at = $1 WHERE id = $2")
+        .bind(now + ms(ttl))
+        .bind(conn_id)
+        .execute(db.pool())
+        .await?;
+    seen(db, user_id, now).await
+}
+
+/// Removes a connection; true when it was the user's last live one.
+pub async fn disconnect(db: &Db, conn_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    sqlx::query("DELETE FROM ws_connections WHERE id = $1")
+        .bind(conn_id)
+        .execute(db.pool())
+        .await?;
+    seen(db, user_id, now).await?;
+    Ok(live_count(db, user_id, now).await? == 0)
+}
+
+async fn seen(db: &Db, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO presence (user_id, last_seen) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO UPDATE SET last_seen = excluded.last_seen",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Whether `user_id` has a live connection on any process; usable inside a transaction.
+pub async fn is_online(conn: &mut AnyConnection, user_id: &str) -> Result<bool, sqlx::Error> {
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM ws_connections WHERE user_id = $1 AND expires_at > $2",
+    )
+    .bind(user_id)
+    .bind(now_ms())
+    .fetch_one(conn)
+    .await?;
+    Ok(live > 0)
+}
+
+/// The users who share a room with `user_id`: those told of their presence.
+pub async fn partners(db: &Db, user_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT o.user_id FROM chat_members me JOIN chat_members o \
+         ON o.room_id = me.room_id AND o.user_id <> me.user_id \
+         WHERE me.user_id = $1 ORDER BY me.last_activity DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(MAX_PARTNERS)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// A user's presence.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Presence {
+    pub user_id: String,
+    /// True while any of the user's devices has a live connection.
+    pub online: bool,
+    /// Unix ms of the last heartbeat or disconnect; null if never connected.
+    pub last_seen: Option<i64>,
+}
+
+pub async fn status(db: &Db, user_id: &str) -> Result<Presence, sqlx::Error> {
+    let online = live_count(db, user_id, now_ms()).await? > 0;
+    let last_seen = sqlx::query_scalar("SELECT last_seen FROM presence WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(Presence {
+        user_id: user_id.to_owned(),
+        online,
+        last_seen,
+    })
+}
+
+/// Whether the user is online on any device, and when they were last seen.
+#[utoipa::path(get, path = "/v1/users/{id}/presence", tag = "chat",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, body = Presence),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user, or a block between you", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_presence(
+    State(db): State<Db>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Presence>, ApiError> {
+    find_user(&db, &id).await?;
+    if crate::social::blocked_either_way(&db, &user.id, &id).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(status(&db, &id).await?))
+}
