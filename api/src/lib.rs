@@ -52,6 +52,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "media", description = "Voice uploads through signed URLs, processing state, playback"),
         (name = "feed", description = "Feed, explore and profile timelines, keyset-paginated"),
         (name = "blobs", description = "The embedded store's signed upload and download URLs (no bearer token)"),
+        (name = "push", description = "The caller's devices and their push tokens"),
     )
 )]
 struct ApiDoc;
@@ -86,6 +87,7 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
         .merge(media::router())
         .merge(blobs::router())
         .merge(social::router())
+        .merge(push::router())
         .split_for_parts();
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))

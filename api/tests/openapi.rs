@@ -46,6 +46,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/users/{id}/follow"),
     ("get", "/v1/blobs/{key}"),
     ("put", "/v1/blobs/{key}"),
+    ("put", "/v1/me/devices/{device_id}"),
+    ("delete", "/v1/me/devices/{device_id}"),
+    ("get", "/v1/me/devices"),
 ];
 
 /// Routes served but deliberately outside the document: the document itself and its UI.
