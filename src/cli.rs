@@ -145,6 +145,43 @@ pub struct Settings {
     /// Events queued per WebSocket before its client counts as too slow and is dropped.
     #[arg(long, env = "SORI_WS_QUEUE", default_value_t = 256, global = true)]
     pub ws_queue: usize,
+    /// Push gateway receiving pushes to offline users as signed JSON POSTs
+    /// (http:// or https://) [default: none; pushes wait in the outbox]
+    #[arg(long, env = "SORI_PUSH_WEBHOOK_URL", global = true)]
+    pub push_webhook_url: Option<String>,
+    /// Secret of the pushes' `X-Sori-Signature` HMAC-SHA256 (16+ characters;
+    /// required with --push-webhook-url).
+    #[arg(
+        long,
+        env = "SORI_PUSH_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub push_webhook_secret: Option<String>,
+    /// Seconds a push request may take before it is abandoned and retried.
+    #[arg(
+        long,
+        env = "SORI_PUSH_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub push_timeout_secs: u64,
+    /// Attempts to send a push before it is marked dead (kept, not sent again).
+    #[arg(
+        long,
+        env = "SORI_PUSH_MAX_ATTEMPTS",
+        default_value_t = 12,
+        global = true
+    )]
+    pub push_max_attempts: u32,
+    /// Seconds delivered pushes are kept in the outbox before they are purged.
+    #[arg(
+        long,
+        env = "SORI_PUSH_RETENTION_SECS",
+        default_value_t = 604_800,
+        global = true
+    )]
+    pub push_retention_secs: u64,
     /// Log line format.
     #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -272,6 +309,14 @@ impl Settings {
         }
         if self.queue == QueueKind::Sqs && self.sqs_queue_url.is_none() {
             bail!("SORI_QUEUE=sqs needs SORI_SQS_QUEUE_URL");
+        }
+        if self.push_webhook_url.is_some()
+            && self
+                .push_webhook_secret
+                .as_ref()
+                .is_none_or(|s| s.len() < 16)
+        {
+            bail!("SORI_PUSH_WEBHOOK_URL needs SORI_PUSH_WEBHOOK_SECRET of 16 or more characters");
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use crate::cli::{QueueKind, StoreKind};
 use anyhow::Context;
 use sori_api::http::HttpConfig;
 use sori_api::realtime::{Fanout, Realtime, WsConfig};
+use sori_api::push::{DispatchConfig, Dispatcher, WebhookSender};
 use sori_api::AppState;
 use sori_pipeline::db::redact;
 use sori_pipeline::metrics::PipelineMetrics;
@@ -132,6 +133,12 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
             stopped(),
         ))
     });
+    // The API role delivers the push outbox, when a push gateway is configured.
+    let push = match role {
+        Role::Worker => None,
+        Role::All | Role::Api => push_dispatcher(settings, &db, &state)?,
+    }
+    .map(|dispatcher| tokio::spawn(dispatcher.run(stopped())));
     let relay = queue
         .needs_relay()
         .then(|| tokio::spawn(relay_outbox(db.clone(), queue.clone(), stopped())));
@@ -161,6 +168,9 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     if let Some(cleanup) = cleanup {
         let _ = cleanup.await;
     }
+    if let Some(push) = push {
+        let _ = push.await;
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -182,6 +192,32 @@ fn ws_config(settings: &Settings) -> WsConfig {
         pong_timeout: Duration::from_secs(settings.ws_pong_timeout_secs.max(1)),
         queue: settings.ws_queue.max(1),
     }
+}
+
+/// The push dispatcher posting to `SORI_PUSH_WEBHOOK_URL`; none without
+/// it, and pushes then wait in the outbox until one is configured.
+fn push_dispatcher(
+    settings: &Settings,
+    db: &Db,
+    state: &AppState,
+) -> anyhow::Result<Option<Dispatcher<WebhookSender>>> {
+    let Some(url) = &settings.push_webhook_url else {
+        tracing::info!("no SORI_PUSH_WEBHOOK_URL: pushes stay queued");
+        return Ok(None);
+    };
+    let secret = settings.push_webhook_secret.as_deref().unwrap_or_default();
+    let timeout = Duration::from_secs(settings.push_timeout_secs.max(1));
+    let sender = WebhookSender::new(url, secret.as_bytes(), timeout)
+        .with_context(|| format!("SORI_PUSH_WEBHOOK_URL={url}"))?;
+    let config = DispatchConfig {
+        // Longer than any send, so another process never repeats one in flight.
+        lease: timeout * 2 + Duration::from_secs(30),
+        max_attempts: settings.push_max_attempts.max(1),
+        retention: Duration::from_secs(settings.push_retention_secs),
+        ..DispatchConfig::default()
+    };
+    let dispatcher = Dispatcher::new(db.clone(), sender, config).with_metrics(&state.metrics);
+    Ok(Some(dispatcher))
 }
 
 /// The job queue: a table in the database, or SQS.

@@ -58,6 +58,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "blobs", description = "The embedded store's signed upload and download URLs (no bearer token)"),
         (name = "playlists", description = "Ordered lists of voice posts, public or private"),
         (name = "social", description = "Follows, likes, comments, blocks, reports, search, plays and notifications"),
+        (name = "push", description = "The caller's devices and their push tokens"),
     )
 )]
 struct ApiDoc;
@@ -96,6 +97,7 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
         .merge(chat::router())
         .merge(realtime::presence::router())
         .merge(realtime::socket::router())
+        .merge(push::router())
         .split_for_parts();
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))

@@ -457,7 +457,7 @@ async fn offline_recipients_get_a_push_and_online_ones_do_not() {
     assert_eq!(bobs.len(), 1);
     assert_eq!(bobs[0].0, "message.new");
     let payload: Value = serde_json::from_str(&bobs[0].1).unwrap();
-    assert_eq!(payload["id"], id.as_str());
+    assert_eq!(payload["message_id"], id.as_str());
     assert_eq!(payload["text"], "are you there?");
     // Bob has a live connection (as a socket records it): no push.
     sqlx::query(

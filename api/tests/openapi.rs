@@ -78,6 +78,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/chats/{id}/read"),
     ("get", "/v1/users/{id}/presence"),
     ("get", "/v1/ws"),
+    ("put", "/v1/me/devices/{device_id}"),
+    ("delete", "/v1/me/devices/{device_id}"),
+    ("get", "/v1/me/devices"),
 ];
 
 /// Routes served but deliberately outside the document: the document itself and its UI.

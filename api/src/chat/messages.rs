@@ -364,7 +364,14 @@ async fn insert(
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
     if !presence::is_online(&mut tx, recipient).await? {
-        let payload = serde_json::to_value(&item).unwrap_or_default();
+        // The keys `push` builds notifications from (see its module docs).
+        let payload = serde_json::json!({
+            "chat_id": item.room_id,
+            "message_id": item.id,
+            "sender_id": item.sender_id,
+            "message_kind": item.kind,
+            "text": item.text,
+        });
         crate::push::enqueue(&mut tx, recipient, "message.new", &payload).await?;
     }
     tx.commit().await?;
