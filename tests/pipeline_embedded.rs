@@ -480,3 +480,34 @@ async fn second_media(db: &Db, file: &Path, dir: &Path) -> String {
         .unwrap();
     id
 }
+
+#[tokio::test]
+async fn embedded_duplicate_during_a_long_job_leaves_no_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = long_wav(dir.path(), 600);
+    let (db, id) = stored_media(dir.path(), &long, "audio/wav").await;
+    // A short lease and two receives per message: the copy that finds the
+    // job running comes back after two seconds and uses up its receives
+    // before the job ends.
+    let mut worker = sori(
+        dir.path(),
+        &["worker"],
+        &[
+            ("SORI_WORKERS", "2"),
+            ("SORI_JOB_VISIBILITY_SECS", "2"),
+            ("SORI_MAX_RECEIVES", "2"),
+        ],
+    );
+    worker.wait_ready().await;
+    mark_queued(&db, &id).await;
+    wait_state(&db, &id, &["processing"], Duration::from_secs(30)).await;
+    let body = JobMessage::for_media(&id).to_body();
+    job_queue(&db).send(&body, Duration::ZERO).await.unwrap();
+    let done = wait_state(&db, &id, &["ready", "failed"], Duration::from_secs(120)).await;
+    assert_eq!(done, "ready");
+    // The copy is settled without alarming anyone: no dead letter.
+    wait_queue_empty(&db).await;
+    assert_eq!(media_row(&db, &id).await.attempts, 1);
+    check_single_output_set(dir.path(), &db, &id, &long).await;
+    worker.stop();
+}
