@@ -1,6 +1,9 @@
 //! End to end on embedded defaults: the real `sori` binary, a SQLite file,
 //! blobs on disk and the queue in the database. Upload through a signed URL,
-//! process, download with a Range request; a worker killed mid-job.
+//! process, download with a Range request; and the faults: a worker killed
+//! mid-job, duplicate deliveries, a poison file, the original briefly
+//! unreadable, SIGTERM during a job (finished within the grace period, or
+//! released at once after it).
 
 use sori_pipeline::media::{self, Enqueued};
 use sori_pipeline::queue::{EmbeddedQueue, Staging};
@@ -10,7 +13,10 @@ use sori_pipeline::Db;
 
 mod common;
 
-use common::{fixture, spawn, Sori};
+use common::client::{check_outputs, ffprobe};
+use common::{eventually, fixture, long_wav, media_notifications, media_row, spawn, Sori};
+use sori_pipeline::job::JobMessage;
+use sori_pipeline::queue::QueueDepth;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -129,27 +135,6 @@ async fn output_prefix(db: &Db, id: &str) -> String {
         .unwrap()
 }
 
-fn ffprobe_codec(path: &Path) -> String {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe must be installed (scripts/setup.sh test)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 /// Output version directories that hold files.
 fn output_sets(dir: &Path, id: &str) -> Vec<String> {
     let root = dir.join("data/blobs/media").join(id);
@@ -209,7 +194,7 @@ async fn upload_process_and_play_through_signed_urls() {
     assert_eq!(bytes.len() as u64, total);
     let local = dir.path().join("downloaded.opus");
     std::fs::write(&local, &bytes).unwrap();
-    assert_eq!(ffprobe_codec(&local), "opus");
+    assert_eq!(ffprobe(&local).codec, "opus");
 
     let metrics = client
         .get(format!("{}/metrics", server.base))
@@ -226,22 +211,8 @@ async fn upload_process_and_play_through_signed_urls() {
 #[tokio::test]
 async fn a_worker_killed_mid_job_is_replaced_and_one_output_set_remains() {
     let dir = tempfile::tempdir().unwrap();
-    // Long enough to be caught mid-job: five minutes of tone and noise.
-    let long = dir.path().join("long.wav");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=220:duration=300,volume=0.3",
-        ])
-        .args(["-ac", "1", "-ar", "44100"])
-        .arg(&long)
-        .status()
-        .expect("ffmpeg must be installed (scripts/setup.sh test)");
-    assert!(made.success());
+    // Long enough to be caught mid-job.
+    let long = long_wav(dir.path(), 300);
     let (db, id) = database_with_media(dir.path()).await;
     let fast = [("SORI_JOB_VISIBILITY_SECS", "3")];
     let mut first = sori(dir.path(), &["worker"], &fast);
@@ -269,12 +240,274 @@ async fn a_worker_killed_mid_job_is_replaced_and_one_output_set_remains() {
         prefix.ends_with(&format!("{}/", sets[0])),
         "{prefix} vs {sets:?}"
     );
-    let attempts: i64 =
-        sqlx::query_scalar("SELECT CAST(attempts AS BIGINT) FROM media WHERE id = $1")
-            .bind(&id)
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let attempts = media_row(&db, &id).await.attempts;
     assert_eq!(attempts, 2, "the killed attempt, then the second worker's");
     drop(second);
+}
+
+/// The media job queue of the SQLite file, as the workers see it.
+fn job_queue(db: &Db) -> EmbeddedQueue {
+    EmbeddedQueue::new(db.clone(), "media", 5)
+}
+
+async fn depth(db: &Db) -> QueueDepth {
+    job_queue(db).depth().await.unwrap()
+}
+
+/// Waits until no job message waits or runs, then checks none is dead.
+async fn wait_queue_empty(db: &Db) {
+    eventually("the job queue empties", Duration::from_secs(60), || async {
+        let d = depth(db).await;
+        (d.visible == 0 && d.in_flight == 0).then_some(())
+    })
+    .await;
+    assert_eq!(depth(db).await.dead, 0, "dead letters");
+}
+
+/// Exactly one output set, the one the media row names, whose audio
+/// ffprobe reads as the original's length.
+async fn check_single_output_set(dir: &Path, db: &Db, id: &str, original: &Path) {
+    let row = media_row(db, id).await;
+    assert_eq!(row.state, "ready", "{row:?}");
+    let sets = output_sets(dir, id);
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    let prefix = row.output_prefix.expect("an output prefix");
+    assert_eq!(prefix, format!("media/{id}/{}/", sets[0]));
+    check_outputs(
+        &dir.join("data/blobs").join(&prefix),
+        ffprobe(original).seconds,
+    );
+}
+
+/// A migrated database with a media whose original is `file`, in the store.
+async fn stored_media(dir: &Path, file: &Path, content_type: &str) -> (Db, String) {
+    let (db, id) = database_with_media(dir).await;
+    signer(dir, "http://127.0.0.1:1")
+        .put_file(&original_key(&id), file, content_type)
+        .await
+        .unwrap();
+    (db, id)
+}
+
+#[tokio::test]
+async fn embedded_duplicate_deliveries_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = fixture("speech-mono-16k.m4a");
+    let (db, id) = stored_media(dir.path(), &original, "audio/mp4").await;
+    // A copy that finds the job running waits out the lease: keep it short.
+    let mut worker = sori(
+        dir.path(),
+        &["worker"],
+        &[("SORI_WORKERS", "2"), ("SORI_JOB_VISIBILITY_SECS", "3")],
+    );
+    worker.wait_ready().await;
+    let body = JobMessage::for_media(&id).to_body();
+    mark_queued(&db, &id).await;
+    job_queue(&db).send(&body, Duration::ZERO).await.unwrap();
+    let done = wait_state(&db, &id, &["ready", "failed"], Duration::from_secs(60)).await;
+    assert_eq!(done, "ready");
+    wait_queue_empty(&db).await;
+    let before = media_row(&db, &id).await;
+    assert_eq!(
+        before.attempts, 1,
+        "one claim for two deliveries: {before:?}"
+    );
+
+    // And two more once it is ready.
+    job_queue(&db).send(&body, Duration::ZERO).await.unwrap();
+    job_queue(&db).send(&body, Duration::ZERO).await.unwrap();
+    wait_queue_empty(&db).await;
+    assert_eq!(
+        media_row(&db, &id).await,
+        before,
+        "a late delivery changed the media"
+    );
+    assert_eq!(media_notifications(&db, &id, "media.ready").await, 1);
+    check_single_output_set(dir.path(), &db, &id, &original).await;
+    worker.stop();
+}
+
+#[tokio::test]
+async fn embedded_poison_file_fails_once_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, id) = database_with_media(dir.path()).await;
+    let mut server = sori(dir.path(), &["serve"], &[]);
+    server.wait_ready().await;
+    let store = signer(dir.path(), &server.base);
+    upload(&store, &id, &fixture("bad-garbage.m4a"), "audio/mp4").await;
+    mark_queued(&db, &id).await;
+    let done = wait_state(&db, &id, &["ready", "failed"], Duration::from_secs(60)).await;
+    assert_eq!(done, "failed");
+    let row = media_row(&db, &id).await;
+    let reason = row.failure.clone().unwrap_or_default();
+    assert!(reason.contains("not an audio format"), "{row:?}");
+    // The message is gone, not retried nor dead-lettered.
+    wait_queue_empty(&db).await;
+    assert_eq!(
+        media_row(&db, &id).await.attempts,
+        1,
+        "one receive, no retry"
+    );
+    assert_eq!(output_sets(dir.path(), &id), Vec::<String>::new());
+    assert_eq!(media_notifications(&db, &id, "media.failed").await, 1);
+    server.stop();
+}
+
+#[tokio::test]
+async fn embedded_original_briefly_unreadable_is_retried_then_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = fixture("speech-mono-16k.m4a");
+    let (db, id) = stored_media(dir.path(), &original, "audio/mp4").await;
+    // The original's path turns into a directory: reading it fails with an
+    // I/O error (permissions would not stop a test running as root).
+    let path = signer(dir.path(), "http://127.0.0.1:1")
+        .path_of(&original_key(&id))
+        .unwrap();
+    let aside = dir.path().join("original-aside");
+    std::fs::rename(&path, &aside).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let mut worker = sori(dir.path(), &["worker"], &[]);
+    worker.wait_ready().await;
+    mark_queued(&db, &id).await;
+    let failed = eventually(
+        "the first attempt fails",
+        Duration::from_secs(60),
+        || async {
+            let row = media_row(&db, &id).await;
+            (row.state == "queued" && row.failure.is_some()).then_some(row)
+        },
+    )
+    .await;
+    assert_eq!(failed.attempts, 1, "{failed:?}");
+    // The store recovers before the retry's backoff (at least a second) ends.
+    std::fs::remove_dir(&path).unwrap();
+    std::fs::rename(&aside, &path).unwrap();
+    let done = wait_state(&db, &id, &["ready", "failed"], Duration::from_secs(60)).await;
+    assert_eq!(done, "ready");
+    let row = media_row(&db, &id).await;
+    assert_eq!(row.attempts, 2, "retried once: {row:?}");
+    assert_eq!(row.failure, None);
+    check_single_output_set(dir.path(), &db, &id, &original).await;
+    wait_queue_empty(&db).await;
+    worker.stop();
+}
+
+#[tokio::test]
+async fn embedded_sigterm_mid_job_finishes_it_and_takes_no_new_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = long_wav(dir.path(), 600);
+    let (db, id) = stored_media(dir.path(), &long, "audio/wav").await;
+    let grace = [("SORI_SHUTDOWN_GRACE_SECS", "90")];
+    let mut worker = sori(dir.path(), &["worker"], &grace);
+    worker.wait_ready().await;
+    mark_queued(&db, &id).await;
+    wait_state(&db, &id, &["processing"], Duration::from_secs(30)).await;
+    worker.send("-TERM");
+    // A job queued after the signal is left for another worker.
+    let later = second_media(&db, &fixture("speech-mono-16k.m4a"), dir.path()).await;
+    mark_queued(&db, &later).await;
+    assert_eq!(worker.wait_exit(Duration::from_secs(120)), Some(0));
+    let row = media_row(&db, &id).await;
+    assert_eq!(
+        row.state, "ready",
+        "finished within the grace period: {row:?}"
+    );
+    assert_eq!(row.attempts, 1);
+    check_single_output_set(dir.path(), &db, &id, &long).await;
+    let untouched = media_row(&db, &later).await;
+    assert_eq!(
+        (untouched.state.as_str(), untouched.attempts),
+        ("queued", 0)
+    );
+    assert_eq!(depth(&db).await.visible, 1, "the later job waits");
+
+    let mut next = sori(dir.path(), &["worker"], &[]);
+    next.wait_ready().await;
+    let done = wait_state(&db, &later, &["ready", "failed"], Duration::from_secs(60)).await;
+    assert_eq!(done, "ready");
+    wait_queue_empty(&db).await;
+    next.stop();
+}
+
+#[tokio::test]
+async fn embedded_sigterm_after_the_grace_period_releases_the_job_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = long_wav(dir.path(), 600);
+    let (db, id) = stored_media(dir.path(), &long, "audio/wav").await;
+    // The default 60 s visibility: only an explicit release makes the job
+    // visible again before the next worker's deadline below.
+    let grace = [("SORI_SHUTDOWN_GRACE_SECS", "1")];
+    let mut worker = sori(dir.path(), &["worker"], &grace);
+    worker.wait_ready().await;
+    mark_queued(&db, &id).await;
+    wait_state(&db, &id, &["processing"], Duration::from_secs(30)).await;
+    let signalled = Instant::now();
+    assert_eq!(worker.signal("-TERM"), Some(0), "exit status after SIGTERM");
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(15), "took {took:?} to stop");
+    let row = media_row(&db, &id).await;
+    assert_eq!(row.state, "queued", "given back: {row:?}");
+    assert_eq!(row.failure.as_deref(), Some("interrupted by shutdown"));
+    let d = depth(&db).await;
+    assert_eq!((d.visible, d.in_flight), (1, 0), "visible again at once");
+
+    let mut next = sori(dir.path(), &["worker"], &[]);
+    next.wait_ready().await;
+    let done = wait_state(&db, &id, &["ready", "failed"], Duration::from_secs(120)).await;
+    assert_eq!(done, "ready");
+    assert_eq!(media_row(&db, &id).await.attempts, 2);
+    check_single_output_set(dir.path(), &db, &id, &long).await;
+    wait_queue_empty(&db).await;
+    next.stop();
+}
+
+/// Another media of the same user, its original already stored.
+async fn second_media(db: &Db, file: &Path, dir: &Path) -> String {
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO media (id, owner_id, state, content_type, size_bytes, original_key, created_at, updated_at) \
+         VALUES ($1, 'u1', 'awaiting_upload', 'audio/mp4', 0, $2, $3, $3)",
+    )
+    .bind(&id)
+    .bind(original_key(&id))
+    .bind(now_ms())
+    .execute(db.pool())
+    .await
+    .unwrap();
+    signer(dir, "http://127.0.0.1:1")
+        .put_file(&original_key(&id), file, "audio/mp4")
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn embedded_duplicate_during_a_long_job_leaves_no_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = long_wav(dir.path(), 600);
+    let (db, id) = stored_media(dir.path(), &long, "audio/wav").await;
+    // A short lease and two receives per message: the copy that finds the
+    // job running comes back after two seconds and uses up its receives
+    // before the job ends.
+    let mut worker = sori(
+        dir.path(),
+        &["worker"],
+        &[
+            ("SORI_WORKERS", "2"),
+            ("SORI_JOB_VISIBILITY_SECS", "2"),
+            ("SORI_MAX_RECEIVES", "2"),
+        ],
+    );
+    worker.wait_ready().await;
+    mark_queued(&db, &id).await;
+    wait_state(&db, &id, &["processing"], Duration::from_secs(30)).await;
+    let body = JobMessage::for_media(&id).to_body();
+    job_queue(&db).send(&body, Duration::ZERO).await.unwrap();
+    let done = wait_state(&db, &id, &["ready", "failed"], Duration::from_secs(120)).await;
+    assert_eq!(done, "ready");
+    // The copy is settled without alarming anyone: no dead letter.
+    wait_queue_empty(&db).await;
+    assert_eq!(media_row(&db, &id).await.attempts, 1);
+    check_single_output_set(dir.path(), &db, &id, &long).await;
+    worker.stop();
 }

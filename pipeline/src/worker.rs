@@ -589,6 +589,11 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
                     Settle::Release(backoff(cfg, d.receive_count))
                 }
             }
+            // A copy of a job another worker is running, on its last allowed
+            // receive: that worker settles its own delivery (and the reaper
+            // re-queues the media if it dies), so releasing this one again
+            // would only send a healthy job to the dead letters.
+            Outcome::Busy { .. } if d.receive_count >= cfg.max_receives => Settle::Delete,
             Outcome::Busy { remaining_ms } => {
                 let wait = Duration::from_millis(u64::try_from(*remaining_ms).unwrap_or(0));
                 Settle::Release(

@@ -585,3 +585,40 @@ async fn the_outbox_relay_delivers_what_the_transaction_wrote() {
     let job: sori_pipeline::job::JobMessage = serde_json::from_str(&d.body).unwrap();
     assert_eq!(job, sori_pipeline::job::JobMessage::for_media(&id));
 }
+
+#[tokio::test]
+async fn a_copy_of_a_running_job_is_deleted_on_its_last_receive_not_dead_lettered() {
+    let env = Env::new(2).await;
+    let id = env.queued_media("speech-mono-16k.m4a").await;
+    // Another worker holds the media (its own delivery is elsewhere).
+    let held = media::claim(&env.t.db, &id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(matches!(held, media::Claim::Won(_)), "{held:?}");
+    let worker = env.worker(env.config(), None);
+    for receive in 1..=2 {
+        let mut got = env
+            .queue
+            .receive(1, Duration::from_secs(10), Duration::from_secs(30))
+            .await
+            .unwrap();
+        let d = got.pop().expect("the copy comes back after its delay");
+        assert_eq!(d.receive_count, receive);
+        let outcomes = worker.handle(d).await;
+        assert!(
+            matches!(outcomes[..], [Outcome::Busy { .. }]),
+            "{outcomes:?}"
+        );
+    }
+    let depth = env.queue.depth().await.unwrap();
+    assert_eq!(
+        depth,
+        QueueDepth::default(),
+        "settled, not left to dead-letter"
+    );
+    assert_eq!(
+        env.row(&id).await.state,
+        "processing",
+        "the holder's job goes on"
+    );
+}

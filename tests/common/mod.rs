@@ -3,6 +3,10 @@
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod aws;
+pub mod client;
+pub mod fault_proxy;
+
 use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -27,15 +31,26 @@ impl Sori {
     /// Sends `sig` (e.g. `-TERM`, `-KILL`) and returns the exit code once it
     /// has exited (None when killed by a signal); fails after 30 s.
     pub fn signal(&mut self, sig: &str) -> Option<i32> {
+        self.send(sig);
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Sends `sig` without waiting for the process to exit.
+    pub fn send(&self, sig: &str) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args([sig, &pid]).status();
         assert!(sent.is_ok_and(|s| s.success()), "kill {sig} {pid}");
-        let deadline = Instant::now() + Duration::from_secs(30);
+    }
+
+    /// The exit code once the process has exited (None when killed by a
+    /// signal); fails after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "sori did not exit after {sig}");
+            assert!(Instant::now() < deadline, "sori did not exit in {within:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -112,4 +127,82 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name);
     assert!(path.exists(), "missing fixture {name}");
     path
+}
+
+/// A mono WAV of `seconds` of a quiet tone at 16 kHz, made with ffmpeg in
+/// `dir`: long enough inputs to catch a job while it runs (about 32 kB a
+/// second; ten minutes take several seconds to process).
+pub fn long_wav(dir: &Path, seconds: u32) -> PathBuf {
+    let path = dir.join(format!("tone-{seconds}s.wav"));
+    let made = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=220:duration={seconds},volume=0.3"))
+        .args(["-ac", "1", "-ar", "16000"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg must be installed (scripts/setup.sh test)");
+    assert!(made.success(), "ffmpeg could not make {}", path.display());
+    path
+}
+
+/// Polls `check` every 100 ms until it answers `Some`; fails after `within`
+/// with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of an unlabelled metric on `sori`'s `/metrics`, if present.
+pub async fn metric(sori: &Sori, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{}/metrics", sori.base))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .find_map(|value| value.trim().parse().ok())
+}
+
+/// A media row as the workers left it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct MediaRow {
+    pub state: String,
+    pub failure: Option<String>,
+    pub attempts: i64,
+    pub output_prefix: Option<String>,
+    pub report: Option<String>,
+    pub updated_at: i64,
+}
+
+pub async fn media_row(db: &sori_pipeline::Db, id: &str) -> MediaRow {
+    sqlx::query_as(
+        "SELECT state, failure, CAST(attempts AS BIGINT) AS attempts, output_prefix, report, \
+         updated_at FROM media WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
+}
+
+/// How many `kind` notifications (`media.ready`, `media.failed`) name the media.
+pub async fn media_notifications(db: &sori_pipeline::Db, id: &str, kind: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE media_id = $1 AND kind = $2")
+        .bind(id)
+        .bind(kind)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
 }
