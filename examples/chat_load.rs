@@ -101,9 +101,13 @@ async fn sign_up(http: &reqwest::Client, base: &str, n: usize) -> Vec<Member> {
             let handle = format!("load{run}{i}");
             tokio::spawn(async move {
                 let _permit = gate.acquire().await.unwrap();
-                let body = json!({"handle": handle, "password": "load test pass", "display_name": handle});
+                let body =
+                    json!({"handle": handle, "password": "load test pass", "display_name": handle});
                 let r = post(&http, url, None, body).await;
-                (r["user_id"].as_str().unwrap().to_owned(), r["token"].as_str().unwrap().to_owned())
+                (
+                    r["user_id"].as_str().unwrap().to_owned(),
+                    r["token"].as_str().unwrap().to_owned(),
+                )
             })
         })
         .collect();
@@ -114,10 +118,24 @@ async fn sign_up(http: &reqwest::Client, base: &str, n: usize) -> Vec<Member> {
     let mut members = Vec::with_capacity(n);
     for pair in users.chunks(2) {
         let ((a_id, a_token), (b_id, b_token)) = (&pair[0], &pair[1]);
-        let room = post(http, format!("{base}/v1/chats"), Some(a_token), json!({"user_id": b_id})).await;
+        let room = post(
+            http,
+            format!("{base}/v1/chats"),
+            Some(a_token),
+            json!({"user_id": b_id}),
+        )
+        .await;
         let room = room["id"].as_str().unwrap().to_owned();
-        members.push(Member { id: a_id.clone(), token: a_token.clone(), room: room.clone() });
-        members.push(Member { id: b_id.clone(), token: b_token.clone(), room });
+        members.push(Member {
+            id: a_id.clone(),
+            token: a_token.clone(),
+            room: room.clone(),
+        });
+        members.push(Member {
+            id: b_id.clone(),
+            token: b_token.clone(),
+            room,
+        });
     }
     members
 }
@@ -125,19 +143,30 @@ async fn sign_up(http: &reqwest::Client, base: &str, n: usize) -> Vec<Member> {
 /// Opens a socket for `member`, recording the latency of every message
 /// addressed to them (sent by the partner) until the socket closes.
 async fn listen(base: &str, member: Member, start: Instant, seen: Arc<Observed>) {
-    let url = format!("{}/v1/ws?token={}", base.replacen("http", "ws", 1), member.token);
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("websocket");
+    let url = format!(
+        "{}/v1/ws?token={}",
+        base.replacen("http", "ws", 1),
+        member.token
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
     tokio::spawn(async move {
         while let Some(Ok(frame)) = socket.next().await {
             let Message::Text(text) = frame else { continue };
-            let Ok(event) = serde_json::from_str::<Value>(&text) else { continue };
+            let Ok(event) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
             if event["type"] != "message.new" || event["data"]["sender_id"] == member.id.as_str() {
                 continue;
             }
             let body = event["data"]["text"].as_str().unwrap_or_default();
             if let Some(sent) = body.strip_prefix("t=").and_then(|t| t.parse::<u64>().ok()) {
                 let now = start.elapsed().as_micros() as u64;
-                seen.latencies.lock().unwrap().push(now.saturating_sub(sent));
+                seen.latencies
+                    .lock()
+                    .unwrap()
+                    .push(now.saturating_sub(sent));
                 seen.delivered.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -162,7 +191,12 @@ async fn main() {
         .unwrap();
     let t0 = Instant::now();
     let members = sign_up(&http, &a.base, a.users).await;
-    eprintln!("{} users in {} rooms ready in {:.1} s", a.users, a.users / 2, t0.elapsed().as_secs_f64());
+    eprintln!(
+        "{} users in {} rooms ready in {:.1} s",
+        a.users,
+        a.users / 2,
+        t0.elapsed().as_secs_f64()
+    );
 
     let start = Instant::now();
     let seen = Arc::new(Observed::default());
@@ -176,7 +210,11 @@ async fn main() {
 
     // Steady rate: one message per tick, senders in round robin.
     let gate = Arc::new(Semaphore::new(CONCURRENCY * 4));
-    let (sent, failed, behind) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), AtomicU64::new(0));
+    let (sent, failed, behind) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        AtomicU64::new(0),
+    );
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / a.rate.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let total = a.rate * a.seconds;
@@ -192,7 +230,12 @@ async fn main() {
         tokio::spawn(async move {
             let _permit = permit;
             let text = format!("t={}", start.elapsed().as_micros());
-            let resp = http.post(url).bearer_auth(&m.token).json(&json!({"kind": "text", "text": text})).send().await;
+            let resp = http
+                .post(url)
+                .bearer_auth(&m.token)
+                .json(&json!({"kind": "text", "text": text}))
+                .send()
+                .await;
             match resp {
                 Ok(r) if r.status().is_success() => sent.fetch_add(1, Ordering::Relaxed),
                 _ => failed.fetch_add(1, Ordering::Relaxed),
@@ -202,15 +245,23 @@ async fn main() {
     let send_secs = start.elapsed().as_secs_f64();
     let _ = gate.acquire_many(CONCURRENCY as u32 * 4).await;
     let deadline = Instant::now() + DRAIN;
-    while seen.delivered.load(Ordering::Relaxed) < sent.load(Ordering::Relaxed) && Instant::now() < deadline {
+    while seen.delivered.load(Ordering::Relaxed) < sent.load(Ordering::Relaxed)
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let mut lat = seen.latencies.lock().unwrap().clone();
     lat.sort_unstable();
-    let (sent, delivered) = (sent.load(Ordering::Relaxed), seen.delivered.load(Ordering::Relaxed));
+    let (sent, delivered) = (
+        sent.load(Ordering::Relaxed),
+        seen.delivered.load(Ordering::Relaxed),
+    );
     let per_conn = match (rss_before, rss_after) {
-        (Some(b), Some(a2)) => format!("{:.1}", (a2.saturating_sub(b)) as f64 / members.len() as f64),
+        (Some(b), Some(a2)) => format!(
+            "{:.1}",
+            (a2.saturating_sub(b)) as f64 / members.len() as f64
+        ),
         _ => "na".into(),
     };
     println!(
