@@ -38,6 +38,8 @@ pub enum Command {
     Process(ProcessArgs),
     /// Stage-by-stage timings, realtime factors and quality per codec setting.
     Bench(BenchArgs),
+    /// Copies an embedded installation (SQLite database, blobs) while it runs.
+    Backup(BackupArgs),
 }
 
 /// Settings shared by the server commands.
@@ -217,6 +219,15 @@ pub struct BenchArgs {
     pub floor_only: bool,
 }
 
+/// `sori backup --out DIR`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// New or empty directory receiving the copy; it is laid out like a data
+    /// directory, so `SORI_DATA_DIR=DIR sori serve` runs on it.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 impl Settings {
     /// The database URL, defaulting to a SQLite file in the data directory.
     pub fn database_url(&self) -> anyhow::Result<String> {
@@ -253,5 +264,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => crate::serve::migrate(&cli.settings),
         Command::Process(args) => crate::process::run(&args),
         Command::Bench(args) => crate::bench::run(&args),
+        Command::Backup(args) => crate::backup::run(&cli.settings, &args),
     }
 }
