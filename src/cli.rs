@@ -114,6 +114,17 @@ pub struct Settings {
         global = true
     )]
     pub media_ttl_secs: u64,
+    /// Sign-ups accepted from one client address per hour (0: no limit).
+    #[arg(
+        long,
+        env = "SORI_SIGNUPS_PER_HOUR",
+        default_value_t = 20,
+        global = true
+    )]
+    pub signups_per_hour: u32,
+    /// Uploads (`POST /v1/media`) one user may start per hour (0: no limit).
+    #[arg(long, env = "SORI_MEDIA_PER_HOUR", default_value_t = 60, global = true)]
+    pub media_per_hour: u32,
     /// Log line format.
     #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

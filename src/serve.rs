@@ -3,6 +3,7 @@
 use crate::cli::Settings;
 use crate::cli::{QueueKind, StoreKind};
 use anyhow::Context;
+use sori_api::auth::CreationLimits;
 use sori_api::http::HttpConfig;
 use sori_api::AppState;
 use sori_pipeline::db::redact;
@@ -89,7 +90,11 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let state = AppState::new(db.clone())
         .with_public_url(&public_url)
         .with_media(store.clone(), queue.clone())
-        .with_pipeline_metrics(&metrics);
+        .with_pipeline_metrics(&metrics)
+        .with_creation_limits(CreationLimits::per_hour(
+            settings.signups_per_hour,
+            settings.media_per_hour,
+        ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
