@@ -38,6 +38,8 @@ pub enum Command {
     Process(ProcessArgs),
     /// Stage-by-stage timings, realtime factors and quality per codec setting.
     Bench(BenchArgs),
+    /// Copies an embedded installation (SQLite database, blobs) while it runs.
+    Backup(BackupArgs),
     /// Grants or revokes the admin role (moderation of reports) on DATABASE_URL.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -182,6 +184,17 @@ pub struct Settings {
         global = true
     )]
     pub push_retention_secs: u64,
+    /// Sign-ups accepted from one client address per hour (0: no limit).
+    #[arg(
+        long,
+        env = "SORI_SIGNUPS_PER_HOUR",
+        default_value_t = 20,
+        global = true
+    )]
+    pub signups_per_hour: u32,
+    /// Uploads (`POST /v1/media`) one user may start per hour (0: no limit).
+    #[arg(long, env = "SORI_MEDIA_PER_HOUR", default_value_t = 60, global = true)]
+    pub media_per_hour: u32,
     /// Log line format.
     #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -287,6 +300,15 @@ pub struct BenchArgs {
     pub floor_only: bool,
 }
 
+/// `sori backup --out DIR`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// New or empty directory receiving the copy; it is laid out like a data
+    /// directory, so `SORI_DATA_DIR=DIR sori serve` runs on it.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 impl Settings {
     /// The database URL, defaulting to a SQLite file in the data directory.
     pub fn database_url(&self) -> anyhow::Result<String> {
@@ -332,5 +354,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Process(args) => crate::process::run(&args),
         Command::Bench(args) => crate::bench::run(&args),
         Command::Admin(command) => crate::admin::run(&cli.settings, &command),
+        Command::Backup(args) => crate::backup::run(&cli.settings, &args),
     }
 }

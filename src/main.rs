@@ -1,6 +1,7 @@
 //! The `sori` binary: parses the command line, then hands over to the libraries.
 
 mod admin;
+mod backup;
 mod bench;
 mod cli;
 mod logging;
@@ -19,7 +20,10 @@ fn main() -> ExitCode {
     // only errors are logged unless RUST_LOG asks for more.
     let quiet = matches!(
         cli.command,
-        cli::Command::Process(_) | cli::Command::Bench(_) | cli::Command::Admin(_)
+        cli::Command::Process(_)
+            | cli::Command::Bench(_)
+            | cli::Command::Admin(_)
+            | cli::Command::Backup(_)
     );
     logging::init(
         cli.settings.log_format,

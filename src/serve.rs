@@ -3,6 +3,7 @@
 use crate::cli::Settings;
 use crate::cli::{QueueKind, StoreKind};
 use anyhow::Context;
+use sori_api::auth::CreationLimits;
 use sori_api::http::HttpConfig;
 use sori_api::push::{DispatchConfig, Dispatcher, WebhookSender};
 use sori_api::realtime::{Fanout, Realtime, WsConfig};
@@ -93,7 +94,11 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         .with_public_url(&public_url)
         .with_media(store.clone(), queue.clone())
         .with_pipeline_metrics(&metrics)
-        .with_realtime(Realtime::new(fanout.clone(), ws_config(settings)));
+        .with_realtime(Realtime::new(fanout.clone(), ws_config(settings)))
+        .with_creation_limits(CreationLimits::per_hour(
+            settings.signups_per_hour,
+            settings.media_per_hour,
+        ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -1,6 +1,6 @@
 //! Accounts: sign-up, login and logout, the caller's own profile, and public profiles.
 
-use crate::auth::{self, AuthUser, ClientAddr};
+use crate::auth::{self, AuthUser, ClientAddr, CreationLimits};
 use crate::error::{on_unique, ApiError, Problem};
 use crate::social::search::fold;
 use crate::state::AppState;
@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sori_pipeline::Db;
+use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -80,7 +81,8 @@ pub struct UpdateMe {
 
 const MAX_BIO: usize = 300;
 
-/// Creates an account and logs it in.
+/// Creates an account and logs it in. Sign-ups from one address are limited
+/// per hour (`SORI_SIGNUPS_PER_HOUR`; 429 with `Retry-After` past it).
 #[utoipa::path(post, path = "/v1/auth/signup", tag = "accounts",
     request_body = SignupRequest,
     responses(
@@ -88,11 +90,15 @@ const MAX_BIO: usize = 300;
         (status = 409, description = "Handle taken", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many sign-ups from this address; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn signup(
     State(db): State<Db>,
+    State(limits): State<Arc<CreationLimits>>,
+    ClientAddr(addr): ClientAddr,
     JsonBody(req): JsonBody<SignupRequest>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
+    limits.signup(addr)?;
     let display_name = req.display_name.trim().to_owned();
     Checks::default()
         .check("handle", validation::handle(&req.handle))

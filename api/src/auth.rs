@@ -1,8 +1,8 @@
 //! Who is calling: Argon2id password hashes, random bearer tokens stored as
-//! SHA-256 hashes with an expiry, the [`AuthUser`] extractor, and the login
-//! rate limiter.
+//! SHA-256 hashes with an expiry, the [`AuthUser`] extractor, and the rate
+//! limiters (failed logins, sign-ups, uploads).
 //!
-//! The rate limiter lives in process memory: each API process counts on its
+//! The rate limiters live in process memory: each API process counts on its
 //! own, and a restart forgets. With N API processes an attacker gets N times
 //! the attempts; that bound is still small, and Argon2 keeps each one costly.
 
@@ -197,24 +197,95 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-/// Counts failed logins per account and per client address in fixed windows
-/// and refuses further attempts (429 with `Retry-After`) once a key reaches
-/// its limit, until its window ends. In memory, per process.
-pub struct LoginLimiter {
+/// Counts events per key (an account, an address, a user) in fixed windows
+/// and refuses more (429 with `Retry-After`) once a key reaches the limit,
+/// until its window ends. In memory, per process. A limit of 0 means no limit.
+pub struct RateLimiter {
     windows: Mutex<HashMap<String, Window>>,
-    per_account: u32,
-    per_address: u32,
+    limit: u32,
     window: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
     started: Instant,
-    failures: u32,
+    count: u32,
 }
 
 /// Tracked keys past which expired windows are swept, bounding memory.
 const SWEEP_AT: usize = 10_000;
+
+impl RateLimiter {
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self {
+            windows: Mutex::new(HashMap::new()),
+            limit,
+            window,
+        }
+    }
+
+    /// Refuses while `key` is at its limit.
+    pub fn check(&self, key: &str) -> Result<(), ApiError> {
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        self.refusal(windows.get(key), Instant::now())
+    }
+
+    /// Counts one event against `key`.
+    pub fn hit(&self, key: &str) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        self.count(&mut windows, key, Instant::now());
+    }
+
+    /// Checks and counts in one step: refuses at the limit, else counts this event.
+    pub fn take(&self, key: &str) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        self.refusal(windows.get(key), now)?;
+        self.count(&mut windows, key, now);
+        Ok(())
+    }
+
+    /// Forgets `key`'s count.
+    pub fn clear(&self, key: &str) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows.remove(key);
+    }
+
+    fn refusal(&self, window: Option<&Window>, now: Instant) -> Result<(), ApiError> {
+        let Some(w) = window else { return Ok(()) };
+        let elapsed = now.duration_since(w.started);
+        if self.limit > 0 && w.count >= self.limit && elapsed < self.window {
+            let left = self.window - elapsed;
+            let retry_after = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            return Err(ApiError::TooManyRequests { retry_after });
+        }
+        Ok(())
+    }
+
+    fn count(&self, windows: &mut HashMap<String, Window>, key: &str, now: Instant) {
+        if self.limit == 0 {
+            return;
+        }
+        if windows.len() >= SWEEP_AT {
+            windows.retain(|_, w| now.duration_since(w.started) < self.window);
+        }
+        let fresh = Window {
+            started: now,
+            count: 0,
+        };
+        let w = windows.entry(key.to_owned()).or_insert(fresh);
+        if now.duration_since(w.started) >= self.window {
+            *w = fresh;
+        }
+        w.count += 1;
+    }
+}
+
+/// Failed logins, per account and per client address: one [`RateLimiter`] each.
+pub struct LoginLimiter {
+    accounts: RateLimiter,
+    addresses: RateLimiter,
+}
 
 impl Default for LoginLimiter {
     /// 5 failures per account and 50 per address in 15 minutes.
@@ -226,68 +297,68 @@ impl Default for LoginLimiter {
 impl LoginLimiter {
     pub fn new(per_account: u32, per_address: u32, window: Duration) -> Self {
         Self {
-            windows: Mutex::new(HashMap::new()),
-            per_account,
-            per_address,
-            window,
+            accounts: RateLimiter::new(per_account, window),
+            addresses: RateLimiter::new(per_address, window),
         }
-    }
-
-    fn keys(account: &str, addr: Option<IpAddr>) -> Vec<(String, bool)> {
-        let mut keys = vec![(format!("account:{account}"), true)];
-        if let Some(ip) = addr {
-            keys.push((format!("address:{ip}"), false));
-        }
-        keys
     }
 
     /// Refuses the attempt while the account or the address is over its limit.
     pub fn check(&self, account: &str, addr: Option<IpAddr>) -> Result<(), ApiError> {
-        let now = Instant::now();
-        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, is_account) in Self::keys(account, addr) {
-            let limit = if is_account {
-                self.per_account
-            } else {
-                self.per_address
-            };
-            let Some(w) = windows.get(&key) else { continue };
-            let elapsed = now.duration_since(w.started);
-            if w.failures >= limit && elapsed < self.window {
-                let left = self.window - elapsed;
-                let retry_after = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-                return Err(ApiError::TooManyRequests { retry_after });
-            }
+        self.accounts.check(account)?;
+        match addr {
+            Some(ip) => self.addresses.check(&ip.to_string()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Counts a failed attempt against the account and the address.
     pub fn failed(&self, account: &str, addr: Option<IpAddr>) {
-        let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if windows.len() >= SWEEP_AT {
-            windows.retain(|_, w| now.duration_since(w.started) < self.window);
-        }
-        for (key, _) in Self::keys(account, addr) {
-            let w = windows.entry(key).or_insert(Window {
-                started: now,
-                failures: 0,
-            });
-            if now.duration_since(w.started) >= self.window {
-                *w = Window {
-                    started: now,
-                    failures: 0,
-                };
-            }
-            w.failures += 1;
+        self.accounts.hit(account);
+        if let Some(ip) = addr {
+            self.addresses.hit(&ip.to_string());
         }
     }
 
     /// A successful login clears the account's count (not the address's).
     pub fn succeeded(&self, account: &str) {
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        windows.remove(&format!("account:{account}"));
+        self.accounts.clear(account);
+    }
+}
+
+/// Sign-ups per client address and new uploads per user, each in a one-hour
+/// window: they bound how fast one address can mint accounts and one account
+/// can fill the store and the queue.
+pub struct CreationLimits {
+    pub signups: RateLimiter,
+    pub media: RateLimiter,
+}
+
+/// The window of [`CreationLimits`].
+pub const CREATION_WINDOW: Duration = Duration::from_secs(3600);
+
+impl CreationLimits {
+    /// `signups_per_address` and `media_per_user` per hour; 0 lifts a limit.
+    pub fn per_hour(signups_per_address: u32, media_per_user: u32) -> Self {
+        Self {
+            signups: RateLimiter::new(signups_per_address, CREATION_WINDOW),
+            media: RateLimiter::new(media_per_user, CREATION_WINDOW),
+        }
+    }
+
+    /// Counts a sign-up from `addr`, refusing at the limit. Without a known
+    /// address (a router built without connection info) nothing is counted.
+    pub fn signup(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
+        match addr {
+            Some(ip) => self.signups.take(&ip.to_string()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Default for CreationLimits {
+    /// 20 sign-ups per address and 60 uploads per user an hour.
+    fn default() -> Self {
+        Self::per_hour(20, 60)
     }
 }
 
@@ -313,6 +384,19 @@ mod tests {
         assert!(limiter.check("b", None).is_ok());
         limiter.succeeded("a");
         assert!(limiter.check("a", None).is_ok());
+    }
+
+    #[test]
+    fn zero_means_no_limit_and_take_counts() {
+        let open = RateLimiter::new(0, Duration::from_secs(60));
+        for _ in 0..100 {
+            assert!(open.take("k").is_ok());
+        }
+        let two = RateLimiter::new(2, Duration::from_secs(60));
+        assert!(two.take("k").is_ok());
+        assert!(two.take("k").is_ok());
+        assert!(two.take("k").is_err());
+        assert!(two.take("other").is_ok());
     }
 
     #[test]

@@ -266,7 +266,8 @@ fn image_type(declared: &str) -> Option<String> {
 }
 
 /// Starts an upload: checks type and size, creates the media
-/// (`awaiting_upload`) and returns where to PUT the bytes.
+/// (`awaiting_upload`) and returns where to PUT the bytes. Uploads started by
+/// one user are limited per hour (`SORI_MEDIA_PER_HOUR`; 429 past it).
 #[utoipa::path(post, path = "/v1/media", tag = "media",
     security(("bearer" = [])),
     request_body = CreateMedia,
@@ -275,6 +276,7 @@ fn image_type(declared: &str) -> Option<String> {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Declared size over the limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unsupported type or bad size", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many uploads by this user; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_media(
@@ -300,6 +302,7 @@ async fn create_media(
         });
     }
     let (store, _) = backends(&state)?;
+    state.creation_limits.media.take(&user.id)?;
     let id = uuid::Uuid::now_v7().to_string();
     // Images live outside `originals/`, whose storage events queue audio processing.
     let key = match kind {

@@ -1,6 +1,6 @@
 //! The application state every handler can reach.
 
-use crate::auth::LoginLimiter;
+use crate::auth::{CreationLimits, LoginLimiter};
 use crate::metrics::Metrics;
 use crate::realtime::Realtime;
 use axum::extract::FromRef;
@@ -20,6 +20,8 @@ pub struct AppState {
     pub public_url: String,
     /// Failed-login counts per account and client address.
     pub login_limiter: Arc<LoginLimiter>,
+    /// Sign-ups per client address and uploads per user.
+    pub creation_limits: Arc<CreationLimits>,
     /// Where uploads and processed audio live; `None` in a state built for
     /// tests that need no media (the media routes then answer 503).
     pub store: Option<ObjectStore>,
@@ -39,6 +41,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             public_url: "http://127.0.0.1:8080".to_owned(),
             login_limiter: Arc::new(LoginLimiter::default()),
+            creation_limits: Arc::new(CreationLimits::default()),
             store: None,
             queue: None,
             media_events: MediaEvents::default(),
@@ -72,6 +75,12 @@ impl AppState {
         self
     }
 
+    /// Replaces the default sign-up and upload limits (`SORI_SIGNUPS_PER_HOUR`, `SORI_MEDIA_PER_HOUR`).
+    pub fn with_creation_limits(mut self, limits: CreationLimits) -> Self {
+        self.creation_limits = Arc::new(limits);
+        self
+    }
+
     /// Sets the base of the URLs handed out (audio URLs in feeds, upload URLs).
     pub fn with_public_url(mut self, url: &str) -> Self {
         self.public_url = url.trim_end_matches('/').to_owned();
@@ -94,6 +103,12 @@ impl FromRef<AppState> for Arc<Metrics> {
 impl FromRef<AppState> for Arc<LoginLimiter> {
     fn from_ref(state: &AppState) -> Self {
         state.login_limiter.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<CreationLimits> {
+    fn from_ref(state: &AppState) -> Self {
+        state.creation_limits.clone()
     }
 }
 
