@@ -92,9 +92,7 @@ impl Production {
     /// Signs up, uploads `file` through the signed URL and says it is done.
     async fn upload(&self, handle: &str, file: &Path, content_type: &str) -> (Person, String) {
         let who = self.client.sign_up(handle).await;
-        let bytes = std::fs::read(file).unwrap();
-        let id = self.client.upload(&who, bytes, content_type).await;
-        self.client.complete(&who, &id).await;
+        let id = self.client.upload_file(&who, file, content_type).await;
         (who, id)
     }
 

@@ -61,13 +61,18 @@ fn help_lists_every_command_and_setting() {
         .output()
         .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
-    for word in [
-        "serve",
-        "api",
-        "worker",
-        "migrate",
-        "process",
-        "bench",
+    for command in [
+        "serve", "api", "worker", "migrate", "process", "bench", "backup",
+    ] {
+        assert!(
+            help.contains(command),
+            "sori --help does not mention {command}"
+        );
+    }
+    // A deployment reads its settings from one of the two: both name each.
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example"))
+        .expect(".env.example");
+    let settings = [
         "DATABASE_URL",
         "SORI_LISTEN",
         "SORI_PUBLIC_URL",
@@ -77,10 +82,42 @@ fn help_lists_every_command_and_setting() {
         "SORI_QUEUE",
         "SORI_SQS_QUEUE_URL",
         "SORI_WORKERS",
+        "SORI_MAX_RECEIVES",
+        "SORI_JOB_VISIBILITY_SECS",
+        "SORI_JOB_TIMEOUT_SECS",
+        "SORI_BLOB_SECRET",
+        "SORI_CORS_ORIGINS",
+        "SORI_MEDIA_TTL_SECS",
+        "SORI_WS_PING_SECS",
+        "SORI_WS_PONG_TIMEOUT_SECS",
+        "SORI_WS_QUEUE",
+        "SORI_PUSH_WEBHOOK_URL",
+        "SORI_PUSH_WEBHOOK_SECRET",
+        "SORI_PUSH_TIMEOUT_SECS",
+        "SORI_PUSH_MAX_ATTEMPTS",
+        "SORI_PUSH_RETENTION_SECS",
+        "SORI_SIGNUPS_PER_HOUR",
+        "SORI_MEDIA_PER_HOUR",
         "SORI_LOG_FORMAT",
+        "SORI_SHUTDOWN_GRACE_SECS",
+        "RUST_LOG",
         "AWS_ENDPOINT_URL",
-    ] {
-        assert!(help.contains(word), "sori --help does not mention {word}");
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ];
+    for setting in settings {
+        assert!(
+            help.contains(setting),
+            "sori --help does not mention {setting}"
+        );
+        let line = format!("{setting}=");
+        assert!(example.contains(&line), ".env.example lacks {line}");
+    }
+    // And the list above is every setting there is: a new one joins it.
+    for shown in help.lines().filter_map(|l| l.trim().strip_prefix("[env: ")) {
+        let name = shown.split(['=', ']']).next().unwrap();
+        assert!(settings.contains(&name), "{name} is missing from this test");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_sori"))
         .args(["process", "--help"])

@@ -44,7 +44,7 @@ async fn user_path(base: &str, completion: Completion, scratch: &Path) {
         StatusCode::NO_CONTENT,
         Method::PUT,
         &follow,
-        Some(&bob),
+        Some(&bob.token),
         None,
     )
     .await;
@@ -65,7 +65,7 @@ async fn user_path(base: &str, completion: Completion, scratch: &Path) {
             StatusCode::CREATED,
             Method::POST,
             "/v1/posts",
-            Some(&alice),
+            Some(&alice.token),
             Some(body),
         )
         .await;
@@ -73,14 +73,26 @@ async fn user_path(base: &str, completion: Completion, scratch: &Path) {
     assert_eq!(post["tags"], json!([TAG]), "{post}");
 
     let feed = api
-        .expect(StatusCode::OK, Method::GET, "/v1/feed", Some(&bob), None)
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            "/v1/feed",
+            Some(&bob.token),
+            None,
+        )
         .await;
     let item = find(&feed, post_id).unwrap_or_else(|| panic!("not in bob's feed: {feed}"));
     check_item(&api, &bob, item, scratch).await;
 
     let explore = format!("/v1/explore?tag={TAG}");
     let found = api
-        .expect(StatusCode::OK, Method::GET, &explore, Some(&bob), None)
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &explore,
+            Some(&bob.token),
+            None,
+        )
         .await;
     assert!(find(&found, post_id).is_some(), "not in explore: {found}");
 }

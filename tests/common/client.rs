@@ -1,5 +1,10 @@
 //! A plain HTTP client of the Sori API, as an app would be, and `ffprobe`
 //! for what the API hands back.
+//!
+//! Calls panic on a transport error or an unexpected status, with what the
+//! server said. The `try_` calls answer `Err` instead, for tests that kill
+//! the server mid-request and count only what it acknowledged; the
+//! panicking calls are built on them.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -9,6 +14,9 @@ use std::time::{Duration, Instant};
 
 /// How long a clip may take from upload to a final state.
 pub const PROCESSING_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The password of everyone [`Client::sign_up`] creates.
+pub const PASSWORD: &str = "correct horse battery";
 
 /// What `ffprobe` says about an audio file: codec, rate, channels, seconds.
 #[derive(Debug)]
@@ -46,22 +54,36 @@ pub fn ffprobe(path: &Path) -> Probe {
 
 /// A plain HTTP client of one API base URL. Redirects are not followed, so
 /// the 302 of the audio route can be checked and the bearer token never
-/// travels to the signed URL.
+/// travels to the signed URL. Requests time out, so a test against a dead
+/// server fails rather than hangs.
+#[derive(Clone)]
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,
 }
 
 /// One signed-up person.
+#[derive(Debug, Clone)]
 pub struct Person {
     pub id: String,
+    pub handle: String,
     pub token: String,
+}
+
+/// A string field of an answer the server acknowledged; its absence is a bug,
+/// not a dead server.
+fn field(json: &Value, key: &str) -> String {
+    json[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        .to_owned()
 }
 
 impl Client {
     pub fn new(base: &str) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
         Self {
@@ -70,28 +92,60 @@ impl Client {
         }
     }
 
-    /// A JSON request; answers the status and the JSON body (`null` if none).
-    pub async fn call(
+    /// A JSON request with `token` as bearer: the status and the JSON body
+    /// (`null` if none), or the transport error.
+    pub async fn try_call(
         &self,
         method: Method,
         path: &str,
-        who: Option<&Person>,
+        token: Option<&str>,
         body: Option<Value>,
-    ) -> (StatusCode, Value) {
+    ) -> Result<(StatusCode, Value), String> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(who) = who {
-            req = req.bearer_auth(&who.token);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
         }
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let response = req.send().await.unwrap();
+        let response = req.send().await.map_err(|e| e.to_string())?;
         let status = response.status();
-        let bytes = response.bytes().await.unwrap();
-        (
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        Ok((
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        ))
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let what = format!("{method} {path}");
+        self.try_call(method, path, token, body)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    /// A request that must answer `want`: its JSON body, or `Err` on a
+    /// transport error or another status.
+    pub async fn try_expect(
+        &self,
+        want: StatusCode,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let (status, json) = self.try_call(method.clone(), path, token, body).await?;
+        if status == want {
+            Ok(json)
+        } else {
+            Err(format!("{method} {path}: {status} {json}"))
+        }
     }
 
     pub async fn expect(
@@ -99,45 +153,75 @@ impl Client {
         want: StatusCode,
         method: Method,
         path: &str,
-        who: Option<&Person>,
+        token: Option<&str>,
         body: Option<Value>,
     ) -> Value {
-        let (status, json) = self.call(method.clone(), path, who, body).await;
-        assert_eq!(status, want, "{method} {path}: {json}");
-        json
+        self.try_expect(want, method, path, token, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    pub async fn sign_up(&self, handle: &str) -> Person {
-        let body =
-            json!({"handle": handle, "password": "correct horse battery", "display_name": handle});
+    /// Signs up `handle` with [`PASSWORD`].
+    pub async fn try_sign_up(&self, handle: &str) -> Result<Person, String> {
+        let body = json!({"handle": handle, "password": PASSWORD, "display_name": handle});
         let session = self
-            .expect(
+            .try_expect(
                 StatusCode::CREATED,
                 Method::POST,
                 "/v1/auth/signup",
                 None,
                 Some(body),
             )
-            .await;
-        Person {
-            id: session["user_id"].as_str().unwrap().to_owned(),
-            token: session["token"].as_str().unwrap().to_owned(),
-        }
+            .await?;
+        Ok(Person {
+            id: field(&session, "user_id"),
+            handle: handle.to_owned(),
+            token: field(&session, "token"),
+        })
     }
 
-    /// `POST /v1/media`, then the PUT of the bytes exactly as the answer says.
-    pub async fn upload(&self, who: &Person, bytes: Vec<u8>, content_type: &str) -> String {
-        let body = json!({"content_type": content_type, "size_bytes": bytes.len()});
+    pub async fn sign_up(&self, handle: &str) -> Person {
+        self.try_sign_up(handle)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `POST /v1/media` for an upload of `size` bytes: the media id and the
+    /// upload instructions.
+    pub async fn try_create_media(
+        &self,
+        who: &Person,
+        size: usize,
+        content_type: &str,
+    ) -> Result<(String, Value), String> {
+        let body = json!({"content_type": content_type, "size_bytes": size});
         let created = self
-            .expect(
+            .try_expect(
                 StatusCode::CREATED,
                 Method::POST,
                 "/v1/media",
-                Some(who),
+                Some(&who.token),
                 Some(body),
             )
-            .await;
-        let upload = &created["upload"];
+            .await?;
+        Ok((field(&created, "id"), created["upload"].clone()))
+    }
+
+    pub async fn create_media(
+        &self,
+        who: &Person,
+        size: usize,
+        content_type: &str,
+    ) -> (String, Value) {
+        self.try_create_media(who, size, content_type)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates a media, then PUTs `bytes` exactly as the answer says; the
+    /// media id.
+    pub async fn upload(&self, who: &Person, bytes: Vec<u8>, content_type: &str) -> String {
+        let (id, upload) = self.create_media(who, bytes.len(), content_type).await;
         let method: Method = upload["method"].as_str().unwrap().parse().unwrap();
         let mut put = self
             .http
@@ -150,7 +234,54 @@ impl Client {
         let status = answer.status();
         let text = answer.text().await.unwrap_or_default();
         assert!(status.is_success(), "upload PUT: {status} {text}");
-        created["id"].as_str().unwrap().to_owned()
+        id
+    }
+
+    /// Uploads `file` and says complete; the media id.
+    pub async fn upload_file(&self, who: &Person, file: &Path, content_type: &str) -> String {
+        let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let id = self.upload(who, bytes, content_type).await;
+        self.complete(who, &id).await;
+        id
+    }
+
+    /// `POST /v1/media/{id}/complete`: the client says the upload is done.
+    pub async fn complete(&self, who: &Person, id: &str) -> Value {
+        let path = format!("/v1/media/{id}/complete");
+        self.expect(
+            StatusCode::ACCEPTED,
+            Method::POST,
+            &path,
+            Some(&who.token),
+            None,
+        )
+        .await
+    }
+
+    /// A post of `media_id`; the post id.
+    pub async fn try_post(
+        &self,
+        who: &Person,
+        media_id: &str,
+        caption: &str,
+    ) -> Result<String, String> {
+        let body = json!({"media_id": media_id, "caption": caption});
+        let post = self
+            .try_expect(
+                StatusCode::CREATED,
+                Method::POST,
+                "/v1/posts",
+                Some(&who.token),
+                Some(body),
+            )
+            .await?;
+        Ok(field(&post, "id"))
+    }
+
+    pub async fn post(&self, who: &Person, media_id: &str, caption: &str) -> String {
+        self.try_post(who, media_id, caption)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Polls `GET /v1/media/{id}` until `ready`; fails on `failed` or after
@@ -176,7 +307,7 @@ impl Client {
         let deadline = Instant::now() + within;
         loop {
             let media = self
-                .expect(StatusCode::OK, Method::GET, &path, Some(who), None)
+                .expect(StatusCode::OK, Method::GET, &path, Some(&who.token), None)
                 .await;
             let state = media["state"].as_str().unwrap_or_default();
             if want.contains(&state) {
@@ -189,13 +320,6 @@ impl Client {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    /// `POST /v1/media/{id}/complete`: the client says the upload is done.
-    pub async fn complete(&self, who: &Person, id: &str) -> Value {
-        let path = format!("/v1/media/{id}/complete");
-        self.expect(StatusCode::ACCEPTED, Method::POST, &path, Some(who), None)
-            .await
     }
 
     /// Downloads the audio: the bytes themselves (embedded mode), or a 302 to
@@ -216,6 +340,12 @@ impl Client {
         let audio = self.http.get(&location).send().await.unwrap();
         assert_eq!(audio.status(), StatusCode::OK, "{location}");
         audio.bytes().await.unwrap().to_vec()
+    }
+
+    /// [`Client::play`] of a media's audio route.
+    pub async fn audio(&self, who: &Person, media_id: &str) -> Vec<u8> {
+        let url = format!("{}/v1/media/{media_id}/audio", self.base);
+        self.play(who, &url).await
     }
 }
 
