@@ -7,7 +7,7 @@
 use crate::auth::{self, AuthUser};
 use crate::error::{on_unique, ApiError, FieldError, Problem};
 use crate::pagination::Cursor;
-use crate::social::notifications::{mention_targets, notify, Notice};
+use crate::social::notifications::{mention_targets, notify, tell, Notice};
 use crate::state::AppState;
 use crate::validation::{self, JsonBody};
 use axum::extract::{Path, State};
@@ -204,7 +204,7 @@ async fn create_post(
         tags: &tags,
         mentioned: &mentioned,
     };
-    let id = insert_post(&state.db, &new).await?;
+    let id = insert_post(&state, &new).await?;
     let item = load_item(&state, &user.id, &id).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
@@ -241,7 +241,7 @@ struct NewPost<'a> {
     mentioned: &'a [String],
 }
 
-async fn insert_post(db: &Db, new: &NewPost<'_>) -> Result<String, ApiError> {
+async fn insert_post(state: &AppState, new: &NewPost<'_>) -> Result<String, ApiError> {
     let NewPost {
         author,
         media_id,
@@ -252,7 +252,7 @@ async fn insert_post(db: &Db, new: &NewPost<'_>) -> Result<String, ApiError> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = auth::now_ms();
     let tags_json = serde_json::to_string(tags).map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let mut tx = db.pool().begin().await?;
+    let mut tx = state.db.pool().begin().await?;
     sqlx::query(
         "INSERT INTO posts (id, author_id, media_id, caption, tags, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -278,10 +278,13 @@ async fn insert_post(db: &Db, new: &NewPost<'_>) -> Result<String, ApiError> {
             .execute(&mut *tx)
             .await?;
     }
+    let mut written = Vec::new();
     for user in mentioned {
-        notify(&mut tx, Notice::new(user, "mention", author).post(&id)).await?;
+        let notice = Notice::new(user, "mention", author).post(&id);
+        written.extend(notify(&mut tx, notice).await?);
     }
     tx.commit().await?;
+    tell(&state.realtime, written).await;
     Ok(id)
 }
 

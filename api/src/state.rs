@@ -88,6 +88,12 @@ impl AppState {
     }
 }
 
+impl FromRef<AppState> for Realtime {
+    fn from_ref(state: &AppState) -> Self {
+        state.realtime.clone()
+    }
+}
+
 impl FromRef<AppState> for Db {
     fn from_ref(state: &AppState) -> Self {
         state.db.clone()

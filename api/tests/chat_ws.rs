@@ -344,6 +344,48 @@ async fn the_owner_hears_when_media_is_ready() {
 }
 
 #[tokio::test]
+async fn follows_likes_comments_and_mentions_arrive_as_notifications() {
+    let s = Server::quick().await;
+    let alice = s.api.user("alice").await;
+    let bob = s.api.user("bob").await;
+    let post = s.api.ready_post(&alice).await;
+    let mut socket = s.connect(&alice).await;
+
+    s.api
+        .put(&format!("/v1/users/{}/follow", alice.id), &bob)
+        .await;
+    let follow = next_event(&mut socket, "notification").await;
+    assert_eq!(
+        (follow["kind"].as_str(), follow["actor_id"].as_str()),
+        (Some("follow"), Some(bob.id.as_str()))
+    );
+
+    s.api.put(&format!("/v1/posts/{post}/like"), &bob).await;
+    let like = next_event(&mut socket, "notification").await;
+    assert_eq!(
+        (like["kind"].as_str(), like["post_id"].as_str()),
+        (Some("like"), Some(post.as_str()))
+    );
+
+    let carol = s.api.user("carol").await;
+    let mut carols = s.connect(&carol).await;
+    let path = format!("/v1/posts/{post}/comments");
+    s.api
+        .post(&path, &bob, json!({"text": "nice, @carol"}))
+        .await;
+    let comment = next_event(&mut socket, "notification").await;
+    assert_eq!(comment["kind"], "comment");
+    let mention = next_event(&mut carols, "notification").await;
+    assert_eq!(mention["kind"], "mention");
+    assert_eq!(mention["comment_id"], comment["comment_id"]);
+
+    // The same list the REST route gives, newest first.
+    let listed = s.api.get("/v1/notifications", &alice).await.json;
+    assert_eq!(listed["items"][2]["id"], follow["id"]);
+    assert_eq!(listed["unread_count"], 3);
+}
+
+#[tokio::test]
 async fn the_token_may_come_in_the_query_and_a_bad_one_is_refused() {
     let s = Server::quick().await;
     let alice = s.api.user("alice").await;

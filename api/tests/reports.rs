@@ -94,10 +94,54 @@ async fn bad_reports_name_the_field() {
         assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
         assert_eq!(r.json["errors"][0]["field"], field);
     }
-    // A message is recorded by id (the chat module owns messages).
+    // A message no one sent is no target either.
     let message = uuid::Uuid::now_v7().to_string();
     let r = report(&api, &bob, "message", &message).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+}
+
+#[tokio::test]
+async fn a_removed_message_leaves_the_history_and_the_room_list() {
+    let api = Api::new().await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let carol = api.user("carol").await;
+    let admin = api.user("admin").await;
+    api.make_admin(&admin).await;
+    let room = api
+        .post("/v1/chats", &bob, json!({"user_id": alice.id}))
+        .await;
+    let room = room.json["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/chats/{room}/messages");
+    api.post(&path, &bob, json!({"kind": "text", "text": "hello"}))
+        .await;
+    let bad = api
+        .post(&path, &bob, json!({"kind": "text", "text": "buy now"}))
+        .await;
+    let bad = bad.json["id"].as_str().unwrap().to_owned();
+
+    // Only a member of the room can see, so report, the message.
+    let r = report(&api, &carol, "message", &bad).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    let reported = report(&api, &alice, "message", &bad).await;
+    assert_eq!(reported.status, StatusCode::CREATED, "{}", reported.json);
+    let rooms = api.get("/v1/chats", &alice).await.json;
+    assert_eq!(rooms["items"][0]["unread_count"], 2);
+
+    let r = resolve(&api, &admin, &reported.json, "remove").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    for who in [&alice, &bob] {
+        let texts: Vec<Value> = api.get(&path, who).await.json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].clone())
+            .collect();
+        assert_eq!(texts, [json!("hello")]);
+    }
+    let rooms = api.get("/v1/chats", &alice).await.json;
+    assert_eq!(rooms["items"][0]["unread_count"], 1);
+    assert!(rooms["items"][0]["last_message"].is_null(), "{rooms}");
 }
 
 #[tokio::test]

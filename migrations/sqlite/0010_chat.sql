@@ -44,6 +44,9 @@ CREATE TABLE messages (
     client_id       TEXT,
     read_message_id TEXT,
     read_created_at BIGINT,
+    -- Set when a moderator removes the message after a report: it leaves
+    -- the history, the room list and unread counts.
+    hidden_at       BIGINT,
     created_at      BIGINT NOT NULL,
     UNIQUE (sender_id, client_id)
 );

@@ -407,7 +407,7 @@ async fn list_messages(
     let other = other_member(&state.db, &room_id, &user.id).await?;
     let (limit, cursor) = query.resolve()?;
     let sql = format!(
-        "{SELECT_MESSAGES} WHERE m.room_id = $1 AND m.kind <> 'read' \
+        "{SELECT_MESSAGES} WHERE m.room_id = $1 AND m.kind <> 'read' AND m.hidden_at IS NULL \
          AND (m.created_at < $2 OR (m.created_at = $2 AND m.id < $3)) \
          ORDER BY m.created_at DESC, m.id DESC LIMIT $4"
     );
@@ -463,7 +463,7 @@ pub async fn unread_count(
 
 /// The unread count of the member row `me` (a correlated subquery).
 pub const UNREAD: &str = "(SELECT COUNT(*) FROM messages u WHERE u.room_id = me.room_id \
-    AND u.sender_id <> me.user_id AND u.kind <> 'read' \
+    AND u.sender_id <> me.user_id AND u.kind <> 'read' AND u.hidden_at IS NULL \
     AND (u.created_at > me.read_created_at \
          OR (u.created_at = me.read_created_at AND u.id > me.read_message_id)))";
 

@@ -101,7 +101,10 @@ async fn rooms(state: &AppState, rows: Vec<RoomRow>) -> Result<Vec<Room>, ApiErr
     let mut last: HashMap<String, MessageItem> = HashMap::new();
     if !ids.is_empty() {
         let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("{SELECT_MESSAGES} WHERE m.id IN ({})", params.join(", "));
+        let sql = format!(
+            "{SELECT_MESSAGES} WHERE m.id IN ({}) AND m.hidden_at IS NULL",
+            params.join(", ")
+        );
         let mut q = sqlx::query_as::<_, MessageRow>(&sql);
         for id in &ids {
             q = q.bind(*id);

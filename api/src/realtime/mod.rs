@@ -3,7 +3,7 @@
 //!
 //! Sending is over REST; a socket only receives events as JSON
 //! `{"type", "data"}`: `message.new`, `message.read`, `presence`,
-//! `media.ready` / `media.failed`. An event is published once through the
+//! `media.ready` / `media.failed`, `notification`. An event is published once through the
 //! [`Fanout`]; every process forwards what it receives to the sockets of the
 //! named users it holds ([`hub::Hub`]), on every device.
 

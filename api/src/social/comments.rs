@@ -9,7 +9,7 @@
 //! row actually changed. A comment notifies the post's author, and each user
 //! it `@mentions`, in that same transaction.
 
-use super::notifications::{mention_targets, notify, Notice};
+use super::notifications::{mention_targets, notify, tell, Notice};
 use super::{oldest_first, post_for_action, user_visible};
 use crate::auth::{self, AuthUser};
 use crate::error::{on_unique, ApiError, Problem};
@@ -285,15 +285,17 @@ async fn create(
         .bind(&post_id)
         .execute(&mut *tx)
         .await?;
+    let mut written = Vec::new();
     if post.author_id != user.id {
         let notice = Notice::new(&post.author_id, "comment", &user.id);
-        notify(&mut tx, notice.post(&post_id).comment(&id)).await?;
+        written.extend(notify(&mut tx, notice.post(&post_id).comment(&id)).await?);
     }
     for target in &mentioned {
         let notice = Notice::new(target, "mention", &user.id);
-        notify(&mut tx, notice.post(&post_id).comment(&id)).await?;
+        written.extend(notify(&mut tx, notice.post(&post_id).comment(&id)).await?);
     }
     tx.commit().await?;
+    tell(&state.realtime, written).await;
     let sql = format!("{SELECT_COMMENTS} WHERE c.id = $1");
     let row: CommentRow = sqlx::query_as(&sql)
         .bind(&id)

@@ -6,13 +6,14 @@
 //! follow notifies the followed user in the same transaction, once per
 //! follower (re-following writes no second notification).
 
-use super::notifications::{notify, Notice};
+use super::notifications::{notify, tell, Notice};
 use super::{blocked_either_way, user_visible};
 use crate::accounts::require_user;
 use crate::auth::{self, AuthUser};
 use crate::error::{ApiError, Problem};
 use crate::pagination::{Cursor, Page, PageQuery};
 use crate::posts::Author;
+use crate::realtime::Realtime;
 use crate::state::AppState;
 use crate::validation::QueryParams;
 use axum::extract::{Path, State};
@@ -53,6 +54,7 @@ async fn check_target(db: &Db, caller: &str, id: &str) -> Result<(), ApiError> {
     ))]
 async fn follow(
     State(db): State<Db>,
+    State(realtime): State<Realtime>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -71,10 +73,12 @@ async fn follow(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    let mut written = Vec::new();
     if inserted == 1 {
-        notify(&mut tx, Notice::new(&id, "follow", &user.id)).await?;
+        written.extend(notify(&mut tx, Notice::new(&id, "follow", &user.id)).await?);
     }
     tx.commit().await?;
+    tell(&realtime, written).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,10 +9,11 @@
 //! The transaction starts with its write, so SQLite takes the write lock
 //! first and waits its busy timeout rather than failing a stale snapshot.
 
-use super::notifications::{notify, Notice};
+use super::notifications::{notify, tell, Notice};
 use super::post_for_action;
 use crate::auth::{self, AuthUser};
 use crate::error::{ApiError, Problem};
+use crate::realtime::Realtime;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -38,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))]
 async fn like(
     State(db): State<Db>,
+    State(realtime): State<Realtime>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -56,20 +58,19 @@ async fn like(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    let mut written = Vec::new();
     if inserted == 1 {
         sqlx::query("UPDATE posts SET like_count = like_count + 1 WHERE id = $1")
             .bind(&id)
             .execute(&mut *tx)
             .await?;
         if post.author_id != user.id {
-            notify(
-                &mut tx,
-                Notice::new(&post.author_id, "like", &user.id).post(&id),
-            )
-            .await?;
+            let notice = Notice::new(&post.author_id, "like", &user.id).post(&id);
+            written.extend(notify(&mut tx, notice).await?);
         }
     }
     tx.commit().await?;
+    tell(&realtime, written).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,6 +12,7 @@ use crate::auth::{self, AuthUser};
 use crate::error::{ApiError, Problem};
 use crate::pagination::{Cursor, Page, PageQuery};
 use crate::posts::Author;
+use crate::realtime::{Event, Realtime};
 use crate::state::AppState;
 use crate::validation::{JsonBody, QueryParams};
 use axum::extract::State;
@@ -65,23 +66,52 @@ impl<'a> Notice<'a> {
     }
 }
 
+/// A notification written by a transaction, to tell the recipient's live
+/// sockets once that transaction has committed ([`tell`]).
+#[derive(Debug)]
+pub struct Written {
+    user_id: String,
+    event: Event,
+}
+
 /// Writes a notification inside the caller's transaction; a repeat of a
-/// like or follow notification is silently skipped.
-pub async fn notify(conn: &mut AnyConnection, n: Notice<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// like or follow notification is silently skipped (`None`).
+pub async fn notify(
+    conn: &mut AnyConnection,
+    n: Notice<'_>,
+) -> Result<Option<Written>, sqlx::Error> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = auth::now_ms();
+    let inserted = sqlx::query(
         "INSERT INTO notifications (id, user_id, kind, actor_id, post_id, comment_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
-    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&id)
     .bind(n.user_id)
     .bind(n.kind)
     .bind(n.actor_id)
     .bind(n.post_id)
     .bind(n.comment_id)
-    .bind(auth::now_ms())
+    .bind(now)
     .execute(conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    let data = serde_json::json!({
+        "id": id, "kind": n.kind, "actor_id": n.actor_id,
+        "post_id": n.post_id, "comment_id": n.comment_id, "created_at": now,
+    });
+    Ok((inserted == 1).then(|| Written {
+        user_id: n.user_id.to_owned(),
+        event: Event::new("notification", data),
+    }))
+}
+
+/// Sends a `notification` event to each recipient's sockets, on any API
+/// process. Call it after the transaction that wrote them has committed.
+pub async fn tell(realtime: &Realtime, written: Vec<Written>) {
+    for w in written {
+        realtime.publish(vec![w.user_id], w.event).await;
+    }
 }
 
 /// Most mentions notified per text, so one caption cannot notify everyone.

@@ -4,9 +4,9 @@
 //!
 //! Removing sets `hidden_at` on the post, comment or user: the row stays, for
 //! the record, but no list or lookup shows it any more. A removal resolves
-//! every open report on the same target. Chat messages are not stored by
-//! this module: for a `message` target the id's format is checked and the
-//! resolution recorded; hiding the message itself belongs to the chat module.
+//! every open report on the same target. A message can be reported only by a
+//! member of its room (to anyone else it does not exist); removing it hides it
+//! from the room's history, room list and unread counts.
 
 use super::comments::uncount;
 use super::{oldest_first, require_admin};
@@ -104,23 +104,23 @@ fn check(req: &CreateReport) -> Result<(), ApiError> {
     }
 }
 
-/// The target must exist (a message id must at least be a UUID).
-async fn check_target(db: &Db, kind: &str, id: &str) -> Result<(), ApiError> {
-    let table = match kind {
-        "post" => "posts",
-        "comment" => "comments",
-        "user" => "users",
+/// The target must exist and be visible; a message, to a member of its room.
+async fn check_target(db: &Db, reporter: &str, kind: &str, id: &str) -> Result<(), ApiError> {
+    let sql = match kind {
+        "post" => "SELECT COUNT(*) FROM posts WHERE id = $1 AND hidden_at IS NULL",
+        "comment" => "SELECT COUNT(*) FROM comments WHERE id = $1 AND hidden_at IS NULL",
+        "user" => "SELECT COUNT(*) FROM users WHERE id = $1 AND hidden_at IS NULL",
         _ => {
-            return uuid::Uuid::parse_str(id)
-                .map(|_| ())
-                .map_err(|_| ApiError::invalid("target_id", "not a message id"));
+            "SELECT COUNT(*) FROM messages m JOIN chat_members cm \
+             ON cm.room_id = m.room_id AND cm.user_id = $2 \
+             WHERE m.id = $1 AND m.kind <> 'read' AND m.hidden_at IS NULL"
         }
     };
-    let sql = format!("SELECT COUNT(*) FROM {table} WHERE id = $1 AND hidden_at IS NULL");
-    let found: i64 = sqlx::query_scalar(&sql)
-        .bind(id)
-        .fetch_one(db.pool())
-        .await?;
+    let mut query = sqlx::query_scalar(sql).bind(id);
+    if kind == "message" {
+        query = query.bind(reporter);
+    }
+    let found: i64 = query.fetch_one(db.pool()).await?;
     if found == 0 {
         return Err(ApiError::invalid("target_id", format!("no such {kind}")));
     }
@@ -144,7 +144,7 @@ async fn create(
     JsonBody(req): JsonBody<CreateReport>,
 ) -> Result<(StatusCode, Json<Report>), ApiError> {
     check(&req)?;
-    check_target(&db, &req.target_kind, &req.target_id).await?;
+    check_target(&db, &user.id, &req.target_kind, &req.target_id).await?;
     let id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
         "INSERT INTO reports (id, reporter_id, target_kind, target_id, reason, details, created_at) \
@@ -294,8 +294,7 @@ async fn remove(
         "post" => "posts",
         "comment" => "comments",
         "user" => "users",
-        // Chat messages: the resolution above is the record (see the module docs).
-        _ => return Ok(()),
+        _ => "messages",
     };
     let sql = format!("UPDATE {table} SET hidden_at = $1 WHERE id = $2 AND hidden_at IS NULL");
     let hidden = sqlx::query(&sql)
