@@ -10,6 +10,8 @@
 # Settings: USERS (2000), RATE (1000), DURATION (s, 20), BACKEND (sqlite|postgres),
 # PORT (18095), PG_URL (server URL without a database, default
 # postgres://postgres@127.0.0.1:5432), SORI_BIN (target/release/sori).
+# PROFILE (release; `dev` uses the dev build, whose dependencies are
+# optimized too, without a release build).
 # PostgreSQL uses a fresh database sori_chat_bench, dropped at the end.
 # The client and the server share this machine's cores: on a 2-core machine
 # the client's own work is part of the measured latency.
@@ -22,7 +24,10 @@ backend="${BACKEND:-sqlite}"
 port="${PORT:-18095}"
 pg_url="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 pg_db=sori_chat_bench
-sori="${SORI_BIN:-target/release/sori}"
+profile="${PROFILE:-release}"
+dir=release
+[ "$profile" = dev ] && dir=debug
+sori="${SORI_BIN:-target/$dir/sori}"
 work="$(mktemp -d)"
 server_pid=""
 
@@ -36,9 +41,9 @@ trap cleanup EXIT
 # Two sockets per user pair plus the client's HTTP pool: raise the open-file limit.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-[ -x "$sori" ] || cargo build --release
-cargo build --release --example chat_load
-client=target/release/examples/chat_load
+[ -x "$sori" ] || cargo build --profile "$profile"
+cargo build --profile "$profile" --example chat_load
+client="target/$dir/examples/chat_load"
 
 case "$backend" in
   sqlite) db_url="sqlite://$work/sori.db" ;;
@@ -50,7 +55,7 @@ case "$backend" in
 esac
 
 SORI_DATA_DIR="$work" SORI_LISTEN="127.0.0.1:$port" DATABASE_URL="$db_url" RUST_LOG=warn \
-  "$sori" api >"$work/api.log" 2>&1 &
+  SORI_SIGNUPS_PER_HOUR=0 "$sori" api >"$work/api.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/api.log" >&2; exit 1; }

@@ -46,7 +46,7 @@ done
 start_server() {
   local w="$1" data="$work/data-$1"
   mkdir -p "$data"
-  SORI_DATA_DIR="$data" SORI_LISTEN="127.0.0.1:$port" SORI_WORKERS="$w" \
+  SORI_SIGNUPS_PER_HOUR=0 SORI_MEDIA_PER_HOUR=0 SORI_DATA_DIR="$data" SORI_LISTEN="127.0.0.1:$port" SORI_WORKERS="$w" \
     DATABASE_URL="sqlite://$data/sori.db" RUST_LOG="${RUST_LOG:-warn}" \
     "$sori" serve > "$work/serve-$w.log" 2>&1 &
   server_pid=$!
