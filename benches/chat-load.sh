@@ -60,7 +60,8 @@ server_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/api.log" >&2; exit 1; }
 
-echo "== $backend: $users sockets, $rate msg/s for $seconds s" >&2
+echo "== $backend: $users sockets, $rate msg/s for $seconds s (server pid $server_pid)" >&2
+ps -o pid,rss,comm -p "$server_pid" >&2
 "$client" --base "http://127.0.0.1:$port" --users "$users" --rate "$rate" \
   --seconds "$seconds" --server-pid "$server_pid" | tee "$work/result.txt"
 grep -q '^RESULT' "$work/result.txt"

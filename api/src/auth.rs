@@ -31,10 +31,30 @@ const TOKEN_BYTES: usize = 32;
 
 pub use sori_pipeline::clock::now_ms;
 
+/// Password hashes computed at once: one per core. Each Argon2 run takes
+/// 19 MiB and a core; unbounded, a burst of sign-ups or logins spreads those
+/// buffers over many threads' allocator arenas, which keep them (64 parallel
+/// sign-ups left a process at 2.8 GB), and adds no throughput.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Runs one Argon2 computation on the blocking pool, within [`hashing_slots`].
+async fn argon2_job<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let _slot = hashing_slots().acquire().await;
+    tokio::task::spawn_blocking(job).await
+}
+
 /// A PHC-format Argon2id hash (OWASP's parameters: 19 MiB, 2 passes). CPU
 /// heavy, so it runs on the blocking pool.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    argon2_job(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -48,7 +68,7 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 /// Checks a password against a stored hash, or against a dummy hash when the
 /// account does not exist, so both cases take the same time.
 pub async fn verify_password(password: String, hash: Option<String>) -> bool {
-    let checked = tokio::task::spawn_blocking(move || {
+    let checked = argon2_job(move || {
         let hash = hash.unwrap_or_else(|| dummy_hash().to_owned());
         let matches = PasswordHash::new(&hash)
             .map(|parsed| {

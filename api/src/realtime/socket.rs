@@ -13,6 +13,12 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+
+/// Bytes buffered per socket for reading and for writing.
+const SOCKET_BUFFER: usize = 4 * 1024;
+/// Largest frame a client may send: sending is over REST, so a socket
+/// receives only pongs and close frames.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
@@ -73,6 +79,12 @@ async fn ws(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     state.realtime.ensure_started(&state).await?;
+    // Clients only answer pings and close: small buffers instead of the
+    // 128 KiB read buffer tungstenite gives each connection by default.
+    let upgrade = upgrade
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        .max_message_size(MAX_CLIENT_MESSAGE);
     Ok(upgrade.on_upgrade(move |socket| connection(state, user.id, socket)))
 }
 
