@@ -117,15 +117,19 @@ pub struct Playlist {
     pub items: Vec<PostItem>,
 }
 
-/// Whether the viewer `$1` sees item post `p` (author `u`, media `m`).
-const ITEM_VISIBLE: &str = "m.state = 'ready' AND p.hidden_at IS NULL AND u.hidden_at IS NULL \
-    AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.author_id AND b.blocked_id = $1) \
-    AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = p.author_id)";
+/// Whether the viewer `$1` sees item post `p` (author `u`, media `m`): a
+/// ready post the feed would show them ([`crate::posts::visible`]).
+fn item_visible() -> String {
+    format!("m.state = 'ready' AND {}", crate::posts::visible())
+}
 
 /// Whether the viewer `$1` sees playlist `l` of owner `o`.
-const PLAYLIST_VISIBLE: &str = "(l.owner_id = $1 OR (l.is_public = 1 AND o.hidden_at IS NULL \
-    AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = l.owner_id AND b.blocked_id = $1) \
-    AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = l.owner_id)))";
+fn playlist_visible() -> String {
+    format!(
+        "(l.owner_id = $1 OR (l.is_public = 1 AND {}))",
+        crate::social::user_visible("o", "$1")
+    )
+}
 
 /// A playlist's items joined to their posts, authors and media.
 const ITEMS_OF_L: &str = "FROM playlist_items i JOIN posts p ON p.id = i.post_id \
@@ -137,11 +141,12 @@ const ITEMS_OF_L: &str = "FROM playlist_items i JOIN posts p ON p.id = i.post_id
 fn select_playlists() -> String {
     format!(
         "SELECT l.id, l.owner_id, o.handle, o.display_name, l.title, l.description, l.is_public, \
-           (SELECT COUNT(*) {ITEMS_OF_L} AND {ITEM_VISIBLE}) AS item_count, \
-           (SELECT CAST(COALESCE(SUM(m.duration_ms), 0) AS BIGINT) {ITEMS_OF_L} AND {ITEM_VISIBLE}) \
+           (SELECT COUNT(*) {ITEMS_OF_L} AND {visible}) AS item_count, \
+           (SELECT CAST(COALESCE(SUM(m.duration_ms), 0) AS BIGINT) {ITEMS_OF_L} AND {visible}) \
              AS total_duration_ms, \
            l.created_at, l.updated_at \
-         FROM playlists l JOIN users o ON o.id = l.owner_id "
+         FROM playlists l JOIN users o ON o.id = l.owner_id ",
+        visible = item_visible(),
     )
 }
 
@@ -183,8 +188,9 @@ impl From<PlaylistRow> for PlaylistSummary {
 /// The playlist as `viewer` may see it; 404 when it does not exist for them.
 async fn find_playlist(db: &Db, viewer: &str, id: &str) -> Result<PlaylistSummary, ApiError> {
     let sql = format!(
-        "{} WHERE l.id = $2 AND {PLAYLIST_VISIBLE}",
-        select_playlists()
+        "{} WHERE l.id = $2 AND {}",
+        select_playlists(),
+        playlist_visible()
     );
     let row: Option<PlaylistRow> = sqlx::query_as(&sql)
         .bind(viewer)
@@ -199,7 +205,8 @@ async fn load_playlist(state: &AppState, viewer: &str, id: &str) -> Result<Playl
     let mut playlist = find_playlist(&state.db, viewer, id).await?;
     let sql = format!(
         "{SELECT_ITEMS} JOIN playlist_items i ON i.post_id = p.id \
-         WHERE i.playlist_id = $2 AND {ITEM_VISIBLE} ORDER BY i.position LIMIT {MAX_ITEMS}"
+         WHERE i.playlist_id = $2 AND {visible} ORDER BY i.position LIMIT {MAX_ITEMS}",
+        visible = item_visible(),
     );
     let rows: Vec<PostRow> = sqlx::query_as(&sql)
         .bind(viewer)
@@ -274,10 +281,11 @@ async fn load_order(
     id: &str,
 ) -> Result<Order, ApiError> {
     let sql = format!(
-        "SELECT i.post_id, CAST(CASE WHEN {ITEM_VISIBLE} THEN 1 ELSE 0 END AS BIGINT) \
+        "SELECT i.post_id, CAST(CASE WHEN {visible} THEN 1 ELSE 0 END AS BIGINT) \
          FROM playlist_items i JOIN posts p ON p.id = i.post_id \
          JOIN users u ON u.id = p.author_id JOIN media m ON m.id = p.media_id \
-         WHERE i.playlist_id = $2 ORDER BY i.position"
+         WHERE i.playlist_id = $2 ORDER BY i.position",
+        visible = item_visible(),
     );
     let rows: Vec<(String, i64)> = sqlx::query_as(&sql)
         .bind(viewer)
@@ -479,9 +487,10 @@ async fn check_addable(
     post_id: &str,
 ) -> Result<(), ApiError> {
     let sql = format!(
-        "SELECT p.author_id, m.state, CAST(CASE WHEN {ITEM_VISIBLE} THEN 1 ELSE 0 END AS BIGINT) \
+        "SELECT p.author_id, m.state, CAST(CASE WHEN {visible} THEN 1 ELSE 0 END AS BIGINT) \
          FROM posts p JOIN users u ON u.id = p.author_id JOIN media m ON m.id = p.media_id \
-         WHERE p.id = $2"
+         WHERE p.id = $2",
+        visible = item_visible(),
     );
     let row: Option<(String, String, i64)> = sqlx::query_as(&sql)
         .bind(caller)
@@ -654,10 +663,11 @@ async fn user_playlists(
     let (limit, cursor) = query.resolve()?;
     find_user(&db, &id).await?;
     let sql = format!(
-        "{} WHERE l.owner_id = $2 AND {PLAYLIST_VISIBLE} \
+        "{} WHERE l.owner_id = $2 AND {} \
          AND (l.created_at < $3 OR (l.created_at = $3 AND l.id < $4)) \
          ORDER BY l.created_at DESC, l.id DESC LIMIT $5",
-        select_playlists()
+        select_playlists(),
+        playlist_visible()
     );
     let rows: Vec<PlaylistRow> = sqlx::query_as(&sql)
         .bind(&user.id)

@@ -127,7 +127,7 @@ impl PostRow {
     pub fn into_item(self, public_url: &str) -> PostItem {
         let ready = self.state == "ready";
         PostItem {
-            audio_url: ready.then(|| format!("{public_url}/v1/media/{}/audio", self.media_id)),
+            audio_url: ready.then(|| audio_url(public_url, &self.media_id)),
             bars: self.bars.as_deref().map(parse_bars).unwrap_or_default(),
             tags: serde_json::from_str(&self.tags).unwrap_or_default(),
             author: Author {
@@ -147,6 +147,12 @@ impl PostRow {
             created_at: self.created_at,
         }
     }
+}
+
+/// Where a client plays a ready clip: the API's audio route, which answers
+/// with the bytes or a redirect to a signed URL.
+pub(crate) fn audio_url(public_url: &str, media_id: &str) -> String {
+    format!("{public_url}/v1/media/{media_id}/audio")
 }
 
 /// `media.bars` holds a JSON array of 0–31 values (or an object with a `bars`

@@ -114,7 +114,7 @@ impl MessageRow {
             match self.kind.as_str() {
                 "voice" => {
                     voice = Some(Voice {
-                        audio_url: ready.then(|| format!("{public_url}/v1/media/{media_id}/audio")),
+                        audio_url: ready.then(|| crate::posts::audio_url(public_url, &media_id)),
                         bars: self
                             .bars
                             .as_deref()

@@ -97,7 +97,7 @@ impl CommentRow {
             .media_id
             .as_ref()
             .filter(|_| ready)
-            .map(|m| format!("{public_url}/v1/media/{m}/audio"));
+            .map(|m| crate::posts::audio_url(public_url, m));
         CommentItem {
             kind: if self.media_id.is_some() {
                 "voice"

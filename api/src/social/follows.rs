@@ -7,11 +7,11 @@
 //! follower (re-following writes no second notification).
 
 use super::notifications::{notify, tell, Notice};
-use super::{blocked_either_way, user_visible};
+use super::{author_page, blocked_either_way, user_visible, AuthorRow};
 use crate::accounts::require_user;
 use crate::auth::{self, AuthUser};
 use crate::error::{ApiError, Problem};
-use crate::pagination::{Cursor, Page, PageQuery};
+use crate::pagination::{Page, PageQuery};
 use crate::posts::Author;
 use crate::realtime::Realtime;
 use crate::state::AppState;
@@ -115,14 +115,6 @@ enum Side {
     Following,
 }
 
-#[derive(sqlx::FromRow)]
-struct FollowRow {
-    id: String,
-    handle: String,
-    display_name: String,
-    created_at: i64,
-}
-
 /// A page of `of`'s followers or followees as `viewer` sees them, newest
 /// follow first: removed users and users with a block to the viewer are left
 /// out. Walks `follows_followee` or `follows_follower_time` backwards.
@@ -147,7 +139,7 @@ async fn list(
          ORDER BY f.created_at DESC, f.{other} DESC LIMIT $5",
         visible = user_visible("u", "$1"),
     );
-    let rows: Vec<FollowRow> = sqlx::query_as(&sql)
+    let rows: Vec<AuthorRow> = sqlx::query_as(&sql)
         .bind(viewer)
         .bind(of)
         .bind(cursor.created_at)
@@ -155,23 +147,7 @@ async fn list(
         .bind(i64::from(limit) + 1)
         .fetch_all(db.pool())
         .await?;
-    let page = Page::from_rows(rows, limit, |r| Cursor {
-        created_at: r.created_at,
-        id: r.id.clone(),
-    });
-    let items = page
-        .items
-        .into_iter()
-        .map(|r| Author {
-            id: r.id,
-            handle: r.handle,
-            display_name: r.display_name,
-        })
-        .collect();
-    Ok(Page {
-        items,
-        next_cursor: page.next_cursor,
-    })
+    Ok(author_page(rows, limit))
 }
 
 /// Who follows a user, newest follow first.

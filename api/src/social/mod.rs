@@ -16,7 +16,8 @@ pub mod reports;
 pub mod search;
 
 use crate::error::ApiError;
-use crate::pagination::{Cursor, PageQuery};
+use crate::pagination::{Cursor, Page, PageQuery};
+use crate::posts::Author;
 use crate::state::AppState;
 use sori_pipeline::Db;
 use utoipa_axum::router::OpenApiRouter;
@@ -53,6 +54,37 @@ pub fn user_visible(alias: &str, viewer: &str) -> String {
         "{alias}.hidden_at IS NULL AND {}",
         not_blocked(viewer, &format!("{alias}.id"))
     )
+}
+
+/// A person in a list of people (followers, search results), with the time
+/// the list is ordered by (when they followed, when they signed up).
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuthorRow {
+    id: String,
+    handle: String,
+    display_name: String,
+    created_at: i64,
+}
+
+/// A page of people from up to `limit + 1` [`AuthorRow`]s in list order.
+pub(crate) fn author_page(rows: Vec<AuthorRow>, limit: u32) -> Page<Author> {
+    let page = Page::from_rows(rows, limit, |r| Cursor {
+        created_at: r.created_at,
+        id: r.id.clone(),
+    });
+    let items = page
+        .items
+        .into_iter()
+        .map(|r| Author {
+            id: r.id,
+            handle: r.handle,
+            display_name: r.display_name,
+        })
+        .collect();
+    Page {
+        items,
+        next_cursor: page.next_cursor,
+    }
 }
 
 /// A post someone wants to act on (like, comment, play).

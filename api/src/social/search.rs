@@ -19,11 +19,11 @@
 //! Users come newest first by sign-up; removed users and users with a block
 //! to the caller are left out, as are their posts.
 
-use super::user_visible;
+use super::{author_page, user_visible, AuthorRow};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Problem};
 use crate::feed::tag_page;
-use crate::pagination::{Cursor, Page, PageQuery};
+use crate::pagination::{Page, PageQuery};
 use crate::posts::{Author, PostItem};
 use crate::state::AppState;
 use crate::validation::{self, QueryParams};
@@ -74,14 +74,6 @@ pub struct SearchQuery {
     pub kind: Option<Kind>,
 }
 
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: String,
-    handle: String,
-    display_name: String,
-    created_at: i64,
-}
-
 /// People or posts matching `q`: one kind of item per answer (see the module docs).
 #[utoipa::path(get, path = "/v1/search", tag = "social",
     security(("bearer" = [])),
@@ -130,7 +122,7 @@ async fn users(
          ORDER BY u.created_at DESC, u.id DESC LIMIT $6",
         visible = user_visible("u", "$1"),
     );
-    let rows: Vec<UserRow> = sqlx::query_as(&sql)
+    let rows: Vec<AuthorRow> = sqlx::query_as(&sql)
         .bind(viewer)
         .bind(&low)
         .bind(&high)
@@ -139,23 +131,7 @@ async fn users(
         .bind(i64::from(limit) + 1)
         .fetch_all(state.db.pool())
         .await?;
-    let page = Page::from_rows(rows, limit, |r| Cursor {
-        created_at: r.created_at,
-        id: r.id.clone(),
-    });
-    let items = page
-        .items
-        .into_iter()
-        .map(|r| Author {
-            id: r.id,
-            handle: r.handle,
-            display_name: r.display_name,
-        })
-        .collect();
-    Ok(Page {
-        items,
-        next_cursor: page.next_cursor,
-    })
+    Ok(author_page(rows, limit))
 }
 
 #[cfg(test)]
