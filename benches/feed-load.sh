@@ -11,8 +11,12 @@
 #
 #   benches/feed-load.sh                      (both backends, 20 s per run)
 #   DURATION=5 BACKENDS=sqlite benches/feed-load.sh
+# Each backend runs twice: with the server's default caches ("cached": the
+# session and feed-page caches of SORI_SESSION_CACHE_MS/SORI_FEED_CACHE_MS,
+# whose hit ratio is read from /metrics and printed) and with both turned off
+# ("uncached": every request reads the database).
 # Settings: DURATION (s, default 20), THREADS (2), CONNECTIONS (50),
-# BACKENDS ("sqlite postgres"), PORT (18090), PG_URL (server URL without a
+# BACKENDS ("sqlite postgres"), MODES ("cached uncached"), PORT (18090), PG_URL (server URL without a
 # database, default postgres://postgres@127.0.0.1:5432), SORI_BIN.
 # PostgreSQL uses a fresh database sori_bench, dropped at the end.
 # Needs python3, psql, curl and wrk (installed with apt-get when missing).
@@ -23,6 +27,7 @@ duration="${DURATION:-20}"
 threads="${THREADS:-2}"
 connections="${CONNECTIONS:-50}"
 backends="${BACKENDS:-sqlite postgres}"
+modes="${MODES:-cached uncached}"
 port="${PORT:-18090}"
 pg_url="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 pg_db=sori_bench
@@ -84,11 +89,14 @@ seed_postgres() {
   db_url="$url"
 }
 
-# Starts `sori api` on DATABASE_URL $2 with data dir $1; waits for /readyz.
+# Starts `sori api` on DATABASE_URL $2 with data dir $1, caches per mode $3;
+# waits for /readyz.
 start_server() {
+  local cache_env=()
+  if [ "$3" = uncached ]; then cache_env=(SORI_SESSION_CACHE_MS=0 SORI_FEED_CACHE_MS=0); fi
   mkdir -p "$1"
-  SORI_DATA_DIR="$1" SORI_LISTEN="127.0.0.1:$port" DATABASE_URL="$2" RUST_LOG=warn \
-    "$sori" api >"$1/api.log" 2>&1 &
+  env "${cache_env[@]}" SORI_DATA_DIR="$1" SORI_LISTEN="127.0.0.1:$port" DATABASE_URL="$2" \
+    RUST_LOG=warn "$sori" api >"$1/api.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do
     curl -fs "$base/readyz" >/dev/null && return 0
@@ -110,26 +118,38 @@ run_wrk() {
     print n, r["rps"], r["p99_ms"], r["p50_ms"], r["non2xx"], r["socket_errors"] }'
 }
 
-bench_backend() {
-  local backend="$1" results
-  echo "== $backend: seeding" >&2
-  "seed_$backend"
-  start_server "$work/data-$backend" "$db_url"
-  python3 benches/seed-feed.py cursors "$work/seed" "$base"
-  # Warm caches and connections before measuring.
-  FEED_TOKENS="$work/seed/tokens.txt" wrk -t"$threads" -c"$connections" -d3s \
-    -s benches/feed.lua "$base/v1/feed" >/dev/null
-  echo "== $backend: wrk ${duration}s × 3, $threads threads, $connections connections" >&2
-  results="$(run_wrk healthz /healthz
-    run_wrk feed /v1/feed "$work/seed/tokens.txt"
-    run_wrk feed-page2 /v1/feed "$work/seed/page2.txt")"
-  stop_server
-  report "$backend" "$results" >>"$work/report.txt"
+# The feed cache's hits / lookups so far, from /metrics ("-" when off).
+hit_ratio() {
+  curl -fs "$base/metrics" | awk '
+    /^sori_feed_cache_lookups_total\{result="hit"\}/ { hit = $2 }
+    /^sori_feed_cache_lookups_total\{result="miss"\}/ { miss = $2 }
+    END { if (hit + miss > 0) printf "%.1f%%", 100 * hit / (hit + miss); else print "-" }'
 }
 
-# Prints one backend's lines: throughput, ratio to /healthz, p99, target check.
+bench_backend() {
+  local backend="$1" mode results
+  echo "== $backend: seeding" >&2
+  "seed_$backend"
+  for mode in $modes; do
+    start_server "$work/data-$backend-$mode" "$db_url" "$mode"
+    [ -s "$work/seed/page2.txt" ] || python3 benches/seed-feed.py cursors "$work/seed" "$base"
+    # Warm connections (and caches) before measuring.
+    FEED_TOKENS="$work/seed/tokens.txt" wrk -t"$threads" -c"$connections" -d3s \
+      -s benches/feed.lua "$base/v1/feed" >/dev/null
+    echo "== $backend $mode: wrk ${duration}s × 3, $threads threads, $connections connections" >&2
+    results="$(run_wrk healthz /healthz
+      run_wrk feed /v1/feed "$work/seed/tokens.txt"
+      run_wrk feed-page2 /v1/feed "$work/seed/page2.txt")"
+    report "$backend $mode" "$results" "$(hit_ratio)" >>"$work/report.txt"
+    stop_server
+  done
+  rm -f "$work/seed/page2.txt"
+}
+
+# Prints one run's lines: throughput, ratio to /healthz, p99, target check,
+# and the feed cache's hit ratio.
 report() {
-  echo "$2" | awk -v b="$1" '
+  echo "$2" | awk -v b="$1" -v hits="$3" '
     $1 == "healthz" { base = $2 }
     { rows[NR] = $0 }
     END {
@@ -137,7 +157,7 @@ report() {
         split(rows[i], f, " ")
         ratio = f[2] / base
         verdict = (f[1] == "healthz") ? "-" : ((ratio >= 0.25 && f[3] < 50) ? "met" : "MISSED")
-        printf "%-9s %-11s %10.0f %8.1f%% %9.2f %9.2f %7d  %s\n", b, f[1], f[2], 100 * ratio, f[4], f[3], f[5] + f[6], verdict
+        printf "%-18s %-11s %10.0f %8.1f%% %9.2f %9.2f %7d  %-7s %s\n", b, f[1], f[2], 100 * ratio, f[4], f[3], f[5] + f[6], verdict, (f[1] == "healthz") ? "" : hits
       }
     }'
 }
@@ -151,5 +171,5 @@ for backend in $backends; do
 done
 echo
 echo "feed load: $(nproc) cores, wrk -t$threads -c$connections -d${duration}s per route, $(date -u +%F)"
-printf "%-9s %-11s %10s %9s %9s %9s %7s  %s\n" backend route req/s ratio "p50 ms" "p99 ms" non2xx target
+printf "%-18s %-11s %10s %9s %9s %9s %7s  %-7s %s\n" run route req/s ratio "p50 ms" "p99 ms" non2xx target "cache hits" 
 cat "$work/report.txt"

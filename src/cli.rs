@@ -195,6 +195,25 @@ pub struct Settings {
     /// Uploads (`POST /v1/media`) one user may start per hour (0: no limit).
     #[arg(long, env = "SORI_MEDIA_PER_HOUR", default_value_t = 60, global = true)]
     pub media_per_hour: u32,
+    /// How long a process trusts a token it has checked, in ms: a token
+    /// revoked through another API process keeps working here that long (0: check every request).
+    #[arg(
+        long,
+        env = "SORI_SESSION_CACHE_MS",
+        default_value_t = 5000,
+        global = true
+    )]
+    pub session_cache_ms: u64,
+    /// How long a served feed page is reused for the same viewer, in ms:
+    /// others' new posts, likes and comments may appear that late; the
+    /// viewer's own writes show at once (0: no cache).
+    #[arg(
+        long,
+        env = "SORI_FEED_CACHE_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub feed_cache_ms: u64,
     /// Log line format.
     #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -4,6 +4,7 @@ use crate::cli::Settings;
 use crate::cli::{QueueKind, StoreKind};
 use anyhow::Context;
 use sori_api::auth::CreationLimits;
+use sori_api::cache::CacheConfig;
 use sori_api::http::HttpConfig;
 use sori_api::push::{DispatchConfig, Dispatcher, WebhookSender};
 use sori_api::realtime::{Fanout, Realtime, WsConfig};
@@ -98,7 +99,12 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         .with_creation_limits(CreationLimits::per_hour(
             settings.signups_per_hour,
             settings.media_per_hour,
-        ));
+        ))
+        .with_caches(CacheConfig {
+            session_ttl: Duration::from_millis(settings.session_cache_ms),
+            feed_ttl: Duration::from_millis(settings.feed_cache_ms),
+            ..CacheConfig::default()
+        });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -127,6 +133,13 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     if role == Role::Worker && matches!(fanout, Fanout::Postgres { .. }) {
         let events = state.media_events.subscribe();
         tokio::spawn(sori_api::realtime::relay_media_events(events, fanout));
+    }
+    if role == Role::All {
+        let events = state.media_events.subscribe();
+        tokio::spawn(sori_api::cache::forget_processed(
+            events,
+            state.feed_pages.clone(),
+        ));
     }
     // The API role cleans up uploads never attached to a post.
     let cleanup = (role != Role::Worker).then(|| {

@@ -181,8 +181,8 @@ async fn login(
         (status = 204, description = "Token revoked"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn logout(State(db): State<Db>, user: AuthUser) -> Result<StatusCode, ApiError> {
-    user.revoke(&db).await?;
+async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
+    user.revoke(&state.db, &state.sessions).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

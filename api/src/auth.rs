@@ -1,17 +1,19 @@
 //! Who is calling: Argon2id password hashes, random bearer tokens stored as
-//! SHA-256 hashes with an expiry, the [`AuthUser`] extractor, and the rate
-//! limiters (failed logins, sign-ups, uploads).
+//! SHA-256 hashes with an expiry, the [`AuthUser`] extractor (sessions
+//! cached briefly in memory, see [`crate::cache`]), and the rate limiters
+//! (failed logins, sign-ups, uploads).
 //!
 //! The rate limiters live in process memory: each API process counts on its
 //! own, and a restart forgets. With N API processes an attacker gets N times
 //! the attempts; that bound is still small, and Argon2 keeps each one costly.
 
+use crate::cache::TtlCache;
 use crate::error::ApiError;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
-use axum::http::{header, request::Parts};
+use axum::http::{header, request::Parts, HeaderMap};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
@@ -19,7 +21,7 @@ use sha2::{Digest, Sha256};
 use sori_pipeline::Db;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a token stays valid after login.
@@ -129,6 +131,51 @@ pub async fn issue_token(db: &Db, user_id: &str) -> Result<IssuedToken, ApiError
     Ok(IssuedToken { token, expires_at })
 }
 
+/// What a token stands for: its user and when it stops working.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub expires_at: i64,
+}
+
+/// The sessions cache of [`crate::state::AppState`], keyed by token hash.
+pub type Sessions = Arc<TtlCache<Session>>;
+
+/// The session of a token hash: from `sessions` while fresh, else from the
+/// database (then kept). `None` for an unknown or revoked token.
+async fn lookup(
+    db: &Db,
+    sessions: &TtlCache<Session>,
+    hash: &str,
+) -> Result<Option<Session>, ApiError> {
+    if let Some(session) = sessions.get(hash) {
+        return Ok(Some(session));
+    }
+    let generation = sessions.generation();
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT user_id, expires_at FROM auth_tokens WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(db.pool())
+            .await?;
+    let session = row.map(|(user_id, expires_at)| Session {
+        user_id,
+        expires_at,
+    });
+    if let Some(session) = &session {
+        sessions.store(hash, generation, |_| session.clone());
+    }
+    Ok(session)
+}
+
+/// The session of a bearer token, if it is known and unexpired; for code
+/// outside the extractor (e.g. [`crate::cache::forget_writer`]).
+pub async fn session(state: &crate::state::AppState, token: &str) -> Option<Session> {
+    let session = lookup(&state.db, &state.sessions, &token_hash(token))
+        .await
+        .ok()??;
+    (session.expires_at > now_ms()).then_some(session)
+}
+
 /// The authenticated caller of a request. Extracting it answers 401 for a
 /// missing, malformed, expired or revoked token.
 #[derive(Debug, Clone)]
@@ -138,12 +185,14 @@ pub struct AuthUser {
 }
 
 impl AuthUser {
-    /// Revokes the token this request came with (logout).
-    pub async fn revoke(&self, db: &Db) -> Result<(), ApiError> {
+    /// Revokes the token this request came with (logout), here at once and
+    /// on other API processes when their cached session expires.
+    pub async fn revoke(&self, db: &Db, sessions: &TtlCache<Session>) -> Result<(), ApiError> {
         sqlx::query("DELETE FROM auth_tokens WHERE token_hash = $1")
             .bind(&self.token_hash)
             .execute(db.pool())
             .await?;
+        sessions.forget(&self.token_hash);
         Ok(())
     }
 }
@@ -151,22 +200,17 @@ impl AuthUser {
 impl<S> FromRequestParts<S> for AuthUser
 where
     Db: FromRef<S>,
+    Sessions: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
-        let hash = token_hash(token);
-        let db = Db::from_ref(state);
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT user_id, expires_at FROM auth_tokens WHERE token_hash = $1")
-                .bind(&hash)
-                .fetch_optional(db.pool())
-                .await?;
-        match row {
-            Some((id, expires_at)) if expires_at > now_ms() => Ok(Self {
-                id,
+        let hash = token_hash(bearer_token(&parts.headers)?);
+        let sessions = Sessions::from_ref(state);
+        match lookup(&Db::from_ref(state), &sessions, &hash).await? {
+            Some(s) if s.expires_at > now_ms() => Ok(Self {
+                id: s.user_id,
                 token_hash: hash,
             }),
             Some(_) => Err(ApiError::Unauthorized("token expired")),
@@ -175,9 +219,13 @@ where
     }
 }
 
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts
-        .headers
+/// The request's well-formed bearer token, if any.
+pub fn request_token(headers: &HeaderMap) -> Option<String> {
+    bearer_token(headers).ok().map(str::to_owned)
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(ApiError::Unauthorized(
             "missing Authorization: Bearer token",

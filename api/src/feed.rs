@@ -12,14 +12,20 @@
 //! rows the walk reads anyway and primary-key probes of `blocks`. The feed
 //! needs no block check: it shows only followed authors, and blocking removes
 //! the follows both ways (see [`crate::social::blocks`]).
+//!
+//! Feed pages are kept in memory for `SORI_FEED_CACHE_MS` per viewer and
+//! query ([`crate::cache`]): the caller's own writes clear them at once,
+//! others' posts, likes and comments appear within that time.
 
 use crate::auth::AuthUser;
+use crate::cache::{cached_page, store_page, CachedJson};
 use crate::error::{ApiError, Problem};
 use crate::pagination::{Page, PageQuery};
 use crate::posts::{visible, PostItem, PostRow, SELECT_ITEMS};
 use crate::state::AppState;
 use crate::validation::{self, QueryParams};
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use sori_pipeline::Backend;
@@ -118,9 +124,20 @@ async fn feed(
     State(state): State<AppState>,
     user: AuthUser,
     QueryParams(query): QueryParams<PageQuery>,
-) -> Result<Json<Page<PostItem>>, ApiError> {
+) -> Result<Response, ApiError> {
+    let key = query.key()?;
+    let cached = cached_page(&state.feed_pages, &user.id, &key);
+    if state.feed_pages.is_enabled() {
+        state.metrics.feed_cache_lookup(cached.is_some());
+    }
+    if let Some(hit) = cached {
+        return Ok(hit.into_response());
+    }
+    let generation = state.feed_pages.generation();
     let sql = feed_sql(state.db.backend());
-    page(&state, &sql, &user.id, &query, &[]).await.map(Json)
+    let page = CachedJson::new(&page(&state, &sql, &user.id, &query, &[]).await?)?;
+    store_page(&state.feed_pages, &user.id, generation, key, page.clone());
+    Ok(page.into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

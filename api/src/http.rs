@@ -198,7 +198,19 @@ pub async fn etag(req: Request, next: Next) -> Response {
             HeaderValue::from_static("private, no-cache"),
         );
     }
-    if !cacheable || !taggable(&response) {
+    if !cacheable {
+        return response;
+    }
+    if let Some(tag) = response.headers().get(header::ETAG).cloned() {
+        // Tagged by the handler (a cached page): only the comparison is left.
+        if response.status() == StatusCode::OK
+            && if_none_match.is_some_and(|v| matches_any(&v, &tag))
+        {
+            return not_modified(response.into_parts().0.headers, tag);
+        }
+        return response;
+    }
+    if !taggable(&response) {
         return response;
     }
     let (mut parts, body) = response.into_parts();

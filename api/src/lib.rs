@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod blobs;
+pub mod cache;
 pub mod chat;
 pub mod cleanup;
 pub mod error;
@@ -104,6 +105,10 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(http::limit_body))
         .layer(axum::middleware::from_fn(http::etag))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cache::forget_writer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track_requests,

@@ -24,12 +24,20 @@ pub struct RouteOnly {
     pub route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheResult {
+    /// `hit` or `miss`.
+    pub result: &'static str,
+}
+
 /// The registry and the metrics the HTTP layer owns. Other parts (the worker)
 /// register theirs into the same registry through [`Metrics::register`].
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub http_requests: Family<RouteLabels, Counter>,
     pub http_duration: Family<RouteOnly, Histogram>,
+    /// Feed pages served from memory or read from the database ([`crate::cache`]).
+    pub feed_cache: Family<CacheResult, Counter>,
 }
 
 impl Default for Metrics {
@@ -49,15 +57,28 @@ impl Default for Metrics {
             "HTTP request latency by route",
             http_duration.clone(),
         );
+        let feed_cache = Family::<CacheResult, Counter>::default();
+        registry.register(
+            "feed_cache_lookups",
+            "Feed pages served from the in-memory cache (hit) or the database (miss)",
+            feed_cache.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             http_requests,
             http_duration,
+            feed_cache,
         }
     }
 }
 
 impl Metrics {
+    /// Counts one feed cache lookup.
+    pub fn feed_cache_lookup(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.feed_cache.get_or_create(&CacheResult { result }).inc();
+    }
+
     /// Adds a metric owned elsewhere (worker, queue) to the `/metrics` page.
     pub fn register(
         &self,

@@ -66,6 +66,13 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
+    /// The page this query names, in one canonical form (a cache key):
+    /// queries that differ only in spelling (`limit` absent or 20) share it.
+    pub fn key(&self) -> Result<String, ApiError> {
+        let (limit, cursor) = self.resolve()?;
+        Ok(format!("{limit}:{}:{}", cursor.created_at, cursor.id))
+    }
+
     /// The validated limit and starting position.
     pub fn resolve(&self) -> Result<(u32, Cursor), ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);

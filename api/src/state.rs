@@ -1,6 +1,7 @@
 //! The application state every handler can reach.
 
-use crate::auth::{CreationLimits, LoginLimiter};
+use crate::auth::{CreationLimits, LoginLimiter, Sessions};
+use crate::cache::{CacheConfig, Pages, TtlCache};
 use crate::metrics::Metrics;
 use crate::realtime::Realtime;
 use axum::extract::FromRef;
@@ -32,10 +33,15 @@ pub struct AppState {
     pub media_events: MediaEvents,
     /// Live sockets of this process, and the fanout between processes.
     pub realtime: Realtime,
+    /// Token hash → session, for a few seconds ([`crate::cache`]).
+    pub sessions: Sessions,
+    /// Viewer → their recently served feed pages ([`crate::cache`]).
+    pub feed_pages: Arc<TtlCache<Pages>>,
 }
 
 impl AppState {
     pub fn new(db: Db) -> Self {
+        let caches = CacheConfig::off();
         Self {
             db,
             metrics: Arc::new(Metrics::default()),
@@ -46,7 +52,17 @@ impl AppState {
             queue: None,
             media_events: MediaEvents::default(),
             realtime: Realtime::default(),
+            sessions: Arc::new(TtlCache::new(caches.session_ttl, caches.capacity)),
+            feed_pages: Arc::new(TtlCache::new(caches.feed_ttl, caches.capacity)),
         }
+    }
+
+    /// Turns on the session and feed caches (off in [`AppState::new`], so a
+    /// test that changes rows behind the API's back reads them at once); sets their lifetimes and size (`SORI_SESSION_CACHE_MS`, `SORI_FEED_CACHE_MS`).
+    pub fn with_caches(mut self, config: CacheConfig) -> Self {
+        self.sessions = Arc::new(TtlCache::new(config.session_ttl, config.capacity));
+        self.feed_pages = Arc::new(TtlCache::new(config.feed_ttl, config.capacity));
+        self
     }
 
     /// Shares a worker pool's event channel (`Worker::events`) when the pool
@@ -91,6 +107,12 @@ impl AppState {
 impl FromRef<AppState> for Realtime {
     fn from_ref(state: &AppState) -> Self {
         state.realtime.clone()
+    }
+}
+
+impl FromRef<AppState> for Sessions {
+    fn from_ref(state: &AppState) -> Self {
+        state.sessions.clone()
     }
 }
 

@@ -205,5 +205,11 @@ async fn forward(state: &AppState, envelope: Envelope) {
         },
         (None, None) => return,
     };
+    if event.kind.starts_with("media.") {
+        // A worker process's media event: the owner's feed shows the post's new state.
+        for user_id in &envelope.user_ids {
+            state.feed_pages.forget(user_id);
+        }
+    }
     state.realtime.hub.deliver(&envelope.user_ids, &event);
 }

@@ -42,6 +42,7 @@ pub struct WsUser(pub AuthUser);
 impl<S> FromRequestParts<S> for WsUser
 where
     Db: FromRef<S>,
+    crate::auth::Sessions: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
