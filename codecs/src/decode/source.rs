@@ -6,6 +6,8 @@ use crate::error::{CodecError, Result};
 use crate::profile::Limits;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::{MediaSource, MediaSourceStream, ReadBytes, SeekBuffered};
@@ -35,11 +37,13 @@ pub(super) fn size_error(max_bytes: u64) -> CodecError {
     }
 }
 
-/// Reads the first bytes to name the container, then rewinds the stream.
+/// Reads the first bytes to name the container and refuse headers symphonia
+/// would choke on (see [`sniff::header_problem`]), then rewinds the stream.
 pub(super) fn sniff_container(
     stream: &mut MediaSourceStream,
-    max_bytes: u64,
+    limits: &Limits,
 ) -> Result<&'static str> {
+    let max_bytes = limits.max_bytes;
     let mut head = [0u8; 64];
     let mut filled = 0;
     while filled < head.len() {
@@ -56,6 +60,9 @@ pub(super) fn sniff_container(
         return Err(CodecError::InvalidInput("empty file".into()));
     }
     stream.seek_buffered_rev(filled);
+    if let Some(problem) = sniff::header_problem(&head[..filled], limits) {
+        return Err(problem);
+    }
     Ok(sniff::container_name(&head[..filled]))
 }
 
@@ -108,17 +115,30 @@ pub(super) struct ByteCap {
     max: u64,
     /// Bytes shown instead of the source's at an offset (a repaired atom size).
     patch: Option<(u64, Vec<u8>)>,
+    /// Whether symphonia is told the source can seek (see [`ByteCap::seekable_switch`]).
+    seekable: Arc<AtomicBool>,
 }
 
 impl ByteCap {
     /// Wraps `inner`, refusing to read past `max` bytes.
     pub(super) fn new(inner: Box<dyn MediaSource>, max: u64) -> Self {
+        let seekable = Arc::new(AtomicBool::new(inner.is_seekable()));
         Self {
             inner,
             pos: 0,
             max,
             patch: None,
+            seekable,
         }
+    }
+
+    /// A handle that can hide the source's seekability from symphonia after
+    /// the stream is built. Used for Ogg: a seekable Ogg reader reads the last
+    /// pages at open to learn the duration and refuses the whole file when
+    /// they are truncated or corrupt, while a forward-only one decodes what
+    /// is there (the duration limit still holds while decoding).
+    pub(super) fn seekable_switch(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.seekable)
     }
 
     fn overlay(&self, buf: &mut [u8], at: u64) {
@@ -134,8 +154,10 @@ impl ByteCap {
     }
 }
 
-/// For a seekable MP4, reads the edit list and repairs a truncated `mdat`
-/// (see [`mp4`]); leaves the source rewound. Other inputs are untouched.
+/// For a seekable MP4, reads the edit list, repairs a truncated `mdat` and
+/// refuses sample tables claiming more entries than they hold (see [`mp4`]);
+/// leaves the source rewound. Other inputs are untouched. (Uploads are
+/// always files, so seekable; a non-seekable MP4 stream skips these checks.)
 pub(super) fn prepare_mp4(source: &mut ByteCap) -> Result<Option<mp4::Edit>> {
     let Some(len) = source.inner.byte_len() else {
         return Ok(None);
@@ -151,6 +173,9 @@ pub(super) fn prepare_mp4(source: &mut ByteCap) -> Result<Option<mp4::Edit>> {
     } else {
         mp4::Scan::default()
     };
+    if let Some(reason) = scan.refusal {
+        return Err(CodecError::InvalidInput(reason));
+    }
     source.inner.seek(SeekFrom::Start(0))?;
     source.pos = 0;
     source.patch = scan.size_patch;
@@ -185,7 +210,7 @@ impl Seek for ByteCap {
 
 impl MediaSource for ByteCap {
     fn is_seekable(&self) -> bool {
-        self.inner.is_seekable()
+        self.seekable.load(Ordering::Relaxed)
     }
 
     fn byte_len(&self) -> Option<u64> {
