@@ -49,67 +49,202 @@ use Expect::{Failed, MuxRoundTrip, Ready};
 const CORPUS: &[(&str, Expect)] = &[
     // Zero length, truncations at structural offsets, one mid-audio cut each.
     ("empty.m4a", Failed(Invalid, "invalid input: empty file")),
-    ("trunc-m4a-at-6.m4a", Failed(Invalid, "not an audio format we recognise")),
-    ("trunc-m4a-in-moov.m4a", Failed(Invalid, "mp4 file truncated before any audio")),
-    ("trunc-m4a-before-mdat-data.m4a", Failed(Invalid, "invalid input: no audio")),
+    (
+        "trunc-m4a-at-6.m4a",
+        Failed(Invalid, "not an audio format we recognise"),
+    ),
+    (
+        "trunc-m4a-in-moov.m4a",
+        Failed(Invalid, "mp4 file truncated before any audio"),
+    ),
+    (
+        "trunc-m4a-before-mdat-data.m4a",
+        Failed(Invalid, "invalid input: no audio"),
+    ),
     ("trunc-m4a-mid-audio.m4a", Ready(300, 500)),
-    ("trunc-flac-at-4.flac", Failed(Invalid, "flac file truncated before any audio")),
-    ("trunc-flac-in-streaminfo.flac", Failed(Invalid, "flac file truncated before any audio")),
-    ("trunc-flac-before-frames.flac", Failed(Invalid, "flac file truncated before any audio")),
+    (
+        "trunc-flac-at-4.flac",
+        Failed(Invalid, "flac file truncated before any audio"),
+    ),
+    (
+        "trunc-flac-in-streaminfo.flac",
+        Failed(Invalid, "flac file truncated before any audio"),
+    ),
+    (
+        "trunc-flac-before-frames.flac",
+        Failed(Invalid, "flac file truncated before any audio"),
+    ),
     ("trunc-flac-mid-audio.flac", Ready(150, 300)),
-    ("trunc-opus-in-first-page.opus", Failed(Invalid, "ogg file truncated before any audio")),
-    ("trunc-opus-after-headers.opus", Failed(Invalid, "ogg file truncated before any audio")),
+    (
+        "trunc-opus-in-first-page.opus",
+        Failed(Invalid, "ogg file truncated before any audio"),
+    ),
+    (
+        "trunc-opus-after-headers.opus",
+        Failed(Invalid, "ogg file truncated before any audio"),
+    ),
     ("trunc-opus-mid-audio.opus", Ready(300, 500)),
-    ("trunc-mp3-at-3.mp3", Failed(Invalid, "mp3 file truncated before any audio")),
-    ("trunc-webm-in-header.webm", Failed(Invalid, "webm file truncated before any audio")),
-    ("trunc-caf-in-desc.caf", Failed(Invalid, "caf file truncated before any audio")),
+    (
+        "trunc-mp3-at-3.mp3",
+        Failed(Invalid, "mp3 file truncated before any audio"),
+    ),
+    (
+        "trunc-webm-in-header.webm",
+        Failed(Invalid, "webm file truncated before any audio"),
+    ),
+    (
+        "trunc-caf-in-desc.caf",
+        Failed(Invalid, "caf file truncated before any audio"),
+    ),
     // Bit flips.
-    ("flip-flac-magic.flac", Failed(Invalid, "not an audio format we recognise")),
-    ("flip-m4a-moov-dense.m4a", Failed(Invalid, "mp4 file truncated before any audio")),
-    ("flip-flac-audio.flac", Failed(Invalid, "invalid input: no audio")),
+    (
+        "flip-flac-magic.flac",
+        Failed(Invalid, "not an audio format we recognise"),
+    ),
+    (
+        "flip-m4a-moov-dense.m4a",
+        Failed(Invalid, "mp4 file truncated before any audio"),
+    ),
+    (
+        "flip-flac-audio.flac",
+        Failed(Invalid, "invalid input: no audio"),
+    ),
     ("flip-opus-audio.opus", Failed(Invalid, "ogg: crc mismatch")),
     ("flip-mp3-audio.mp3", Ready(800, 1000)),
-    ("flip-m4a-every-byte.m4a", Failed(Unsupported, "aac: predictor data")),
+    (
+        "flip-m4a-every-byte.m4a",
+        Failed(Unsupported, "aac: predictor data"),
+    ),
     // Headers claiming absurd rates, channel counts, sizes and durations.
-    ("wav-rate-0.wav", Failed(Invalid, "WAV header: sample rate 0 Hz")),
-    ("wav-rate-1hz.wav", Failed(Limit, "sample rate 1 Hz exceeds the limit of 8000–192000 Hz")),
-    ("wav-rate-4ghz.wav", Failed(Limit, "sample rate 4294967295 Hz exceeds the limit")),
-    ("wav-channels-0.wav", Failed(Invalid, "riff: invalid channel count")),
-    ("wav-channels-65535.wav", Failed(Invalid, "riff: invalid channel count")),
-    ("wav-bits-0.wav", Failed(Invalid, "bits per sample for fmt_pcm must be 8, 16, 24 or 32")),
-    ("wav-block-align-0.wav", Failed(Invalid, "too many corrupt packets (20 of 20)")),
+    (
+        "wav-rate-0.wav",
+        Failed(Invalid, "WAV header: sample rate 0 Hz"),
+    ),
+    (
+        "wav-rate-1hz.wav",
+        Failed(
+            Limit,
+            "sample rate 1 Hz exceeds the limit of 8000–192000 Hz",
+        ),
+    ),
+    (
+        "wav-rate-4ghz.wav",
+        Failed(Limit, "sample rate 4294967295 Hz exceeds the limit"),
+    ),
+    (
+        "wav-channels-0.wav",
+        Failed(Invalid, "riff: invalid channel count"),
+    ),
+    (
+        "wav-channels-65535.wav",
+        Failed(Invalid, "riff: invalid channel count"),
+    ),
+    (
+        "wav-bits-0.wav",
+        Failed(
+            Invalid,
+            "bits per sample for fmt_pcm must be 8, 16, 24 or 32",
+        ),
+    ),
+    (
+        "wav-block-align-0.wav",
+        Failed(Invalid, "too many corrupt packets (20 of 20)"),
+    ),
     // Float samples that are NaN, infinite or 1e30: silenced or clamped.
     ("wav-float-nan-inf.wav", Ready(240, 260)),
-    ("wav-fmt-size-4gb.wav", Failed(Invalid, "chunk length exceeds parent")),
-    ("wav-data-4gb-8khz.wav", Failed(Invalid, "chunk length exceeds parent")),
-    ("flac-rate-1hz.flac", Failed(Invalid, "flac file truncated before any audio")),
-    ("flac-rate-1mhz.flac", Failed(Invalid, "flac: stream sample rate out of bounds")),
-    ("flac-total-samples-max.flac", Failed(Limit, "duration 8589934.6 s exceeds the limit of 900.0 s")),
-    ("flac-block-size-0.flac", Failed(Invalid, "flac: minimum block length is 16 samples")),
-    ("caf-rate-nan.caf", Failed(Invalid, "CAF header: sample rate NaN Hz")),
-    ("caf-rate-1e12.caf", Failed(Limit, "sample rate 4294967295 Hz exceeds the limit")),
-    ("caf-rate-negative.caf", Failed(Invalid, "CAF header: sample rate -8000 Hz")),
-    ("caf-channels-4g.caf", Failed(Limit, "channel count 4294967295 exceeds the limit of 8")),
-    ("caf-bytes-per-packet-0.caf", Failed(Invalid, "CAF header: PCM packets of 0 bytes")),
+    (
+        "wav-fmt-size-4gb.wav",
+        Failed(Invalid, "chunk length exceeds parent"),
+    ),
+    (
+        "wav-data-4gb-8khz.wav",
+        Failed(Invalid, "chunk length exceeds parent"),
+    ),
+    (
+        "flac-rate-1hz.flac",
+        Failed(Invalid, "flac file truncated before any audio"),
+    ),
+    (
+        "flac-rate-1mhz.flac",
+        Failed(Invalid, "flac: stream sample rate out of bounds"),
+    ),
+    (
+        "flac-total-samples-max.flac",
+        Failed(Limit, "duration 8589934.6 s exceeds the limit of 900.0 s"),
+    ),
+    (
+        "flac-block-size-0.flac",
+        Failed(Invalid, "flac: minimum block length is 16 samples"),
+    ),
+    (
+        "caf-rate-nan.caf",
+        Failed(Invalid, "CAF header: sample rate NaN Hz"),
+    ),
+    (
+        "caf-rate-1e12.caf",
+        Failed(Limit, "sample rate 4294967295 Hz exceeds the limit"),
+    ),
+    (
+        "caf-rate-negative.caf",
+        Failed(Invalid, "CAF header: sample rate -8000 Hz"),
+    ),
+    (
+        "caf-channels-4g.caf",
+        Failed(Limit, "channel count 4294967295 exceeds the limit of 8"),
+    ),
+    (
+        "caf-bytes-per-packet-0.caf",
+        Failed(Invalid, "CAF header: PCM packets of 0 bytes"),
+    ),
     ("caf-data-size-huge.caf", Failed(Invalid, "unreadable file")),
-    ("m4a-mdhd-duration-74h.m4a", Failed(Limit, "duration 1152921504606847.0 s exceeds")),
-    ("m4a-mdhd-timescale-0.m4a", Failed(Invalid, "MP4 track with a timescale of 0")),
+    (
+        "m4a-mdhd-duration-74h.m4a",
+        Failed(Limit, "duration 1152921504606847.0 s exceeds"),
+    ),
+    (
+        "m4a-mdhd-timescale-0.m4a",
+        Failed(Invalid, "MP4 track with a timescale of 0"),
+    ),
     // The AudioSpecificConfig holds the real rate and channels: still plays
     // (the edit list cannot be scaled at rate 0, so 88 ms of priming stay).
     ("m4a-stsd-channels-65535.m4a", Ready(990, 1010)),
     ("m4a-stsd-rate-0.m4a", Ready(990, 1100)),
-    ("opus-head-channels-0.opus", Failed(Invalid, "Opus header: zero channels")),
-    ("opus-head-channels-255.opus", Failed(Unsupported, "multichannel Opus (255 channels")),
-    ("opus-head-version-255.opus", Failed(Invalid, "Opus header: unknown major version")),
-    ("webm-opus-head-channels-8.webm", Failed(Unsupported, "multichannel Opus (8 channels")),
+    (
+        "opus-head-channels-0.opus",
+        Failed(Invalid, "Opus header: zero channels"),
+    ),
+    (
+        "opus-head-channels-255.opus",
+        Failed(Unsupported, "multichannel Opus (255 channels"),
+    ),
+    (
+        "opus-head-version-255.opus",
+        Failed(Invalid, "Opus header: unknown major version"),
+    ),
+    (
+        "webm-opus-head-channels-8.webm",
+        Failed(Unsupported, "multichannel Opus (8 channels"),
+    ),
     // Tiny files that decode to hours.
-    ("flac-silence-3h.flac", Failed(Limit, "duration 10800.0 s exceeds the limit of 900.0 s")),
-    ("flac-silence-3h-no-length.flac", Failed(Limit, "exceeds the limit of 900.0 s")),
+    (
+        "flac-silence-3h.flac",
+        Failed(Limit, "duration 10800.0 s exceeds the limit of 900.0 s"),
+    ),
+    (
+        "flac-silence-3h-no-length.flac",
+        Failed(Limit, "exceeds the limit of 900.0 s"),
+    ),
     // Not audio.
     ("video-only.mp4", Failed(Unsupported, "no audio track")),
     ("video-only.webm", Failed(Unsupported, "no audio track")),
-    ("image-png.m4a", Failed(Invalid, "not an audio format we recognise")),
-    ("image-jpeg.m4a", Failed(Invalid, "not an audio format we recognise")),
+    (
+        "image-png.m4a",
+        Failed(Invalid, "not an audio format we recognise"),
+    ),
+    (
+        "image-jpeg.m4a",
+        Failed(Invalid, "not an audio format we recognise"),
+    ),
     // Valid but unusual recordings.
     ("valid-m4a-moov-after-mdat.m4a", Ready(990, 1010)),
     ("valid-webm-no-cues.webm", Ready(990, 1020)),
@@ -166,8 +301,9 @@ fn check(path: &Path, expect: Expect) -> Result<(), String> {
                 && class_of(&e) == Some(class)
                 && text.contains(reason)
                 && !text.contains('\n');
-            fits.then_some(())
-                .ok_or(format!("failed with {e:?} ({text}), expected {class:?} with {reason:?}"))
+            fits.then_some(()).ok_or(format!(
+                "failed with {e:?} ({text}), expected {class:?} with {reason:?}"
+            ))
         }
         (MuxRoundTrip, _) => unreachable!("handled above"),
     }
@@ -183,13 +319,29 @@ fn every_hostile_file_ends_as_its_table_says() {
     let listed: BTreeSet<String> = CORPUS.iter().map(|(n, _)| n.to_string()).collect();
     let unlisted: Vec<_> = on_disk.difference(&listed).collect();
     let missing: Vec<_> = listed.difference(&on_disk).collect();
-    assert!(unlisted.is_empty(), "files without an expected outcome: {unlisted:?}");
-    assert!(missing.is_empty(), "listed files missing (run scripts/make-hostile.sh): {missing:?}");
+    assert!(
+        unlisted.is_empty(),
+        "files without an expected outcome: {unlisted:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "listed files missing (run scripts/make-hostile.sh): {missing:?}"
+    );
     let wrong: Vec<String> = CORPUS
         .iter()
-        .filter_map(|(name, expect)| check(&dir.join(name), *expect).err().map(|e| format!("{name}: {e}")))
+        .filter_map(|(name, expect)| {
+            check(&dir.join(name), *expect)
+                .err()
+                .map(|e| format!("{name}: {e}"))
+        })
         .collect();
-    assert!(wrong.is_empty(), "{} of {} files:\n{}", wrong.len(), CORPUS.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {} files:\n{}",
+        wrong.len(),
+        CORPUS.len(),
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -198,7 +350,9 @@ fn hours_of_audio_are_refused_before_they_are_decoded() {
     // Length in the header: refused at open, before a single packet.
     let declared = corpus_dir().join("flac-silence-3h.flac");
     match Decoder::open_path(&declared, &limits) {
-        Err(CodecError::LimitExceeded { what: "duration", .. }) => {}
+        Err(CodecError::LimitExceeded {
+            what: "duration", ..
+        }) => {}
         other => panic!("expected a duration refusal at open, got {other:?}"),
     }
     // Length hidden: decoding stops at the limit, not after three hours.
@@ -212,11 +366,23 @@ fn hours_of_audio_are_refused_before_they_are_decoded() {
             Err(e) => break e,
         }
     };
-    assert!(matches!(error, CodecError::LimitExceeded { what: "duration", .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            CodecError::LimitExceeded {
+                what: "duration",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     let limit_frames = limits.max_duration.as_secs() * rate;
     let decoded = decoder.frames_decoded();
     // One FLAC block (65 535 frames) past the limit at most: 15 of 180 minutes.
-    assert!(decoded <= limit_frames + 65_535, "{decoded} frames for a limit of {limit_frames}");
+    assert!(
+        decoded <= limit_frames + 65_535,
+        "{decoded} frames for a limit of {limit_frames}"
+    );
 }
 
 #[test]

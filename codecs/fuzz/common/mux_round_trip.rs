@@ -71,7 +71,10 @@ fn stream(data: &[u8]) -> Stream {
     let tags = (0..bytes.u8() % 3)
         .map(|i| {
             let len = usize::from(bytes.u8() % 30);
-            (format!("T{i}"), String::from_utf8_lossy(&bytes.take(len)).into_owned())
+            (
+                format!("T{i}"),
+                String::from_utf8_lossy(&bytes.take(len)).into_owned(),
+            )
         })
         .collect();
     let frame_samples = FRAME_SAMPLES[usize::from(bytes.u8()) % FRAME_SAMPLES.len()];
@@ -82,11 +85,17 @@ fn stream(data: &[u8]) -> Stream {
         let len = 1 + usize::from(bytes.u16()) % MAX_PACKET;
         // Packet bodies are a pattern, not fuzzer bytes: sizes are what matter.
         let seed = packets.len() as u8;
-        packets.push((0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect());
+        packets.push(
+            (0..len)
+                .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+                .collect(),
+        );
     }
     let held = packets.len() as u64 * u64::from(frame_samples);
     // Mostly valid durations; now and then one longer than the packets hold.
-    let total_samples = held.saturating_sub(u64::from(pre_skip)).wrapping_sub(trim % 3000);
+    let total_samples = held
+        .saturating_sub(u64::from(pre_skip))
+        .wrapping_sub(trim % 3000);
     let header = OpusStreamHeader {
         channels,
         pre_skip,
@@ -144,10 +153,14 @@ fn read_back<R: FormatReader>(bytes: Vec<u8>, name: &str) -> Vec<Vec<u8>> {
 fn check(name: &str, written: &[Vec<u8>], read: &[Vec<u8>]) {
     assert_eq!(written.len(), read.len(), "{name}: packet count");
     for (i, (a, b)) in written.iter().zip(read).enumerate() {
-        assert!(a == b, "{name}: packet {i} differs ({} vs {} bytes)", a.len(), b.len());
+        assert!(
+            a == b,
+            "{name}: packet {i} differs ({} vs {} bytes)",
+            a.len(),
+            b.len()
+        );
     }
 }
-
 
 /// A constant-bit-rate CAF: `desc` names the packet size, `data` holds the
 /// packets back to back after its 4-byte edit count, `pakt` counts them.
@@ -168,15 +181,31 @@ fn check_constant_caf(bytes: &[u8], packets: &[Vec<u8>]) {
         }
         pos += 12 + size;
     }
-    assert_eq!(pos, bytes.len(), "caf: chunks do not end at the end of the file");
+    assert_eq!(
+        pos,
+        bytes.len(),
+        "caf: chunks do not end at the end of the file"
+    );
     let desc = desc.expect("caf: no desc");
     let bytes_per_packet = u32::from_be_bytes(desc[16..20].try_into().unwrap());
-    assert_eq!(bytes_per_packet as usize, packets[0].len(), "caf: mBytesPerPacket");
-    assert_eq!(&data.expect("caf: no data")[4..], packets.concat(), "caf: data");
+    assert_eq!(
+        bytes_per_packet as usize,
+        packets[0].len(),
+        "caf: mBytesPerPacket"
+    );
+    assert_eq!(
+        &data.expect("caf: no data")[4..],
+        packets.concat(),
+        "caf: data"
+    );
     let pakt = pakt.expect("caf: no pakt");
     let count = u64::from_be_bytes(pakt[..8].try_into().unwrap());
     assert_eq!(count, packets.len() as u64, "caf: mNumberPackets");
-    assert_eq!(pakt.len(), 24, "caf: a constant-rate packet table lists no sizes");
+    assert_eq!(
+        pakt.len(),
+        24,
+        "caf: a constant-rate packet table lists no sizes"
+    );
 }
 
 /// Builds a stream from `data`, muxes it three ways and checks each file;
@@ -187,11 +216,19 @@ pub fn run(data: &[u8]) {
         return;
     }
     let ogg = OggOpusWriter::new(Vec::new(), &stream.header, 0x5EED).expect("ogg header");
-    let caf = CafOpusWriter::new(Cursor::new(Vec::new()), &stream.header, stream.frame_samples)
-        .expect("caf header");
+    let caf = CafOpusWriter::new(
+        Cursor::new(Vec::new()),
+        &stream.header,
+        stream.frame_samples,
+    )
+    .expect("caf header");
     let webm = WebmOpusWriter::new(Cursor::new(Vec::new()), &stream.header).expect("webm header");
     if let Some(ogg) = write(ogg, &stream) {
-        check("ogg", &stream.packets, &read_back::<OggReader>(ogg.into_inner(), "ogg"));
+        check(
+            "ogg",
+            &stream.packets,
+            &read_back::<OggReader>(ogg.into_inner(), "ogg"),
+        );
     }
     if let Some(caf) = write(caf, &stream) {
         let bytes = caf.into_inner().into_inner();
@@ -199,11 +236,19 @@ pub fn run(data: &[u8]) {
         if stream.packets.iter().all(|p| p.len() == size) {
             check_constant_caf(&bytes, &stream.packets);
         } else {
-            check("caf", &stream.packets, &read_back::<CafReader>(bytes, "caf"));
+            check(
+                "caf",
+                &stream.packets,
+                &read_back::<CafReader>(bytes, "caf"),
+            );
         }
     }
     if let Some(webm) = write(webm, &stream) {
         let bytes = webm.into_inner().into_inner();
-        check("webm", &stream.packets, &read_back::<MkvReader>(bytes, "webm"));
+        check(
+            "webm",
+            &stream.packets,
+            &read_back::<MkvReader>(bytes, "webm"),
+        );
     }
 }

@@ -14,14 +14,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::cell::RefCell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Once;
 use sori_codecs::decode::Decoder;
 use sori_codecs::downmix::Downmixer;
 use sori_codecs::resample::Resampler;
 use sori_codecs::Limits;
+use std::cell::RefCell;
 use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 thread_local! {
     static LAST_PANIC: RefCell<String> = const { RefCell::new(String::new()) };
@@ -47,7 +47,10 @@ fn decode_all(data: &[u8]) {
         Err(e) => return check_error(&e),
     };
     let info = decoder.info().clone();
-    assert!(info.channels >= 1 && info.channels <= limits.max_channels, "{info:?}");
+    assert!(
+        info.channels >= 1 && info.channels <= limits.max_channels,
+        "{info:?}"
+    );
     assert!(
         (limits.min_sample_rate..=limits.max_sample_rate).contains(&info.sample_rate),
         "{info:?}"

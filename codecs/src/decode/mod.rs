@@ -140,12 +140,8 @@ impl Decoder {
         }
         let mut capped = ByteCap::new(source, limits.max_bytes);
         let edit = prepare_mp4(&mut capped)?;
-        let seekable = capped.seekable_switch();
         let mut stream = MediaSourceStream::new(Box::new(capped), Default::default());
         let container = sniff_container(&mut stream, limits)?;
-        if container == "ogg" {
-            seekable.store(false, std::sync::atomic::Ordering::Relaxed);
-        }
         let format = probe(stream, ext_hint, limits.max_bytes, container)?;
         let mut decoder = Self::select_track(format, container, limits)?;
         decoder.edit = edit;
@@ -451,7 +447,11 @@ enum Step {
 /// using a feature symphonia does not support (AAC prediction, say) is a
 /// corrupt packet in a stream that decodes, not an unsupported stream.
 fn decode_symphonia(
-    (decoder, buffer, packet): (&mut Box<dyn SymphoniaDecoder>, &mut Option<SampleBuffer<f32>>, &Packet),
+    (decoder, buffer, packet): (
+        &mut Box<dyn SymphoniaDecoder>,
+        &mut Option<SampleBuffer<f32>>,
+        &Packet,
+    ),
     started: bool,
     info: &mut StreamInfo,
     block: &mut Vec<f32>,

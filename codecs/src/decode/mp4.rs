@@ -245,7 +245,10 @@ pub(crate) fn scan<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Scan> {
 /// The first track with a media timescale of 0, or sample table whose entry
 /// count needs more bytes than its atom has in the file, described for the user.
 fn refusal<R: Read + Seek>(r: &mut R, moov: &Atom, len: u64) -> io::Result<Option<String>> {
-    for trak in children(r, moov, len)?.iter().filter(|a| &a.kind == b"trak") {
+    for trak in children(r, moov, len)?
+        .iter()
+        .filter(|a| &a.kind == b"trak")
+    {
         let path = [b"mdia", b"minf", b"stbl"];
         let mut level = children(r, trak, len)?;
         for kind in path {
@@ -271,9 +274,14 @@ fn refusal<R: Read + Seek>(r: &mut R, moov: &Atom, len: u64) -> io::Result<Optio
             }
             read_at(r, atom.body, &mut fields[..head as usize])?;
             let at = head as usize - 4;
-            let count = u32::from_be_bytes([fields[at], fields[at + 1], fields[at + 2], fields[at + 3]]);
+            let count =
+                u32::from_be_bytes([fields[at], fields[at + 1], fields[at + 2], fields[at + 3]]);
             let fixed_size = kind == b"stsz" && fields[4..8] != [0; 4];
-            let needed = if fixed_size { 0 } else { u64::from(count) * entry };
+            let needed = if fixed_size {
+                0
+            } else {
+                u64::from(count) * entry
+            };
             if needed > available - head {
                 return Ok(Some(table_reason(kind, Some(count), available - head)));
             }

@@ -53,10 +53,12 @@ pub(crate) fn container_name(head: &[u8]) -> &'static str {
 /// have no size. Returns the reason to refuse the file with.
 pub(crate) fn header_problem(head: &[u8], limits: &Limits) -> Option<CodecError> {
     let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
-    let bytes4 = |offset: usize| -> Option<[u8; 4]> { head.get(offset..offset + 4)?.try_into().ok() };
+    let bytes4 =
+        |offset: usize| -> Option<[u8; 4]> { head.get(offset..offset + 4)?.try_into().ok() };
     if at(0, b"RIFF") && at(8, b"WAVE") && at(12, b"fmt ") {
         let rate = u32::from_le_bytes(bytes4(24)?);
-        return (rate == 0).then(|| CodecError::InvalidInput("WAV header: sample rate 0 Hz".into()));
+        return (rate == 0)
+            .then(|| CodecError::InvalidInput("WAV header: sample rate 0 Hz".into()));
     }
     if at(0, b"OggS") && at(28, b"OpusHead") {
         // symphonia skips an Ogg stream whose OpusHead it cannot map and then
@@ -71,7 +73,9 @@ pub(crate) fn header_problem(head: &[u8], limits: &Limits) -> Option<CodecError>
     let bytes_per_packet = u32::from_be_bytes(bytes4(36)?);
     let channels = u32::from_be_bytes(bytes4(44)?);
     if !(rate.is_finite() && rate > 0.0) {
-        return Some(CodecError::InvalidInput(format!("CAF header: sample rate {rate} Hz")));
+        return Some(CodecError::InvalidInput(format!(
+            "CAF header: sample rate {rate} Hz"
+        )));
     }
     if channels == 0 {
         return Some(CodecError::InvalidInput("CAF header: 0 channels".into()));

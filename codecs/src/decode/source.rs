@@ -6,8 +6,6 @@ use crate::error::{CodecError, Result};
 use crate::profile::Limits;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::{MediaSource, MediaSourceStream, ReadBytes, SeekBuffered};
@@ -115,30 +113,17 @@ pub(super) struct ByteCap {
     max: u64,
     /// Bytes shown instead of the source's at an offset (a repaired atom size).
     patch: Option<(u64, Vec<u8>)>,
-    /// Whether symphonia is told the source can seek (see [`ByteCap::seekable_switch`]).
-    seekable: Arc<AtomicBool>,
 }
 
 impl ByteCap {
     /// Wraps `inner`, refusing to read past `max` bytes.
     pub(super) fn new(inner: Box<dyn MediaSource>, max: u64) -> Self {
-        let seekable = Arc::new(AtomicBool::new(inner.is_seekable()));
         Self {
             inner,
             pos: 0,
             max,
             patch: None,
-            seekable,
         }
-    }
-
-    /// A handle that can hide the source's seekability from symphonia after
-    /// the stream is built. Used for Ogg: a seekable Ogg reader reads the last
-    /// pages at open to learn the duration and refuses the whole file when
-    /// they are truncated or corrupt, while a forward-only one decodes what
-    /// is there (the duration limit still holds while decoding).
-    pub(super) fn seekable_switch(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.seekable)
     }
 
     fn overlay(&self, buf: &mut [u8], at: u64) {
@@ -210,7 +195,7 @@ impl Seek for ByteCap {
 
 impl MediaSource for ByteCap {
     fn is_seekable(&self) -> bool {
-        self.seekable.load(Ordering::Relaxed)
+        self.inner.is_seekable()
     }
 
     fn byte_len(&self) -> Option<u64> {
