@@ -264,30 +264,35 @@ fn refusal<R: Read + Seek>(r: &mut R, moov: &Atom, len: u64) -> io::Result<Optio
             }
         }
         for atom in &level {
-            let Some(&(kind, head, entry)) = TABLES.iter().find(|t| t.0 == &atom.kind) else {
-                continue;
-            };
-            let mut fields = [0u8; 12];
-            let available = atom.end.min(len).saturating_sub(atom.body);
-            if available < head {
-                return Ok(Some(table_reason(kind, None, available)));
-            }
-            read_at(r, atom.body, &mut fields[..head as usize])?;
-            let at = head as usize - 4;
-            let count =
-                u32::from_be_bytes([fields[at], fields[at + 1], fields[at + 2], fields[at + 3]]);
-            let fixed_size = kind == b"stsz" && fields[4..8] != [0; 4];
-            let needed = if fixed_size {
-                0
-            } else {
-                u64::from(count) * entry
-            };
-            if needed > available - head {
-                return Ok(Some(table_reason(kind, Some(count), available - head)));
+            if let Some(reason) = oversized_table(r, atom, len)? {
+                return Ok(Some(reason));
             }
         }
     }
     Ok(None)
+}
+
+/// The reason to refuse `atom` if it is a sample table whose entry count
+/// needs more bytes than the atom has in the file.
+fn oversized_table<R: Read + Seek>(r: &mut R, atom: &Atom, len: u64) -> io::Result<Option<String>> {
+    let Some(&(kind, head, entry)) = TABLES.iter().find(|t| t.0 == &atom.kind) else {
+        return Ok(None);
+    };
+    let available = atom.end.min(len).saturating_sub(atom.body);
+    if available < head {
+        return Ok(Some(table_reason(kind, None, available)));
+    }
+    let mut fields = [0u8; 12];
+    read_at(r, atom.body, &mut fields[..head as usize])?;
+    let at = head as usize - 4;
+    let count = u32::from_be_bytes([fields[at], fields[at + 1], fields[at + 2], fields[at + 3]]);
+    let fixed_size = kind == b"stsz" && fields[4..8] != [0; 4];
+    let needed = if fixed_size {
+        0
+    } else {
+        u64::from(count) * entry
+    };
+    Ok((needed > available - head).then(|| table_reason(kind, Some(count), available - head)))
 }
 
 fn table_reason(kind: &[u8; 4], count: Option<u32>, room: u64) -> String {
