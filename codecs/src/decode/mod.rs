@@ -13,10 +13,14 @@
 //! - symphonia can panic on some hostile inputs, so every probe, demux and
 //!   decode call runs under `catch_unwind`: a panic becomes
 //!   [`CodecError::InvalidInput`] and never unwinds into the worker;
-//! - HE-AAC is refused: symphonia would decode its core at half the rate.
+//! - HE-AAC is refused: symphonia would decode its core at half the rate;
+//! - float PCM can carry NaN, infinities and absurd magnitudes, which would
+//!   poison every sum downstream (the resampler's FFT panics on a NaN): a
+//!   non-finite sample becomes silence and magnitudes are clamped to
+//!   [`MAX_SAMPLE`], far above anything a real recording holds.
 
 mod mp4;
-mod opus_codec;
+pub(crate) mod opus_codec;
 mod sniff;
 mod source;
 
@@ -44,6 +48,10 @@ const MAX_CONSECUTIVE_BAD: u64 = 100;
 const MIN_PACKETS_FOR_RATIO: u64 = 20;
 /// Largest decoder block accepted, in samples (all channels): bounds memory.
 const MAX_BLOCK_SAMPLES: usize = 1 << 22;
+
+/// Largest sample magnitude handed out (+30 dBFS): float PCM beyond full
+/// scale is legal, but nothing recorded comes near this.
+pub const MAX_SAMPLE: f32 = 32.0;
 
 /// What the upload is, as far as the header tells.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,7 +141,7 @@ impl Decoder {
         let mut capped = ByteCap::new(source, limits.max_bytes);
         let edit = prepare_mp4(&mut capped)?;
         let mut stream = MediaSourceStream::new(Box::new(capped), Default::default());
-        let container = sniff_container(&mut stream, limits.max_bytes)?;
+        let container = sniff_container(&mut stream, limits)?;
         let format = probe(stream, ext_hint, limits.max_bytes, container)?;
         let mut decoder = Self::select_track(format, container, limits)?;
         decoder.edit = edit;
@@ -256,6 +264,7 @@ impl Decoder {
                 Decoded::Frames(0) => self.consecutive_bad = 0,
                 Decoded::Frames(frames) => {
                     self.consecutive_bad = 0;
+                    sanitize(&mut self.block);
                     let kept = self.apply_edit(frames);
                     if kept == 0 {
                         if self.keep_frames.is_some_and(|k| self.frames >= k) {
@@ -273,6 +282,12 @@ impl Decoder {
     }
 
     fn end_of_stream(&self) -> Result<bool> {
+        if self.frames == 0 && self.skipped > 0 {
+            return Err(CodecError::InvalidInput(format!(
+                "no decodable audio ({} of {} packets corrupt)",
+                self.skipped, self.packets
+            )));
+        }
         if self.frames == 0 {
             return Err(CodecError::InvalidInput("no audio".into()));
         }
@@ -317,6 +332,7 @@ impl Decoder {
             }
             Err(SymphoniaError::DecodeError(_)) => {
                 // A malformed page or atom: count it like a corrupt packet.
+                self.packets += 1;
                 self.count_bad()?;
                 Ok(Next::Retry)
             }
@@ -394,9 +410,23 @@ impl Decoder {
                 }
             }
             Backend::Symphonia { decoder, buffer } => {
-                decode_symphonia(decoder, buffer, packet, &mut self.info, &mut self.block)
+                let started = self.frames > 0;
+                let step = (decoder, buffer, packet);
+                decode_symphonia(step, started, &mut self.info, &mut self.block)
             }
         }
+    }
+}
+
+/// Replaces non-finite samples by silence and clamps the rest to
+/// ±[`MAX_SAMPLE`].
+fn sanitize(block: &mut [f32]) {
+    for sample in block {
+        *sample = if sample.is_finite() {
+            sample.clamp(-MAX_SAMPLE, MAX_SAMPLE)
+        } else {
+            0.0
+        };
     }
 }
 
@@ -413,10 +443,16 @@ enum Step {
     TooLarge,
 }
 
+/// Decodes one packet. `started`: audio was decoded before, so a packet
+/// using a feature symphonia does not support (AAC prediction, say) is a
+/// corrupt packet in a stream that decodes, not an unsupported stream.
 fn decode_symphonia(
-    decoder: &mut Box<dyn SymphoniaDecoder>,
-    buffer: &mut Option<SampleBuffer<f32>>,
-    packet: &Packet,
+    (decoder, buffer, packet): (
+        &mut Box<dyn SymphoniaDecoder>,
+        &mut Option<SampleBuffer<f32>>,
+        &Packet,
+    ),
+    started: bool,
     info: &mut StreamInfo,
     block: &mut Vec<f32>,
 ) -> Result<Decoded> {
@@ -461,6 +497,7 @@ fn decode_symphonia(
             decoder.reset();
             Ok(Decoded::Frames(0))
         }
+        Err(SymphoniaError::Unsupported(_)) if started => Ok(Decoded::Corrupt),
         Err(SymphoniaError::Unsupported(what)) => Err(CodecError::Unsupported(what.into())),
         Err(e) => Err(CodecError::InvalidInput(format!("decoder: {e}"))),
     }
@@ -615,7 +652,13 @@ fn validate(info: &StreamInfo, limits: &Limits) -> Result<()> {
     Ok(())
 }
 
+/// Frames the duration limit allows at `rate`; unbounded while the rate is
+/// unknown (0), which lasts only until the first block is decoded (one
+/// block, itself bounded by `MAX_BLOCK_SAMPLES`).
 fn max_frames(limits: &Limits, rate: u32) -> u64 {
+    if rate == 0 {
+        return u64::MAX;
+    }
     let frames = limits.max_duration.as_secs_f64() * f64::from(rate.max(1));
     frames.ceil() as u64
 }

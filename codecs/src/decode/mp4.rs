@@ -4,7 +4,10 @@
 //! every AAC upload gains ~1024 samples of silence and its padding), and the
 //! repair of a truncated file whose `mdat` claims more bytes than exist
 //! (symphonia fails to open such a file; we shrink the atom in a byte overlay
-//! so the samples that are there still decode).
+//! so the samples that are there still decode), and a check that the sample
+//! tables hold the entries they claim: symphonia reserves memory for the
+//! claimed count before reading (`Vec::with_capacity`), so a 500-byte file
+//! claiming 4 billion chunk offsets would make it allocate 16 GB.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -50,7 +53,22 @@ pub(crate) struct Scan {
     /// Bytes to overlay at an offset: a corrected size for a top-level atom
     /// that runs past the end of the file.
     pub size_patch: Option<(u64, Vec<u8>)>,
+    /// Why symphonia must not see this file: a sample table claiming more
+    /// entries than its atom holds, or a track timescale of 0 (a division
+    /// by zero in symphonia).
+    pub refusal: Option<String>,
 }
+
+/// Sample-table atoms symphonia sizes its buffers from: (kind, bytes before
+/// the entries, bytes per entry). `stsz` lists sizes only when its fixed
+/// sample size (the 4 bytes before the count) is 0.
+const TABLES: [(&[u8; 4], u64, u64); 5] = [
+    (b"stco", 8, 4),
+    (b"co64", 8, 8),
+    (b"stsc", 8, 12),
+    (b"stts", 8, 8),
+    (b"stsz", 12, 4),
+];
 
 #[derive(Clone, Copy)]
 struct Atom {
@@ -66,7 +84,7 @@ struct Atom {
 }
 
 fn read_atom<R: Read + Seek>(r: &mut R, start: u64, limit: u64) -> io::Result<Option<Atom>> {
-    if start + 8 > limit {
+    if start.saturating_add(8) > limit {
         return Ok(None);
     }
     r.seek(SeekFrom::Start(start))?;
@@ -208,9 +226,12 @@ pub(crate) fn scan<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Scan> {
         let Some(atom) = read_atom(r, pos, len)? else {
             break;
         };
-        if &atom.kind == b"moov" && atom.end <= len {
-            // An unreadable edit list only costs the trim, never the file.
-            scan.edit = sound_edit(r, &atom, len).ok().flatten();
+        if &atom.kind == b"moov" {
+            scan.refusal = refusal(r, &atom, len)?;
+            if atom.end <= len {
+                // An unreadable edit list only costs the trim, never the file.
+                scan.edit = sound_edit(r, &atom, len).ok().flatten();
+            }
         }
         if atom.end > len {
             scan.size_patch = shrink(&atom, len);
@@ -219,6 +240,69 @@ pub(crate) fn scan<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Scan> {
         pos = atom.end;
     }
     Ok(scan)
+}
+
+/// The first track with a media timescale of 0, or sample table whose entry
+/// count needs more bytes than its atom has in the file, described for the user.
+fn refusal<R: Read + Seek>(r: &mut R, moov: &Atom, len: u64) -> io::Result<Option<String>> {
+    for trak in children(r, moov, len)?
+        .iter()
+        .filter(|a| &a.kind == b"trak")
+    {
+        let path = [b"mdia", b"minf", b"stbl"];
+        let mut level = children(r, trak, len)?;
+        for kind in path {
+            let Some(next) = level.iter().find(|a| &a.kind == kind).copied() else {
+                level.clear();
+                break;
+            };
+            level = children(r, &next, len)?;
+            if let Some(mdhd) = find(&level, b"mdhd").filter(|_| kind == b"mdia") {
+                if timescale(r, mdhd)? == 0 {
+                    return Ok(Some("MP4 track with a timescale of 0".into()));
+                }
+            }
+        }
+        for atom in &level {
+            if let Some(reason) = oversized_table(r, atom, len)? {
+                return Ok(Some(reason));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The reason to refuse `atom` if it is a sample table whose entry count
+/// needs more bytes than the atom has in the file.
+fn oversized_table<R: Read + Seek>(r: &mut R, atom: &Atom, len: u64) -> io::Result<Option<String>> {
+    let Some(&(kind, head, entry)) = TABLES.iter().find(|t| t.0 == &atom.kind) else {
+        return Ok(None);
+    };
+    let available = atom.end.min(len).saturating_sub(atom.body);
+    if available < head {
+        return Ok(Some(table_reason(kind, None, available)));
+    }
+    let mut fields = [0u8; 12];
+    read_at(r, atom.body, &mut fields[..head as usize])?;
+    let at = head as usize - 4;
+    let count = u32::from_be_bytes([fields[at], fields[at + 1], fields[at + 2], fields[at + 3]]);
+    let fixed_size = kind == b"stsz" && fields[4..8] != [0; 4];
+    let needed = if fixed_size {
+        0
+    } else {
+        u64::from(count) * entry
+    };
+    Ok((needed > available - head).then(|| table_reason(kind, Some(count), available - head)))
+}
+
+fn table_reason(kind: &[u8; 4], count: Option<u32>, room: u64) -> String {
+    let name = String::from_utf8_lossy(kind);
+    match count {
+        Some(count) => format!(
+            "MP4 sample table `{name}` claims {count} entries but has room for {room} bytes"
+        ),
+        None => format!("MP4 sample table `{name}` is cut short"),
+    }
 }
 
 /// Header bytes that make `atom` end exactly at `len` (only for `mdat`, the

@@ -1,7 +1,11 @@
 //! Recognising what an upload is before and beside symphonia: the container
 //! from its magic bytes (symphonia does not name the format it probed), and
 //! HE-AAC from the AudioSpecificConfig (symphonia decodes only the AAC-LC core
-//! of HE-AAC, at half the rate, which would play back at the wrong speed).
+//! of HE-AAC, at half the rate, which would play back at the wrong speed),
+//! and header fields that would make symphonia panic.
+
+use crate::error::CodecError;
+use crate::profile::Limits;
 
 /// Container name from the first bytes of a file (`"unknown"` if none fits).
 pub(crate) fn container_name(head: &[u8]) -> &'static str {
@@ -40,6 +44,51 @@ pub(crate) fn container_name(head: &[u8]) -> &'static str {
     } else {
         "unknown"
     }
+}
+
+/// Header fields symphonia 0.5 trusts too far (it divides by them or shifts
+/// by them, and panics, or it misreports them): a WAV at 0 Hz; an Ogg
+/// OpusHead we cannot decode; a CAF whose rate is not a positive
+/// number, whose channel count is 0 or over the limit, or whose PCM packets
+/// have no size. Returns the reason to refuse the file with.
+pub(crate) fn header_problem(head: &[u8], limits: &Limits) -> Option<CodecError> {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    let bytes4 =
+        |offset: usize| -> Option<[u8; 4]> { head.get(offset..offset + 4)?.try_into().ok() };
+    if at(0, b"RIFF") && at(8, b"WAVE") && at(12, b"fmt ") {
+        let rate = u32::from_le_bytes(bytes4(24)?);
+        return (rate == 0)
+            .then(|| CodecError::InvalidInput("WAV header: sample rate 0 Hz".into()));
+    }
+    if at(0, b"OggS") && at(28, b"OpusHead") {
+        // symphonia skips an Ogg stream whose OpusHead it cannot map and then
+        // reports the file as truncated; say what is wrong instead.
+        return crate::decode::opus_codec::parse_opus_head(&head[28..]).err();
+    }
+    if !(at(0, b"caff") && at(8, b"desc")) {
+        return None;
+    }
+    let rate = f64::from_be_bytes(head.get(20..28)?.try_into().ok()?);
+    let pcm = at(28, b"lpcm");
+    let bytes_per_packet = u32::from_be_bytes(bytes4(36)?);
+    let channels = u32::from_be_bytes(bytes4(44)?);
+    if !(rate.is_finite() && rate > 0.0) {
+        return Some(CodecError::InvalidInput(format!(
+            "CAF header: sample rate {rate} Hz"
+        )));
+    }
+    if channels == 0 {
+        return Some(CodecError::InvalidInput("CAF header: 0 channels".into()));
+    }
+    if channels > u32::from(limits.max_channels) {
+        return Some(CodecError::LimitExceeded {
+            what: "channel count",
+            actual: channels.to_string(),
+            limit: limits.max_channels.to_string(),
+        });
+    }
+    (pcm && bytes_per_packet == 0)
+        .then(|| CodecError::InvalidInput("CAF header: PCM packets of 0 bytes".into()))
 }
 
 /// Reads big-endian bit fields from a byte slice; `None` past the end.

@@ -35,11 +35,13 @@ pub(super) fn size_error(max_bytes: u64) -> CodecError {
     }
 }
 
-/// Reads the first bytes to name the container, then rewinds the stream.
+/// Reads the first bytes to name the container and refuse headers symphonia
+/// would choke on (see [`sniff::header_problem`]), then rewinds the stream.
 pub(super) fn sniff_container(
     stream: &mut MediaSourceStream,
-    max_bytes: u64,
+    limits: &Limits,
 ) -> Result<&'static str> {
+    let max_bytes = limits.max_bytes;
     let mut head = [0u8; 64];
     let mut filled = 0;
     while filled < head.len() {
@@ -56,6 +58,9 @@ pub(super) fn sniff_container(
         return Err(CodecError::InvalidInput("empty file".into()));
     }
     stream.seek_buffered_rev(filled);
+    if let Some(problem) = sniff::header_problem(&head[..filled], limits) {
+        return Err(problem);
+    }
     Ok(sniff::container_name(&head[..filled]))
 }
 
@@ -134,8 +139,10 @@ impl ByteCap {
     }
 }
 
-/// For a seekable MP4, reads the edit list and repairs a truncated `mdat`
-/// (see [`mp4`]); leaves the source rewound. Other inputs are untouched.
+/// For a seekable MP4, reads the edit list, repairs a truncated `mdat` and
+/// refuses sample tables claiming more entries than they hold (see [`mp4`]);
+/// leaves the source rewound. Other inputs are untouched. (Uploads are
+/// always files, so seekable; a non-seekable MP4 stream skips these checks.)
 pub(super) fn prepare_mp4(source: &mut ByteCap) -> Result<Option<mp4::Edit>> {
     let Some(len) = source.inner.byte_len() else {
         return Ok(None);
@@ -151,6 +158,9 @@ pub(super) fn prepare_mp4(source: &mut ByteCap) -> Result<Option<mp4::Edit>> {
     } else {
         mp4::Scan::default()
     };
+    if let Some(reason) = scan.refusal {
+        return Err(CodecError::InvalidInput(reason));
+    }
     source.inner.seek(SeekFrom::Start(0))?;
     source.pos = 0;
     source.patch = scan.size_patch;
