@@ -41,6 +41,7 @@ from sori_stack import Stack, http, percentile  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP = os.path.join(REPO, "fixtures", "speech-mono-16k.m4a")
+CHAT_SENDERS = 4
 
 
 class Stats:
@@ -339,7 +340,10 @@ def main(argv):
                     for i in range(readers)]
         threads += [threading.Thread(target=poster, args=(base, poster_tokens, post_rate, stats, stop,
                                                           pending, 7))]
-        threads += [threading.Thread(target=chatter, args=(base, pairs, chat_rate, stats, stop, sent, 9))]
+        # Several senders, so one slow answer does not hold back the offered rate.
+        threads += [threading.Thread(target=chatter, args=(base, pairs, chat_rate / CHAT_SENDERS, stats,
+                                                           stop, sent, 9 + i))
+                    for i in range(CHAT_SENDERS)]
         threads += [threading.Thread(target=tracker, args=(base, stats, stop, pending))]
         threads += [threading.Thread(target=sampler, args=(stack, stop, samples, t_start))]
         for t in threads:

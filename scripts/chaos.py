@@ -41,6 +41,7 @@ TYPES = {".m4a": "audio/mp4", ".opus": "audio/ogg", ".mp3": "audio/mpeg", ".webm
 OP_DEADLINE = 120
 RETRY_PAUSE = 0.5
 UPLOADERS = 3
+PENDING_PER_UPLOADER = 3
 CHAT_PAIRS = 2
 
 
@@ -130,18 +131,39 @@ def upload_and_post(base, ledger, token, fixture, n):
         ledger.posts[caption] = post_id or None
 
 
+def wait_final(base, token, media_id, stop):
+    """Polls one media until it is final (through outages), or until `stop`."""
+    while not stop.is_set():
+        try:
+            status, body = http("GET", f"{base}/v1/media/{media_id}", token=token)
+            if status == 200 and body.get("state") in ("ready", "failed"):
+                return
+        except OSError:
+            pass
+        time.sleep(RETRY_PAUSE)
+
+
 def uploader(base, ledger, stop, seed):
+    """Uploads and posts in a loop, with at most PENDING_PER_UPLOADER of its
+    uploads unfinished (as a person waits for their clips), so the backlog
+    stays bounded on any machine."""
     rng = random.Random(seed)
     person = sign_up(base, ledger, f"up_{uuid.uuid4().hex[:10]}")
     n = 0
+    mine = []
     while not stop.is_set():
         n += 1
         fixture = rng.choice(BAD) if rng.random() < 0.1 else rng.choice(GOOD)
+        before = set(ledger.uploads)
         try:
             upload_and_post(base, ledger, person["token"], fixture, f"{seed}.{n}")
         except Gave:
             pass
-        time.sleep(rng.uniform(0.2, 0.8))
+        with ledger.lock:
+            mine += [m for m in ledger.uploads if m not in before and ledger.uploads[m] == person["token"]]
+        while len(mine) >= PENDING_PER_UPLOADER and not stop.is_set():
+            wait_final(base, person["token"], mine.pop(0), stop)
+        time.sleep(rng.uniform(0.1, 0.5))
 
 
 def chatter(base, ledger, stop, seed):
@@ -206,19 +228,20 @@ def settle(stack, within, log):
     last = None
     while time.monotonic() < deadline:
         try:
-            (busy,), = stack.pg.psql(
-                "SELECT (SELECT COUNT(*) FROM media WHERE state IN ('queued','processing')) "
-                "+ (SELECT COUNT(*) FROM outbox)")
+            (busy, outbox), = stack.pg.psql(
+                "SELECT (SELECT COUNT(*) FROM media WHERE state IN ('queued','processing')), "
+                "(SELECT COUNT(*) FROM outbox)")
             visible, hidden = stack.queue_counts()
         except Exception as e:  # noqa: BLE001 - retried until the deadline
             log(f"settle: {e}")
             time.sleep(1)
             continue
-        now = (int(busy), visible, hidden)
+        now = (int(busy), int(outbox), visible, hidden)
         if now != last:
-            log(f"settle: media queued/processing + outbox = {now[0]}, queue visible {visible}, in flight {hidden}")
+            log(f"settle: media queued/processing {now[0]}, outbox {now[1]}, "
+                f"queue visible {visible}, in flight {hidden}")
             last = now
-        if now == (0, 0, 0):
+        if now == (0, 0, 0, 0):
             return True
         time.sleep(1)
     return False
@@ -333,7 +356,7 @@ def main(argv):
             print(f"  {key:<38} {value}")
         retries = {k: v for k, v in sorted(ledger.counts.items())}
         print(f"  {'client retries / gave up':<38} {retries}")
-        problems = {k: v for k, v in details.items() if v and k != "queue"}
+        problems = {k: (len(v), v[:5]) for k, v in details.items() if v and k != "queue"}
         if problems or not settled:
             print("details:", problems, details["queue"])
         ok = settled and result["lost"] == 0 and result["duplicated"] == 0 and result["stuck"] == 0 \

@@ -15,6 +15,7 @@ pub mod sqs;
 pub use embedded::EmbeddedQueue;
 
 use crate::db::Db;
+use crate::Backend;
 use std::future::Future;
 use std::time::Duration;
 
@@ -204,25 +205,50 @@ const RELAY_BATCH: i64 = 50;
 /// Pause of the relay when the outbox is empty or the queue refuses.
 const RELAY_IDLE: Duration = Duration::from_millis(500);
 
-/// Sends up to one batch of outbox rows to `queue`, deleting each row once
-/// sent; returns how many were sent. At least once: a crash between send and
+/// Sends up to one batch of outbox rows to `queue`, deleting the rows sent;
+/// returns how many were sent. At least once: a crash between send and
 /// delete sends that row again, which the idempotent job absorbs.
+///
+/// Every API and worker process runs a relay. On PostgreSQL the batch is
+/// locked (`FOR UPDATE SKIP LOCKED`) until its rows are deleted, so each row
+/// is sent by one relay: without the lock every relay sent every row, and
+/// the queue held a copy per process, inflating the backlog that autoscaling
+/// reads. SQLite has one process per database, so nothing competes there.
 pub async fn relay_outbox_once(db: &Db, queue: &impl Queue) -> Result<usize, QueueError> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, body FROM outbox ORDER BY id LIMIT $1")
-            .bind(RELAY_BATCH)
-            .fetch_all(db.pool())
-            .await
-            .map_err(sql_error)?;
-    for (id, body) in &rows {
-        queue.send(body, Duration::ZERO).await?;
+    let lock = match db.backend() {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let mut tx = db.pool().begin().await.map_err(sql_error)?;
+    let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+        "SELECT id, body FROM outbox ORDER BY id LIMIT $1{lock}"
+    ))
+    .bind(RELAY_BATCH)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(sql_error)?;
+    let mut sent = 0;
+    let mut failure = None;
+    for (_, body) in &rows {
+        if let Err(e) = queue.send(body, Duration::ZERO).await {
+            failure = Some(e);
+            break;
+        }
+        sent += 1;
+    }
+    // The rows sent before a failure are deleted too, so they are not sent twice.
+    for (id, _) in &rows[..sent] {
         sqlx::query("DELETE FROM outbox WHERE id = $1")
             .bind(id)
-            .execute(db.pool())
+            .execute(&mut *tx)
             .await
             .map_err(sql_error)?;
     }
-    Ok(rows.len())
+    tx.commit().await.map_err(sql_error)?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(sent),
+    }
 }
 
 /// Runs [`relay_outbox_once`] until `stop` resolves, pausing when idle or on errors.
