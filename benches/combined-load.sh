@@ -25,6 +25,8 @@ dir=release
 sori="${SORI_BIN:-target/$dir/sori}"
 work="$(mktemp -d)"
 cleanup() {
+  # Processes the Python side started, if it died before stopping them.
+  for f in "$work"/pids/*; do [ -f "$f" ] && { kill -9 "$(cat "$f")" 2>/dev/null || true; }; done
   if [ "${KEEP_WORK:-}" = 1 ]; then echo "logs kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT

@@ -31,6 +31,8 @@ work="$(mktemp -d)"
 
 pg_version() { pg_lsclusters -h 2>/dev/null | awk '$2 == "main" && $3 == 5432 { print $1; exit }'; }
 cleanup() {
+  # Processes the Python side started, if it died before stopping them.
+  for f in "$work"/pids/*; do [ -f "$f" ] && { kill -9 "$(cat "$f")" 2>/dev/null || true; }; done
   # Never leave the shared PostgreSQL down, whatever stopped this script.
   if ! pg_isready -q -h 127.0.0.1 -p 5432 && [ -n "$(pg_version)" ]; then
     pg_ctlcluster --skip-systemctl-redirect "$(pg_version)" main start || true

@@ -184,12 +184,18 @@ class Proc:
     def __init__(self, name, argv, env, log_path, port=None):
         self.name, self.argv, self.env, self.log_path, self.port = name, argv, env, log_path, port
         self.proc = None
+        self.pid_file = os.path.join(os.path.dirname(log_path), "pids", name)
 
     def start(self, within=30):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
+        # For the calling script's cleanup, should this Python process die
+        # first; removed again once the process is reaped (see `kill`).
+        os.makedirs(os.path.dirname(self.pid_file), exist_ok=True)
+        with open(self.pid_file, "w") as f:
+            f.write(str(self.proc.pid))
         if self.port and not wait_port(self.port, within, self.proc):
             raise RuntimeError(f"{self.name} did not listen on {self.port}; see {self.log_path}")
 
@@ -204,6 +210,8 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc is not None and self.proc.poll() is not None and os.path.exists(self.pid_file):
+            os.remove(self.pid_file)
 
 
 class Stack:
