@@ -15,6 +15,7 @@ pub mod sqs;
 pub use embedded::EmbeddedQueue;
 
 use crate::db::Db;
+use crate::Backend;
 use std::future::Future;
 use std::time::Duration;
 
@@ -204,25 +205,73 @@ const RELAY_BATCH: i64 = 50;
 /// Pause of the relay when the outbox is empty or the queue refuses.
 const RELAY_IDLE: Duration = Duration::from_millis(500);
 
-/// Sends up to one batch of outbox rows to `queue`, deleting each row once
-/// sent; returns how many were sent. At least once: a crash between send and
+/// Sends up to one batch of outbox rows to `queue`, deleting the rows sent;
+/// returns how many were sent. At least once: a crash between send and
 /// delete sends that row again, which the idempotent job absorbs.
+///
+/// Every API and worker process runs a relay. On PostgreSQL the batch is
+/// locked (`FOR UPDATE SKIP LOCKED`) until its rows are deleted, so each row
+/// is sent by one relay: without the lock every relay sent every row, and
+/// the queue held a copy per process, inflating the backlog that autoscaling
+/// reads. SQLite has one process per database, so nothing competes there,
+/// and a read transaction held across the sends would fail its delete as
+/// soon as any other write landed meanwhile (`SQLITE_BUSY_SNAPSHOT`).
 pub async fn relay_outbox_once(db: &Db, queue: &impl Queue) -> Result<usize, QueueError> {
+    match db.backend() {
+        Backend::Postgres => relay_locked(db, queue).await,
+        Backend::Sqlite => relay_unlocked(db, queue).await,
+    }
+}
+
+const SELECT_OUTBOX: &str = "SELECT id, body FROM outbox ORDER BY id LIMIT $1";
+const DELETE_OUTBOX: &str = "DELETE FROM outbox WHERE id = $1";
+
+async fn relay_locked(db: &Db, queue: &impl Queue) -> Result<usize, QueueError> {
+    let mut tx = db.pool().begin().await.map_err(sql_error)?;
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, body FROM outbox ORDER BY id LIMIT $1")
+        sqlx::query_as(&format!("{SELECT_OUTBOX} FOR UPDATE SKIP LOCKED"))
             .bind(RELAY_BATCH)
-            .fetch_all(db.pool())
+            .fetch_all(&mut *tx)
             .await
             .map_err(sql_error)?;
+    let (sent, failure) = send_rows(queue, &rows).await;
+    // The rows sent before a failure are deleted too, so they are not sent twice.
+    for (id, _) in &rows[..sent] {
+        sqlx::query(DELETE_OUTBOX)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+    }
+    tx.commit().await.map_err(sql_error)?;
+    failure.map_or(Ok(sent), Err)
+}
+
+async fn relay_unlocked(db: &Db, queue: &impl Queue) -> Result<usize, QueueError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(SELECT_OUTBOX)
+        .bind(RELAY_BATCH)
+        .fetch_all(db.pool())
+        .await
+        .map_err(sql_error)?;
     for (id, body) in &rows {
         queue.send(body, Duration::ZERO).await?;
-        sqlx::query("DELETE FROM outbox WHERE id = $1")
+        sqlx::query(DELETE_OUTBOX)
             .bind(id)
             .execute(db.pool())
             .await
             .map_err(sql_error)?;
     }
     Ok(rows.len())
+}
+
+/// Sends rows in order until the first failure: how many were sent, and the failure.
+async fn send_rows(queue: &impl Queue, rows: &[(String, String)]) -> (usize, Option<QueueError>) {
+    for (sent, (_, body)) in rows.iter().enumerate() {
+        if let Err(e) = queue.send(body, Duration::ZERO).await {
+            return (sent, Some(e));
+        }
+    }
+    (rows.len(), None)
 }
 
 /// Runs [`relay_outbox_once`] until `stop` resolves, pausing when idle or on errors.
