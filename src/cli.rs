@@ -195,6 +195,14 @@ pub struct Settings {
     /// Uploads (`POST /v1/media`) one user may start per hour (0: no limit).
     #[arg(long, env = "SORI_MEDIA_PER_HOUR", default_value_t = 60, global = true)]
     pub media_per_hour: u32,
+    /// Chat messages one user may send per minute (0: no limit).
+    #[arg(
+        long,
+        env = "SORI_MESSAGES_PER_MINUTE",
+        default_value_t = 120,
+        global = true
+    )]
+    pub messages_per_minute: u32,
     /// Log line format.
     #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -98,6 +98,7 @@ fn help_lists_every_command_and_setting() {
         "SORI_PUSH_RETENTION_SECS",
         "SORI_SIGNUPS_PER_HOUR",
         "SORI_MEDIA_PER_HOUR",
+        "SORI_MESSAGES_PER_MINUTE",
         "SORI_LOG_FORMAT",
         "SORI_SHUTDOWN_GRACE_SECS",
         "RUST_LOG",
