@@ -502,7 +502,11 @@ mod route_tests {
             .await
             .unwrap();
         let sig = p.url.split("sig=").nth(1).unwrap().to_owned();
-        let flipped = format!("{}{}", if sig.starts_with('0') { "1" } else { "0" }, &sig[1..]);
+        let flipped = format!(
+            "{}{}",
+            if sig.starts_with('0') { "1" } else { "0" },
+            &sig[1..]
+        );
         let later = (now_ms() + 3_600_000).to_string();
         let cases = [
             ("signature changed", with_param(&p.url, "sig", &flipped)),
@@ -537,7 +541,10 @@ mod route_tests {
             .unwrap();
         for (what, url) in [
             ("expired download", old.url.clone()),
-            ("download expiry stretched", with_param(&old.url, "expires", &later)),
+            (
+                "download expiry stretched",
+                with_param(&old.url, "expires", &later),
+            ),
         ] {
             let req = Request::get(path_of(&url)).body(Body::empty()).unwrap();
             let (s, h, b) = send(&f.app, req).await;

@@ -171,7 +171,7 @@ fn table() -> Vec<Row> {
             |s| json!({"message_id": s.id("message")}), [401, 404, 200, 404, 404]),
         row("get", "/v1/users/{id}/presence", "/v1/users/{owner}/presence", none, [401, 200, 200, 404, 200]),
         // Not an upgrade request: the token is checked first, then the upgrade.
-        row("get", "/v1/ws", "/v1/ws", none, [401, 426, 426, 426, 426]),
+        row("get", "/v1/ws", "/v1/ws", none, [401, 400, 400, 400, 400]),
         // Devices: always the caller's own.
         row("get", "/v1/me/devices", "/v1/me/devices", none, [401, 200, 200, 200, 200]),
         row("put", "/v1/me/devices/{device_id}", "/v1/me/devices/phone-1",
@@ -291,7 +291,14 @@ impl World {
     }
 
     /// `who` calls `method path` with `body`; asserts `status`; returns the reply.
-    async fn must(&self, who: &User, method: Method, path: &str, body: Value, status: u16) -> Reply {
+    async fn must(
+        &self,
+        who: &User,
+        method: Method,
+        path: &str,
+        body: Value,
+        status: u16,
+    ) -> Reply {
         let r = self.api.call(method, path, Some(&who.token), body).await;
         assert_eq!(r.status.as_u16(), status, "set-up {path}: {}", r.json);
         r
@@ -299,28 +306,43 @@ impl World {
 
     async fn scene(&self, n: usize) -> Scene {
         let prefix = format!("s{n}_");
-        let users = self.api.users_with_hash(&prefix, 5, &self.password_hash).await;
+        let users = self
+            .api
+            .users_with_hash(&prefix, 5, &self.password_hash)
+            .await;
         let [other, owner, blocked, admin, partner]: [User; 5] = users.try_into().ok().unwrap();
         self.api.make_admin(&admin).await;
         let block = format!("/v1/users/{}/block", blocked.id);
-        self.must(&owner, Method::PUT, &block, Value::Null, 204).await;
+        self.must(&owner, Method::PUT, &block, Value::Null, 204)
+            .await;
         let follow = format!("/v1/users/{}/follow", owner.id);
         for follower in [&other, &admin] {
-            self.must(follower, Method::PUT, &follow, Value::Null, 204).await;
+            self.must(follower, Method::PUT, &follow, Value::Null, 204)
+                .await;
         }
 
         let ready_media = self.audio(&owner, "ready").await;
         let post_body = json!({"media_id": ready_media, "caption": "hello #sori"});
-        let post = self.must(&owner, Method::POST, "/v1/posts", post_body, 201).await;
+        let post = self
+            .must(&owner, Method::POST, "/v1/posts", post_body, 201)
+            .await;
         let post = post.json["id"].as_str().unwrap().to_owned();
         let media2 = self.audio(&owner, "ready").await;
         let post2 = self
-            .must(&owner, Method::POST, "/v1/posts", json!({"media_id": media2}), 201)
+            .must(
+                &owner,
+                Method::POST,
+                "/v1/posts",
+                json!({"media_id": media2}),
+                201,
+            )
             .await;
         let post2 = post2.json["id"].as_str().unwrap().to_owned();
         let pending_media = self.audio(&owner, "processing").await;
         let body = json!({"media_id": pending_media, "caption": "still processing #sori"});
-        let pending = self.must(&owner, Method::POST, "/v1/posts", body, 201).await;
+        let pending = self
+            .must(&owner, Method::POST, "/v1/posts", body, 201)
+            .await;
         let pending_post = pending.json["id"].as_str().unwrap().to_owned();
         let upload_media = self.api.media(&owner, "awaiting_upload").await;
         self.put_object(&format!("uploads/{upload_media}"), &[0; 1000])
@@ -333,7 +355,13 @@ impl World {
         let public_playlist = self.playlist(&owner, "open list", true, &post).await;
 
         let room = self
-            .must(&owner, Method::POST, "/v1/chats", json!({"user_id": partner.id}), 201)
+            .must(
+                &owner,
+                Method::POST,
+                "/v1/chats",
+                json!({"user_id": partner.id}),
+                201,
+            )
             .await;
         let room = room.json["id"].as_str().unwrap().to_owned();
         let secret_text = format!("{prefix}whispered words");
@@ -346,7 +374,13 @@ impl World {
 
         let comments = format!("/v1/posts/{post}/comments");
         let comment = self
-            .must(&owner, Method::POST, &comments, json!({"text": "first"}), 201)
+            .must(
+                &owner,
+                Method::POST,
+                &comments,
+                json!({"text": "first"}),
+                201,
+            )
             .await;
         let comment = comment.json["id"].as_str().unwrap().to_owned();
         let secret_token = format!("{prefix}push-token");
@@ -354,10 +388,13 @@ impl World {
         self.must(&owner, Method::PUT, "/v1/me/devices/phone-1", body, 200)
             .await;
         let body = json!({"target_kind": "user", "target_id": partner.id, "reason": "spam"});
-        let report = self.must(&owner, Method::POST, "/v1/reports", body, 201).await;
+        let report = self
+            .must(&owner, Method::POST, "/v1/reports", body, 201)
+            .await;
         let report = report.json["id"].as_str().unwrap().to_owned();
         let like = format!("/v1/posts/{post}/like");
-        self.must(&other, Method::PUT, &like, Value::Null, 204).await;
+        self.must(&other, Method::PUT, &like, Value::Null, 204)
+            .await;
 
         let audio_key = format!("media/{ready_media}/v1/audio.opus");
         let signed = self
@@ -408,7 +445,9 @@ impl World {
 
     async fn playlist(&self, owner: &User, title: &str, public: bool, post: &str) -> String {
         let body = json!({"title": title, "public": public});
-        let r = self.must(owner, Method::POST, "/v1/playlists", body, 201).await;
+        let r = self
+            .must(owner, Method::POST, "/v1/playlists", body, 201)
+            .await;
         let id = r.json["id"].as_str().unwrap().to_owned();
         let items = format!("/v1/playlists/{id}/items");
         self.must(owner, Method::POST, &items, json!({"post_id": post}), 201)
@@ -428,7 +467,12 @@ impl World {
                 .as_array()
                 .map(|items| items.iter().map(|i| &i["id"]).collect())
                 .unwrap_or_default();
-            view.push(json!([r.status.as_u16(), r.json["title"], r.json["public"], items]));
+            view.push(json!([
+                r.status.as_u16(),
+                r.json["title"],
+                r.json["public"],
+                items
+            ]));
         }
         view.push(self.api.get("/v1/me/devices", &s.owner).await.json);
         Value::Array(view)
@@ -449,7 +493,12 @@ async fn check_row(w: &World, row: &Row, first_scene: usize) -> Vec<String> {
         let path = s.fill(row.path);
         let r = w
             .api
-            .call(method, &path, caller.map(|u| u.token.as_str()), (row.body)(&s))
+            .call(
+                method,
+                &path,
+                caller.map(|u| u.token.as_str()),
+                (row.body)(&s),
+            )
             .await;
         let what = format!("{} {} as {role}", row.method.to_uppercase(), row.path);
         if r.status.as_u16() != row.expect[i] {
@@ -466,7 +515,9 @@ async fn check_row(w: &World, row: &Row, first_scene: usize) -> Vec<String> {
         let text = r.json.to_string();
         for secret in &s.secrets {
             if text.contains(secret.as_str()) {
-                problems.push(format!("{what}: shows the owner's private {secret}: {text}"));
+                problems.push(format!(
+                    "{what}: shows the owner's private {secret}: {text}"
+                ));
             }
         }
         if w.owner_view(&s).await != s.owner_view {
@@ -485,7 +536,9 @@ async fn documented_routes(api: &Api) -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
-            if ["get", "put", "post", "delete", "patch", "head", "options"].contains(&method.as_str()) {
+            if ["get", "put", "post", "delete", "patch", "head", "options"]
+                .contains(&method.as_str())
+            {
                 routes.insert((method.clone(), path.clone()));
             }
         }
@@ -504,7 +557,10 @@ async fn every_documented_route_has_a_row() {
     let missing: Vec<_> = documented.difference(&in_table).collect();
     let unknown: Vec<_> = in_table.difference(&documented).collect();
     assert!(missing.is_empty(), "routes without a row: {missing:?}");
-    assert!(unknown.is_empty(), "rows for undocumented routes: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "rows for undocumented routes: {unknown:?}"
+    );
     // Rows' concrete paths belong to their documented path.
     for r in table() {
         let head = r.doc_path.split('{').next().unwrap();
@@ -541,12 +597,19 @@ async fn the_scene_roles_are_what_they_claim() {
     let w = world().await;
     let s = w.scene(0).await;
     let [_, other, _, blocked, admin] = &s.callers;
-    let (other, blocked, admin) = (other.as_ref().unwrap(), blocked.as_ref().unwrap(), admin.as_ref().unwrap());
+    let (other, blocked, admin) = (
+        other.as_ref().unwrap(),
+        blocked.as_ref().unwrap(),
+        admin.as_ref().unwrap(),
+    );
     let reports = w.api.get("/v1/reports", admin).await;
     assert_eq!(reports.status, StatusCode::OK);
     assert_eq!(reports.json["items"].as_array().unwrap().len(), 1);
     let post = format!("/v1/posts/{}", s.id("post"));
-    assert_eq!(w.api.get(&post, blocked).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        w.api.get(&post, blocked).await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(w.api.get(&post, other).await.status, StatusCode::OK);
     // The owner sees every secret somewhere: the leak checks look for real strings.
     let mut owner_text = String::new();
@@ -560,6 +623,9 @@ async fn the_scene_roles_are_what_they_claim() {
         owner_text.push_str(&w.api.get(&path, &s.owner).await.json.to_string());
     }
     for secret in &s.secrets {
-        assert!(owner_text.contains(secret.as_str()), "the owner never sees {secret}");
+        assert!(
+            owner_text.contains(secret.as_str()),
+            "the owner never sees {secret}"
+        );
     }
 }

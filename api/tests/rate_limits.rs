@@ -76,7 +76,9 @@ async fn send_text(api: &Api, room: &str, token: &str, text: &str) -> (Reply, Op
         .uri(format!("/v1/chats/{room}/messages"))
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(json!({"kind": "text", "text": text}).to_string()))
+        .body(Body::from(
+            json!({"kind": "text", "text": text}).to_string(),
+        ))
         .unwrap();
     let response = api.app.clone().oneshot(req).await.unwrap();
     let retry = response
@@ -144,7 +146,9 @@ async fn invalid_messages_and_resends_do_not_count() {
     let ab = room(&api, &ann, &bea).await;
     let path = format!("/v1/chats/{ab}/messages");
     for _ in 0..3 {
-        let r = api.post(&path, &ann, json!({"kind": "text", "text": ""})).await;
+        let r = api
+            .post(&path, &ann, json!({"kind": "text", "text": ""}))
+            .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.json);
         let body = json!({"kind": "text", "text": "once", "client_id": "c1"});
         let r = api.post(&path, &ann, body).await;
