@@ -55,7 +55,7 @@ case "$backend" in
 esac
 
 SORI_DATA_DIR="$work" SORI_LISTEN="127.0.0.1:$port" DATABASE_URL="$db_url" RUST_LOG=warn \
-  SORI_SIGNUPS_PER_HOUR=0 "$sori" api >"$work/api.log" 2>&1 &
+  SORI_SIGNUPS_PER_HOUR=0 SORI_MESSAGES_PER_MINUTE=0 "$sori" api >"$work/api.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/api.log" >&2; exit 1; }

@@ -214,6 +214,14 @@ pub struct Settings {
         global = true
     )]
     pub feed_cache_ms: u64,
+    /// Chat messages one user may send per minute (0: no limit).
+    #[arg(
+        long,
+        env = "SORI_MESSAGES_PER_MINUTE",
+        default_value_t = 120,
+        global = true
+    )]
+    pub messages_per_minute: u32,
     /// Log line format.
     #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -96,10 +96,10 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         .with_media(store.clone(), queue.clone())
         .with_pipeline_metrics(&metrics)
         .with_realtime(Realtime::new(fanout.clone(), ws_config(settings)))
-        .with_creation_limits(CreationLimits::per_hour(
-            settings.signups_per_hour,
-            settings.media_per_hour,
-        ))
+        .with_creation_limits(
+            CreationLimits::per_hour(settings.signups_per_hour, settings.media_per_hour)
+                .with_messages_per_minute(settings.messages_per_minute),
+        )
         .with_caches(CacheConfig {
             session_ttl: Duration::from_millis(settings.session_cache_ms),
             feed_ttl: Duration::from_millis(settings.feed_cache_ms),

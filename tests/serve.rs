@@ -100,6 +100,7 @@ fn help_lists_every_command_and_setting() {
         "SORI_MEDIA_PER_HOUR",
         "SORI_SESSION_CACHE_MS",
         "SORI_FEED_CACHE_MS",
+        "SORI_MESSAGES_PER_MINUTE",
         "SORI_LOG_FORMAT",
         "SORI_SHUTDOWN_GRACE_SECS",
         "RUST_LOG",

@@ -1,7 +1,7 @@
 //! Who is calling: Argon2id password hashes, random bearer tokens stored as
 //! SHA-256 hashes with an expiry, the [`AuthUser`] extractor (sessions
 //! cached briefly in memory, see [`crate::cache`]), and the rate limiters
-//! (failed logins, sign-ups, uploads).
+//! (failed logins, sign-ups, uploads, chat messages).
 //!
 //! The rate limiters live in process memory: each API process counts on its
 //! own, and a restart forgets. With N API processes an attacker gets N times
@@ -394,23 +394,40 @@ impl LoginLimiter {
 }
 
 /// Sign-ups per client address and new uploads per user, each in a one-hour
-/// window: they bound how fast one address can mint accounts and one account
-/// can fill the store and the queue.
+/// window, and chat messages per user in a one-minute window: they bound how
+/// fast one address can mint accounts, one account can fill the store and the
+/// queue, and one account can flood others' rooms and push gateways.
 pub struct CreationLimits {
     pub signups: RateLimiter,
     pub media: RateLimiter,
+    pub messages: RateLimiter,
 }
 
-/// The window of [`CreationLimits`].
+/// The window of [`CreationLimits`]' sign-ups and uploads.
 pub const CREATION_WINDOW: Duration = Duration::from_secs(3600);
 
+/// The window of [`CreationLimits`]' chat messages.
+pub const MESSAGE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Chat messages one user may send per minute by default: two a second
+/// sustained, far above anyone typing or recording, low enough to stop a script.
+pub const DEFAULT_MESSAGES_PER_MINUTE: u32 = 120;
+
 impl CreationLimits {
-    /// `signups_per_address` and `media_per_user` per hour; 0 lifts a limit.
+    /// `signups_per_address` and `media_per_user` per hour, and the default
+    /// messages per minute; 0 lifts a limit.
     pub fn per_hour(signups_per_address: u32, media_per_user: u32) -> Self {
         Self {
             signups: RateLimiter::new(signups_per_address, CREATION_WINDOW),
             media: RateLimiter::new(media_per_user, CREATION_WINDOW),
+            messages: RateLimiter::new(DEFAULT_MESSAGES_PER_MINUTE, MESSAGE_WINDOW),
         }
+    }
+
+    /// Replaces the chat message limit: `per_user` messages a minute (0: none).
+    pub fn with_messages_per_minute(mut self, per_user: u32) -> Self {
+        self.messages = RateLimiter::new(per_user, MESSAGE_WINDOW);
+        self
     }
 
     /// Counts a sign-up from `addr`, refusing at the limit. Without a known
@@ -424,7 +441,8 @@ impl CreationLimits {
 }
 
 impl Default for CreationLimits {
-    /// 20 sign-ups per address and 60 uploads per user an hour.
+    /// 20 sign-ups per address and 60 uploads per user an hour, 120 messages
+    /// per user a minute.
     fn default() -> Self {
         Self::per_hour(20, 60)
     }

@@ -110,7 +110,7 @@ fn check(store: &LocalStore, req: &SignedRequest<'_>) -> Result<(), ApiError> {
     store.verify(req, now_ms()).map_err(|e: SignatureError| {
         // Expired or tampered: the same answer, the reason only in the log.
         tracing::info!(key = req.key, reason = %e, "signed URL refused");
-        ApiError::Forbidden
+        ApiError::SignedUrlRefused
     })
 }
 
@@ -468,6 +468,88 @@ mod route_tests {
         )
         .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+
+    /// `url` with query parameter `name` set to `value`.
+    fn with_param(url: &str, name: &str, value: &str) -> String {
+        let (base, query) = url.split_once('?').unwrap();
+        let params: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key == name => format!("{key}={value}"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        format!("{base}?{}", params.join("&"))
+    }
+
+    /// Asserts a 403 `forbidden` problem saying the signed URL was refused.
+    fn assert_refused(status: StatusCode, headers: &HeaderMap, body: &[u8], what: &str) {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{what}");
+        assert_eq!(problem_status(headers, body), 403, "{what}");
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(v["type"], "https://sori.dev/problems/forbidden", "{what}");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(detail.contains("signed URL"), "{what}: {detail}");
+    }
+
+    #[tokio::test]
+    async fn tampered_and_expired_urls_are_refused_with_a_problem() {
+        let f = fixture().await;
+        let p = f
+            .store
+            .presign_put("originals/m2", "audio/mp4", 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let sig = p.url.split("sig=").nth(1).unwrap().to_owned();
+        let flipped = format!(
+            "{}{}",
+            if sig.starts_with('0') { "1" } else { "0" },
+            &sig[1..]
+        );
+        let later = (now_ms() + 3_600_000).to_string();
+        let cases = [
+            ("signature changed", with_param(&p.url, "sig", &flipped)),
+            ("expiry stretched", with_param(&p.url, "expires", &later)),
+            ("key changed", p.url.replace("originals/m2", "originals/m3")),
+        ];
+        for (what, url) in &cases {
+            let (s, h, b) = send(&f.app, put(url, "audio/mp4", 10, b"0123456789")).await;
+            assert_refused(s, &h, &b, what);
+        }
+        let (s, h, b) = send(&f.app, put(&p.url, "audio/webm", 10, b"0123456789")).await;
+        assert_refused(s, &h, &b, "another content type");
+        assert!(f.store.head("originals/m2").await.unwrap().is_none());
+        assert!(f.store.head("originals/m3").await.unwrap().is_none());
+
+        // Downloads: expired, or the expiry stretched.
+        let mut body: &[u8] = b"0123456789";
+        f.store
+            .put_reader("media/m/v1/audio.opus", &mut body, 10)
+            .await
+            .unwrap();
+        let old = f
+            .store
+            .presign(
+                "GET",
+                "media/m/v1/audio.opus",
+                "",
+                0,
+                Duration::from_secs(1),
+                now_ms() - 5000,
+            )
+            .unwrap();
+        for (what, url) in [
+            ("expired download", old.url.clone()),
+            (
+                "download expiry stretched",
+                with_param(&old.url, "expires", &later),
+            ),
+        ] {
+            let req = Request::get(path_of(&url)).body(Body::empty()).unwrap();
+            let (s, h, b) = send(&f.app, req).await;
+            assert_refused(s, &h, &b, what);
+        }
     }
 
     #[tokio::test]

@@ -24,6 +24,10 @@ pub enum ApiError {
     /// Authenticated, but not allowed to act on this resource.
     #[error("you are not allowed to do this")]
     Forbidden,
+    /// A signed URL that is expired, or whose signature does not cover this
+    /// request. Which of them is not said (it would help a forger); the log has it.
+    #[error("the signed URL has expired or does not match this request (method, key, Content-Type, Content-Length)")]
+    SignedUrlRefused,
     #[error("not found")]
     NotFound,
     /// The request clashes with the current state (duplicate, wrong state).
@@ -117,7 +121,9 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
-            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::Forbidden | Self::SignedUrlRefused => {
+                (StatusCode::FORBIDDEN, "forbidden", "Forbidden")
+            }
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::PayloadTooLarge { .. } => (

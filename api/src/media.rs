@@ -237,18 +237,30 @@ async fn load_own(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiErr
     Ok(media)
 }
 
-/// Media anyone may play: the owner's, or one attached to a post; chat
-/// media only to the members of a room it was sent in.
+/// Media the caller may play: their own; chat media to the members of a
+/// room it was sent in; else the media of a ready post the caller can see
+/// (not removed, no block between them and its author), so a post that is
+/// hidden from someone — still processing, removed, or behind a block — does
+/// not play or reveal its state to them either.
 async fn load_playable(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiError> {
     let media = load(db, id).await?;
     if media.owner_id == user.id || crate::chat::can_see_media(db, id, &user.id).await? {
         return Ok(media);
     }
-    let posted: Option<String> = sqlx::query_scalar("SELECT id FROM posts WHERE media_id = $1")
+    let sql = format!(
+        "SELECT p.id FROM posts p JOIN users u ON u.id = p.author_id \
+         WHERE p.media_id = $2 AND {}",
+        crate::posts::visible()
+    );
+    let posted: Option<String> = sqlx::query_scalar(&sql)
+        .bind(&user.id)
         .bind(id)
         .fetch_optional(db.pool())
         .await?;
-    posted.map(|_| media).ok_or(ApiError::Forbidden)
+    match posted {
+        Some(_) if media.state == "ready" => Ok(media),
+        _ => Err(ApiError::Forbidden),
+    }
 }
 
 /// The declared type without parameters, lowercased, if it is one we decode.
@@ -469,7 +481,7 @@ async fn redirect_to(store: &ObjectStore, key: &str) -> Result<Response, ApiErro
             headers(("Content-Range" = String))),
         (status = 302, description = "S3 mode: to a short-lived signed URL of the audio", headers(("Location" = String))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Neither the caller's nor posted", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither the caller's, nor sent to them, nor a ready post they can see", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not ready; the detail says its state", body = Problem, content_type = "application/problem+json"),
         (status = 416, description = "Embedded mode: the range starts past the end", body = Problem, content_type = "application/problem+json",

@@ -21,7 +21,7 @@ pub struct AppState {
     pub public_url: String,
     /// Failed-login counts per account and client address.
     pub login_limiter: Arc<LoginLimiter>,
-    /// Sign-ups per client address and uploads per user.
+    /// Sign-ups per client address, uploads and chat messages per user.
     pub creation_limits: Arc<CreationLimits>,
     /// Where uploads and processed audio live; `None` in a state built for
     /// tests that need no media (the media routes then answer 503).
@@ -91,7 +91,8 @@ impl AppState {
         self
     }
 
-    /// Replaces the default sign-up and upload limits (`SORI_SIGNUPS_PER_HOUR`, `SORI_MEDIA_PER_HOUR`).
+    /// Replaces the default sign-up, upload and message limits
+    /// (`SORI_SIGNUPS_PER_HOUR`, `SORI_MEDIA_PER_HOUR`, `SORI_MESSAGES_PER_MINUTE`).
     pub fn with_creation_limits(mut self, limits: CreationLimits) -> Self {
         self.creation_limits = Arc::new(limits);
         self

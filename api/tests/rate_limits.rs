@@ -1,6 +1,7 @@
-//! Sign-ups per client address and uploads per user are limited per hour:
-//! past the limit the API answers 429 with `Retry-After`, and other
-//! addresses or users are unaffected. On the backend `SORI_TEST_DB` names.
+//! Sign-ups per client address and uploads per user are limited per hour,
+//! chat messages per user per minute: past the limit the API answers 429 with
+//! `Retry-After`, and other addresses or users are unaffected. On the backend
+//! `SORI_TEST_DB` names.
 
 mod support;
 
@@ -68,6 +69,122 @@ async fn zero_lifts_the_sign_up_limit() {
     }
 }
 
+/// Sends a text message to `room` as `token`'s user; the reply and its `Retry-After`.
+async fn send_text(api: &Api, room: &str, token: &str, text: &str) -> (Reply, Option<u64>) {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/v1/chats/{room}/messages"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"kind": "text", "text": text}).to_string(),
+        ))
+        .unwrap();
+    let response = api.app.clone().oneshot(req).await.unwrap();
+    let retry = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let reply = Reply {
+        status,
+        content_type,
+        json,
+    };
+    (reply, retry)
+}
+
+/// The room of `a` and `b`, opened by `a`.
+async fn room(api: &Api, a: &support::User, b: &support::User) -> String {
+    let r = api.post("/v1/chats", a, json!({"user_id": b.id})).await;
+    assert!(r.status.is_success(), "{}", r.json);
+    r.json["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn messages_per_user_are_limited_per_minute() {
+    let limits = CreationLimits::per_hour(20, 60).with_messages_per_minute(3);
+    let api = Api::with(|s| s.with_creation_limits(limits)).await;
+    let [ann, bea, cid]: [support::User; 3] =
+        api.many_users("chat", 3).await.try_into().ok().unwrap();
+    let ab = room(&api, &ann, &bea).await;
+    let ac = room(&api, &ann, &cid).await;
+    // The limit is per sender, across rooms.
+    for (i, room) in [&ab, &ac, &ab].into_iter().enumerate() {
+        let (r, _) = send_text(&api, room, &ann.token, &format!("m{i}")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    }
+    let (refused, retry) = send_text(&api, &ac, &ann.token, "one too many").await;
+    assert_problem(&refused, StatusCode::TOO_MANY_REQUESTS, "too-many-requests");
+    let retry = retry.expect("Retry-After");
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // The refused message was not stored; the other member can still answer.
+    let history = api.get(&format!("/v1/chats/{ac}/messages"), &cid).await;
+    let texts: Vec<&str> = history.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["m1"]);
+    let (r, _) = send_text(&api, &ac, &cid.token, "hi ann").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+}
+
+#[tokio::test]
+async fn invalid_messages_and_resends_do_not_count() {
+    let limits = CreationLimits::per_hour(20, 60).with_messages_per_minute(2);
+    let api = Api::with(|s| s.with_creation_limits(limits)).await;
+    let [ann, bea]: [support::User; 2] = api.many_users("chat", 2).await.try_into().ok().unwrap();
+    let ab = room(&api, &ann, &bea).await;
+    let path = format!("/v1/chats/{ab}/messages");
+    for _ in 0..3 {
+        let r = api
+            .post(&path, &ann, json!({"kind": "text", "text": ""}))
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.json);
+        let body = json!({"kind": "text", "text": "once", "client_id": "c1"});
+        let r = api.post(&path, &ann, body).await;
+        assert!(r.status.is_success(), "{}", r.json);
+    }
+    let (r, _) = send_text(&api, &ab, &ann.token, "second").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let (r, _) = send_text(&api, &ab, &ann.token, "third").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json);
+}
+
+#[tokio::test]
+async fn zero_lifts_the_message_limit() {
+    let limits = CreationLimits::per_hour(20, 60).with_messages_per_minute(0);
+    let api = Api::with(|s| s.with_creation_limits(limits)).await;
+    let [ann, bea]: [support::User; 2] = api.many_users("chat", 2).await.try_into().ok().unwrap();
+    let ab = room(&api, &ann, &bea).await;
+    for i in 0..150 {
+        let (r, _) = send_text(&api, &ab, &ann.token, &format!("m{i}")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "message {i}: {}", r.json);
+    }
+}
+
+#[tokio::test]
+async fn the_default_message_limit_is_120_a_minute() {
+    let api = Api::new().await;
+    let [ann, bea]: [support::User; 2] = api.many_users("chat", 2).await.try_into().ok().unwrap();
+    let ab = room(&api, &ann, &bea).await;
+    for i in 0..120 {
+        let (r, _) = send_text(&api, &ab, &ann.token, &format!("m{i}")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "message {i}: {}", r.json);
+    }
+    let (r, _) = send_text(&api, &ab, &ann.token, "121st").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json);
+}
+
 async fn create_media(api: &Api, token: &str) -> Reply {
     let body = json!({"content_type": "audio/mp4", "size_bytes": 1000});
     api.call(Method::POST, "/v1/media", Some(token), body).await
@@ -108,7 +225,11 @@ async fn openapi_documents_the_429s() {
         .call(Method::GET, "/openapi.json", None, Value::Null)
         .await
         .json;
-    for (path, method) in [("/v1/auth/signup", "post"), ("/v1/media", "post")] {
+    for (path, method) in [
+        ("/v1/auth/signup", "post"),
+        ("/v1/media", "post"),
+        ("/v1/chats/{id}/messages", "post"),
+    ] {
         let r = &doc["paths"][path][method]["responses"]["429"];
         assert!(
             r["content"]["application/problem+json"].is_object(),

@@ -1,7 +1,7 @@
 //! Presigned URLs are really enforced: against s3s-fs, an S3 server that
 //! verifies SigV4 signatures (moto does not), a client cannot upload another
 //! content type, more or fewer bytes than declared, after expiry, or with a
-//! tampered URL. `scripts/setup.sh test` installs s3s-fs; the test starts its
+//! tampered URL (another key, a changed signature, a stretched expiry). `scripts/setup.sh test` installs s3s-fs; the test starts its
 //! own instance on a free port and fails loudly when the binary is missing.
 
 use aws_config::BehaviorVersion;
@@ -107,6 +107,24 @@ async fn put(url: &str, headers: &[(String, String)], content_type: &str, body: 
         .as_u16()
 }
 
+/// `url` with the value of query parameter `name` replaced by `change(value)`.
+fn tamper_query(url: &str, name: &str, change: impl Fn(&str) -> String) -> String {
+    let (base, query) = url.split_once('?').expect("a presigned URL has a query");
+    let mut found = false;
+    let params: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if key == name => {
+                found = true;
+                format!("{key}={}", change(value))
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    assert!(found, "{url} has no {name}");
+    format!("{base}?{}", params.join("&"))
+}
+
 #[tokio::test]
 async fn presigned_uploads_are_bound_to_type_length_and_expiry() {
     let server = start_s3s_fs().await;
@@ -152,6 +170,24 @@ async fn presigned_uploads_are_bound_to_type_length_and_expiry() {
         put(&tampered, &p.headers, "audio/mp4", body.clone()).await,
         403
     );
+    // A tampered signature, and an expiry stretched past the signed one.
+    let p = store
+        .presign_put("originals/e", "audio/mp4", 1000, ttl)
+        .await
+        .unwrap();
+    let forged = tamper_query(&p.url, "X-Amz-Signature", |sig| {
+        let flipped = if sig.starts_with('0') { "1" } else { "0" };
+        format!("{flipped}{}", &sig[1..])
+    });
+    assert_eq!(
+        put(&forged, &p.headers, "audio/mp4", body.clone()).await,
+        403
+    );
+    let stretched = tamper_query(&p.url, "X-Amz-Expires", |_| "604800".to_owned());
+    assert_eq!(
+        put(&stretched, &p.headers, "audio/mp4", body.clone()).await,
+        403
+    );
     // An expired URL.
     let p = store
         .presign_put("originals/d", "audio/mp4", 1000, Duration::from_secs(1))
@@ -164,6 +200,7 @@ async fn presigned_uploads_are_bound_to_type_length_and_expiry() {
         "originals/b",
         "originals/c",
         "originals/evil",
+        "originals/e",
         "originals/d",
     ] {
         assert!(

@@ -264,6 +264,8 @@ fn resend(
 
 /// Sends a message to the room's other member: delivered at once to their
 /// live sockets (and the sender's other devices), else queued for a push.
+/// Messages one user sends are limited per minute (`SORI_MESSAGES_PER_MINUTE`;
+/// 429 with `Retry-After` past it).
 #[utoipa::path(post, path = "/v1/chats/{id}/messages", tag = "chat",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Room id")),
@@ -276,6 +278,7 @@ fn resend(
         (status = 404, description = "No such room, or not a member", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The media was already sent, or client_id was used in another room", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad kind, text, media or client_id", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many messages by this user this minute (`SORI_MESSAGES_PER_MINUTE`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn send_message(
     State(state): State<AppState>,
@@ -293,6 +296,9 @@ async fn send_message(
         }
     }
     let media_id = check_message(&state, &user.id, &req).await?;
+    // Counted once the message is valid and new: a resend (answered above)
+    // or a refused message costs nothing.
+    state.creation_limits.messages.take(&user.id)?;
     let inserted = insert(
         &state,
         &room_id,

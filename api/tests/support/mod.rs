@@ -189,16 +189,23 @@ impl Api {
     /// `n` users `{prefix}{i}` with tokens, written directly (no password
     /// hashing), for tests that need many of them.
     pub async fn many_users(&self, prefix: &str, n: usize) -> Vec<User> {
+        self.users_with_hash(prefix, n, "x").await
+    }
+
+    /// As [`Api::many_users`], with one precomputed `password_hash` for all
+    /// of them (from `sori_api::auth::hash_password`), so they can log in.
+    pub async fn users_with_hash(&self, prefix: &str, n: usize, password_hash: &str) -> Vec<User> {
         let mut users = Vec::with_capacity(n);
         for i in 0..n {
             let id = uuid::Uuid::now_v7().to_string();
             let handle = format!("{prefix}{i}");
             sqlx::query(
                 "INSERT INTO users (id, handle, handle_lower, display_name, password_hash, \
-                 created_at, handle_fold, name_fold) VALUES ($1, $2, $2, $2, 'x', 0, $2, $2)",
+                 created_at, handle_fold, name_fold) VALUES ($1, $2, $2, $2, $3, 0, $2, $2)",
             )
             .bind(&id)
             .bind(&handle)
+            .bind(password_hash)
             .execute(self.t.db.pool())
             .await
             .unwrap();
