@@ -61,7 +61,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::invalid(field, "must not contain NUL characters"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(e, bytes))?;
     de.end()
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     Ok(value)
@@ -110,11 +110,17 @@ fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
     }
 }
 
-fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>, bytes: &[u8]) -> ApiError {
     use serde_json::error::Category;
     let path = e.path().to_string();
     let inner = e.into_inner();
+    // serde_json reports a non-string where an enum is expected as a syntax
+    // error; when the document parses, it is the field's type that is wrong.
+    let well_formed = || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
     match inner.classify() {
+        Category::Syntax if well_formed() => {
+            ApiError::invalid(field_of(&path, ""), "invalid type for this field")
+        }
         Category::Syntax | Category::Eof | Category::Io => {
             ApiError::BadRequest(format!("malformed JSON: {inner}"))
         }

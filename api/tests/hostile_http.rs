@@ -329,10 +329,10 @@ async fn every_json_body_refuses_broken_input_with_a_documented_problem() {
         };
         let json_type = "application/json";
 
-        let r = send(json_type, br#"{"a": "#.to_vec()).await;
+        let r = send(json_type, b"{,".to_vec()).await;
         assert_documented(&op, &r, StatusCode::BAD_REQUEST, "malformed JSON");
-        let r = send(json_type, b"[1, 2]".to_vec()).await;
-        assert_names(&op, &r, "body", "an array, not an object");
+        let r = send(json_type, br#""not an object""#.to_vec()).await;
+        assert_names(&op, &r, "body", "a string, not an object");
 
         let base = skeleton(&w.doc, schema);
         let r = send("text/plain", Value::Object(base.clone()).to_string().into()).await;
@@ -415,6 +415,10 @@ async fn every_list_refuses_bad_limits_and_cursors_naming_them() {
         );
         let path = concrete(&w, &op.path);
         let required = required_query(&w, &op);
+        let api = &w.api;
+        let alice = &w.alice;
+        let required = &required;
+        let path = &path;
         let list = |extra: String| {
             let query = [required.clone(), extra]
                 .into_iter()
@@ -422,7 +426,7 @@ async fn every_list_refuses_bad_limits_and_cursors_naming_them() {
                 .collect::<Vec<_>>()
                 .join("&");
             let uri = format!("{path}?{query}");
-            async move { w.api.get(&uri, &w.alice).await }
+            async move { api.get(&uri, alice).await }
         };
         let r = list(String::new()).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.json);
@@ -747,6 +751,11 @@ async fn chat_playlists_reports_and_devices_keep_hostile_text_or_refuse_it_by_na
         let r = api
             .call(Method::PUT, &path, Some(&w.alice.token), body)
             .await;
+        // A path with a control character names nothing: 404 before any route.
+        if s.chars().any(char::is_control) {
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "device_id={s:?}");
+            continue;
+        }
         if let Outcome::Stored(v) = outcome(r, "device_id", s) {
             assert_same(&v, "/device_id", s, "device_id");
         }
