@@ -132,7 +132,7 @@ impl Op {
     fn documents(&self, status: StatusCode) -> bool {
         self.spec["responses"]
             .get(status.as_str())
-            .is_some_and(|r| problem_content(r))
+            .is_some_and(problem_content)
     }
 
     fn query_param(&self, name: &str) -> bool {
