@@ -178,6 +178,42 @@ pub async fn limit_body(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Answers 404 (problem+json) when the percent-decoded path is not UTF-8 or
+/// holds a control character: no route or resource has such a name, and
+/// letting it through would reach the extractors (axum's `Path` answers
+/// plain-text 400s) or the database (PostgreSQL refuses NUL in text).
+pub async fn refuse_unreadable_paths(req: Request, next: Next) -> Response {
+    if readable_path(req.uri().path()) {
+        next.run(req).await
+    } else {
+        ApiError::NotFound.into_response()
+    }
+}
+
+/// Whether the percent-decoded `path` is UTF-8 without control characters.
+fn readable_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes.get(i + 1..i + 3).and_then(|hex| {
+            let hex = std::str::from_utf8(hex).ok()?;
+            u8::from_str_radix(hex, 16).ok()
+        });
+        match (bytes[i], escaped) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok_and(|text| !text.chars().any(char::is_control))
+}
+
 /// Weak ETags and `304 Not Modified` for `200` JSON answers to `/v1` GETs
 /// (not the streamed blob routes), and `Cache-Control: private, no-cache` on
 /// answers to authenticated requests that set none: a shared cache must not
@@ -296,6 +332,23 @@ mod tests {
         );
         assert!(HttpConfig::with_cors_origins("app.sori.example").is_err());
         assert!(HttpConfig::with_cors_origins("https://a.example/path").is_err());
+    }
+
+    #[test]
+    fn unreadable_paths_are_recognized() {
+        assert!(readable_path(
+            "/v1/users/0190a0b0-0000-7000-8000-000000000001"
+        ));
+        assert!(readable_path("/v1/me/devices/%F0%9F%8E%99%20x%25"));
+        assert!(readable_path("/v1/me/devices/100%"));
+        for bad in [
+            "/v1/users/%00",
+            "/v1/users/a%0Ab",
+            "/v1/users/%FF",
+            "/v1/users/%C3%28",
+        ] {
+            assert!(!readable_path(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -77,6 +77,76 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Documents the problems that happen before a handler runs, on every
+/// operation they can happen to, so a new route gets them without repeating
+/// them: for a JSON request body ([`validation::JsonBody`],
+/// [`http::limit_body`]) 400 for broken syntax, 413 past the limit, 415
+/// without a JSON content type, 422 naming the field for wrong types,
+/// unknown and missing fields; for a path parameter, 404 when it names
+/// nothing (also [`http::refuse_unreadable_paths`]).
+struct InputProblems;
+
+impl Modify for InputProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        let body_problems = [
+            ("400", "Malformed JSON"),
+            ("413", "Body larger than 64 KiB"),
+            ("415", "Content-Type is not application/json"),
+            ("422", "A field is missing, unknown or of the wrong type"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                let takes_json = op
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|b| b.content.contains_key("application/json"));
+                let has_path_param = op
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.parameter_in == ParameterIn::Path);
+                let mut add = |status: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem_response(description));
+                };
+                if takes_json {
+                    for (status, description) in body_problems {
+                        add(status, description);
+                    }
+                }
+                if has_path_param {
+                    add("404", "Nothing has this id");
+                }
+            }
+        }
+    }
+}
+
+/// A documented `application/problem+json` answer.
+fn problem_response(
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::response::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/problem+json", content)
+        .build()
+        .into()
+}
+
 /// The whole HTTP application with the default [`http::HttpConfig`] (no cross-origin callers).
 pub fn app(state: AppState) -> Router {
     app_with(state, &http::HttpConfig::default())
@@ -86,7 +156,7 @@ pub fn app(state: AppState) -> Router {
 /// ids and tracing, and the cross-cutting layers of [`http`] (CORS,
 /// compression, ETags, body limit).
 pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::router())
         .merge(accounts::router())
         .merge(posts::router())
@@ -100,10 +170,12 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
         .merge(realtime::socket::router())
         .merge(push::router())
         .split_for_parts();
+    InputProblems.modify(&mut openapi);
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(http::limit_body))
+        .layer(axum::middleware::from_fn(http::refuse_unreadable_paths))
         .layer(axum::middleware::from_fn(http::etag))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

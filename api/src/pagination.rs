@@ -44,7 +44,9 @@ impl Cursor {
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let (time, id) = text.split_once(':').ok_or_else(invalid)?;
         let created_at = time.parse().map_err(|_| invalid())?;
-        if id.is_empty() || id.len() > 64 {
+        // Ids are printable: a control character (PostgreSQL refuses NUL in
+        // text) cannot come from a cursor this API encoded.
+        if id.is_empty() || id.len() > 64 || id.chars().any(char::is_control) {
             return Err(invalid());
         }
         Ok(Self {
@@ -127,7 +129,8 @@ mod tests {
             id: "0190a0b0-0000-7000-8000-000000000001".to_owned(),
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        for bad in ["", "!!", "bm9jb2xvbg", "eDp5"] {
+        // The last two: `1:\0` and `1:a\u{1}b`, ids with control characters.
+        for bad in ["", "!!", "bm9jb2xvbg", "eDp5", "MToA", "MTphAWI"] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
     }

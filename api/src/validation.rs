@@ -53,20 +53,74 @@ fn body_error(e: axum::Error) -> ApiError {
     ApiError::BadRequest("cannot read the request body".to_owned())
 }
 
-/// Deserializes JSON, turning serde's error into a 400 (syntax) or a 422 naming the field.
+/// Deserializes JSON, turning serde's error into a 400 (syntax) or a 422
+/// naming the field. A string containing NUL is a 422 naming its field, on
+/// every route: PostgreSQL cannot store or compare it, and no field needs it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(field) = nul_field(bytes) {
+        return Err(ApiError::invalid(field, "must not contain NUL characters"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(e, bytes))?;
     de.end()
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     Ok(value)
 }
 
-fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+/// The field (`a.b`, `tags[0]`; `body` for the whole) of the first string
+/// holding a NUL, when the body escapes one. A NUL can only arrive escaped:
+/// raw control characters are JSON syntax errors.
+fn nul_field(bytes: &[u8]) -> Option<String> {
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let path = nul_path(&value, String::new())?;
+    Some(if path.is_empty() {
+        "body".to_owned()
+    } else {
+        path
+    })
+}
+
+fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, format!("{path}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                return Some(if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                });
+            }
+            let inner = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            nul_path(v, inner)
+        }),
+        _ => None,
+    }
+}
+
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>, bytes: &[u8]) -> ApiError {
     use serde_json::error::Category;
     let path = e.path().to_string();
     let inner = e.into_inner();
+    // serde_json reports a non-string where an enum is expected as a syntax
+    // error; when the document parses, it is the field's type that is wrong.
+    let well_formed = || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
     match inner.classify() {
+        Category::Syntax if well_formed() => {
+            ApiError::invalid(field_of(&path, ""), "invalid type for this field")
+        }
         Category::Syntax | Category::Eof | Category::Io => {
             ApiError::BadRequest(format!("malformed JSON: {inner}"))
         }
@@ -294,6 +348,13 @@ mod tests {
         assert!(matches!(e, ApiError::BadRequest(_)));
         let e = parse_json::<Sample>(br#"{"name":"a","age":1} x"#).unwrap_err();
         assert!(matches!(e, ApiError::BadRequest(_)));
+        let e = parse_json::<Sample>(br#"{"name":"a\u0000","age":1}"#).unwrap_err();
+        assert_eq!(field(e), "name");
+        let e = parse_json::<Vec<Vec<String>>>(br#"[["ok"],["x","\u0000"]]"#).unwrap_err();
+        assert_eq!(field(e), "[1][1]");
+        // An escaped backslash before `u0000` is no NUL.
+        let ok = parse_json::<Sample>(br#"{"name":"a\\u0000","age":1}"#).unwrap();
+        assert_eq!(ok.name, "a\\u0000");
     }
 
     #[test]

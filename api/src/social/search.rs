@@ -74,13 +74,31 @@ pub struct SearchQuery {
     pub kind: Option<Kind>,
 }
 
+/// The documented answer of the route: a page of users or a page of posts,
+/// by `kind`. `anyOf`, not `oneOf`: an empty page is both. The two pages
+/// are the components the follow lists and the feeds register.
+struct SearchPage;
+
+impl utoipa::PartialSchema for SearchPage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::AnyOfBuilder;
+        use utoipa::openapi::Ref;
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name("Page_Author"))
+            .item(Ref::from_schema_name("Page_PostItem"))
+            .into()
+    }
+}
+
+impl ToSchema for SearchPage {}
+
 /// People or posts matching `q`: one kind of item per answer (see the module docs).
 #[utoipa::path(get, path = "/v1/search", tag = "social",
     security(("bearer" = [])),
     params(SearchQuery, PageQuery),
     responses(
         (status = 200, description = "A page of users (`kind=users`, `Page<Author>`) or posts (`kind=posts`, `Page<PostItem>`)",
-            body = Page<Author>),
+            body = SearchPage),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad q, kind, limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]

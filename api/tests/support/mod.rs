@@ -54,17 +54,34 @@ impl Api {
         token: Option<&str>,
         body: Value,
     ) -> Reply {
+        match body {
+            Value::Null => self.call_raw(method, path, token, None, Vec::new()).await,
+            body => {
+                let bytes = body.to_string().into_bytes();
+                self.call_raw(method, path, token, Some("application/json"), bytes)
+                    .await
+            }
+        }
+    }
+
+    /// Sends `body` as it is, with `content_type` when given (none and no
+    /// body when `None` and empty).
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let req = match body {
-            Value::Null => req.body(Body::empty()),
-            body => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string())),
+        if let Some(content_type) = content_type {
+            req = req.header(header::CONTENT_TYPE, content_type);
         }
-        .unwrap();
+        let req = req.body(Body::from(body)).unwrap();
         let response = self.app.clone().oneshot(req).await.unwrap();
         let status = response.status();
         let content_type = response
