@@ -64,9 +64,12 @@ struct Entry<V> {
     value: V,
 }
 
+/// One lock's worth of entries.
+type Shard<V> = Mutex<HashMap<String, Entry<V>>>;
+
 /// A sharded map from string keys to values that expire `ttl` after being stored.
 pub struct TtlCache<V> {
-    shards: Box<[Mutex<HashMap<String, Entry<V>>>]>,
+    shards: Box<[Shard<V>]>,
     hasher: RandomState,
     ttl: Duration,
     per_shard: usize,
