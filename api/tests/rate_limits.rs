@@ -71,33 +71,10 @@ async fn zero_lifts_the_sign_up_limit() {
 
 /// Sends a text message to `room` as `token`'s user; the reply and its `Retry-After`.
 async fn send_text(api: &Api, room: &str, token: &str, text: &str) -> (Reply, Option<u64>) {
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(format!("/v1/chats/{room}/messages"))
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(
-            json!({"kind": "text", "text": text}).to_string(),
-        ))
-        .unwrap();
-    let response = api.app.clone().oneshot(req).await.unwrap();
-    let retry = response
-        .headers()
-        .get(header::RETRY_AFTER)
-        .map(|v| v.to_str().unwrap().parse().unwrap());
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let reply = Reply {
-        status,
-        content_type,
-        json,
-    };
+    let path = format!("/v1/chats/{room}/messages");
+    let body = json!({"kind": "text", "text": text});
+    let reply = api.call(Method::POST, &path, Some(token), body).await;
+    let retry = reply.retry_after;
     (reply, retry)
 }
 

@@ -25,6 +25,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub content_type: String,
     pub json: Value,
+    /// Seconds of `Retry-After`, when the answer has one (429s).
+    pub retry_after: Option<u64>,
 }
 
 /// A signed-up user and their bearer token.
@@ -89,12 +91,17 @@ impl Api {
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().parse().unwrap());
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply {
             status,
             content_type,
             json,
+            retry_after,
         }
     }
 
