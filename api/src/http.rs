@@ -192,26 +192,9 @@ pub async fn refuse_unreadable_paths(req: Request, next: Next) -> Response {
 
 /// Whether the percent-decoded `path` is UTF-8 without control characters.
 fn readable_path(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = bytes.get(i + 1..i + 3).and_then(|hex| {
-            let hex = std::str::from_utf8(hex).ok()?;
-            u8::from_str_radix(hex, 16).ok()
-        });
-        match (bytes[i], escaped) {
-            (b'%', Some(byte)) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                decoded.push(byte);
-                i += 1;
-            }
-        }
-    }
-    std::str::from_utf8(&decoded).is_ok_and(|text| !text.chars().any(char::is_control))
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .is_ok_and(|text| !text.chars().any(char::is_control))
 }
 
 /// Weak ETags and `304 Not Modified` for `200` JSON answers to `/v1` GETs
