@@ -239,6 +239,13 @@ def wav_float_poisoned(rate=8000, frames=2000):
 # ---------------------------------------------------------------- CAF
 
 
+def patched(data, fmt, offset, value):
+    """A copy of `data` with `value` packed (struct format `fmt`) at `offset`."""
+    out = bytearray(data)
+    struct.pack_into(fmt, out, offset, value)
+    return out
+
+
 def caf_desc_edit(data, fmt, offset, value):
     """Overwrites a field of the `desc` chunk (offsets from its payload)."""
     assert data[8:12] == b"desc"
@@ -335,18 +342,10 @@ def main():
     write("caf-data-size-huge.caf", caf_data_size(bytearray(caf), (1 << 62)))
     mdhd = mp4_find(m4a, b"mdhd")
     stsd = mp4_find(m4a, b"stsd")
-    edited = bytearray(m4a)
-    struct.pack_into(">I", edited, mdhd + 8 + 16, 0xFFFFFFFF)
-    write("m4a-mdhd-duration-74h.m4a", edited)
-    edited = bytearray(m4a)
-    struct.pack_into(">I", edited, mdhd + 8 + 12, 0)
-    write("m4a-mdhd-timescale-0.m4a", edited)
-    edited = bytearray(m4a)
-    struct.pack_into(">H", edited, stsd + 16 + 24, 65535)
-    write("m4a-stsd-channels-65535.m4a", edited)
-    edited = bytearray(m4a)
-    struct.pack_into(">I", edited, stsd + 16 + 32, 0)
-    write("m4a-stsd-rate-0.m4a", edited)
+    write("m4a-mdhd-duration-74h.m4a", patched(m4a, ">I", mdhd + 8 + 16, 0xFFFFFFFF))
+    write("m4a-mdhd-timescale-0.m4a", patched(m4a, ">I", mdhd + 8 + 12, 0))
+    write("m4a-stsd-channels-65535.m4a", patched(m4a, ">H", stsd + 16 + 24, 65535))
+    write("m4a-stsd-rate-0.m4a", patched(m4a, ">I", stsd + 16 + 32, 0))
     write("opus-head-channels-0.opus", opus_head_edit(bytearray(opus), 9, 0))
     write("opus-head-channels-255.opus", opus_head_edit(bytearray(opus), 9, 255))
     write("opus-head-version-255.opus", opus_head_edit(bytearray(opus), 8, 255))

@@ -204,9 +204,10 @@ pub struct Settings {
         global = true
     )]
     pub session_cache_ms: u64,
-    /// How long a served feed page is reused for the same viewer, in ms:
-    /// others' new posts, likes and comments may appear that late; the
-    /// viewer's own writes show at once (0: no cache).
+    /// How long a served feed page is reused for the same viewer, in ms,
+    /// before it is read again in the background; never served past twice
+    /// this, so others' new posts, likes and comments appear within that.
+    /// The viewer's own writes show at once (0: no cache).
     #[arg(
         long,
         env = "SORI_FEED_CACHE_MS",

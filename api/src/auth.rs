@@ -151,7 +151,7 @@ async fn lookup(
     if let Some(session) = sessions.get(hash) {
         return Ok(Some(session));
     }
-    let generation = sessions.generation();
+    let generation = sessions.generation(hash);
     let row: Option<(String, i64)> =
         sqlx::query_as("SELECT user_id, expires_at FROM auth_tokens WHERE token_hash = $1")
             .bind(hash)

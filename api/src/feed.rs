@@ -13,12 +13,13 @@
 //! needs no block check: it shows only followed authors, and blocking removes
 //! the follows both ways (see [`crate::social::blocks`]).
 //!
-//! Feed pages are kept in memory for `SORI_FEED_CACHE_MS` per viewer and
-//! query ([`crate::cache`]): the caller's own writes clear them at once,
-//! others' posts, likes and comments appear within that time.
+//! Feed pages are kept in memory per viewer and query, and read again in the
+//! background once older than `SORI_FEED_CACHE_MS` ([`crate::cache::FeedPages`]):
+//! the caller's own writes clear them at once, others' posts, likes and
+//! comments appear within twice that time.
 
 use crate::auth::AuthUser;
-use crate::cache::{cached_page, store_page, CachedJson};
+use crate::cache::{CachedJson, Lookup};
 use crate::error::{ApiError, Problem};
 use crate::pagination::{Page, PageQuery};
 use crate::posts::{visible, PostItem, PostRow, SELECT_ITEMS};
@@ -126,18 +127,50 @@ async fn feed(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Response, ApiError> {
     let key = query.key()?;
-    let cached = cached_page(&state.feed_pages, &user.id, &key);
+    let lookup = state.feed_pages.lookup(&user.id, &key);
     if state.feed_pages.is_enabled() {
-        state.metrics.feed_cache_lookup(cached.is_some());
+        state.metrics.feed_cache_lookup(match &lookup {
+            Lookup::Fresh(_) => "hit",
+            Lookup::Stale { .. } => "stale",
+            Lookup::Missing => "miss",
+        });
     }
-    if let Some(hit) = cached {
-        return Ok(hit.into_response());
+    match lookup {
+        Lookup::Fresh(page) => Ok(page.into_response()),
+        Lookup::Stale { page, refresh } => {
+            if refresh {
+                tokio::spawn(refresh_feed_page(state, user.id, query, key));
+            }
+            Ok(page.into_response())
+        }
+        Lookup::Missing => Ok(read_feed_page(&state, &user.id, &query, key)
+            .await?
+            .into_response()),
     }
-    let generation = state.feed_pages.generation();
+}
+
+/// Reads a feed page from the database and keeps it for the viewer.
+async fn read_feed_page(
+    state: &AppState,
+    viewer: &str,
+    query: &PageQuery,
+    key: String,
+) -> Result<CachedJson, ApiError> {
+    let generation = state.feed_pages.generation(viewer);
     let sql = feed_sql(state.db.backend());
-    let page = CachedJson::new(&page(&state, &sql, &user.id, &query, &[]).await?)?;
-    store_page(&state.feed_pages, &user.id, generation, key, page.clone());
-    Ok(page.into_response())
+    let page = CachedJson::new(&page(state, &sql, viewer, query, &[]).await?)?;
+    state
+        .feed_pages
+        .store(viewer, generation, key, page.clone());
+    Ok(page)
+}
+
+/// Reads a stale cached page again, off the request that found it stale.
+/// On failure the stale page ages out and the next reader reads the database.
+async fn refresh_feed_page(state: AppState, viewer: String, query: PageQuery, key: String) {
+    if let Err(e) = read_feed_page(&state, &viewer, &query, key).await {
+        tracing::warn!(error = %e, "feed page refresh failed");
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

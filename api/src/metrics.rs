@@ -26,7 +26,7 @@ pub struct RouteOnly {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheResult {
-    /// `hit` or `miss`.
+    /// `hit`, `stale` or `miss`.
     pub result: &'static str,
 }
 
@@ -60,7 +60,8 @@ impl Default for Metrics {
         let feed_cache = Family::<CacheResult, Counter>::default();
         registry.register(
             "feed_cache_lookups",
-            "Feed pages served from the in-memory cache (hit) or the database (miss)",
+            "Feed pages served from the in-memory cache (hit; stale: past its lifetime, \
+             refreshed in the background) or the database (miss)",
             feed_cache.clone(),
         );
         Self {
@@ -73,9 +74,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one feed cache lookup.
-    pub fn feed_cache_lookup(&self, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
+    /// Counts one feed cache lookup: `"hit"`, `"stale"` or `"miss"`.
+    pub fn feed_cache_lookup(&self, result: &'static str) {
         self.feed_cache.get_or_create(&CacheResult { result }).inc();
     }
 

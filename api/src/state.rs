@@ -1,7 +1,7 @@
 //! The application state every handler can reach.
 
 use crate::auth::{CreationLimits, LoginLimiter, Sessions};
-use crate::cache::{CacheConfig, Pages, TtlCache};
+use crate::cache::{CacheConfig, FeedPages, TtlCache};
 use crate::metrics::Metrics;
 use crate::realtime::Realtime;
 use axum::extract::FromRef;
@@ -36,7 +36,7 @@ pub struct AppState {
     /// Token hash → session, for a few seconds ([`crate::cache`]).
     pub sessions: Sessions,
     /// Viewer → their recently served feed pages ([`crate::cache`]).
-    pub feed_pages: Arc<TtlCache<Pages>>,
+    pub feed_pages: Arc<FeedPages>,
 }
 
 impl AppState {
@@ -53,15 +53,16 @@ impl AppState {
             media_events: MediaEvents::default(),
             realtime: Realtime::default(),
             sessions: Arc::new(TtlCache::new(caches.session_ttl, caches.capacity)),
-            feed_pages: Arc::new(TtlCache::new(caches.feed_ttl, caches.capacity)),
+            feed_pages: Arc::new(FeedPages::new(caches.feed_ttl, caches.capacity)),
         }
     }
 
     /// Turns on the session and feed caches (off in [`AppState::new`], so a
-    /// test that changes rows behind the API's back reads them at once); sets their lifetimes and size (`SORI_SESSION_CACHE_MS`, `SORI_FEED_CACHE_MS`).
+    /// test that changes rows behind the API's back reads them at once); sets
+    /// their lifetimes and size (`SORI_SESSION_CACHE_MS`, `SORI_FEED_CACHE_MS`).
     pub fn with_caches(mut self, config: CacheConfig) -> Self {
         self.sessions = Arc::new(TtlCache::new(config.session_ttl, config.capacity));
-        self.feed_pages = Arc::new(TtlCache::new(config.feed_ttl, config.capacity));
+        self.feed_pages = Arc::new(FeedPages::new(config.feed_ttl, config.capacity));
         self
     }
 

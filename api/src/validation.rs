@@ -92,18 +92,14 @@ fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
             .enumerate()
             .find_map(|(i, v)| nul_path(v, format!("{path}[{i}]"))),
         Value::Object(fields) => fields.iter().find_map(|(k, v)| {
-            if k.contains('\0') {
-                return Some(if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                });
-            }
             let inner = if path.is_empty() {
                 k.clone()
             } else {
                 format!("{path}.{k}")
             };
+            if k.contains('\0') {
+                return Some(inner);
+            }
             nul_path(v, inner)
         }),
         _ => None,

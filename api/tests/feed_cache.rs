@@ -1,7 +1,7 @@
 //! The session and feed caches as a user meets them (`SORI_SESSION_CACHE_MS`,
-//! `SORI_FEED_CACHE_MS`): your own writes show at once, others' within the
-//! cache's lifetime, a logout takes effect at once, and one viewer's page is
-//! never another's.
+//! `SORI_FEED_CACHE_MS`): your own writes show at once, others' within two
+//! lifetimes (a stale page is refreshed behind the reader), a logout takes
+//! effect at once, and one viewer's page is never another's.
 
 mod support;
 
@@ -24,6 +24,13 @@ async fn cached_api(feed_ttl: Duration) -> Api {
     .await
 }
 
+async fn follow(api: &Api, follower: &User, followee: &User) {
+    let r = api
+        .put(&format!("/v1/users/{}/follow", followee.id), follower)
+        .await;
+    assert!(r.status.is_success(), "{}", r.json);
+}
+
 async fn first_item(api: &Api, who: &User) -> Value {
     let r = api.get("/v1/feed", who).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
@@ -35,10 +42,7 @@ async fn your_own_writes_show_in_your_feed_at_once() {
     let api = cached_api(Duration::from_secs(60)).await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
     let post = api.ready_post(&bob).await;
-    let r = api
-        .put(&format!("/v1/users/{}/follow", bob.id), &alice)
-        .await;
-    assert!(r.status.is_success(), "{}", r.json);
+    follow(&api, &alice, &bob).await;
     assert_eq!(first_item(&api, &alice).await["liked_by_me"], false);
 
     let r = api.put(&format!("/v1/posts/{post}/like"), &alice).await;
@@ -63,10 +67,7 @@ async fn others_posts_appear_within_the_cache_lifetime() {
     let ttl = Duration::from_millis(300);
     let api = cached_api(ttl).await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    let r = api
-        .put(&format!("/v1/users/{}/follow", bob.id), &alice)
-        .await;
-    assert!(r.status.is_success(), "{}", r.json);
+    follow(&api, &alice, &bob).await;
     assert!(api.feed_ids(&alice).await.is_empty());
 
     let posted = Instant::now();
@@ -84,6 +85,30 @@ async fn others_posts_appear_within_the_cache_lifetime() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_stale_page_is_served_while_it_refreshes_and_never_past_twice_its_lifetime() {
+    let ttl = Duration::from_secs(1);
+    let api = cached_api(ttl).await;
+    let (alice, bob) = (api.user("alice").await, api.user("bob").await);
+    follow(&api, &alice, &bob).await;
+
+    // Past one lifetime: the old page answers at once, and is read again behind it.
+    assert!(api.feed_ids(&alice).await.is_empty());
+    let first = api.ready_post(&bob).await;
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert!(api.feed_ids(&alice).await.is_empty(), "stale page expected");
+    let refreshed = Instant::now();
+    while api.feed_ids(&alice).await != [first.clone()] {
+        assert!(refreshed.elapsed() < ttl, "the refresh never landed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Past two lifetimes: never served, the next read goes to the database.
+    let second = api.ready_post(&bob).await;
+    tokio::time::sleep(ttl * 2 + Duration::from_millis(100)).await;
+    assert_eq!(api.feed_ids(&alice).await, [second, first]);
 }
 
 #[tokio::test]

@@ -6,11 +6,11 @@
 //! counts ("the other member's messages after my position") are one index
 //! range. Markers never appear in history.
 
-use super::other_member;
+use super::{other_member, writable_peer};
 use crate::auth::AuthUser;
 use crate::error::{on_unique, ApiError, Problem};
 use crate::pagination::{Cursor, PageQuery};
-use crate::realtime::{presence, Event};
+use crate::realtime::Event;
 use crate::state::AppState;
 use crate::validation::{self, JsonBody, QueryParams};
 use axum::extract::{Path, State};
@@ -18,10 +18,14 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sori_pipeline::clock::now_ms;
+use sori_pipeline::Backend;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+/// A statement being bound, on whichever database runs.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// Longest text message, in characters.
 pub const MAX_TEXT: usize = 4_000;
@@ -97,6 +101,13 @@ pub struct MessageRow {
     client_id: Option<String>,
     media_id: Option<String>,
     created_at: i64,
+    #[sqlx(flatten)]
+    media: MediaColumns,
+}
+
+/// The attached media's columns of [`SELECT_MESSAGES`]; all `None` without one.
+#[derive(Debug, Default, sqlx::FromRow)]
+pub struct MediaColumns {
     media_state: Option<String>,
     media_type: Option<String>,
     duration_ms: Option<i64>,
@@ -109,29 +120,30 @@ impl MessageRow {
     /// The answer shape; media URLs are absolute under `public_url`.
     pub fn into_item(self, public_url: &str) -> MessageItem {
         let (mut voice, mut image) = (None, None);
-        if let (Some(media_id), Some(state)) = (self.media_id, self.media_state) {
+        let media = self.media;
+        if let (Some(media_id), Some(state)) = (self.media_id, media.media_state) {
             let ready = state == "ready";
             match self.kind.as_str() {
                 "voice" => {
                     voice = Some(Voice {
                         audio_url: ready.then(|| crate::posts::audio_url(public_url, &media_id)),
-                        bars: self
+                        bars: media
                             .bars
                             .as_deref()
                             .map(crate::posts::parse_bars)
                             .unwrap_or_default(),
                         media_id,
                         state,
-                        duration_ms: self.duration_ms,
+                        duration_ms: media.duration_ms,
                     })
                 }
                 _ => {
                     image = Some(Image {
                         url: format!("{public_url}/v1/media/{media_id}/original"),
                         media_id,
-                        content_type: self.media_type.unwrap_or_default(),
-                        width: self.width,
-                        height: self.height,
+                        content_type: media.media_type.unwrap_or_default(),
+                        width: media.width,
+                        height: media.height,
                     })
                 }
             }
@@ -165,7 +177,7 @@ async fn load_message(
 pub async fn new_message_event(state: &AppState, id: &str) -> Result<Option<Event>, sqlx::Error> {
     let mut conn = state.db.pool().acquire().await?;
     let item = load_message(&mut conn, &state.public_url, id).await?;
-    Ok(item.map(|i| Event::new("message.new", serde_json::to_value(i).unwrap_or_default())))
+    Ok(item.map(|i| new_message(&i)))
 }
 
 /// A message to send.
@@ -185,12 +197,25 @@ pub struct SendMessage {
     pub client_id: Option<String>,
 }
 
-/// Checks the body's fields and the attached media; returns the media id.
+/// A media attached to a message being sent: its id and the columns the
+/// message's answer shows.
+type Attached = (String, MediaColumns);
+
+/// The attached media's row as [`check_message`] reads it.
+#[derive(sqlx::FromRow)]
+struct AttachedRow {
+    owner_id: String,
+    kind: String,
+    #[sqlx(flatten)]
+    columns: MediaColumns,
+}
+
+/// Checks the body's fields and the attached media; returns the media.
 async fn check_message(
     state: &AppState,
     sender: &str,
     req: &SendMessage,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<Attached>, ApiError> {
     let mut checks = validation::Checks::default();
     if let Some(client_id) = &req.client_id {
         checks.check("client_id", validation::text(client_id, 1, MAX_CLIENT_ID));
@@ -215,23 +240,29 @@ async fn check_message(
         .media_id
         .clone()
         .ok_or_else(|| ApiError::invalid("media_id", "required for voice and image messages"))?;
-    let media: Option<(String, String, String)> =
-        sqlx::query_as("SELECT owner_id, kind, state FROM media WHERE id = $1")
-            .bind(&media_id)
-            .fetch_optional(state.db.pool())
-            .await?;
-    let usable = match &media {
-        Some((owner, k, s)) if owner == sender && k == kind => match kind {
-            "image" => s == "ready",
-            _ => s != "awaiting_upload" && s != "failed",
-        },
-        _ => false,
+    let media: Option<AttachedRow> = sqlx::query_as(
+        "SELECT owner_id, kind, state AS media_state, content_type AS media_type, \
+         duration_ms, bars, width, height FROM media WHERE id = $1",
+    )
+    .bind(&media_id)
+    .fetch_optional(state.db.pool())
+    .await?;
+    let usable = |m: &AttachedRow| {
+        let s = m.columns.media_state.as_deref().unwrap_or_default();
+        m.owner_id == sender
+            && m.kind == kind
+            && match kind {
+                "image" => s == "ready",
+                _ => s != "awaiting_upload" && s != "failed",
+            }
     };
-    if !usable {
-        let why = format!("not an uploaded {kind} of yours (images must be completed first)");
-        return Err(ApiError::invalid("media_id", why));
+    match media {
+        Some(m) if usable(&m) => Ok(Some((media_id, m.columns))),
+        _ => {
+            let why = format!("not an uploaded {kind} of yours (images must be completed first)");
+            Err(ApiError::invalid("media_id", why))
+        }
     }
-    Ok(Some(media_id))
 }
 
 /// The sender's message with this idempotency key, if any.
@@ -286,30 +317,19 @@ async fn send_message(
     Path(room_id): Path<String>,
     JsonBody(req): JsonBody<SendMessage>,
 ) -> Result<(StatusCode, Json<MessageItem>), ApiError> {
-    let other = other_member(&state.db, &room_id, &user.id).await?;
-    if crate::social::blocked_either_way(&state.db, &user.id, &other).await? {
-        return Err(ApiError::Forbidden);
-    }
+    let other = writable_peer(&state.db, &room_id, &user.id).await?;
     if let Some(client_id) = &req.client_id {
         if let Some(existing) = by_client_id(&state, &user.id, client_id).await? {
             return resend(existing, &room_id);
         }
     }
-    let media_id = check_message(&state, &user.id, &req).await?;
+    let media = check_message(&state, &user.id, &req).await?;
     // Counted once the message is valid and new: a resend (answered above)
     // or a refused message costs nothing.
     state.creation_limits.messages.take(&user.id)?;
-    let inserted = insert(
-        &state,
-        &room_id,
-        &user.id,
-        &other,
-        &req,
-        media_id.as_deref(),
-    )
-    .await;
-    let item = match inserted {
-        Ok(item) => item,
+    let inserted = insert(&state, &room_id, &user.id, &other, &req, media).await;
+    let (item, notified) = match inserted {
+        Ok(sent) => sent,
         Err(e) => {
             // A concurrent resend with the same key won the race: answer with its message.
             if let Some(client_id) = &req.client_id {
@@ -322,66 +342,174 @@ async fn send_message(
             }));
         }
     };
-    let event = Event::new(
-        "message.new",
-        serde_json::to_value(&item).unwrap_or_default(),
-    );
-    state.realtime.publish(vec![other, user.id], event).await;
+    if !notified {
+        state
+            .realtime
+            .publish(vec![other, user.id], new_message(&item))
+            .await;
+    }
     Ok((StatusCode::CREATED, Json(item)))
 }
 
-/// Writes the message, the room's activity and, for an offline recipient, the push, in one transaction.
+/// The `message.new` event of a message.
+fn new_message(item: &MessageItem) -> Event {
+    Event::new(
+        "message.new",
+        serde_json::to_value(item).unwrap_or_default(),
+    )
+}
+
+/// Writes the message, the room's activity and, for a recipient with no live
+/// connection, the push, atomically; returns the message as sent, and whether
+/// its `message.new` event went out with the write (PostgreSQL fanout).
 async fn insert(
     state: &AppState,
     room_id: &str,
     sender: &str,
     recipient: &str,
     req: &SendMessage,
-    media_id: Option<&str>,
-) -> Result<MessageItem, sqlx::Error> {
-    let id = uuid::Uuid::now_v7().to_string();
-    let now = now_ms();
-    let mut tx = state.db.pool().begin().await?;
-    sqlx::query(
-        "INSERT INTO messages (id, room_id, sender_id, kind, body, media_id, client_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&id)
-    .bind(room_id)
-    .bind(sender)
-    .bind(&req.kind)
-    .bind(&req.text)
-    .bind(media_id)
-    .bind(req.client_id.as_deref())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE chat_rooms SET last_message_id = $1 WHERE id = $2")
-        .bind(&id)
-        .bind(room_id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE chat_members SET last_activity = $1 WHERE room_id = $2")
-        .bind(now)
-        .bind(room_id)
-        .execute(&mut *tx)
-        .await?;
-    let item = load_message(&mut tx, &state.public_url, &id)
-        .await?
-        .ok_or(sqlx::Error::RowNotFound)?;
-    if !presence::is_online(&mut tx, recipient).await? {
-        // The keys `push` builds notifications from (see its module docs).
-        let payload = serde_json::json!({
-            "chat_id": item.room_id,
-            "message_id": item.id,
-            "sender_id": item.sender_id,
-            "message_kind": item.kind,
-            "text": item.text,
-        });
-        crate::push::enqueue(&mut tx, recipient, "message.new", &payload).await?;
+    media: Option<Attached>,
+) -> Result<(MessageItem, bool), sqlx::Error> {
+    let (media_id, columns) =
+        media.map_or((None, MediaColumns::default()), |(id, c)| (Some(id), c));
+    let row = MessageRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        room_id: room_id.to_owned(),
+        sender_id: sender.to_owned(),
+        kind: req.kind.clone(),
+        body: req.text.clone(),
+        client_id: req.client_id.clone(),
+        media_id: media_id.clone(),
+        created_at: now_ms(),
+        media: columns,
+    };
+    let item = row.into_item(&state.public_url);
+    let message = NewMessage {
+        item: &item,
+        media_id: media_id.as_deref(),
+        recipient,
+    };
+    let notified = match state.db.backend() {
+        Backend::Postgres => {
+            let users = vec![recipient.to_owned(), sender.to_owned()];
+            let notification = state
+                .realtime
+                .fanout
+                .notification(users, new_message(&item));
+            message
+                .write_in_one_statement(state, notification.as_ref())
+                .await?;
+            notification.is_some()
+        }
+        Backend::Sqlite => {
+            message.write_in_transaction(state).await?;
+            false
+        }
+    };
+    Ok((item, notified))
+}
+
+/// A message about to be written.
+struct NewMessage<'a> {
+    item: &'a MessageItem,
+    media_id: Option<&'a str>,
+    recipient: &'a str,
+}
+
+/// The message row; its values are `$1`–`$8` ([`NewMessage::bind_message`]).
+const INSERT_MESSAGE: &str =
+    "INSERT INTO messages (id, room_id, sender_id, kind, body, media_id, client_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+impl<'a> NewMessage<'a> {
+    /// Binds the message's columns, `$1`–`$8` of [`INSERT_MESSAGE`].
+    fn bind_message<'q>(&self, query: AnyQuery<'q>) -> AnyQuery<'q>
+    where
+        'a: 'q,
+    {
+        let item = self.item;
+        query
+            .bind(&item.id)
+            .bind(&item.room_id)
+            .bind(&item.sender_id)
+            .bind(&item.kind)
+            .bind(&item.text)
+            .bind(self.media_id)
+            .bind(item.client_id.as_deref())
+            .bind(item.created_at)
     }
-    tx.commit().await?;
-    Ok(item)
+
+    /// The push a recipient with no live connection gets; the keys `push`
+    /// builds notifications from (see its module docs).
+    fn push_payload(&self) -> serde_json::Value {
+        serde_json::json!({
+            "chat_id": self.item.room_id,
+            "message_id": self.item.id,
+            "sender_id": self.item.sender_id,
+            "message_kind": self.item.kind,
+            "text": self.item.text,
+        })
+    }
+
+    /// PostgreSQL: one round trip. Every part of the `WITH` runs, in one
+    /// snapshot, and the statement commits as a whole; the push is inserted
+    /// only when the recipient has no live connection
+    /// ([`crate::push::insert_entry_sql`]); the `notification` (channel,
+    /// payload), if any, is sent by PostgreSQL when the statement commits,
+    /// never before.
+    async fn write_in_one_statement(
+        &self,
+        state: &AppState,
+        notification: Option<&(&str, String)>,
+    ) -> Result<(), sqlx::Error> {
+        let notify = if notification.is_some() {
+            "pg_notify($12, $13)"
+        } else {
+            "1"
+        };
+        let sql = format!(
+            "WITH message AS ({INSERT_MESSAGE}), \
+             room AS (UPDATE chat_rooms SET last_message_id = $1 WHERE id = $2), \
+             members AS (UPDATE chat_members SET last_activity = $8 WHERE room_id = $2), \
+             push AS ({push}) \
+             SELECT {notify}",
+            push = crate::push::insert_entry_sql(["$9", "$10", "'message.new'", "$11", "$8"], true),
+        );
+        let mut query = self
+            .bind_message(sqlx::query(&sql))
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(self.recipient)
+            .bind(self.push_payload().to_string());
+        if let Some((channel, payload)) = notification {
+            query = query.bind(*channel).bind(payload);
+        }
+        query.execute(state.db.pool()).await?;
+        Ok(())
+    }
+
+    /// SQLite (in process, nothing to save on round trips): the same writes
+    /// as statements of one transaction.
+    async fn write_in_transaction(&self, state: &AppState) -> Result<(), sqlx::Error> {
+        let item = self.item;
+        let mut tx = state.db.pool().begin().await?;
+        self.bind_message(sqlx::query(INSERT_MESSAGE))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE chat_rooms SET last_message_id = $1 WHERE id = $2")
+            .bind(&item.id)
+            .bind(&item.room_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE chat_members SET last_activity = $1 WHERE room_id = $2")
+            .bind(item.created_at)
+            .bind(&item.room_id)
+            .execute(&mut *tx)
+            .await?;
+        let payload = self.push_payload();
+        crate::push::enqueue_unless_online(&mut tx, self.recipient, "message.new", &payload)
+            .await?;
+        tx.commit().await
+    }
 }
 
 /// One page of history, with how far the other member has read.

@@ -32,6 +32,29 @@ pub async fn other_member(db: &Db, room_id: &str, user_id: &str) -> Result<Strin
     other.ok_or(ApiError::NotFound)
 }
 
+/// The room's other member, for `sender` about to write to them: 404 unless
+/// `sender` is a member, 403 across a block between them. One query: it is
+/// on the path of every message sent.
+pub async fn writable_peer(db: &Db, room_id: &str, sender: &str) -> Result<String, ApiError> {
+    let sql = format!(
+        "SELECT o.user_id, CAST(CASE WHEN {} THEN 0 ELSE 1 END AS BIGINT) \
+         FROM chat_members me JOIN chat_members o \
+         ON o.room_id = me.room_id AND o.user_id <> me.user_id \
+         WHERE me.room_id = $1 AND me.user_id = $2",
+        crate::social::not_blocked("me.user_id", "o.user_id")
+    );
+    let peer: Option<(String, i64)> = sqlx::query_as(&sql)
+        .bind(room_id)
+        .bind(sender)
+        .fetch_optional(db.pool())
+        .await?;
+    match peer {
+        None => Err(ApiError::NotFound),
+        Some((_, 1)) => Err(ApiError::Forbidden),
+        Some((other, _)) => Ok(other),
+    }
+}
+
 /// Whether `user_id` is a member of a room where `media_id` was sent: who
 /// may play or view chat media besides its owner.
 pub async fn can_see_media(db: &Db, media_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {

@@ -20,7 +20,6 @@ use axum::Json;
 use serde::Serialize;
 use sori_pipeline::clock::now_ms;
 use sori_pipeline::Db;
-use sqlx::AnyConnection;
 use std::time::Duration;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -112,16 +111,10 @@ async fn seen(db: &Db, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Whether `user_id` has a live connection on any process; usable inside a transaction.
-pub async fn is_online(conn: &mut AnyConnection, user_id: &str) -> Result<bool, sqlx::Error> {
-    let live: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM ws_connections WHERE user_id = $1 AND expires_at > $2",
-    )
-    .bind(user_id)
-    .bind(now_ms())
-    .fetch_one(conn)
-    .await?;
-    Ok(live > 0)
+/// SQL: the user `user` (an SQL expression) has a live connection on any
+/// process at time `at`; what "online" means wherever a statement asks.
+pub fn live_connection(user: &str, at: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM ws_connections WHERE user_id = {user} AND expires_at > {at})")
 }
 
 /// The users who share a room with `user_id`: those told of their presence.
