@@ -229,3 +229,45 @@ async fn concurrent_receivers_never_share_a_message() {
     assert_eq!(total, N);
     assert_eq!(q.depth().await.unwrap(), QueueDepth::default());
 }
+
+/// A message released while another receive is under way (between its
+/// dead-letter and claim statements) must still dead-letter, never reach a
+/// worker a surplus time: that worker would find the job finished and delete
+/// the message, so it would vanish from the dead letters.
+#[tokio::test]
+async fn releases_racing_receives_never_exceed_max_receives() {
+    let (_t, q) = queue(1).await;
+    const N: usize = 100;
+    for i in 0..N {
+        q.send(&format!("m{i}"), NO_WAIT).await.unwrap();
+    }
+    let mut held = Vec::new();
+    while held.len() < N {
+        held.extend(q.receive(10, NO_WAIT, LONG).await.unwrap());
+    }
+    let releaser = {
+        let q = q.clone();
+        tokio::spawn(async move {
+            for d in held {
+                q.release(&d, NO_WAIT).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut surplus = Vec::new();
+    while !releaser.is_finished() {
+        surplus.extend(q.receive(10, NO_WAIT, LONG).await.unwrap());
+    }
+    releaser.await.unwrap();
+    surplus.extend(q.receive(10, NO_WAIT, LONG).await.unwrap());
+    let counts: Vec<u32> = surplus.iter().map(|d| d.receive_count).collect();
+    assert!(counts.is_empty(), "received past the maximum: {counts:?}");
+    assert_eq!(
+        q.depth().await.unwrap(),
+        QueueDepth {
+            visible: 0,
+            in_flight: 0,
+            dead: N as u64
+        }
+    );
+}

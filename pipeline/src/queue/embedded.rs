@@ -8,7 +8,9 @@
 //! processes never get the same message; SQLite serializes writers, so the
 //! same single `UPDATE … RETURNING` is atomic there. A message received
 //! `max_receives` times and visible again is dead-lettered (`dead_at` set) by
-//! the next receive instead of being delivered.
+//! the next receive instead of being delivered; the claim itself also skips
+//! such rows, so a message released between the two statements of a receive
+//! is never delivered a surplus time (it dead-letters on the receive after).
 //!
 //! Long polling: a receive that finds nothing sleeps in short steps up to
 //! `wait`, waking at once when this process sends a message.
@@ -164,6 +166,7 @@ impl EmbeddedQueue {
              SET visible_at = $1, receive_count = receive_count + 1, receipt = $2 || id \
              WHERE id IN (SELECT id FROM queue_messages \
                           WHERE queue = $3 AND dead_at IS NULL AND visible_at <= $4 \
+                            AND receive_count < $6 \
                           ORDER BY visible_at LIMIT $5{lock}) \
              RETURNING body, CAST(receive_count AS BIGINT) AS receive_count, receipt"
         );
@@ -175,6 +178,7 @@ impl EmbeddedQueue {
             .bind(&*self.name)
             .bind(now)
             .bind(i64::from(max))
+            .bind(i64::from(self.max_receives))
             .fetch_all(self.db.pool())
             .await
             .map_err(sql_error)?;
