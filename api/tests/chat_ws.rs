@@ -277,6 +277,28 @@ async fn presence_follows_the_last_connection_of_a_user() {
     assert!(now["last_seen"].as_i64().unwrap() > 0);
 }
 
+/// Heartbeats are written in batches, off the socket's path: a client that
+/// keeps answering pings must stay online for several times its row's
+/// expiry, and its user's `last_seen` must move with the heartbeats.
+#[tokio::test]
+async fn a_client_that_answers_pings_stays_online_past_its_expiry() {
+    let s = Server::quick().await;
+    let alice = s.api.user("alice").await;
+    let mut socket = s.connect(&alice).await;
+    s.wait_online(&alice, true).await;
+    let first_seen = s.presence(&alice, &alice).await["last_seen"].as_i64();
+    let ttl = s.state.realtime.config.presence_ttl();
+    // Reading answers the server's pings.
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = socket.next().await {} });
+    for _ in 0..3 {
+        tokio::time::sleep(ttl).await;
+        assert_eq!(s.presence(&alice, &alice).await["online"], true);
+    }
+    let last_seen = s.presence(&alice, &alice).await["last_seen"].as_i64();
+    assert!(last_seen > first_seen, "{last_seen:?} after {first_seen:?}");
+    reader.abort();
+}
+
 #[tokio::test]
 async fn a_client_that_stops_answering_pings_goes_offline() {
     let s = Server::quick().await;

@@ -328,7 +328,7 @@ async fn send_message(
     // or a refused message costs nothing.
     state.creation_limits.messages.take(&user.id)?;
     let inserted = insert(&state, &room_id, &user.id, &other, &req, media).await;
-    let (item, notified) = match inserted {
+    let item = match inserted {
         Ok(sent) => sent,
         Err(e) => {
             // A concurrent resend with the same key won the race: answer with its message.
@@ -342,12 +342,10 @@ async fn send_message(
             }));
         }
     };
-    if !notified {
-        state
-            .realtime
-            .publish(vec![other, user.id], new_message(&item))
-            .await;
-    }
+    state
+        .realtime
+        .publish(vec![other, user.id], new_message(&item))
+        .await;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -360,8 +358,7 @@ fn new_message(item: &MessageItem) -> Event {
 }
 
 /// Writes the message, the room's activity and, for a recipient with no live
-/// connection, the push, atomically; returns the message as sent, and whether
-/// its `message.new` event went out with the write (PostgreSQL fanout).
+/// connection, the push, atomically; returns the message as sent.
 async fn insert(
     state: &AppState,
     room_id: &str,
@@ -369,7 +366,7 @@ async fn insert(
     recipient: &str,
     req: &SendMessage,
     media: Option<Attached>,
-) -> Result<(MessageItem, bool), sqlx::Error> {
+) -> Result<MessageItem, sqlx::Error> {
     let (media_id, columns) =
         media.map_or((None, MediaColumns::default()), |(id, c)| (Some(id), c));
     let row = MessageRow {
@@ -389,24 +386,11 @@ async fn insert(
         media_id: media_id.as_deref(),
         recipient,
     };
-    let notified = match state.db.backend() {
-        Backend::Postgres => {
-            let users = vec![recipient.to_owned(), sender.to_owned()];
-            let notification = state
-                .realtime
-                .fanout
-                .notification(users, new_message(&item));
-            message
-                .write_in_one_statement(state, notification.as_ref())
-                .await?;
-            notification.is_some()
-        }
-        Backend::Sqlite => {
-            message.write_in_transaction(state).await?;
-            false
-        }
-    };
-    Ok((item, notified))
+    match state.db.backend() {
+        Backend::Postgres => message.write_in_one_statement(state).await?,
+        Backend::Sqlite => message.write_in_transaction(state).await?,
+    }
+    Ok(item)
 }
 
 /// A message about to be written.
@@ -454,36 +438,23 @@ impl<'a> NewMessage<'a> {
     /// PostgreSQL: one round trip. Every part of the `WITH` runs, in one
     /// snapshot, and the statement commits as a whole; the push is inserted
     /// only when the recipient has no live connection
-    /// ([`crate::push::insert_entry_sql`]); the `notification` (channel,
-    /// payload), if any, is sent by PostgreSQL when the statement commits,
-    /// never before.
-    async fn write_in_one_statement(
-        &self,
-        state: &AppState,
-        notification: Option<&(&str, String)>,
-    ) -> Result<(), sqlx::Error> {
-        let notify = if notification.is_some() {
-            "pg_notify($12, $13)"
-        } else {
-            "1"
-        };
+    /// ([`crate::push::insert_entry_sql`]). The `message.new` notification
+    /// is not part of it: see [`crate::realtime::fanout`] for why.
+    async fn write_in_one_statement(&self, state: &AppState) -> Result<(), sqlx::Error> {
         let sql = format!(
             "WITH message AS ({INSERT_MESSAGE}), \
              room AS (UPDATE chat_rooms SET last_message_id = $1 WHERE id = $2), \
              members AS (UPDATE chat_members SET last_activity = $8 WHERE room_id = $2), \
              push AS ({push}) \
-             SELECT {notify}",
+             SELECT 1",
             push = crate::push::insert_entry_sql(["$9", "$10", "'message.new'", "$11", "$8"], true),
         );
-        let mut query = self
-            .bind_message(sqlx::query(&sql))
+        self.bind_message(sqlx::query(&sql))
             .bind(uuid::Uuid::now_v7().to_string())
             .bind(self.recipient)
-            .bind(self.push_payload().to_string());
-        if let Some((channel, payload)) = notification {
-            query = query.bind(*channel).bind(payload);
-        }
-        query.execute(state.db.pool()).await?;
+            .bind(self.push_payload().to_string())
+            .execute(state.db.pool())
+            .await?;
         Ok(())
     }
 

@@ -67,6 +67,13 @@ impl WsConfig {
     pub fn presence_ttl(&self) -> Duration {
         self.ping_interval * 2 + self.pong_timeout
     }
+
+    /// How long a pong waits before its heartbeat is written (batched with
+    /// the others, see [`presence`]): a quarter of the ping interval, at most
+    /// a second, so well inside the expiry's slack of one ping interval.
+    pub fn heartbeat_flush(&self) -> Duration {
+        (self.ping_interval / 4).min(Duration::from_secs(1))
+    }
 }
 
 /// The real-time side of [`AppState`]: cheap to clone.
@@ -75,7 +82,10 @@ pub struct Realtime {
     pub hub: Arc<Hub>,
     pub fanout: Fanout,
     pub config: WsConfig,
-    /// Set once this process forwards fanout and media events to its sockets.
+    /// Pongs waiting to be written as heartbeats.
+    pub heartbeats: presence::Heartbeats,
+    /// Set once this process forwards fanout and media events to its sockets
+    /// and writes their heartbeats.
     started: Arc<OnceCell<()>>,
 }
 
@@ -91,6 +101,7 @@ impl Realtime {
             hub: Arc::default(),
             fanout,
             config,
+            heartbeats: presence::Heartbeats::default(),
             started: Arc::default(),
         }
     }
@@ -111,6 +122,12 @@ impl Realtime {
 }
 
 async fn start(state: AppState) -> Result<(), ApiError> {
+    let rt = &state.realtime;
+    tokio::spawn(rt.heartbeats.clone().flush_forever(
+        state.db.clone(),
+        rt.config.heartbeat_flush(),
+        rt.config.presence_ttl(),
+    ));
     let hub = state.realtime.hub.clone();
     let mut media = state.media_events.subscribe();
     tokio::spawn(async move {

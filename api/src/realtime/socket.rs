@@ -105,19 +105,11 @@ async fn connection(state: AppState, user_id: String, socket: WebSocket) {
         Err(e) => tracing::warn!(error = %e, "cannot record a connection"),
     }
     let (sink, stream) = socket.split();
-    let db = state.db.clone();
-    let (conn, user) = (conn_id.clone(), user_id.clone());
-    let heartbeat = move || {
-        let (db, conn, user) = (db.clone(), conn.clone(), user.clone());
-        async move {
-            if let Err(e) = presence::heartbeat(&db, &conn, &user, ttl).await {
-                tracing::warn!(error = %e, "cannot record a heartbeat");
-            }
-        }
-    };
+    let heartbeat = || rt.heartbeats.mark(&conn_id, &user_id);
     let end = pump(sink, stream, rx, &cancel, config, heartbeat).await;
     tracing::debug!(%user_id, %conn_id, end, "socket closed");
     rt.hub.unregister(&user_id, &conn_id);
+    rt.heartbeats.forget(&conn_id);
     match presence::disconnect(&state.db, &conn_id, &user_id).await {
         Ok(true) => announce(&state, &user_id).await,
         Ok(false) => {}
@@ -149,7 +141,7 @@ async fn announce(state: &AppState, user_id: &str) {
 /// Moves queued events to the socket, pings, and watches for pongs and the
 /// close. Returns why it stopped. Written over `Sink`/`Stream`, so it does
 /// not depend on a real socket.
-pub async fn pump<Si, St, E, H, F>(
+pub async fn pump<Si, St, E, H>(
     mut sink: Si,
     mut stream: St,
     mut events: mpsc::Receiver<Arc<str>>,
@@ -160,8 +152,7 @@ pub async fn pump<Si, St, E, H, F>(
 where
     Si: Sink<Message> + Unpin,
     St: Stream<Item = Result<Message, E>> + Unpin,
-    H: Fn() -> F,
-    F: std::future::Future<Output = ()>,
+    H: Fn(),
 {
     let mut ping =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
@@ -190,7 +181,7 @@ where
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Pong(_))) => {
                     awaiting_pong = None;
-                    heartbeat().await;
+                    heartbeat();
                     continue;
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return "closed",
@@ -234,7 +225,7 @@ mod tests {
         drop(events_tx);
         let cancel = CancellationToken::new();
         let sink = PollSender::new(out_tx);
-        let end = pump(sink, silent(), events, &cancel, config(), || async {}).await;
+        let end = pump(sink, silent(), events, &cancel, config(), || {}).await;
         assert_eq!(end, "dropped");
         match out_rx.recv().await {
             Some(Message::Text(t)) => assert_eq!(t.as_str(), "{\"type\":\"x\"}"),
@@ -254,7 +245,7 @@ mod tests {
             events,
             &cancel,
             config(),
-            || async {},
+            || {},
         )
         .await;
         assert_eq!(end, "missed pong");
@@ -285,7 +276,6 @@ mod tests {
         let cancel = CancellationToken::new();
         let heartbeat = || {
             beats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            async {}
         };
         let end = pump(
             PollSender::new(out_tx),
