@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Requests in flight at once while signing up and sending.
+/// Requests in flight at once while signing up.
 const CONCURRENCY: usize = 64;
+/// Sends in flight at once; a send due while this many are pending is
+/// skipped and counted as `behind`.
+const MAX_SENDS_IN_FLIGHT: usize = 256;
 /// How long after the last send a message may still arrive before it counts as lost.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -186,7 +189,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 async fn main() {
     let a = args();
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY * 2)
+        .pool_max_idle_per_host(MAX_SENDS_IN_FLIGHT)
         .build()
         .unwrap();
     let t0 = Instant::now();
@@ -208,18 +211,19 @@ async fn main() {
     let rss_after = a.server_pid.and_then(rss_kib);
     eprintln!("{} sockets open", members.len());
 
-    // Steady rate: one message per tick, senders in round robin.
-    let gate = Arc::new(Semaphore::new(CONCURRENCY * 4));
+    // Steady rate: message i is due at `start + i / rate` (a schedule, not an
+    // interval timer, whose 1 ms ticks drift late), senders in round robin.
+    let gate = Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT));
     let (sent, failed, behind) = (
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
         AtomicU64::new(0),
     );
-    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / a.rate.max(1)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let sending = tokio::time::Instant::now();
     let total = a.rate * a.seconds;
     for i in 0..total {
-        ticker.tick().await;
+        let due = Duration::from_secs_f64(i as f64 / a.rate.max(1) as f64);
+        tokio::time::sleep_until(sending + due).await;
         let Ok(permit) = gate.clone().try_acquire_owned() else {
             behind.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -242,8 +246,8 @@ async fn main() {
             };
         });
     }
-    let send_secs = start.elapsed().as_secs_f64();
-    let _ = gate.acquire_many(CONCURRENCY as u32 * 4).await;
+    let send_secs = sending.elapsed().as_secs_f64();
+    let _ = gate.acquire_many(MAX_SENDS_IN_FLIGHT as u32).await;
     let deadline = Instant::now() + DRAIN;
     while seen.delivered.load(Ordering::Relaxed) < sent.load(Ordering::Relaxed)
         && Instant::now() < deadline
