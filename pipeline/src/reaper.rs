@@ -1,4 +1,5 @@
-//! The reaper: finds media stuck in `processing` that no worker will finish.
+//! The reaper: finds media stuck in `processing` or `queued` that no worker
+//! will finish.
 //!
 //! A worker that dies mid-job leaves its media in `processing` with a lease
 //! that simply runs out; normally its message becomes visible again, another
@@ -17,6 +18,16 @@
 //! and works the same over the embedded queue and SQS. Every write is
 //! conditional on the row still being stuck, so a worker that claims the
 //! media meanwhile, or a second reaper in another process, wins cleanly.
+//!
+//! A media can also be stranded in `queued`: its job message was lost before
+//! any worker claimed it (SQS retention ran out, the queue was purged, a
+//! message dead-lettered by receives that never reached a claim). Nothing in
+//! the database tells such a media from one waiting in a long backlog, and
+//! re-sending for a backlog would inflate the queue depth the autoscaler
+//! reads. So these are looked at only when the queue holds no message at all
+//! (none visible, in flight or delayed): then a media `queued` and untouched
+//! for `stale_after` has no message anywhere, and gets a new one (or fails,
+//! with no attempts left). A busy queue postpones this until it drains.
 
 use crate::clock::{millis, now_ms};
 use crate::db::Db;
@@ -64,7 +75,8 @@ impl ReaperConfig {
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reaped {
-    /// Media given a new job message and moved back to `queued`.
+    /// Media given a new job message: back from `processing`, or `queued`
+    /// with its message lost.
     pub requeued: usize,
     /// Media out of attempts, now `failed`.
     pub failed: usize,
@@ -91,7 +103,24 @@ struct Stuck {
     owner_id: String,
     attempts: i64,
     failure: Option<String>,
-    lease_until: i64,
+    state: String,
+    /// What shows the row is still the one found stuck: the expired
+    /// `lease_until` of a `processing` media, the old `updated_at` of a
+    /// `queued` one.
+    mark: i64,
+}
+
+impl Stuck {
+    /// SQL: the row is still in the state it was found stuck in, unchanged
+    /// since (compared with the bound `mark`, the parameter `param`).
+    fn unchanged(&self, param: &str) -> String {
+        let column = if self.state == "processing" {
+            "lease_until"
+        } else {
+            "updated_at"
+        };
+        format!("state = '{}' AND {column} = {param}", self.state)
+    }
 }
 
 /// Runs one pass over every stuck media.
@@ -103,9 +132,41 @@ pub async fn reap_once(
 ) -> Result<Reaped, ReapError> {
     let cutoff = now_ms() - millis(cfg.stale_after);
     let mut done = Reaped::default();
+    reap_state(db, queue, cfg, metrics, STUCK_PROCESSING, cutoff, &mut done).await?;
+    let depth = queue.depth().await?;
+    if depth.visible == 0 && depth.in_flight == 0 {
+        reap_state(db, queue, cfg, metrics, STRANDED_QUEUED, cutoff, &mut done).await?;
+    }
+    Ok(done)
+}
+
+/// Media in `processing` whose lease expired before `$1`.
+const STUCK_PROCESSING: &str =
+    "SELECT id, owner_id, CAST(attempts AS BIGINT) AS attempts, failure, state, lease_until AS mark \
+     FROM media WHERE state = 'processing' AND lease_until < $1 AND id > $2 ORDER BY id LIMIT $3";
+/// Media in `queued` untouched since before `$1` (asked only of an empty queue).
+const STRANDED_QUEUED: &str =
+    "SELECT id, owner_id, CAST(attempts AS BIGINT) AS attempts, failure, state, updated_at AS mark \
+     FROM media WHERE state = 'queued' AND updated_at < $1 AND id > $2 ORDER BY id LIMIT $3";
+
+/// Re-queues or fails every media `select` finds, page by page.
+async fn reap_state(
+    db: &Db,
+    queue: &impl Queue,
+    cfg: &ReaperConfig,
+    metrics: &PipelineMetrics,
+    select: &str,
+    cutoff: i64,
+    done: &mut Reaped,
+) -> Result<(), ReapError> {
     let mut after = String::new();
     loop {
-        let batch = stuck_batch(db, cutoff, &after).await?;
+        let batch: Vec<Stuck> = sqlx::query_as(select)
+            .bind(cutoff)
+            .bind(&after)
+            .bind(BATCH)
+            .fetch_all(db.pool())
+            .await?;
         for row in &batch {
             if row.attempts >= i64::from(cfg.max_attempts) {
                 if fail(db, row).await? {
@@ -119,7 +180,7 @@ pub async fn reap_once(
         }
         match batch.last() {
             Some(last) if batch.len() as i64 == BATCH => after.clone_from(&last.id),
-            _ => return Ok(done),
+            _ => return Ok(()),
         }
     }
 }
@@ -133,39 +194,28 @@ pub async fn run(db: &Db, queue: &impl Queue, cfg: &ReaperConfig, metrics: &Pipe
             Ok(r) => tracing::warn!(
                 requeued = r.requeued,
                 failed = r.failed,
-                "reaped media stuck in processing"
+                "reaped stuck media"
             ),
             Err(e) => tracing::warn!(error = %e, "reaper pass failed; retrying next interval"),
         }
     }
 }
 
-async fn stuck_batch(db: &Db, cutoff: i64, after: &str) -> Result<Vec<Stuck>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, owner_id, CAST(attempts AS BIGINT) AS attempts, failure, lease_until FROM media \
-         WHERE state = 'processing' AND lease_until < $1 AND id > $2 ORDER BY id LIMIT $3",
-    )
-    .bind(cutoff)
-    .bind(after)
-    .bind(BATCH)
-    .fetch_all(db.pool())
-    .await
-}
-
-/// Marks the media `failed` if it is still the same stuck claim.
+/// Marks the media `failed` if it is still the same stuck row.
 async fn fail(db: &Db, row: &Stuck) -> Result<bool, ReapError> {
     let reason = abandoned_reason(row);
     // The state change and the owner's `media.failed` notification commit together.
     let mut tx = db.pool().begin().await?;
-    let n = sqlx::query(
+    let n = sqlx::query(&format!(
         "UPDATE media SET state = 'failed', failure = $1, lease_token = NULL, lease_until = NULL, \
                 updated_at = $2 \
-         WHERE id = $3 AND state = 'processing' AND lease_until = $4",
-    )
+         WHERE id = $3 AND {}",
+        row.unchanged("$4")
+    ))
     .bind(&reason)
     .bind(now_ms())
     .bind(&row.id)
-    .bind(row.lease_until)
+    .bind(row.mark)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -189,32 +239,39 @@ async fn fail(db: &Db, row: &Stuck) -> Result<bool, ReapError> {
     Ok(n == 1)
 }
 
-/// Sends a new job message, then moves the media back to `queued` if it is
-/// still the same stuck claim. In that order, a crash in between leaves a
-/// message for a media with an expired lease, which a worker claims as usual;
-/// losing the race leaves a duplicate message, which the claim ignores.
+/// Sends a new job message, then moves the media (back) to `queued`, freshly
+/// touched, if it is still the same stuck row. In that order, a crash in
+/// between leaves a message for a media with an expired lease (or a stranded
+/// `queued` one), which a worker claims as usual; losing the race leaves a
+/// duplicate message, which the claim ignores.
 async fn requeue(db: &Db, queue: &impl Queue, row: &Stuck) -> Result<bool, ReapError> {
     let body = JobMessage::for_media(&row.id).to_body();
     queue.send(&body, Duration::ZERO).await?;
-    let n = sqlx::query(
+    let n = sqlx::query(&format!(
         "UPDATE media SET state = 'queued', lease_token = NULL, lease_until = NULL, updated_at = $1 \
-         WHERE id = $2 AND state = 'processing' AND lease_until = $3",
-    )
+         WHERE id = $2 AND {}",
+        row.unchanged("$3")
+    ))
     .bind(now_ms())
     .bind(&row.id)
-    .bind(row.lease_until)
+    .bind(row.mark)
     .execute(db.pool())
     .await?
     .rows_affected();
     if n == 1 {
-        tracing::warn!(media_id = %row.id, attempts = row.attempts, "stuck media re-queued");
+        tracing::warn!(media_id = %row.id, attempts = row.attempts, state = %row.state, "stuck media re-queued");
     }
     Ok(n == 1)
 }
 
 fn abandoned_reason(row: &Stuck) -> String {
+    let what = if row.state == "processing" {
+        "the worker stopped during"
+    } else {
+        "the job's message was lost after"
+    };
     let mut reason = format!(
-        "abandoned: the worker stopped during attempt {} and no retry is left",
+        "abandoned: {what} attempt {} and no retry is left",
         row.attempts
     );
     if let Some(last) = row.failure.as_deref().filter(|f| !f.is_empty()) {

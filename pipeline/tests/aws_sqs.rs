@@ -160,6 +160,9 @@ async fn release_with_delay_hides_until_then() {
 async fn delayed_send_becomes_visible_later() {
     let (queue, _) = queue().await;
     queue.send("later", Duration::from_secs(2)).await.unwrap();
+    // Counted while it waits, as the embedded queue counts it (the autoscaler
+    // and the reaper's "is the queue empty?" read this).
+    assert_eq!(queue.depth().await.unwrap().in_flight, 1);
     assert_empty(&queue).await;
     let d = receive_one(&queue, LONG).await;
     assert_eq!(d.body, "later");

@@ -1,7 +1,8 @@
 //! The reaper on the backend named by `SORI_TEST_DB`: a media left in
 //! `processing` by a worker killed on its last receive ends `failed` with a
 //! reason; one whose message vanished earlier is re-queued and runs again;
-//! live leases, recent expiries and finished media are left alone.
+//! a `queued` media whose message was lost gets a new one once the queue is
+//! empty; live leases, recent expiries and finished media are left alone.
 
 use sori_pipeline::db::testing::{fresh_db, TestDb};
 use sori_pipeline::media::{self, Claim, Enqueued};
@@ -190,6 +191,76 @@ async fn lost_message_with_attempts_left_is_requeued_and_runs_again() {
     // Now held by a live lease: the reaper leaves it alone.
     assert_eq!(env.reap(Duration::ZERO, 5).await, Reaped::default());
     assert_eq!(env.row(&id).await.0, "processing");
+}
+
+#[tokio::test]
+async fn queued_media_whose_message_was_lost_is_resent_only_from_an_empty_queue() {
+    let env = Env::new(5).await;
+    let lost = env.queued_media().await;
+    let spent = env.queued_media().await;
+    sqlx::query("DELETE FROM queue_messages")
+        .execute(env.t.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE media SET attempts = 5 WHERE id = $1")
+        .bind(&spent)
+        .execute(env.t.db.pool())
+        .await
+        .unwrap();
+    // A backlog: another media's message still waits in the queue.
+    let waiting = env.queued_media().await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(env.reap(Duration::ZERO, 5).await, Reaped::default());
+    assert_eq!(env.row(&lost).await.0, "queued");
+
+    // The backlog drains.
+    let got = env
+        .queue
+        .receive(1, Duration::ZERO, VISIBILITY)
+        .await
+        .unwrap();
+    assert!(got[0].body.contains(&waiting));
+    env.queue.delete(&got[0]).await.unwrap();
+    sqlx::query("UPDATE media SET state = 'ready', attempts = 1 WHERE id = $1")
+        .bind(&waiting)
+        .execute(env.t.db.pool())
+        .await
+        .unwrap();
+    // Queued only milliseconds ago: not stranded after an hour's margin.
+    assert_eq!(
+        env.reap(Duration::from_secs(3600), 5).await,
+        Reaped::default()
+    );
+    assert_eq!(
+        env.reap(Duration::ZERO, 5).await,
+        Reaped {
+            requeued: 1,
+            failed: 1
+        }
+    );
+    let (state, failure, _) = env.row(&spent).await;
+    assert_eq!(state, "failed");
+    let failure = failure.unwrap();
+    assert!(failure.contains("message was lost"), "{failure}");
+    assert_eq!(env.row(&lost).await.0, "queued");
+    assert_eq!(env.queue.depth().await.unwrap().visible, 1);
+    // The queue is no longer empty: the next pass sends nothing more.
+    assert_eq!(env.reap(Duration::ZERO, 5).await, Reaped::default());
+    assert_eq!(env.queue.depth().await.unwrap().visible, 1);
+    // The new message is a normal job: a worker takes it as attempt 1.
+    let got = env
+        .queue
+        .receive(1, Duration::ZERO, VISIBILITY)
+        .await
+        .unwrap();
+    assert!(got[0].body.contains(&lost));
+    match media::claim(&env.t.db, &lost, Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
+        Claim::Won(lease) => assert_eq!(lease.attempt, 1),
+        other => panic!("claim: {other:?}"),
+    }
 }
 
 #[tokio::test]

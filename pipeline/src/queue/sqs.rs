@@ -147,6 +147,7 @@ impl SqsQueue {
                 &[
                     QueueAttributeName::ApproximateNumberOfMessages,
                     QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                    QueueAttributeName::ApproximateNumberOfMessagesDelayed,
                     QueueAttributeName::RedrivePolicy,
                 ],
             )
@@ -160,9 +161,13 @@ impl SqsQueue {
                 &attributes,
                 &QueueAttributeName::ApproximateNumberOfMessages,
             ),
+            // Delayed messages count as in flight, as in the embedded queue.
             in_flight: count(
                 &attributes,
                 &QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            ) + count(
+                &attributes,
+                &QueueAttributeName::ApproximateNumberOfMessagesDelayed,
             ),
             dead,
         })
