@@ -138,6 +138,7 @@ async fn signup(
     responses(
         (status = 200, body = Session),
         (status = 401, description = "Wrong handle or password", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The account was removed by a moderator (`account-removed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -150,14 +151,14 @@ async fn login(
     let account: String = req.handle.to_ascii_lowercase().chars().take(64).collect();
     let limiter = &state.login_limiter;
     limiter.check(&account, addr)?;
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE handle_lower = $1")
+    let row: Option<(String, String, Option<i64>)> =
+        sqlx::query_as("SELECT id, password_hash, hidden_at FROM users WHERE handle_lower = $1")
             .bind(&account)
             .fetch_optional(state.db.pool())
             .await?;
-    let (id, hash) = match row {
-        Some((id, hash)) => (Some(id), Some(hash)),
-        None => (None, None),
+    let (id, hash, removed) = match row {
+        Some((id, hash, hidden_at)) => (Some(id), Some(hash), hidden_at.is_some()),
+        None => (None, None, false),
     };
     // Without an account this checks a dummy hash: the same time, then false.
     let valid = auth::verify_password(req.password, hash).await;
@@ -166,6 +167,11 @@ async fn login(
         return Err(ApiError::Unauthorized("wrong handle or password"));
     };
     limiter.succeeded(&account);
+    // Said only to whoever knows the password: to others the account is
+    // like any other.
+    if removed {
+        return Err(ApiError::AccountRemoved);
+    }
     let issued = auth::issue_token(&state.db, &id).await?;
     Ok(Json(Session {
         token: issued.token,

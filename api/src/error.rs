@@ -24,6 +24,9 @@ pub enum ApiError {
     /// Authenticated, but not allowed to act on this resource.
     #[error("you are not allowed to do this")]
     Forbidden,
+    /// Login to an account a moderator removed.
+    #[error("this account was removed by a moderator")]
+    AccountRemoved,
     /// A signed URL that is expired, or whose signature does not cover this
     /// request. Which of them is not said (it would help a forger); the log has it.
     #[error("the signed URL has expired or does not match this request (method, key, Content-Type, Content-Length)")]
@@ -124,6 +127,7 @@ impl ApiError {
             Self::Forbidden | Self::SignedUrlRefused => {
                 (StatusCode::FORBIDDEN, "forbidden", "Forbidden")
             }
+            Self::AccountRemoved => (StatusCode::FORBIDDEN, "account-removed", "Account removed"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::PayloadTooLarge { .. } => (

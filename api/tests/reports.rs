@@ -4,7 +4,7 @@
 
 mod support;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{assert_problem, Api, Reply, User};
 
@@ -316,4 +316,28 @@ async fn a_removed_user_disappears_with_their_posts_and_comments() {
         .is_empty());
     let r = api.get(&format!("/v1/posts/{post}"), &bob).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
+
+    // Signed out, and cannot sign in again; a wrong password learns nothing.
+    let r = api.get("/v1/me", &alice).await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED, "unauthorized");
+    let login = |password: &str| {
+        api.call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            json!({"handle": "alice", "password": password}),
+        )
+    };
+    assert_problem(
+        &login("correct horse").await,
+        StatusCode::FORBIDDEN,
+        "account-removed",
+    );
+    assert_problem(
+        &login("wrong").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    // Bob is not affected.
+    assert_eq!(api.get("/v1/me", &bob).await.status, StatusCode::OK);
 }

@@ -3,7 +3,8 @@
 //! ones and resolve each by dismissing it or removing the target.
 //!
 //! Removing sets `hidden_at` on the post, comment or user: the row stays, for
-//! the record, but no list or lookup shows it any more. A removal resolves
+//! the record, but no list or lookup shows it any more. A removed user's
+//! tokens are revoked and logging in again answers 403 `account-removed`. A removal resolves
 //! every open report on the same target. A message can be reported only by a
 //! member of its room (to anyone else it does not exist); removing it hides it
 //! from the room's history, room list and unread counts.
@@ -232,6 +233,7 @@ pub struct Resolve {
     ))]
 async fn resolve(
     State(db): State<Db>,
+    State(sessions): State<auth::Sessions>,
     user: AuthUser,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<Resolve>,
@@ -262,10 +264,15 @@ async fn resolve(
     if closed != 1 {
         return Err(already_resolved());
     }
-    if state == "removed" {
-        remove(&mut tx, &report, &user.id, now).await?;
-    }
+    let revoked = if state == "removed" {
+        remove(&mut tx, &report, &user.id, now).await?
+    } else {
+        Vec::new()
+    };
     tx.commit().await?;
+    for token_hash in &revoked {
+        sessions.forget(token_hash);
+    }
     find(&db, &id).await.map(Json)
 }
 
@@ -273,13 +280,15 @@ fn already_resolved() -> ApiError {
     ApiError::Conflict("this report is already resolved".to_owned())
 }
 
-/// Hides the report's target and resolves the other open reports on it.
+/// Hides the report's target and resolves the other open reports on it; a
+/// removed user's tokens are deleted, and their hashes returned for the
+/// caller to drop from this process's session cache once committed.
 async fn remove(
     conn: &mut AnyConnection,
     report: &Report,
     admin: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query(
         "UPDATE reports SET state = 'removed', resolved_by = $1, resolved_at = $2 \
          WHERE target_kind = $3 AND target_id = $4 AND state = 'open'",
@@ -303,6 +312,16 @@ async fn remove(
         .execute(&mut *conn)
         .await?
         .rows_affected();
+    let mut revoked = Vec::new();
+    if hidden == 1 && report.target_kind == "user" {
+        // Signed out everywhere: other API processes stop accepting a token
+        // when their cached session expires (`SORI_SESSION_CACHE_MS`).
+        revoked =
+            sqlx::query_scalar("DELETE FROM auth_tokens WHERE user_id = $1 RETURNING token_hash")
+                .bind(&report.target_id)
+                .fetch_all(&mut *conn)
+                .await?;
+    }
     if hidden == 1 && report.target_kind == "comment" {
         let post: String = sqlx::query_scalar("SELECT post_id FROM comments WHERE id = $1")
             .bind(&report.target_id)
@@ -310,5 +329,5 @@ async fn remove(
             .await?;
         uncount(conn, &post).await?;
     }
-    Ok(())
+    Ok(revoked)
 }
