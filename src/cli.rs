@@ -215,6 +215,16 @@ pub struct Settings {
         global = true
     )]
     pub feed_cache_ms: u64,
+    /// When set, `GET /metrics` answers only requests carrying
+    /// `Authorization: Bearer <this token>` (the scraper's); unset, it is open,
+    /// for a port only the cluster reaches.
+    #[arg(
+        long,
+        env = "SORI_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
     /// Chat messages one user may send per minute (0: no limit).
     #[arg(
         long,

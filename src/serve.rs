@@ -93,6 +93,7 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let fanout = open_fanout(settings, &db)?;
     let state = AppState::new(db.clone())
         .with_public_url(&public_url)
+        .with_metrics_token(settings.metrics_token.as_deref())
         .with_media(store.clone(), queue.clone())
         .with_pipeline_metrics(&metrics)
         .with_realtime(Realtime::new(fanout.clone(), ws_config(settings)))

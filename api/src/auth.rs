@@ -308,6 +308,19 @@ where
     }
 }
 
+/// Whether the request's `Authorization: Bearer` value is `expected` (a
+/// shared secret such as the metrics token, any format). Compared as SHA-256
+/// digests, so the time taken says nothing about how much of it matched.
+pub fn bearer_is(headers: &HeaderMap, expected: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    given.is_some_and(|given| Sha256::digest(given) == Sha256::digest(expected))
+}
+
 /// The request's well-formed bearer token, if any.
 pub fn request_token(headers: &HeaderMap) -> Option<String> {
     bearer_token(headers).ok().map(str::to_owned)

@@ -3,7 +3,7 @@
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
@@ -45,14 +45,29 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
     }
 }
 
-/// Prometheus text exposition of the process's metrics.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+/// Prometheus text exposition of the process's metrics. When the server has
+/// a metrics token (`SORI_METRICS_TOKEN`), only requests with
+/// `Authorization: Bearer <that token>` get them; it is not a user's token.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, content_type = "text/plain", body = String),
+    (status = 401, description = "The server requires its metrics token", body = Problem, content_type = "application/problem+json"),
+))]
+async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(token) = &state.metrics_token {
+        if !crate::auth::bearer_is(&headers, token) {
+            return Err(ApiError::Unauthorized(
+                "this server requires its metrics token",
+            ));
+        }
+    }
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(),
-    )
+    ))
 }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// Viewer → their recently served feed pages ([`crate::cache`]).
     pub feed_pages: Arc<FeedPages>,
+    /// The bearer token `/metrics` asks for (`SORI_METRICS_TOKEN`); `None`: open.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             realtime: Realtime::default(),
             sessions: Arc::new(TtlCache::new(caches.session_ttl, caches.capacity)),
             feed_pages: Arc::new(FeedPages::new(caches.feed_ttl, caches.capacity)),
+            metrics_token: None,
         }
     }
 
@@ -100,6 +103,13 @@ impl AppState {
     }
 
     /// Sets the base of the URLs handed out (audio URLs in feeds, upload URLs).
+    /// Requires `token` as the bearer of `/metrics` requests (an empty one
+    /// counts as none).
+    pub fn with_metrics_token(mut self, token: Option<&str>) -> Self {
+        self.metrics_token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        self
+    }
+
     pub fn with_public_url(mut self, url: &str) -> Self {
         self.public_url = url.trim_end_matches('/').to_owned();
         self

@@ -67,6 +67,37 @@ async fn metrics_count_requests_by_route() {
     );
 }
 
+/// With a metrics token set, only its bearer reads `/metrics`; a user's
+/// token or a near miss gets the 401 problem.
+#[tokio::test]
+async fn a_metrics_token_guards_the_metrics() {
+    let t = fresh_db().await;
+    let app = app(AppState::new(t.db.clone()).with_metrics_token(Some("scrape-secret")));
+    let with = |authorization: Option<&str>| {
+        let mut request = Request::get("/metrics");
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        app.clone().oneshot(request.body(Body::empty()).unwrap())
+    };
+    for refused in [
+        None,
+        Some("Bearer scrape-secre"),
+        Some("Basic scrape-secret"),
+    ] {
+        let response = with(refused).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{refused:?}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    let response = with(Some("Bearer scrape-secret")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("sori_http_requests_total"));
+}
+
 #[tokio::test]
 async fn openapi_documents_every_route_and_docs_are_served_offline() {
     let t = fresh_db().await;
