@@ -101,6 +101,7 @@ fn help_lists_every_command_and_setting() {
         "SORI_SESSION_CACHE_MS",
         "SORI_FEED_CACHE_MS",
         "SORI_MESSAGES_PER_MINUTE",
+        "SORI_METRICS_TOKEN",
         "SORI_LOG_FORMAT",
         "SORI_SHUTDOWN_GRACE_SECS",
         "RUST_LOG",
