@@ -102,7 +102,6 @@ impl AppState {
         self
     }
 
-    /// Sets the base of the URLs handed out (audio URLs in feeds, upload URLs).
     /// Requires `token` as the bearer of `/metrics` requests (an empty one
     /// counts as none).
     pub fn with_metrics_token(mut self, token: Option<&str>) -> Self {
@@ -110,6 +109,7 @@ impl AppState {
         self
     }
 
+    /// Sets the base of the URLs handed out (audio URLs in feeds, upload URLs).
     pub fn with_public_url(mut self, url: &str) -> Self {
         self.public_url = url.trim_end_matches('/').to_owned();
         self

@@ -64,10 +64,11 @@ impl Env {
         id
     }
 
-    /// Receives the media's message and claims it with `lease`, then "dies":
-    /// neither the message nor the lease is touched again. Returns the
-    /// message's receive count.
-    async fn receive_and_die(&self, id: &str, lease: Duration) -> u32 {
+    /// Receives the media's message and claims it with `lease`, as a worker
+    /// would; neither the message nor the lease is touched again (a worker
+    /// that dies, or one still running). Returns the message's receive count
+    /// and the claim's attempt number.
+    async fn receive_and_claim(&self, id: &str, lease: Duration) -> (u32, i64) {
         let got = self
             .queue
             .receive(1, Duration::from_secs(2), VISIBILITY)
@@ -76,10 +77,9 @@ impl Env {
         assert_eq!(got.len(), 1, "expected the job message");
         assert!(got[0].body.contains(id));
         match media::claim(&self.t.db, id, lease).await.unwrap() {
-            Claim::Won(_) => {}
+            Claim::Won(lease) => (got[0].receive_count, lease.attempt),
             other => panic!("claim: {other:?}"),
         }
-        got[0].receive_count
     }
 
     async fn row(&self, id: &str) -> (String, Option<String>, i64) {
@@ -108,9 +108,9 @@ impl Env {
 async fn killed_on_last_receive_ends_failed_with_reason() {
     let env = Env::new(2).await;
     let id = env.queued_media().await;
-    assert_eq!(env.receive_and_die(&id, SHORT).await, 1);
+    assert_eq!(env.receive_and_claim(&id, SHORT).await.0, 1);
     tokio::time::sleep(VISIBILITY * 2).await;
-    assert_eq!(env.receive_and_die(&id, SHORT).await, 2);
+    assert_eq!(env.receive_and_claim(&id, SHORT).await.0, 2);
     tokio::time::sleep(VISIBILITY * 2).await;
     // The next receive dead-letters the message: nobody will run this job again.
     let got = env
@@ -156,7 +156,7 @@ async fn killed_on_last_receive_ends_failed_with_reason() {
 async fn lost_message_with_attempts_left_is_requeued_and_runs_again() {
     let env = Env::new(5).await;
     let id = env.queued_media().await;
-    env.receive_and_die(&id, SHORT).await;
+    env.receive_and_claim(&id, SHORT).await;
     // The message vanishes (deleted by hand, lost by an external queue…).
     sqlx::query("DELETE FROM queue_messages")
         .execute(env.t.db.pool())
@@ -175,19 +175,8 @@ async fn lost_message_with_attempts_left_is_requeued_and_runs_again() {
     assert_eq!(env.row(&id).await.0, "queued");
     assert_eq!(env.queue.depth().await.unwrap().visible, 1);
     // The new message is a normal job: a worker takes it as attempt 2.
-    let got = env
-        .queue
-        .receive(1, Duration::ZERO, VISIBILITY)
-        .await
-        .unwrap();
-    assert_eq!(got.len(), 1);
-    match media::claim(&env.t.db, &id, Duration::from_secs(60))
-        .await
-        .unwrap()
-    {
-        Claim::Won(lease) => assert_eq!(lease.attempt, 2),
-        other => panic!("claim: {other:?}"),
-    }
+    let (_, attempt) = env.receive_and_claim(&id, Duration::from_secs(60)).await;
+    assert_eq!(attempt, 2);
     // Now held by a live lease: the reaper leaves it alone.
     assert_eq!(env.reap(Duration::ZERO, 5).await, Reaped::default());
     assert_eq!(env.row(&id).await.0, "processing");
@@ -248,28 +237,17 @@ async fn queued_media_whose_message_was_lost_is_resent_only_from_an_empty_queue(
     assert_eq!(env.reap(Duration::ZERO, 5).await, Reaped::default());
     assert_eq!(env.queue.depth().await.unwrap().visible, 1);
     // The new message is a normal job: a worker takes it as attempt 1.
-    let got = env
-        .queue
-        .receive(1, Duration::ZERO, VISIBILITY)
-        .await
-        .unwrap();
-    assert!(got[0].body.contains(&lost));
-    match media::claim(&env.t.db, &lost, Duration::from_secs(60))
-        .await
-        .unwrap()
-    {
-        Claim::Won(lease) => assert_eq!(lease.attempt, 1),
-        other => panic!("claim: {other:?}"),
-    }
+    let (_, attempt) = env.receive_and_claim(&lost, Duration::from_secs(60)).await;
+    assert_eq!(attempt, 1);
 }
 
 #[tokio::test]
 async fn live_recent_and_finished_media_are_left_alone() {
     let env = Env::new(1).await;
     let live = env.queued_media().await;
-    env.receive_and_die(&live, Duration::from_secs(600)).await;
+    env.receive_and_claim(&live, Duration::from_secs(600)).await;
     let recent = env.queued_media().await;
-    env.receive_and_die(&recent, SHORT).await;
+    env.receive_and_claim(&recent, SHORT).await;
     let ready = env.queued_media().await;
     sqlx::query("UPDATE media SET state = 'ready', attempts = 1 WHERE id = $1")
         .bind(&ready)

@@ -404,6 +404,8 @@ struct NewMessage<'a> {
 const INSERT_MESSAGE: &str =
     "INSERT INTO messages (id, room_id, sender_id, kind, body, media_id, client_id, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// The room's last message: `$1` the message, `$2` the room (as in [`INSERT_MESSAGE`]).
+const UPDATE_ROOM: &str = "UPDATE chat_rooms SET last_message_id = $1 WHERE id = $2";
 
 impl<'a> NewMessage<'a> {
     /// Binds the message's columns, `$1`–`$8` of [`INSERT_MESSAGE`].
@@ -443,7 +445,7 @@ impl<'a> NewMessage<'a> {
     async fn write_in_one_statement(&self, state: &AppState) -> Result<(), sqlx::Error> {
         let sql = format!(
             "WITH message AS ({INSERT_MESSAGE}), \
-             room AS (UPDATE chat_rooms SET last_message_id = $1 WHERE id = $2), \
+             room AS ({UPDATE_ROOM}), \
              members AS (UPDATE chat_members SET last_activity = $8 WHERE room_id = $2), \
              push AS ({push}) \
              SELECT 1",
@@ -466,7 +468,7 @@ impl<'a> NewMessage<'a> {
         self.bind_message(sqlx::query(INSERT_MESSAGE))
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE chat_rooms SET last_message_id = $1 WHERE id = $2")
+        sqlx::query(UPDATE_ROOM)
             .bind(&item.id)
             .bind(&item.room_id)
             .execute(&mut *tx)

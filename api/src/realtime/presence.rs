@@ -43,12 +43,18 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-async fn live_count(db: &Db, user_id: &str, now: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM ws_connections WHERE user_id = $1 AND expires_at > $2")
+/// Whether `user_id` has a live connection at `now` ([`live_connection`]).
+async fn is_live(db: &Db, user_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "SELECT CAST(CASE WHEN {} THEN 1 ELSE 0 END AS BIGINT)",
+        live_connection("$1", "$2")
+    );
+    let live: i64 = sqlx::query_scalar(&sql)
         .bind(user_id)
         .bind(now)
         .fetch_one(db.pool())
-        .await
+        .await?;
+    Ok(live == 1)
 }
 
 /// Records a new connection; true when the user was offline before it.
@@ -65,7 +71,7 @@ pub async fn connect(
         .bind(now)
         .execute(db.pool())
         .await?;
-    let was_online = live_count(db, user_id, now).await? > 0;
+    let was_online = is_live(db, user_id, now).await?;
     sqlx::query(
         "INSERT INTO ws_connections (id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4)",
     )
@@ -177,7 +183,7 @@ pub async fn disconnect(db: &Db, conn_id: &str, user_id: &str) -> Result<bool, s
         .execute(db.pool())
         .await?;
     seen(db, user_id, now).await?;
-    Ok(live_count(db, user_id, now).await? == 0)
+    Ok(!is_live(db, user_id, now).await?)
 }
 
 async fn seen(db: &Db, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
@@ -222,7 +228,7 @@ pub struct Presence {
 }
 
 pub async fn status(db: &Db, user_id: &str) -> Result<Presence, sqlx::Error> {
-    let online = live_count(db, user_id, now_ms()).await? > 0;
+    let online = is_live(db, user_id, now_ms()).await?;
     let last_seen = sqlx::query_scalar("SELECT last_seen FROM presence WHERE user_id = $1")
         .bind(user_id)
         .fetch_optional(db.pool())
