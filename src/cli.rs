@@ -4,6 +4,7 @@
 use crate::logging::LogFormat;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sori_codecs::Profile;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -271,19 +272,19 @@ pub struct ProcessArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Integrated loudness target, LUFS.
-    #[arg(long, default_value_t = -16.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = Profile::default().target_lufs, allow_negative_numbers = true)]
     pub target_lufs: f64,
     /// True-peak ceiling, dBTP.
-    #[arg(long, default_value_t = -1.5, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = Profile::default().true_peak_dbtp, allow_negative_numbers = true)]
     pub true_peak: f64,
     /// Opus bitrate, bits per second.
-    #[arg(long, default_value_t = 32_000)]
+    #[arg(long, default_value_t = Profile::default().bitrate_bps)]
     pub bitrate: u32,
     /// Opus complexity, 0–10.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = Profile::default().complexity)]
     pub complexity: u8,
     /// Opus frame duration, milliseconds (10, 20, 40 or 60).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = Profile::default().frame_ms)]
     pub frame_ms: u32,
     /// Constant bitrate instead of VBR.
     #[arg(long)]
@@ -291,8 +292,10 @@ pub struct ProcessArgs {
     /// Opus application mode.
     #[arg(long, value_enum, default_value_t = AppMode::Voip)]
     pub application: AppMode,
-    /// Largest gain applied to quiet input, dB.
-    #[arg(long, default_value_t = 20.0)]
+    /// Largest gain applied to quiet input, dB: a backstop. Noise and
+    /// near-silence are not raised whatever this says; quiet, clean speech
+    /// is raised to the target.
+    #[arg(long, default_value_t = Profile::default().max_gain_db)]
     pub max_gain: f64,
     /// Trim leading and trailing silence.
     #[arg(long)]
@@ -314,11 +317,24 @@ pub enum AppMode {
 /// `sori bench [FILES…]`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Audio files to measure [default: the files in ./fixtures that decode]
+    /// Audio files or directories of them (a corpus from
+    /// benches/make-corpus.sh) [default: ./fixtures]
     pub files: Vec<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Times each job and floor this many times and keeps the best.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Also time ffmpeg doing the same job (two-pass loudnorm, libopus).
+    #[arg(long)]
+    pub ffmpeg: bool,
+    /// Print every file's stages and settings, not only for a single file.
+    #[arg(long)]
+    pub stages: bool,
+    /// Skip the codec-settings comparison (it dominates the run on a corpus).
+    #[arg(long)]
+    pub no_settings: bool,
     /// Opus bitrates to compare, bits per second.
     #[arg(
         long,
@@ -329,7 +345,8 @@ pub struct BenchArgs {
     /// Opus complexities to compare.
     #[arg(long, value_delimiter = ',', default_value = "5,10")]
     pub complexities: Vec<u8>,
-    /// Files measured at once [default: number of cores]; 1 gives the cleanest timings.
+    /// Files measured at once [default: 1, the cleanest timings]; the job
+    /// itself uses two threads.
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Only run the bare floor (decode + resample + Opus encode, nothing kept)

@@ -131,8 +131,8 @@ fn bench_prints_stages_and_settings_as_json() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let run = &runs[0];
+    let bench: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &bench["files"][0];
     let stages: Vec<&str> = run["stages"]
         .as_array()
         .unwrap()
@@ -144,13 +144,29 @@ fn bench_prints_stages_and_settings_as_json() {
         [
             "decode",
             "resample",
-            "measure",
+            "analyze",
             "normalize",
             "encode",
+            "verify",
             "mux",
             "waveform"
         ]
     );
+    // The stages are the chain's own timings: the encoder's is the largest.
+    let ms = |stage: &str| {
+        run["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == stage)
+            .unwrap()["ms"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(ms("encode") >= ms("decode"));
+    assert_eq!(bench["summary"]["files"], 1);
+    assert_eq!(bench["summary"]["encode_passes"]["1"], 1);
+    assert!(run["loudness_error_lu"].as_f64().unwrap().abs() < 0.5);
     // voip and audio × two bitrates × one complexity.
     assert_eq!(run["settings"].as_array().unwrap().len(), 4);
     assert!(run["job_over_floor"].as_f64().unwrap() > 0.0);
@@ -166,4 +182,42 @@ fn bench_prints_stages_and_settings_as_json() {
             .unwrap()
     };
     assert!(lsd(32_000) < lsd(16_000));
+}
+
+#[test]
+fn process_shows_progress_on_a_terminal_and_nothing_when_piped() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("speech-stereo-44k.mp3");
+    let sori = env!("CARGO_BIN_EXE_sori");
+    // Piped: the report on stdout, nothing on stderr.
+    let piped = Command::new(sori)
+        .arg("process")
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.path().join("piped"))
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert!(
+        piped.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    // On a terminal (util-linux `script` gives the command a pty): the bar.
+    let command = format!(
+        "{sori} process {} --out {}",
+        input.display(),
+        dir.path().join("tty").display()
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs a command on a pty");
+    assert!(tty.status.success());
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(screen.contains("s of audio"), "no progress bar: {screen}");
+    assert!(
+        screen.contains("\"integrated_lufs\""),
+        "no report: {screen}"
+    );
 }

@@ -3,12 +3,15 @@
 //! end of the stream is padded so that, after the pre-skip, the decoder
 //! yields exactly the samples that went in.
 //!
-//! The module is called `encode` because `opus` is the name of the external
-//! crate (libopus through `audiopus_sys`).
+//! [`FrameEncoder`] is the encoder a frame at a time, with its state
+//! exposed so the encode stage can go back a few frames ([`crate::guard`]);
+//! [`OpusEncoder`] cuts a stream of any chunk size into its frames.
 
 use crate::error::{CodecError, Result};
+use crate::libopus::{error_text, DecoderState, EncoderState};
 use crate::profile::{Application, Profile};
 use crate::OUTPUT_RATE;
+use audiopus_sys as ffi;
 
 /// Largest Opus packet for one 60 ms frame is 3 × 1275 bytes plus framing;
 /// 4000 leaves headroom for any frame size we allow.
@@ -21,18 +24,17 @@ const FRAME_MS_ALLOWED: [u32; 4] = [10, 20, 40, 60];
 /// Callback receiving each packet and the number of 48 kHz samples it decodes to.
 pub type PacketSink<'a> = dyn FnMut(&[u8], u32) -> Result<()> + 'a;
 
-/// A mono 48 kHz libopus encoder that cuts the input into frames itself.
-pub struct OpusEncoder {
-    encoder: opus::Encoder,
-    frame: Vec<f32>,
-    filled: usize,
+/// A mono 48 kHz libopus encoder, one whole frame per call, configured from
+/// the profile. Its libopus state can be saved and restored.
+#[derive(Debug, Clone)]
+pub struct FrameEncoder {
+    state: EncoderState,
+    frame_samples: usize,
     packet: Vec<u8>,
     pre_skip: u16,
-    pushed: u64,
-    finished: bool,
 }
 
-impl OpusEncoder {
+impl FrameEncoder {
     /// Builds an encoder with the profile's bitrate, VBR/CBR, frame size,
     /// complexity and application. Invalid settings are refused here, never
     /// later in the middle of a stream.
@@ -40,33 +42,107 @@ impl OpusEncoder {
         let frame_samples = frame_samples_for(profile.frame_ms)?;
         validate_settings(profile)?;
         let application = match profile.application {
-            Application::Voip => opus::Application::Voip,
-            Application::Audio => opus::Application::Audio,
+            Application::Voip => ffi::OPUS_APPLICATION_VOIP,
+            Application::Audio => ffi::OPUS_APPLICATION_AUDIO,
         };
-        let mut encoder =
-            opus::Encoder::new(OUTPUT_RATE, opus::Channels::Mono, application).map_err(opus_err)?;
+        let mut state = EncoderState::new(OUTPUT_RATE as i32, 1, application).map_err(opus_err)?;
         let bitrate = i32::try_from(profile.bitrate_bps).unwrap_or(i32::MAX);
-        encoder
-            .set_bitrate(opus::Bitrate::Bits(bitrate))
+        state
+            .set(ffi::OPUS_SET_BITRATE_REQUEST, bitrate)
             .map_err(opus_err)?;
-        encoder.set_vbr(!profile.cbr).map_err(opus_err)?;
+        state
+            .set(ffi::OPUS_SET_VBR_REQUEST, i32::from(!profile.cbr))
+            .map_err(opus_err)?;
         if !profile.cbr {
             // Unconstrained VBR, as opusenc and ffmpeg use: better quality for
             // the same average rate; we store files, we do not fill a channel.
-            encoder.set_vbr_constraint(false).map_err(opus_err)?;
+            state
+                .set(ffi::OPUS_SET_VBR_CONSTRAINT_REQUEST, 0)
+                .map_err(opus_err)?;
         }
-        encoder
-            .set_complexity(i32::from(profile.complexity))
+        state
+            .set(
+                ffi::OPUS_SET_COMPLEXITY_REQUEST,
+                i32::from(profile.complexity),
+            )
             .map_err(opus_err)?;
-        let lookahead = encoder.get_lookahead().map_err(opus_err)?;
+        if profile.application == Application::Voip {
+            // Speech coding throughout (SILK or hybrid), never a switch to
+            // CELT on a frame the classifier finds music-like: the codec's
+            // effect on loudness then depends on the recording, not on
+            // where the classifier happened to flip (see crate::gain).
+            state
+                .set(ffi::OPUS_SET_SIGNAL_REQUEST, ffi::OPUS_SIGNAL_VOICE)
+                .map_err(opus_err)?;
+        }
+        let lookahead = state
+            .get(ffi::OPUS_GET_LOOKAHEAD_REQUEST)
+            .map_err(opus_err)?;
         let pre_skip = u16::try_from(lookahead)
             .map_err(|_| CodecError::Encoder(format!("unexpected lookahead {lookahead}")))?;
         Ok(Self {
-            encoder,
-            frame: vec![0.0; frame_samples],
-            filled: 0,
+            state,
+            frame_samples,
             packet: vec![0; MAX_PACKET_BYTES],
             pre_skip,
+        })
+    }
+
+    /// The encoder's real lookahead (OPUS_GET_LOOKAHEAD), written as OpusHead
+    /// pre-skip: the decoder drops these samples so the output lines up with the input.
+    pub fn pre_skip(&self) -> u16 {
+        self.pre_skip
+    }
+
+    /// Samples per packet at 48 kHz (960 for 20 ms frames).
+    pub fn frame_samples(&self) -> usize {
+        self.frame_samples
+    }
+
+    /// Encodes exactly one frame ([`Self::frame_samples`] samples).
+    pub fn encode(&mut self, frame: &[f32]) -> Result<&[u8]> {
+        if frame.len() != self.frame_samples {
+            return Err(CodecError::Internal(format!(
+                "opus encoder: frame of {} samples, expected {}",
+                frame.len(),
+                self.frame_samples
+            )));
+        }
+        let len = self
+            .state
+            .encode_float(frame, &mut self.packet)
+            .map_err(opus_err)?;
+        Ok(&self.packet[..len])
+    }
+
+    /// The libopus state, to save with [`Clone`].
+    pub fn state(&self) -> &EncoderState {
+        &self.state
+    }
+
+    /// Goes back to a state saved from this encoder.
+    pub fn restore(&mut self, saved: &EncoderState) {
+        self.state.restore(saved);
+    }
+}
+
+/// A mono 48 kHz libopus encoder that cuts the input into frames itself.
+pub struct OpusEncoder {
+    encoder: FrameEncoder,
+    frame: Vec<f32>,
+    filled: usize,
+    pushed: u64,
+    finished: bool,
+}
+
+impl OpusEncoder {
+    /// A streaming encoder with the profile's settings (see [`FrameEncoder::new`]).
+    pub fn new(profile: &Profile) -> Result<Self> {
+        let encoder = FrameEncoder::new(profile)?;
+        Ok(Self {
+            frame: vec![0.0; encoder.frame_samples()],
+            encoder,
+            filled: 0,
             pushed: 0,
             finished: false,
         })
@@ -75,7 +151,7 @@ impl OpusEncoder {
     /// The encoder's real lookahead (OPUS_GET_LOOKAHEAD), written as OpusHead
     /// pre-skip: the decoder drops these samples so the output lines up with the input.
     pub fn pre_skip(&self) -> u16 {
-        self.pre_skip
+        self.encoder.pre_skip()
     }
 
     /// Samples per packet at 48 kHz (960 for 20 ms frames).
@@ -125,7 +201,7 @@ impl OpusEncoder {
         }
         self.finished = true;
         let frame = self.frame.len() as u64;
-        let needed = self.pushed + u64::from(self.pre_skip);
+        let needed = self.pushed + u64::from(self.encoder.pre_skip());
         let packets_needed = needed.div_ceil(frame);
         let mut encoded = (self.pushed - self.filled as u64) / frame;
         while encoded < packets_needed {
@@ -138,13 +214,10 @@ impl OpusEncoder {
     }
 
     fn encode_frame(&mut self, sink: &mut PacketSink<'_>) -> Result<()> {
-        let len = self
-            .encoder
-            .encode_float(&self.frame, &mut self.packet)
-            .map_err(opus_err)?;
+        let packet = self.encoder.encode(&self.frame)?;
         self.filled = 0;
         let frame_samples = u32::try_from(self.frame.len()).unwrap_or(u32::MAX);
-        sink(&self.packet[..len], frame_samples)
+        sink(packet, frame_samples)
     }
 }
 
@@ -174,15 +247,15 @@ fn validate_settings(profile: &Profile) -> Result<()> {
     Ok(())
 }
 
-fn opus_err(err: opus::Error) -> CodecError {
-    CodecError::Encoder(err.to_string())
+fn opus_err(code: i32) -> CodecError {
+    CodecError::Encoder(error_text(code))
 }
 
 /// A mono 48 kHz libopus decoder used to measure the decoded output: it drops
 /// the pre-skip and, once told the stream's duration, the end padding, so its
 /// output is what a conforming player plays.
 pub struct OpusDecoder {
-    decoder: opus::Decoder,
+    decoder: DecoderState,
     pcm: Vec<f32>,
     skip_left: usize,
     total_samples: Option<u64>,
@@ -192,7 +265,7 @@ pub struct OpusDecoder {
 impl OpusDecoder {
     /// A decoder that drops the first `pre_skip` decoded samples.
     pub fn new(pre_skip: u16) -> Result<Self> {
-        let decoder = opus::Decoder::new(OUTPUT_RATE, opus::Channels::Mono).map_err(opus_err)?;
+        let decoder = DecoderState::new(OUTPUT_RATE as i32, 1).map_err(opus_err)?;
         Ok(Self {
             decoder,
             pcm: vec![0.0; MAX_PACKET_SAMPLES],
@@ -218,7 +291,7 @@ impl OpusDecoder {
     pub fn decode(&mut self, packet: &[u8], out: &mut Vec<f32>) -> Result<()> {
         let decoded = self
             .decoder
-            .decode_float(packet, &mut self.pcm, false)
+            .decode_float(packet, &mut self.pcm)
             .map_err(opus_err)?;
         let skip = self.skip_left.min(decoded);
         self.skip_left -= skip;

@@ -33,7 +33,7 @@ impl OpusStreamHeader {
             channels: 1,
             pre_skip,
             input_sample_rate,
-            vendor: opus::version().to_string(),
+            vendor: crate::libopus::version(),
             tags: vec![
                 ("ENCODER".to_string(), "sori".to_string()),
                 ("ENCODER_OPTIONS".to_string(), options),

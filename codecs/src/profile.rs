@@ -20,7 +20,9 @@ pub struct Profile {
     pub target_lufs: f64,
     /// True-peak ceiling, dBTP, held on the decoded output.
     pub true_peak_dbtp: f64,
-    /// Largest gain applied to quiet input, dB: near-silence is not blown up into noise.
+    /// Largest gain applied to quiet input, dB: a backstop only. What keeps
+    /// near-silence and noise from being blown up is their signal-to-noise
+    /// ratio ([`crate::gain`]), not their level.
     pub max_gain_db: f64,
     /// Opus target bitrate, bits per second.
     pub bitrate_bps: u32,
@@ -40,7 +42,7 @@ impl Default for Profile {
         Self {
             target_lufs: -16.0,
             true_peak_dbtp: -1.5,
-            max_gain_db: 20.0,
+            max_gain_db: 40.0,
             bitrate_bps: 32_000,
             cbr: false,
             frame_ms: 20,

@@ -1,5 +1,6 @@
 //! The processing report (DESIGN §4): printed by `sori process`, stored per media.
 
+use crate::gain::CapReason;
 use serde::{Deserialize, Serialize};
 
 /// Everything a job learned about one input and what it made of it.
@@ -10,14 +11,23 @@ pub struct Report {
     pub input: InputReport,
     /// The one linear gain applied before the limiter.
     pub gain_db: f64,
-    /// True when the gain wanted was larger than the profile's cap (near-silent input).
+    /// True when the gain stopped short of the target (see `gain_cap_reason`).
     pub gain_capped: bool,
+    /// Why: `noise` (the input stands too little above its own noise floor
+    /// to be raised), `silence`, `max_gain` (the profile's backstop) or
+    /// `limiting` (peaks too dense to make up for); `null` when not capped.
+    #[serde(default)]
+    pub gain_cap_reason: Option<CapReason>,
     /// True when the true-peak limiter reduced any sample.
     pub limited: bool,
-    /// Encode passes run: 1 normally; more when the decoded output first
-    /// missed the loudness target or broke the true-peak ceiling.
+    /// Encode passes run: 1 normally; 2 when the decoded output missed the
+    /// loudness target (the true-peak ceiling is held within the pass).
     #[serde(default)]
     pub encode_passes: u32,
+    /// Frames encoded a second time, within the pass, because the codec's
+    /// overshoot broke the true-peak ceiling there.
+    #[serde(default)]
+    pub reencoded_frames: u64,
     pub output: OutputReport,
     pub waveform: WaveformSummary,
     pub timings_ms: Timings,
@@ -37,6 +47,10 @@ pub struct InputReport {
     /// Mono input is measured as dual mono (as heard on two speakers).
     #[serde(default)]
     pub dual_mono: bool,
+    /// The background's level: the 10th percentile of 25 ms levels of the
+    /// mono downmix, K-weighted, dual mono (LUFS).
+    #[serde(default)]
+    pub noise_floor_lufs: f64,
     /// Packets the decoder could not read and skipped.
     #[serde(default)]
     pub skipped_packets: u64,
@@ -68,11 +82,29 @@ pub struct WaveformSummary {
     pub bars: Vec<u8>,
 }
 
-/// Wall-clock time spent per stage, milliseconds.
+/// Time spent per stage, milliseconds, measured inside the chain (both
+/// passes). The encode pass runs its front (decode, resample, normalize) on
+/// a thread of its own beside the encoder, so the stages add up to more
+/// than `total`, the job's wall-clock time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Timings {
+    /// Decoding the input, both passes.
     pub decode: u64,
+    /// Downmix and resampling to 48 kHz.
+    pub resample: u64,
+    /// Pass 1's measurements and the gain planning.
     pub analyze: u64,
+    /// Gain and true-peak limiter.
+    pub normalize: u64,
+    /// libopus encoding, frames encoded again included.
     pub encode: u64,
+    /// Decoding every packet again and measuring it (true peak, loudness),
+    /// on a thread beside the encoder.
+    pub verify: u64,
+    /// Writing the Ogg, CAF and WebM containers.
+    pub mux: u64,
+    /// The scrubber waveform and the feed's bars.
+    pub waveform: u64,
     pub total: u64,
 }

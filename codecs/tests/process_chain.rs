@@ -2,6 +2,7 @@
 //! ffmpeg decodes what we wrote and measures it with its `ebur128` filter.
 #![allow(clippy::unwrap_used)]
 
+use sori_codecs::gain::CapReason;
 use sori_codecs::process::{process_file, CAF_FILE, OGG_FILE, WAVEFORM_FILE, WEBM_FILE};
 use sori_codecs::{CodecError, Limits, Profile};
 use std::path::{Path, PathBuf};
@@ -228,8 +229,12 @@ fn near_silence_is_not_blown_up_into_noise() {
     let report = process_file(&input, &out, &profile, &Limits::default())
         .unwrap()
         .report;
+    // Noise stands nowhere above its own floor: it is not amplified at all
+    // (the old fixed cap raised it by 20 dB), and the report says why.
     assert!(report.gain_capped);
-    assert!((report.gain_db - profile.max_gain_db).abs() < 1e-6);
+    assert_eq!(report.gain_cap_reason, Some(CapReason::Silence));
+    assert!(report.gain_db <= 0.0, "gain {}", report.gain_db);
+    assert!(report.output.integrated_lufs < report.input.integrated_lufs + 0.5);
     assert!(report.output.integrated_lufs < profile.target_lufs - 10.0);
 }
 
@@ -276,6 +281,80 @@ fn quiet_speech_is_raised_to_target() {
     assert!(report.gain_db > 14.0, "{}", report.gain_db);
     let (lufs, _) = ffmpeg_loudness(&dir.path().join("out").join(OGG_FILE));
     assert!((lufs + 16.0).abs() <= 0.5, "{lufs}");
+}
+
+/// Runs sox to make a test input; sox is one of the suite's independent tools.
+fn sox(args: &[&str]) {
+    let status = Command::new("sox")
+        .args(args)
+        .status()
+        .expect("sox must be installed (scripts/setup.sh)");
+    assert!(status.success(), "sox {args:?}");
+}
+
+/// Integrated loudness of a file as ffmpeg measures it (dual mono).
+fn ffmpeg_lufs_of(path: &Path) -> f64 {
+    ffmpeg_loudness(path).0
+}
+
+#[test]
+fn clean_speech_at_minus_35_lufs_reaches_the_target() {
+    // A quiet but clean phone recording needs +19 dB: more than the old
+    // fixed 20 dB cap left once limiting took its share.
+    let dir = tempfile::tempdir().unwrap();
+    let speech = fixture("speech-mono-22k.flac");
+    let gain = -35.0 - ffmpeg_lufs_of(&speech);
+    let quiet = dir.path().join("quiet.wav");
+    sox(&[
+        speech.to_str().unwrap(),
+        quiet.to_str().unwrap(),
+        "gain",
+        &format!("{gain:.2}"),
+    ]);
+    let out = dir.path().join("out");
+    let report = process_file(&quiet, &out, &Profile::default(), &Limits::default())
+        .unwrap()
+        .report;
+    assert!(!report.gain_capped, "{:?}", report.gain_cap_reason);
+    assert!(report.gain_db > 18.0, "{}", report.gain_db);
+    let (lufs, peak) = ffmpeg_loudness(&out.join(OGG_FILE));
+    assert!((lufs + 16.0).abs() <= 0.5, "{lufs} LUFS");
+    assert!(peak <= -1.5 + 0.3, "{peak} dBTP");
+}
+
+#[test]
+fn noise_at_minus_50_lufs_is_not_blown_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let hiss = dir.path().join("hiss.wav");
+    sox(&[
+        "-n",
+        "-r",
+        "48000",
+        "-c",
+        "1",
+        hiss.to_str().unwrap(),
+        "synth",
+        "5",
+        "pinknoise",
+    ]);
+    let loud = ffmpeg_lufs_of(&hiss);
+    let quiet = dir.path().join("quiet-hiss.wav");
+    let gain = format!("{:.2}", -50.0 - loud);
+    sox(&[
+        hiss.to_str().unwrap(),
+        quiet.to_str().unwrap(),
+        "gain",
+        &gain,
+    ]);
+    let out = dir.path().join("out");
+    let report = process_file(&quiet, &out, &Profile::default(), &Limits::default())
+        .unwrap()
+        .report;
+    assert!(report.gain_capped);
+    assert_eq!(report.gain_cap_reason, Some(CapReason::Noise));
+    assert!(report.gain_db <= 0.0, "{}", report.gain_db);
+    let lufs = ffmpeg_lufs_of(&out.join(OGG_FILE));
+    assert!(lufs < -45.0, "noise raised to {lufs} LUFS");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! CodecPrivate) for the channel count, pre-skip and output gain.
 
 use crate::error::{CodecError, Result};
+use crate::libopus::{error_text, DecoderState};
 
 /// The longest Opus packet: 120 ms at 48 kHz.
 const MAX_FRAMES_PER_PACKET: usize = 5760;
@@ -55,7 +56,7 @@ pub(crate) enum OpusDecoded {
 
 /// libopus decoder at 48 kHz with pre-skip trimming and header gain.
 pub(crate) struct OpusPacketDecoder {
-    decoder: opus::Decoder,
+    decoder: DecoderState,
     channels: usize,
     scratch: Vec<f32>,
     gain: f32,
@@ -68,14 +69,9 @@ pub(crate) struct OpusPacketDecoder {
 impl OpusPacketDecoder {
     /// A decoder for the stream `head` describes; drops its pre-skip.
     pub fn new(head: &OpusHead) -> Result<Self> {
-        let layout = if head.channels == 1 {
-            opus::Channels::Mono
-        } else {
-            opus::Channels::Stereo
-        };
-        let decoder = opus::Decoder::new(crate::OUTPUT_RATE, layout)
-            .map_err(|e| CodecError::Internal(format!("libopus decoder: {e}")))?;
         let channels = usize::from(head.channels);
+        let decoder = DecoderState::new(crate::OUTPUT_RATE as i32, channels)
+            .map_err(|e| CodecError::Internal(format!("libopus decoder: {}", error_text(e))))?;
         Ok(Self {
             decoder,
             channels,
@@ -95,7 +91,7 @@ impl OpusPacketDecoder {
         if packet.is_empty() {
             return OpusDecoded::Frames(0);
         }
-        let frames = match self.decoder.decode_float(packet, &mut self.scratch, false) {
+        let frames = match self.decoder.decode_float(packet, &mut self.scratch) {
             Ok(frames) => frames.min(MAX_FRAMES_PER_PACKET),
             Err(_) => return OpusDecoded::Corrupt,
         };
