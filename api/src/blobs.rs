@@ -20,8 +20,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
+use sori_pipeline::output::Output;
 use sori_pipeline::store::local::{now_ms, SignatureError, SignedRequest, UploadError};
-use sori_pipeline::store::{content_type_for, LocalStore, ObjectStore, StoreError};
+use sori_pipeline::store::{LocalStore, ObjectStore, StoreError};
 use std::io::{self, SeekFrom};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::{ReaderStream, StreamReader};
@@ -251,7 +252,7 @@ pub(crate) async fn serve_object(
             .await
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
     }
-    let content_type = content_type_for(key).unwrap_or("application/octet-stream");
+    let content_type = Output::of_key(key).map_or("application/octet-stream", Output::content_type);
     let mut response = Response::new(Body::from_stream(ReaderStream::new(file.take(len))));
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -560,13 +561,12 @@ mod route_tests {
             .put_reader("media/m/v1/audio.opus", &mut body, 10)
             .await
             .unwrap();
-        let p = f
+        let url = f
             .store
-            .presign_get("media/m/v1/audio.opus", Duration::from_secs(60))
-            .await
+            .sign_get("media/m/v1/audio.opus", None, now_ms() + 60_000)
             .unwrap();
         let get = |range: Option<&str>| {
-            let mut r = Request::get(path_of(&p.url));
+            let mut r = Request::get(path_of(&url));
             if let Some(range) = range {
                 r = r.header(header::RANGE, range);
             }
@@ -593,7 +593,7 @@ mod route_tests {
         assert_eq!(h[header::CONTENT_RANGE], "bytes */10");
         assert_eq!(problem_status(&h, &b), 416);
         // Another key with this signature, a missing object, an escape attempt.
-        let other = p.url.replace("audio.opus", "audio.caf");
+        let other = url.replace("audio.opus", "audio.caf");
         let (s, _, _) = send(
             &f.app,
             Request::get(path_of(&other)).body(Body::empty()).unwrap(),
@@ -602,20 +602,15 @@ mod route_tests {
         assert_eq!(s, StatusCode::FORBIDDEN);
         let missing = f
             .store
-            .presign_get("media/m/v1/audio.webm", Duration::from_secs(60))
-            .await
+            .sign_get("media/m/v1/audio.webm", None, now_ms() + 60_000)
             .unwrap();
         let (s, _, _) = send(
             &f.app,
-            Request::get(path_of(&missing.url))
-                .body(Body::empty())
-                .unwrap(),
+            Request::get(path_of(&missing)).body(Body::empty()).unwrap(),
         )
         .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
-        let escape = p
-            .url
-            .replace("media/m/v1/audio.opus", "media/%2e%2e/%2e%2e/secret");
+        let escape = url.replace("media/m/v1/audio.opus", "media/%2e%2e/%2e%2e/secret");
         let (s, _, _) = send(
             &f.app,
             Request::get(path_of(&escape)).body(Body::empty()).unwrap(),

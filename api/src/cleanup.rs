@@ -8,8 +8,8 @@
 //! unattached (so a post created meanwhile wins), then its objects. An object
 //! that cannot be deleted is logged and counted; it is left behind, not retried.
 
+use sori_pipeline::output::Output;
 use sori_pipeline::store::{original_key, output_prefix, ObjectStore};
-use sori_pipeline::worker::OUTPUT_FILES;
 use sori_pipeline::Db;
 use sqlx::Row;
 use std::future::Future;
@@ -130,7 +130,7 @@ async fn delete_objects(store: &ObjectStore, media: &Candidate) -> u64 {
     let first = (media.attempts - MAX_VERSIONS + 1).max(1);
     for version in first..=media.attempts {
         let prefix = output_prefix(&media.id, version);
-        keys.extend(OUTPUT_FILES.iter().map(|name| format!("{prefix}{name}")));
+        keys.extend(Output::ALL.map(|output| output.key(&prefix)));
     }
     let mut failed = 0;
     for key in keys {
