@@ -123,6 +123,17 @@ pub struct Settings {
     /// `scheme://host[:port]`, or `*` for any [default: none, same-origin only]
     #[arg(long, env = "SORI_CORS_ORIGINS", default_value = "", global = true)]
     pub cors_origins: String,
+    /// Seconds the signed media URLs in answers work (audio variants,
+    /// waveforms, images); URLs handed out within a quarter of this are
+    /// identical, so each lives this to 1.25 times this (at most 5 days).
+    #[arg(
+        long,
+        env = "SORI_MEDIA_URL_TTL_SECS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(60..=432_000),
+        global = true
+    )]
+    pub media_url_ttl_secs: u64,
     /// Seconds an upload may stay unattached to a post before the API role
     /// deletes it with its stored objects (checked every 24th of this, at most every 10 minutes).
     #[arg(

@@ -95,6 +95,7 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         .with_public_url(&public_url)
         .with_metrics_token(settings.metrics_token.as_deref())
         .with_media(store.clone(), queue.clone())
+        .with_media_url_ttl(Duration::from_secs(settings.media_url_ttl_secs))
         .with_pipeline_metrics(&metrics)
         .with_realtime(Realtime::new(fanout.clone(), ws_config(settings)))
         .with_creation_limits(

@@ -104,6 +104,7 @@ pub fn cors_layer(config: &HttpConfig) -> Option<CorsLayer> {
         .allow_origin(allow)
         .allow_methods([
             Method::GET,
+            Method::HEAD,
             Method::POST,
             Method::PUT,
             Method::PATCH,
@@ -113,14 +114,22 @@ pub fn cors_layer(config: &HttpConfig) -> Option<CorsLayer> {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_RANGE,
             header::RANGE,
             HeaderName::from_static("idempotency-key"),
         ])
+        // What a web app reads of answers, the signed media downloads'
+        // ranges included (Content-Length, Content-Type, Last-Modified and
+        // Expires are always readable).
         .expose_headers([
             header::ETAG,
             header::LOCATION,
             header::RETRY_AFTER,
+            header::ACCEPT_RANGES,
+            header::CONTENT_RANGE,
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotent-replayed"),
         ])
         .max_age(Duration::from_secs(3600));
     Some(layer)

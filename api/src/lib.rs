@@ -13,6 +13,7 @@ pub mod error;
 pub mod feed;
 pub mod http;
 pub mod media;
+pub mod media_urls;
 pub mod metrics;
 pub mod ops;
 pub mod pagination;
