@@ -40,6 +40,10 @@ pub enum Command {
     Bench(BenchArgs),
     /// Copies an embedded installation (SQLite database, blobs) while it runs.
     Backup(BackupArgs),
+    /// Sets SORI_S3_BUCKET's CORS rules so browsers on SORI_CORS_ORIGINS can
+    /// upload (PUT with Content-Type) and play (GET/HEAD with Range), then
+    /// reads them back; replaces the bucket's existing CORS configuration.
+    BucketCors,
     /// Grants or revokes the admin role (moderation of reports) on DATABASE_URL.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -404,5 +408,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => crate::bench::run(&args),
         Command::Admin(command) => crate::admin::run(&cli.settings, &command),
         Command::Backup(args) => crate::backup::run(&cli.settings, &args),
+        Command::BucketCors => crate::bucket_cors::run(&cli.settings),
     }
 }

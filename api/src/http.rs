@@ -76,6 +76,21 @@ impl HttpConfig {
     }
 }
 
+impl HttpConfig {
+    /// The allowed origins as configured: empty for same-origin only,
+    /// `["*"]` for any. The bucket's CORS rules are made from these.
+    pub fn origins(&self) -> Vec<String> {
+        match &self.cors {
+            CorsOrigins::SameOrigin => Vec::new(),
+            CorsOrigins::Any => vec!["*".to_owned()],
+            CorsOrigins::List(list) => list
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect(),
+        }
+    }
+}
+
 /// One origin, as a browser sends it: scheme, host, optional port, no path.
 fn origin(text: &str) -> Result<HeaderValue, HttpConfigError> {
     let bad = || HttpConfigError::BadOrigin(text.to_owned());

@@ -22,6 +22,8 @@
 //! `aws_fault` (crate-internal) classifies SDK errors for both this store and
 //! the SQS queue.
 
+pub mod cors;
+
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
