@@ -74,9 +74,7 @@ impl HttpConfig {
         };
         Ok(Self { cors })
     }
-}
 
-impl HttpConfig {
     /// The allowed origins as configured: empty for same-origin only,
     /// `["*"]` for any. The bucket's CORS rules are made from these.
     pub fn origins(&self) -> Vec<String> {
@@ -337,6 +335,12 @@ mod tests {
             HttpConfig::with_cors_origins("*").unwrap().cors,
             CorsOrigins::Any
         );
+        assert_eq!(
+            c.origins(),
+            ["https://app.sori.example", "http://localhost:3000"]
+        );
+        assert_eq!(HttpConfig::with_cors_origins("*").unwrap().origins(), ["*"]);
+        assert!(HttpConfig::default().origins().is_empty());
         assert!(HttpConfig::with_cors_origins("app.sori.example").is_err());
         assert!(HttpConfig::with_cors_origins("https://a.example/path").is_err());
     }
