@@ -21,6 +21,10 @@ if [ "$mode" = test ]; then
     for p in ffmpeg sox espeak-ng opus-tools postgresql-client; do need_pkg "$p"; done
     # The local S3/SQS server (moto, below) is a Python program.
     for p in python3 python3-venv curl; do need_pkg "$p"; done
+    # The browser test: Debian's Chromium, driven by playwright-core (below),
+    # which never downloads a browser of its own.
+    need_pkg chromium
+    command -v node >/dev/null || { need_pkg nodejs; need_pkg npm; }
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
     echo "setup: installing ${apt_missing[*]}" >&2
@@ -52,6 +56,16 @@ if [ "$mode" = test ]; then
         $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
         for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
         pg_isready -h 127.0.0.1 -p 5432
+    fi
+fi
+
+# playwright-core for tests/browser_playback.rs, into tests/browser/node_modules
+# from the committed package-lock.json.
+if [ "$mode" = test ]; then
+    browser="$(dirname "$0")/../tests/browser"
+    if ! [ -d "$browser/node_modules/playwright-core" ]; then
+        echo "setup: installing playwright-core into tests/browser" >&2
+        (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
     fi
 fi
 

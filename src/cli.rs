@@ -41,6 +41,10 @@ pub enum Command {
     Bench(BenchArgs),
     /// Copies an embedded installation (SQLite database, blobs) while it runs.
     Backup(BackupArgs),
+    /// Sets SORI_S3_BUCKET's CORS rules so browsers on SORI_CORS_ORIGINS can
+    /// upload (PUT with Content-Type) and play (GET/HEAD with Range), then
+    /// reads them back; replaces the bucket's existing CORS configuration.
+    BucketCors,
     /// Grants or revokes the admin role (moderation of reports) on DATABASE_URL.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -124,6 +128,17 @@ pub struct Settings {
     /// `scheme://host[:port]`, or `*` for any [default: none, same-origin only]
     #[arg(long, env = "SORI_CORS_ORIGINS", default_value = "", global = true)]
     pub cors_origins: String,
+    /// Seconds the signed media URLs in answers work (audio variants,
+    /// waveforms, images); URLs handed out within a quarter of this are
+    /// identical, so each lives this to 1.25 times this (at most 5 days).
+    #[arg(
+        long,
+        env = "SORI_MEDIA_URL_TTL_SECS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(60..=432_000),
+        global = true
+    )]
+    pub media_url_ttl_secs: u64,
     /// Seconds an upload may stay unattached to a post before the API role
     /// deletes it with its stored objects (checked every 24th of this, at most every 10 minutes).
     #[arg(
@@ -410,5 +425,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => crate::bench::run(&args),
         Command::Admin(command) => crate::admin::run(&cli.settings, &command),
         Command::Backup(args) => crate::backup::run(&cli.settings, &args),
+        Command::BucketCors => crate::bucket_cors::run(&cli.settings),
     }
 }

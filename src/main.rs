@@ -3,6 +3,7 @@
 mod admin;
 mod backup;
 mod bench;
+mod bucket_cors;
 mod cli;
 mod logging;
 mod process;
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
             | cli::Command::Bench(_)
             | cli::Command::Admin(_)
             | cli::Command::Backup(_)
+            | cli::Command::BucketCors
     );
     logging::init(
         cli.settings.log_format,

@@ -88,6 +88,9 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.listen));
     let store = open_store(settings, &public_url).await?;
+    if let (ObjectStore::S3(s3), Role::All | Role::Api) = (&store, role) {
+        crate::bucket_cors::check(s3, &http_config.origins()).await;
+    }
     let queue = open_queue(settings, &db).await?;
     let metrics = PipelineMetrics::default();
     let fanout = open_fanout(settings, &db)?;
@@ -95,6 +98,7 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         .with_public_url(&public_url)
         .with_metrics_token(settings.metrics_token.as_deref())
         .with_media(store.clone(), queue.clone())
+        .with_media_url_ttl(Duration::from_secs(settings.media_url_ttl_secs))
         .with_pipeline_metrics(&metrics)
         .with_realtime(Realtime::new(fanout.clone(), ws_config(settings)))
         .with_creation_limits(

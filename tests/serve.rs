@@ -62,7 +62,14 @@ fn help_lists_every_command_and_setting() {
         .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for command in [
-        "serve", "api", "worker", "migrate", "process", "bench", "backup",
+        "serve",
+        "api",
+        "worker",
+        "migrate",
+        "process",
+        "bench",
+        "backup",
+        "bucket-cors",
     ] {
         assert!(
             help.contains(command),
@@ -87,6 +94,7 @@ fn help_lists_every_command_and_setting() {
         "SORI_JOB_TIMEOUT_SECS",
         "SORI_BLOB_SECRET",
         "SORI_CORS_ORIGINS",
+        "SORI_MEDIA_URL_TTL_SECS",
         "SORI_MEDIA_TTL_SECS",
         "SORI_WS_PING_SECS",
         "SORI_WS_PONG_TIMEOUT_SECS",

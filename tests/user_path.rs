@@ -120,8 +120,28 @@ async fn check_item(api: &Client, bob: &Person, item: &Value, scratch: &Path) {
     assert!(bars.iter().all(|b| b.as_u64().is_some_and(|v| v <= 31)));
     assert!(bars.iter().any(|b| b.as_u64() > Some(0)), "all bars silent");
 
+    // Every variant plays as given, with no token: what a player does.
     let audio_url = item["audio_url"].as_str().expect("audio_url");
-    let audio = api.play(bob, audio_url).await;
+    assert_eq!(item["audio_urls"]["opus"], audio_url, "{item}");
+    for variant in ["caf", "webm"] {
+        let url = item["audio_urls"][variant].as_str().expect("variant URL");
+        let bytes = api.play(url).await;
+        let local = scratch.join(format!("played.{variant}"));
+        std::fs::write(&local, &bytes).unwrap();
+        assert_eq!(ffprobe(&local).codec, "opus", "{variant}");
+    }
+    let waveform = api
+        .play(item["waveform_url"].as_str().expect("waveform_url"))
+        .await;
+    let waveform: Value = serde_json::from_slice(&waveform).expect("waveform JSON");
+    assert_eq!(waveform["version"], 2, "{waveform}");
+    let audio = api.play(audio_url).await;
+    let media_id = item["media_id"].as_str().expect("media_id");
+    assert_eq!(
+        api.audio(bob, media_id).await,
+        audio,
+        "the audio route's redirect"
+    );
     assert_eq!(&audio[..4], b"OggS", "not an Ogg stream");
     assert_eq!(&audio[28..36], b"OpusHead", "first packet not OpusHead");
     let local = scratch.join("played.opus");

@@ -1,15 +1,19 @@
 //! The embedded object store's signed upload and download routes:
-//! `PUT /v1/blobs/{key}` and `GET /v1/blobs/{key}`.
+//! `PUT /v1/blobs/{key}` and `GET|HEAD /v1/blobs/{key}`.
 //!
 //! No bearer token: the URL's HMAC signature (over method, key, content type,
 //! content length and expiry) is the authorization, handed out by the media
-//! routes. Uploads stream to disk and must match the signed type and length
-//! exactly; downloads stream from disk with single-range `Range` support.
+//! routes and every answer carrying media ([`crate::media_urls`]). Uploads
+//! stream to disk and must match the signed type and length exactly.
+//! Downloads answer what a player needs: one `Range` (`206`, `416` past the
+//! end; with `If-Range`), `Accept-Ranges`, `Content-Length`, the output's
+//! `Content-Type` (or the one signed into the URL), a strong `ETag` and
+//! `Last-Modified` with `If-None-Match` / `If-Modified-Since` (`304`), `HEAD`,
+//! `X-Content-Type-Options: nosniff`, and caching until the URL expires
+//! (`Cache-Control: public, max-age, immutable` for versioned outputs); the
+//! CORS layer of [`crate::http`] lets configured origins `fetch` them too.
 //! These routes exist only when the store is the local one; with S3 the
 //! client talks to S3 directly.
-//!
-//! [`serve_object`], the ranged streaming of a stored file, is shared with the
-//! media routes, which serve processed audio the same way in embedded mode.
 
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -20,9 +24,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
+use sori_pipeline::output::Output;
 use sori_pipeline::store::local::{now_ms, SignatureError, SignedRequest, UploadError};
-use sori_pipeline::store::{content_type_for, LocalStore, ObjectStore, StoreError};
+use sori_pipeline::store::{LocalStore, ObjectStore, StoreError};
 use std::io::{self, SeekFrom};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::{IntoParams, OpenApi};
@@ -48,6 +54,10 @@ struct BlobDoc;
 struct Signature {
     /// Unix milliseconds after which the URL is refused.
     expires: i64,
+    /// Downloads: the `Content-Type` to serve (for keys that do not name their type).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    content_type: Option<String>,
     /// HMAC-SHA256 over method, key, content type, content length and expiry.
     sig: String,
 }
@@ -190,20 +200,27 @@ async fn upload(
     }
 }
 
-/// Streams the object, or the one byte range asked for. No bearer token:
-/// the URL's signature is the authorization.
+/// Streams the object, or the one byte range asked for; `HEAD` answers the
+/// same headers without the body. No bearer token: the URL's signature is
+/// the authorization, and a download signature allows `GET` and `HEAD` only.
 #[utoipa::path(get, path = "/v1/blobs/{key}", tag = "blobs",
     params(
         ("key" = String, Path, description = "Object key as signed (may contain `/`)"),
         Signature,
         ("Range" = Option<String>, Header, description = "One range: `bytes=a-b`, `bytes=a-` or `bytes=-n`"),
+        ("If-Range" = Option<String>, Header, description = "The range only if the object still has this `ETag` or `Last-Modified`, else all of it"),
+        ("If-None-Match" = Option<String>, Header, description = "`304` when the object has one of these tags"),
+        ("If-Modified-Since" = Option<String>, Header, description = "`304` when unchanged since (ignored with `If-None-Match`)"),
     ),
     responses(
-        (status = 200, description = "The whole object", content_type = "application/octet-stream"),
+        (status = 200, description = "The whole object, as `audio/ogg; codecs=opus`, `audio/x-caf`, `audio/webm`, `application/json` or the signed image type",
+            content((Vec<u8> = "audio/ogg; codecs=opus"), (Vec<u8> = "audio/x-caf"), (Vec<u8> = "audio/webm"), (Object = "application/json"), (Vec<u8> = "image/jpeg")),
+            headers(("ETag" = String), ("Last-Modified" = String), ("Accept-Ranges" = String), ("Cache-Control" = String, description = "`public, max-age=<seconds until the URL expires>` (`, immutable` for processed outputs)"), ("Expires" = String))),
         (status = 206, description = "The range asked for", content_type = "application/octet-stream",
             headers(("Content-Range" = String))),
+        (status = 304, description = "Not modified (`If-None-Match` or `If-Modified-Since`)"),
         (status = 400, description = "No signature", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Signature expired, tampered, or for another key or method", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Signature expired, tampered, or for another key, type or method", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such object, or no embedded store", body = Problem, content_type = "application/problem+json"),
         (status = 416, description = "The range starts past the end", body = Problem, content_type = "application/problem+json",
             headers(("Content-Range" = String, description = "`bytes */size`"))),
@@ -216,31 +233,121 @@ async fn download(
 ) -> Result<Response, BlobError> {
     let store = local(&state)?;
     let q = query(q)?;
+    let signed_type = q.content_type.as_deref().unwrap_or("");
     let signed = SignedRequest {
         method: "GET",
         key: &key,
-        content_type: "",
+        content_type: signed_type,
         content_length: 0,
         expires: q.expires,
         sig: &q.sig,
     };
     check(store, &signed)?;
-    serve_object(store, &key, &headers).await
+    let output = Output::of_key(&key);
+    let object = Served {
+        key: &key,
+        content_type: Some(signed_type)
+            .filter(|t| !t.is_empty())
+            .or(output.map(Output::content_type))
+            .unwrap_or("application/octet-stream"),
+        expires_at: q.expires,
+        // Outputs are immutable per version; other keys (images) are not
+        // rewritten either, but nothing guarantees it.
+        immutable: output.is_some(),
+    };
+    serve_object(store, &object, &headers).await
 }
 
-/// Streams a stored object with its `Content-Type` (by extension), or the
-/// one byte range the request's `Range` header asks for (`206`, or `416`
-/// past the end). Shared by the signed download route and the media routes.
-pub(crate) async fn serve_object(
+/// What a download serves, as its URL named it.
+struct Served<'a> {
+    key: &'a str,
+    content_type: &'a str,
+    /// Unix ms the URL expires at: caches keep the answer until then.
+    expires_at: i64,
+    immutable: bool,
+}
+
+/// The validators of a stored file: a strong `ETag` from its size and
+/// modification time (every write replaces the file), and `Last-Modified`.
+struct Validators {
+    etag: String,
+    modified: SystemTime,
+}
+
+impl Validators {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+        let nanos = modified
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        Self {
+            etag: format!("\"{:x}-{nanos:x}\"", meta.len()),
+            modified,
+        }
+    }
+
+    /// `If-None-Match` (weak comparison, RFC 9110 §13.1.2), else
+    /// `If-Modified-Since` (to the second): the client's copy is current.
+    fn not_modified(&self, headers: &HeaderMap) -> bool {
+        if let Some(list) = header_str(headers, header::IF_NONE_MATCH) {
+            let ours = self.etag.as_str();
+            return list
+                .split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == "*" || t == ours);
+        }
+        header_str(headers, header::IF_MODIFIED_SINCE)
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .is_some_and(|since| whole_seconds(self.modified) <= since)
+    }
+
+    /// `If-Range`: the range applies only to the copy the client has, named
+    /// by its strong `ETag` or its exact `Last-Modified`.
+    fn range_applies(&self, headers: &HeaderMap) -> bool {
+        let Some(value) = header_str(headers, header::IF_RANGE) else {
+            return true;
+        };
+        if value.starts_with('"') {
+            return value == self.etag;
+        }
+        httpdate::parse_http_date(value).is_ok_and(|at| at == whole_seconds(self.modified))
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// HTTP dates have whole seconds.
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// Streams a stored object, or the one byte range asked for (`206`, or
+/// `416` past the end), or `304` when the client's copy is current, with the
+/// validators and the caching the URL allows.
+async fn serve_object(
     store: &LocalStore,
-    key: &str,
+    object: &Served<'_>,
     headers: &HeaderMap,
 ) -> Result<Response, BlobError> {
-    let (mut file, size) = store.open_read(key).await.map_err(store_error)?;
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map_or(Range::Full, |v| parse_range(v, size));
+    let (mut file, size) = store.open_read(object.key).await.map_err(store_error)?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let validators = Validators::of(&meta);
+    if validators.not_modified(headers) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        cache_headers(response.headers_mut(), object, &validators);
+        return Ok(response);
+    }
+    let range = match header_str(headers, header::RANGE) {
+        Some(v) if validators.range_applies(headers) => parse_range(v, size),
+        _ => Range::Full,
+    };
     let (status, start, len) = match range {
         Range::Full => (StatusCode::OK, 0, size),
         Range::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
@@ -251,17 +358,19 @@ pub(crate) async fn serve_object(
             .await
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
     }
-    let content_type = content_type_for(key).unwrap_or("application/octet-stream");
     let mut response = Response::new(Body::from_stream(ReaderStream::new(file.take(len))));
     *response.status_mut() = status;
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(object.content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=300"),
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
+    cache_headers(h, object, &validators);
     if status == StatusCode::PARTIAL_CONTENT {
         let value = format!("bytes {start}-{}/{size}", start + len - 1);
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -269,6 +378,30 @@ pub(crate) async fn serve_object(
         }
     }
     Ok(response)
+}
+
+/// `ETag`, `Last-Modified`, and freshness until the URL expires: any cache
+/// may keep the answer (the URL is the authorization, so a cache keyed on
+/// it serves only those who hold it), never past the URL's expiry.
+fn cache_headers(h: &mut HeaderMap, object: &Served<'_>, validators: &Validators) {
+    let left_ms = (object.expires_at - now_ms()).max(0);
+    let immutable = if object.immutable { ", immutable" } else { "" };
+    let cache_control = format!("public, max-age={}{immutable}", left_ms / 1000);
+    let expires = UNIX_EPOCH + Duration::from_millis(u64::try_from(object.expires_at).unwrap_or(0));
+    let values = [
+        (header::ETAG, validators.etag.clone()),
+        (
+            header::LAST_MODIFIED,
+            httpdate::fmt_http_date(validators.modified),
+        ),
+        (header::CACHE_CONTROL, cache_control),
+        (header::EXPIRES, httpdate::fmt_http_date(expires)),
+    ];
+    for (name, value) in values {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
 }
 
 /// What a `Range` header asks of an object of a known size.
@@ -560,13 +693,12 @@ mod route_tests {
             .put_reader("media/m/v1/audio.opus", &mut body, 10)
             .await
             .unwrap();
-        let p = f
+        let url = f
             .store
-            .presign_get("media/m/v1/audio.opus", Duration::from_secs(60))
-            .await
+            .sign_get("media/m/v1/audio.opus", None, now_ms() + 60_000)
             .unwrap();
         let get = |range: Option<&str>| {
-            let mut r = Request::get(path_of(&p.url));
+            let mut r = Request::get(path_of(&url));
             if let Some(range) = range {
                 r = r.header(header::RANGE, range);
             }
@@ -593,7 +725,7 @@ mod route_tests {
         assert_eq!(h[header::CONTENT_RANGE], "bytes */10");
         assert_eq!(problem_status(&h, &b), 416);
         // Another key with this signature, a missing object, an escape attempt.
-        let other = p.url.replace("audio.opus", "audio.caf");
+        let other = url.replace("audio.opus", "audio.caf");
         let (s, _, _) = send(
             &f.app,
             Request::get(path_of(&other)).body(Body::empty()).unwrap(),
@@ -602,20 +734,15 @@ mod route_tests {
         assert_eq!(s, StatusCode::FORBIDDEN);
         let missing = f
             .store
-            .presign_get("media/m/v1/audio.webm", Duration::from_secs(60))
-            .await
+            .sign_get("media/m/v1/audio.webm", None, now_ms() + 60_000)
             .unwrap();
         let (s, _, _) = send(
             &f.app,
-            Request::get(path_of(&missing.url))
-                .body(Body::empty())
-                .unwrap(),
+            Request::get(path_of(&missing)).body(Body::empty()).unwrap(),
         )
         .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
-        let escape = p
-            .url
-            .replace("media/m/v1/audio.opus", "media/%2e%2e/%2e%2e/secret");
+        let escape = url.replace("media/m/v1/audio.opus", "media/%2e%2e/%2e%2e/secret");
         let (s, _, _) = send(
             &f.app,
             Request::get(path_of(&escape)).body(Body::empty()).unwrap(),

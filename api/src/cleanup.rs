@@ -7,9 +7,12 @@
 //! A media row is deleted first, by a statement that re-checks it is still
 //! unattached (so a post created meanwhile wins), then its objects. An object
 //! that cannot be deleted is logged and counted; it is left behind, not retried.
+//!
+//! The same task purges answers stored for `Idempotency-Key` requests once
+//! past their day ([`crate::idempotency::purge_expired`]).
 
+use sori_pipeline::output::Output;
 use sori_pipeline::store::{original_key, output_prefix, ObjectStore};
-use sori_pipeline::worker::OUTPUT_FILES;
 use sori_pipeline::Db;
 use sqlx::Row;
 use std::future::Future;
@@ -130,7 +133,7 @@ async fn delete_objects(store: &ObjectStore, media: &Candidate) -> u64 {
     let first = (media.attempts - MAX_VERSIONS + 1).max(1);
     for version in first..=media.attempts {
         let prefix = output_prefix(&media.id, version);
-        keys.extend(OUTPUT_FILES.iter().map(|name| format!("{prefix}{name}")));
+        keys.extend(Output::ALL.map(|output| output.key(&prefix)));
     }
     let mut failed = 0;
     for key in keys {
@@ -169,6 +172,10 @@ pub async fn run(db: Db, store: ObjectStore, ttl: Duration, stop: impl Future<Ou
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "media cleanup pass failed; retrying later"),
+        }
+        // Stored answers to Idempotency-Key requests past their day.
+        if let Err(e) = crate::idempotency::purge_expired(&db, now_ms()).await {
+            tracing::warn!(error = %e, "idempotency key purge failed; retrying later");
         }
     }
 }

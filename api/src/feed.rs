@@ -65,10 +65,8 @@ async fn page(
         q = q.bind(*value);
     }
     let rows = q.fetch_all(state.db.pool()).await?;
-    let items = rows
-        .into_iter()
-        .map(|r| r.into_item(&state.public_url))
-        .collect();
+    let urls = state.media_urls.signer().await?;
+    let items = rows.into_iter().map(|r| r.into_item(&urls)).collect();
     Ok(Page::from_rows(items, limit, PostItem::cursor))
 }
 

@@ -74,6 +74,19 @@ impl HttpConfig {
         };
         Ok(Self { cors })
     }
+
+    /// The allowed origins as configured: empty for same-origin only,
+    /// `["*"]` for any. The bucket's CORS rules are made from these.
+    pub fn origins(&self) -> Vec<String> {
+        match &self.cors {
+            CorsOrigins::SameOrigin => Vec::new(),
+            CorsOrigins::Any => vec!["*".to_owned()],
+            CorsOrigins::List(list) => list
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect(),
+        }
+    }
 }
 
 /// One origin, as a browser sends it: scheme, host, optional port, no path.
@@ -104,6 +117,7 @@ pub fn cors_layer(config: &HttpConfig) -> Option<CorsLayer> {
         .allow_origin(allow)
         .allow_methods([
             Method::GET,
+            Method::HEAD,
             Method::POST,
             Method::PUT,
             Method::PATCH,
@@ -113,14 +127,22 @@ pub fn cors_layer(config: &HttpConfig) -> Option<CorsLayer> {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_RANGE,
             header::RANGE,
             HeaderName::from_static("idempotency-key"),
         ])
+        // What a web app reads of answers, the signed media downloads'
+        // ranges included (Content-Length, Content-Type, Last-Modified and
+        // Expires are always readable).
         .expose_headers([
             header::ETAG,
             header::LOCATION,
             header::RETRY_AFTER,
+            header::ACCEPT_RANGES,
+            header::CONTENT_RANGE,
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotent-replayed"),
         ])
         .max_age(Duration::from_secs(3600));
     Some(layer)
@@ -313,6 +335,12 @@ mod tests {
             HttpConfig::with_cors_origins("*").unwrap().cors,
             CorsOrigins::Any
         );
+        assert_eq!(
+            c.origins(),
+            ["https://app.sori.example", "http://localhost:3000"]
+        );
+        assert_eq!(HttpConfig::with_cors_origins("*").unwrap().origins(), ["*"]);
+        assert!(HttpConfig::default().origins().is_empty());
         assert!(HttpConfig::with_cors_origins("app.sori.example").is_err());
         assert!(HttpConfig::with_cors_origins("https://a.example/path").is_err());
     }

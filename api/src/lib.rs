@@ -12,7 +12,9 @@ pub mod cleanup;
 pub mod error;
 pub mod feed;
 pub mod http;
+pub mod idempotency;
 pub mod media;
+pub mod media_urls;
 pub mod metrics;
 pub mod ops;
 pub mod pagination;
@@ -133,7 +135,7 @@ impl Modify for InputProblems {
 }
 
 /// A documented `application/problem+json` answer.
-fn problem_response(
+pub(crate) fn problem_response(
     description: &str,
 ) -> utoipa::openapi::RefOr<utoipa::openapi::response::Response> {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -171,10 +173,15 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
         .merge(push::router())
         .split_for_parts();
     InputProblems.modify(&mut openapi);
+    idempotency::Documented.modify(&mut openapi);
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(http::limit_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .layer(axum::middleware::from_fn(http::refuse_unreadable_paths))
         .layer(axum::middleware::from_fn(http::etag))
         .layer(axum::middleware::from_fn_with_state(

@@ -1,20 +1,23 @@
 //! Voice uploads: the client asks for an upload URL, PUTs the bytes straight
 //! to the object store (S3, or the API's own signed blob routes in embedded
 //! mode), then says "complete" to queue processing; afterwards it reads the
-//! state and plays the processed audio: from S3 through a short-lived signed
-//! URL (a 302), in embedded mode straight from the local store with `Range`
-//! support. The waveform JSON is small and is answered directly in both modes.
+//! state and, once ready, the signed URLs of every variant and the waveform
+//! ([`crate::media_urls`]). `GET /v1/media/{id}/audio` stays for clients that
+//! prefer a fixed address: it redirects to the signed URL of one variant. The
+//! waveform JSON is small and is also answered directly.
 //!
 //! Images (chat pictures: JPEG, PNG, WebP, HEIC) take the same upload path
 //! with kind `image`: "complete" reads their pixel size from the first bytes
 //! and marks them ready without processing; `GET /v1/media/{id}/original`
-//! serves them to the owner and the members of a room they were sent in.
+//! redirects the owner and the members of a room they were sent in to a
+//! signed URL of them.
 //!
-//! The API never proxies upload bytes: it signs, checks and queues.
+//! The API never proxies media bytes: it signs, checks and queues.
 
 use crate::auth::{self, AuthUser};
-use crate::blobs::{serve_object, BlobError};
 use crate::error::{ApiError, Problem};
+use crate::media_urls::ClipUrls;
+use crate::media_urls::UrlSigner;
 use crate::state::AppState;
 use crate::validation::{JsonBody, QueryParams};
 use axum::extract::{Path, State};
@@ -23,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sori_pipeline::media::{mark_queued, MediaError};
+use sori_pipeline::output::Output;
 use sori_pipeline::queue::JobQueue;
 use sori_pipeline::store::{original_key, ObjectStore, PresignedRequest, StoreError};
 use sori_pipeline::Db;
@@ -54,8 +58,6 @@ const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/h
 pub const MAX_UPLOAD_BYTES: i64 = 50 * 1024 * 1024;
 /// How long an upload URL works.
 const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
-/// How long a playback URL works: long enough to start playing, short enough not to be shared.
-const PLAY_URL_TTL: Duration = Duration::from_secs(10 * 60);
 /// Largest waveform JSON answered; the engine writes far less (a few KiB a minute).
 const MAX_WAVEFORM_BYTES: u64 = 2 * 1024 * 1024;
 
@@ -139,6 +141,13 @@ pub struct MediaStatus {
     /// The processing report (DESIGN §4) once ready.
     #[schema(value_type = Option<Object>)]
     pub report: Option<serde_json::Value>,
+    /// Signed URLs of a ready clip and its waveform; `null` otherwise.
+    #[serde(flatten)]
+    pub urls: ClipUrls,
+    /// A signed URL of a ready image (`GET` and `HEAD` of it only, no
+    /// `Authorization` header, until it expires: `SORI_MEDIA_URL_TTL_SECS`,
+    /// default 3600 s, to 1.25 times that after the answer); `null` otherwise.
+    pub image_url: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -164,9 +173,20 @@ struct MediaRow {
 }
 
 impl MediaRow {
-    fn status(self) -> MediaStatus {
+    /// The answer shape, with the URLs of a ready media signed by `urls`.
+    fn status(self, urls: &UrlSigner) -> MediaStatus {
         let bars = self.bars.as_deref().map(crate::posts::parse_bars);
+        let ready = self.state == "ready";
+        let (clip, image_url) = match self.kind.as_str() {
+            "image" if ready => (
+                ClipUrls::default(),
+                urls.image(&self.original_key, &self.content_type),
+            ),
+            _ => (urls.clip(ready, self.output_prefix.as_deref()), None),
+        };
         MediaStatus {
+            urls: clip,
+            image_url,
             report: self.report.and_then(|r| serde_json::from_str(&r).ok()),
             bars: bars.unwrap_or_default(),
             id: self.id,
@@ -183,10 +203,10 @@ impl MediaRow {
         }
     }
 
-    /// The key of a processed output; 409 with the state until ready.
-    fn output_key(&self, file: &str) -> Result<String, ApiError> {
+    /// The prefix of the processed outputs; 409 with the state until ready.
+    fn ready_prefix(&self) -> Result<&str, ApiError> {
         match (&self.output_prefix, self.state.as_str()) {
-            (Some(prefix), "ready") => Ok(format!("{prefix}{file}")),
+            (Some(prefix), "ready") => Ok(prefix),
             _ => Err(ApiError::Conflict(format!("media is {}", self.state))),
         }
     }
@@ -238,10 +258,11 @@ async fn load_own(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiErr
 }
 
 /// Media the caller may play: their own; chat media to the members of a
-/// room it was sent in; else the media of a ready post the caller can see
-/// (not removed, no block between them and its author), so a post that is
-/// hidden from someone — still processing, removed, or behind a block — does
-/// not play or reveal its state to them either.
+/// room it was sent in; else the ready clip of a post or a voice comment the
+/// caller can see (neither removed, nor its author, no block between the
+/// caller and either author), so a clip hidden from someone — still
+/// processing, removed, or behind a block — does not play or reveal its
+/// state to them either. The same rules decide which answers carry its URLs.
 async fn load_playable(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiError> {
     let media = load(db, id).await?;
     if media.owner_id == user.id || crate::chat::can_see_media(db, id, &user.id).await? {
@@ -249,15 +270,20 @@ async fn load_playable(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, A
     }
     let sql = format!(
         "SELECT p.id FROM posts p JOIN users u ON u.id = p.author_id \
-         WHERE p.media_id = $2 AND {}",
-        crate::posts::visible()
+         WHERE p.media_id = $2 AND {visible} \
+         UNION ALL \
+         SELECT c.id FROM comments c JOIN users cu ON cu.id = c.author_id \
+         JOIN posts p ON p.id = c.post_id JOIN users u ON u.id = p.author_id \
+         WHERE c.media_id = $2 AND c.hidden_at IS NULL AND {commenter} AND {visible}",
+        visible = crate::posts::visible(),
+        commenter = crate::social::user_visible("cu", "$1"),
     );
-    let posted: Option<String> = sqlx::query_scalar(&sql)
+    let shown: Option<String> = sqlx::query_scalar(&sql)
         .bind(&user.id)
         .bind(id)
         .fetch_optional(db.pool())
         .await?;
-    match posted {
+    match shown {
         Some(_) if media.state == "ready" => Ok(media),
         _ => Err(ApiError::Forbidden),
     }
@@ -389,10 +415,13 @@ async fn complete_media(
         }
     }
     let media = load(&state.db, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(media.status())))
+    let urls = state.media_urls.signer().await?;
+    Ok((StatusCode::ACCEPTED, Json(media.status(&urls))))
 }
 
-/// The media's state, failure reason, duration, bars and report (owner only).
+/// The media's state, failure reason, duration, bars and report, and once
+/// ready the signed URLs of its variants and waveform, or of the image
+/// (owner only).
 #[utoipa::path(get, path = "/v1/media/{id}", tag = "media",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Media id")),
@@ -403,11 +432,13 @@ async fn complete_media(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_media(
-    State(db): State<Db>,
+    State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<MediaStatus>, ApiError> {
-    Ok(Json(load_own(&db, &id, &user).await?.status()))
+    let media = load_own(&state.db, &id, &user).await?;
+    let urls = state.media_urls.signer().await?;
+    Ok(Json(media.status(&urls)))
 }
 
 /// `?format=` of the audio route.
@@ -418,74 +449,48 @@ pub struct AudioQuery {
     pub format: Option<String>,
 }
 
-/// The output file for `format`, or for the first type `Accept` names that we have.
-fn audio_file(format: Option<&str>, accept: Option<&str>) -> Result<&'static str, ApiError> {
-    let by_name = |name: &str| match name {
-        "opus" | "ogg" => Some("audio.opus"),
-        "caf" => Some("audio.caf"),
-        "webm" => Some("audio.webm"),
-        _ => None,
-    };
+/// The variant `format` names, or the first one `Accept` lists; else Ogg Opus.
+fn audio_variant(format: Option<&str>, accept: Option<&str>) -> Result<Output, ApiError> {
     if let Some(format) = format {
-        return by_name(&format.to_ascii_lowercase())
+        return Output::audio_by_name(format)
             .ok_or_else(|| ApiError::invalid("format", "one of opus, caf, webm"));
     }
-    let by_type = |t: &str| match t {
-        "audio/ogg" | "audio/opus" => Some("audio.opus"),
-        "audio/x-caf" => Some("audio.caf"),
-        "audio/webm" => Some("audio.webm"),
-        _ => None,
-    };
     let chosen = accept
         .into_iter()
         .flat_map(|a| a.split(','))
-        .find_map(|item| {
-            let essence = item.split(';').next().unwrap_or_default().trim();
-            by_type(&essence.to_ascii_lowercase())
-        });
-    Ok(chosen.unwrap_or("audio.opus"))
+        .find_map(|item| Output::audio_by_media_type(item.split(';').next()?.trim()));
+    Ok(chosen.unwrap_or(Output::Opus))
 }
 
-/// A redirect to a short-lived signed URL of one output file.
-async fn redirect_to(store: &ObjectStore, key: &str) -> Result<Response, ApiError> {
-    let signed = store
-        .presign_get(key, PLAY_URL_TTL)
-        .await
-        .map_err(store_error)?;
-    let location =
-        header::HeaderValue::try_from(signed.url).map_err(|e| ApiError::Internal(Box::new(e)))?;
+/// A `302` to a signed URL. The URL expires, so no cache keeps the redirect.
+fn redirect(url: Option<String>) -> Result<Response, ApiError> {
+    let url = url.ok_or_else(|| internal("a stored object could not be signed".to_owned()))?;
+    let location = HeaderValue::try_from(url).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let headers = [
         (header::LOCATION, location),
-        // The URL expires: no cache may keep the redirect.
-        (
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-store"),
-        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        // The variant may depend on `Accept`: caches must key on it.
+        (header::VARY, HeaderValue::from_static("accept")),
     ];
     Ok((StatusCode::FOUND, headers).into_response())
 }
 
-/// The processed audio: in embedded mode the bytes themselves (single
-/// `Range` → 206, past the end → 416), with S3 a 302 to a short-lived signed URL.
+/// A redirect to the signed URL of one variant of the processed audio, for
+/// clients that prefer a fixed address to the URLs in the answers; the same
+/// URL `audio_urls` carries, with the same lifetime.
 #[utoipa::path(get, path = "/v1/media/{id}/audio", tag = "media",
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Media id"),
         AudioQuery,
         ("Accept" = Option<String>, Header, description = "Chooses the variant when `format` is absent: `audio/ogg`, `audio/x-caf` or `audio/webm`"),
-        ("Range" = Option<String>, Header, description = "Embedded mode: one range, `bytes=a-b`, `bytes=a-` or `bytes=-n`"),
     ),
     responses(
-        (status = 200, description = "Embedded mode: the whole file", content((String = "audio/ogg; codecs=opus"), (String = "audio/x-caf"), (String = "audio/webm"))),
-        (status = 206, description = "Embedded mode: the range asked for", content((String = "audio/ogg; codecs=opus"), (String = "audio/x-caf"), (String = "audio/webm")),
-            headers(("Content-Range" = String))),
-        (status = 302, description = "S3 mode: to a short-lived signed URL of the audio", headers(("Location" = String))),
+        (status = 302, description = "To a signed URL of the variant (`GET`/`HEAD` with `Range`, no `Authorization` header, until it expires)", headers(("Location" = String))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Neither the caller's, nor sent to them, nor a ready post they can see", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither the caller's, nor sent to them, nor a ready post or comment they can see", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not ready; the detail says its state", body = Problem, content_type = "application/problem+json"),
-        (status = 416, description = "Embedded mode: the range starts past the end", body = Problem, content_type = "application/problem+json",
-            headers(("Content-Range" = String, description = "`bytes */size`"))),
         (status = 422, description = "Unknown format", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -495,21 +500,14 @@ async fn media_audio(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<AudioQuery>,
     headers: HeaderMap,
-) -> Result<Response, BlobError> {
+) -> Result<Response, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let file = audio_file(query.format.as_deref(), accept)?;
-    let (store, _) = backends(&state)?;
+    let variant = audio_variant(query.format.as_deref(), accept)?;
+    backends(&state)?;
     let media = load_playable(&state.db, &id, &user).await?;
-    let key = media.output_key(file)?;
-    let mut response = match store {
-        ObjectStore::Local(local) => serve_object(local, &key, &headers).await?,
-        _ => redirect_to(store, &key).await?,
-    };
-    // The variant may depend on `Accept`: caches must key on it.
-    response
-        .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("accept"));
-    Ok(response)
+    let prefix = media.ready_prefix()?;
+    let urls = state.media_urls.signer().await?;
+    redirect(urls.output(prefix, variant))
 }
 
 /// The waveform JSON (audiowaveform format, version 2), in both modes.
@@ -532,7 +530,7 @@ async fn media_waveform(
 ) -> Result<Response, ApiError> {
     let (store, _) = backends(&state)?;
     let media = load_playable(&state.db, &id, &user).await?;
-    let bytes = read_small(store, &media.output_key("waveform.json")?).await?;
+    let bytes = read_small(store, &Output::Waveform.key(media.ready_prefix()?)).await?;
     let headers = [
         (
             header::CONTENT_TYPE,
@@ -594,14 +592,13 @@ async fn read_head(store: &ObjectStore, key: &str, limit: u64) -> Result<Vec<u8>
     Ok(bytes)
 }
 
-/// An uploaded image (owner, or members of a room it was sent in): in
-/// embedded mode the bytes, with S3 a 302 to a short-lived signed URL.
+/// A redirect to the signed URL of an uploaded image (owner, or members of
+/// a room it was sent in): the same URL `image_url` carries.
 #[utoipa::path(get, path = "/v1/media/{id}/original", tag = "media",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Media id")),
     responses(
-        (status = 200, description = "Embedded mode: the image", content((String = "image/jpeg"), (String = "image/png"), (String = "image/webp"), (String = "image/heic"))),
-        (status = 302, description = "S3 mode: to a short-lived signed URL", headers(("Location" = String))),
+        (status = 302, description = "To a signed URL of the image (`GET`/`HEAD`, no `Authorization` header, until it expires)", headers(("Location" = String))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Neither the caller's nor sent to them", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such image", body = Problem, content_type = "application/problem+json"),
@@ -612,27 +609,18 @@ async fn media_original(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, BlobError> {
-    let (store, _) = backends(&state)?;
+) -> Result<Response, ApiError> {
+    backends(&state)?;
     let media = load(&state.db, &id).await?;
     if media.kind != "image" {
-        return Err(ApiError::NotFound.into());
+        return Err(ApiError::NotFound);
     }
     let media = load_playable(&state.db, &id, &user).await?;
     if media.state != "ready" {
-        return Err(ApiError::Conflict(format!("media is {}", media.state)).into());
+        return Err(ApiError::Conflict(format!("media is {}", media.state)));
     }
-    let mut response = match store {
-        ObjectStore::Local(local) => serve_object(local, &media.original_key, &headers).await?,
-        _ => redirect_to(store, &media.original_key).await?,
-    };
-    if let Ok(v) = HeaderValue::from_str(&media.content_type) {
-        if response.status().is_success() {
-            response.headers_mut().insert(header::CONTENT_TYPE, v);
-        }
-    }
-    Ok(response)
+    let urls = state.media_urls.signer().await?;
+    redirect(urls.image(&media.original_key, &media.content_type))
 }
 
 /// A small stored object (at most [`MAX_WAVEFORM_BYTES`]) read into memory.
@@ -699,20 +687,15 @@ mod tests {
 
     #[test]
     fn the_format_comes_from_the_query_then_accept() {
+        let chosen = |format, accept| audio_variant(format, accept).unwrap();
+        assert_eq!(chosen(Some("caf"), Some("audio/webm")), Output::Caf);
+        assert!(audio_variant(Some("mp3"), None).is_err());
+        assert_eq!(chosen(None, Some("audio/x-caf, audio/ogg")), Output::Caf);
         assert_eq!(
-            audio_file(Some("caf"), Some("audio/webm")).unwrap(),
-            "audio.caf"
+            chosen(None, Some("text/html, audio/webm;q=0.9")),
+            Output::Webm
         );
-        assert!(audio_file(Some("mp3"), None).is_err());
-        assert_eq!(
-            audio_file(None, Some("audio/x-caf, audio/ogg")).unwrap(),
-            "audio.caf"
-        );
-        assert_eq!(
-            audio_file(None, Some("text/html, audio/webm;q=0.9")).unwrap(),
-            "audio.webm"
-        );
-        assert_eq!(audio_file(None, Some("*/*")).unwrap(), "audio.opus");
-        assert_eq!(audio_file(None, None).unwrap(), "audio.opus");
+        assert_eq!(chosen(None, Some("*/*")), Output::Opus);
+        assert_eq!(chosen(None, None), Output::Opus);
     }
 }

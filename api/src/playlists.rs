@@ -213,10 +213,8 @@ async fn load_playlist(state: &AppState, viewer: &str, id: &str) -> Result<Playl
         .bind(id)
         .fetch_all(state.db.pool())
         .await?;
-    let items: Vec<PostItem> = rows
-        .into_iter()
-        .map(|r| r.into_item(&state.public_url))
-        .collect();
+    let urls = state.media_urls.signer().await?;
+    let items: Vec<PostItem> = rows.into_iter().map(|r| r.into_item(&urls)).collect();
     // The counts of exactly the items returned (the summary was a separate read).
     playlist.item_count = items.len() as i64;
     playlist.total_duration_ms = items.iter().filter_map(|i| i.duration_ms).sum();

@@ -6,6 +6,7 @@
 
 use crate::auth::{self, AuthUser};
 use crate::error::{on_unique, ApiError, FieldError, Problem};
+use crate::media_urls::{ClipUrls, UrlSigner};
 use crate::pagination::Cursor;
 use crate::social::notifications::{mention_targets, notify, tell, Notice};
 use crate::state::AppState;
@@ -61,8 +62,9 @@ pub struct PostItem {
     pub duration_ms: Option<i64>,
     /// Loudness summary for drawing the clip: up to 100 values 0–31; empty until ready.
     pub bars: Vec<u8>,
-    /// Where to play the clip; `null` until the media is ready.
-    pub audio_url: Option<String>,
+    /// Signed URLs of the clip and its waveform; `null` until the media is ready.
+    #[serde(flatten)]
+    pub urls: ClipUrls,
     pub like_count: i64,
     pub comment_count: i64,
     /// Listeners' plays, each counted at most once per listener and UTC day.
@@ -86,8 +88,8 @@ impl PostItem {
 /// Callers append `WHERE …` over aliases `p` (posts), `u` (author), `m` (media).
 pub const SELECT_ITEMS: &str = "\
     SELECT p.id, p.author_id, u.handle, u.display_name, p.caption, p.tags, p.media_id, \
-           m.state, m.duration_ms, m.bars, p.like_count, p.comment_count, p.play_count, \
-           p.created_at, \
+           m.state, m.duration_ms, m.bars, m.output_prefix, p.like_count, p.comment_count, \
+           p.play_count, p.created_at, \
            CAST(CASE WHEN EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) \
                 THEN 1 ELSE 0 END AS BIGINT) AS liked \
     FROM posts p JOIN users u ON u.id = p.author_id JOIN media m ON m.id = p.media_id ";
@@ -115,6 +117,7 @@ pub struct PostRow {
     state: String,
     duration_ms: Option<i64>,
     bars: Option<String>,
+    output_prefix: Option<String>,
     like_count: i64,
     comment_count: i64,
     play_count: i64,
@@ -123,11 +126,10 @@ pub struct PostRow {
 }
 
 impl PostRow {
-    /// The answer shape; audio URLs are absolute under `public_url`.
-    pub fn into_item(self, public_url: &str) -> PostItem {
-        let ready = self.state == "ready";
+    /// The answer shape, with the clip's URLs signed by `urls`.
+    pub fn into_item(self, urls: &UrlSigner) -> PostItem {
         PostItem {
-            audio_url: ready.then(|| audio_url(public_url, &self.media_id)),
+            urls: urls.clip(self.state == "ready", self.output_prefix.as_deref()),
             bars: self.bars.as_deref().map(parse_bars).unwrap_or_default(),
             tags: serde_json::from_str(&self.tags).unwrap_or_default(),
             author: Author {
@@ -147,12 +149,6 @@ impl PostRow {
             created_at: self.created_at,
         }
     }
-}
-
-/// Where a client plays a ready clip: the API's audio route, which answers
-/// with the bytes or a redirect to a signed URL.
-pub(crate) fn audio_url(public_url: &str, media_id: &str) -> String {
-    format!("{public_url}/v1/media/{media_id}/audio")
 }
 
 /// `media.bars` holds a JSON array of 0–31 values (or an object with a `bars`
@@ -304,7 +300,8 @@ pub async fn load_item(state: &AppState, viewer: &str, id: &str) -> Result<PostI
         .bind(id)
         .fetch_optional(state.db.pool())
         .await?;
-    let item = row.ok_or(ApiError::NotFound)?.into_item(&state.public_url);
+    let urls = state.media_urls.signer().await?;
+    let item = row.ok_or(ApiError::NotFound)?.into_item(&urls);
     if item.state != "ready" && item.author.id != viewer {
         return Err(ApiError::NotFound);
     }

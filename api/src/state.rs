@@ -2,6 +2,7 @@
 
 use crate::auth::{CreationLimits, LoginLimiter, Sessions};
 use crate::cache::{CacheConfig, FeedPages, TtlCache};
+use crate::media_urls::{self, MediaUrls};
 use crate::metrics::Metrics;
 use crate::realtime::Realtime;
 use axum::extract::FromRef;
@@ -11,6 +12,7 @@ use sori_pipeline::queue::JobQueue;
 use sori_pipeline::store::ObjectStore;
 use sori_pipeline::Db;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Cheap to clone: every field is a handle.
 #[derive(Clone)]
@@ -28,6 +30,8 @@ pub struct AppState {
     pub store: Option<ObjectStore>,
     /// Where processing jobs go; `None` as for `store`.
     pub queue: Option<JobQueue>,
+    /// Signs the media URLs answers carry (from `store`, with their lifetime).
+    pub media_urls: MediaUrls,
     /// Media that became `ready` or `failed`, from a worker pool in this
     /// process: the source of the WebSocket's `media.ready` events.
     pub media_events: MediaEvents,
@@ -52,6 +56,7 @@ impl AppState {
             creation_limits: Arc::new(CreationLimits::default()),
             store: None,
             queue: None,
+            media_urls: MediaUrls::new(None, media_urls::DEFAULT_TTL),
             media_events: MediaEvents::default(),
             realtime: Realtime::default(),
             sessions: Arc::new(TtlCache::new(caches.session_ttl, caches.capacity)),
@@ -84,8 +89,15 @@ impl AppState {
 
     /// Connects the media routes to the object store and the job queue.
     pub fn with_media(mut self, store: ObjectStore, queue: JobQueue) -> Self {
+        self.media_urls = MediaUrls::new(Some(store.clone()), self.media_urls.ttl());
         self.store = Some(store);
         self.queue = Some(queue);
+        self
+    }
+
+    /// Sets how long the media URLs in answers work (`SORI_MEDIA_URL_TTL_SECS`).
+    pub fn with_media_url_ttl(mut self, ttl: Duration) -> Self {
+        self.media_urls = MediaUrls::new(self.store.clone(), ttl);
         self
     }
 

@@ -23,7 +23,6 @@ use serde_json::{json, Value};
 use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
 use sori_pipeline::store::{LocalStore, ObjectStore};
 use std::collections::BTreeSet;
-use std::time::Duration;
 use support::{Api, Reply, User};
 
 /// The callers, in the order of a row's statuses.
@@ -104,13 +103,14 @@ fn table() -> Vec<Row> {
         row("get", "/v1/media/{id}", "/v1/media/{upload_media}", none, [401, 403, 200, 403, 403]),
         row("get", "/v1/media/{id}", "/v1/media/{ready_media}", none, [401, 403, 200, 403, 403]),
         row("post", "/v1/media/{id}/complete", "/v1/media/{upload_media}/complete", none, [401, 403, 202, 403, 403]),
-        row("get", "/v1/media/{id}/audio", "/v1/media/{ready_media}/audio", none, [401, 200, 200, 403, 200]),
+        // Playback redirects to a signed URL of the variant.
+        row("get", "/v1/media/{id}/audio", "/v1/media/{ready_media}/audio", none, [401, 302, 302, 403, 302]),
         row("get", "/v1/media/{id}/audio", "/v1/media/{pending_media}/audio", none, [401, 403, 409, 403, 403]),
-        row("get", "/v1/media/{id}/audio", "/v1/media/{voice_media}/audio", none, [401, 403, 200, 403, 403]),
+        row("get", "/v1/media/{id}/audio", "/v1/media/{voice_media}/audio", none, [401, 403, 302, 403, 403]),
         row("get", "/v1/media/{id}/audio", "/v1/media/{upload_media}/audio", none, [401, 403, 409, 403, 403]),
         row("get", "/v1/media/{id}/waveform", "/v1/media/{ready_media}/waveform", none, [401, 200, 200, 403, 200]),
         row("get", "/v1/media/{id}/waveform", "/v1/media/{pending_media}/waveform", none, [401, 403, 409, 403, 403]),
-        row("get", "/v1/media/{id}/original", "/v1/media/{image_media}/original", none, [401, 403, 200, 403, 403]),
+        row("get", "/v1/media/{id}/original", "/v1/media/{image_media}/original", none, [401, 403, 302, 403, 403]),
         // The embedded store: the signature is the authorization, not the token.
         row("get", "/v1/blobs/{key}", "{audio_blob}", none, [200; 5]),
         row("put", "/v1/blobs/{key}", "/v1/blobs/originals/x", none, [400; 5]),
@@ -347,7 +347,7 @@ impl World {
             .await;
         let pending_post = pending.json["id"].as_str().unwrap().to_owned();
         let upload_media = self.api.media(&owner, "awaiting_upload").await;
-        self.put_object(&format!("uploads/{upload_media}"), &[0; 1000])
+        self.put_object(&format!("originals/{upload_media}"), &[0; 1000])
             .await;
         let image_media = self.image(&owner).await;
         let voice_media = self.audio(&owner, "ready").await;
@@ -399,12 +399,9 @@ impl World {
             .await;
 
         let audio_key = format!("media/{ready_media}/v1/audio.opus");
-        let signed = self
-            .store
-            .presign_get(&audio_key, Duration::from_secs(600))
-            .await
-            .unwrap();
-        let audio_blob = signed.url.strip_prefix(PUBLIC_URL).unwrap().to_owned();
+        let expires = sori_pipeline::clock::now_ms() + 600_000;
+        let signed = self.store.sign_get(&audio_key, None, expires).unwrap();
+        let audio_blob = signed.strip_prefix(PUBLIC_URL).unwrap().to_owned();
 
         let ids = vec![
             ("owner", owner.id.clone()),

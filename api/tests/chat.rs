@@ -409,10 +409,7 @@ async fn voice_messages_carry_duration_bars_and_audio_once_ready() {
     let voice = &r.json["voice"];
     assert_eq!(voice["duration_ms"], 1234);
     assert_eq!(voice["bars"], json!([1, 2, 3]));
-    assert_eq!(
-        voice["audio_url"],
-        format!("{PUBLIC_URL}/v1/media/{ready}/audio")
-    );
+    support::assert_clip_urls(voice, &ready);
     let processing = api.media(&alice, "processing").await;
     let r = send(
         &api,
@@ -597,26 +594,54 @@ async fn images_upload_with_dimensions_and_are_served_to_members_only() {
         (Some(640), Some(480))
     );
     assert_eq!(image["content_type"], "image/png");
-    let url = image["url"].as_str().unwrap();
-    assert_eq!(url, format!("{PUBLIC_URL}/v1/media/{id}/original"));
+    // The picture's signed URL: an `<img>` fetches it with no token, and it
+    // is served as the type it was checked to be.
+    let url = image["image_url"].as_str().unwrap();
     let path = url.strip_prefix(PUBLIC_URL).unwrap();
+    assert!(
+        path.starts_with(&format!("/v1/blobs/images/{id}?")),
+        "{url}"
+    );
+    let resp = api
+        .app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "image/png");
+    assert_eq!(resp.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], &bytes[..]);
+    // Served as another type only with a signature for it.
+    let retyped = path.replace("image%2Fpng", "text%2Fhtml");
+    let resp = api
+        .app
+        .clone()
+        .oneshot(Request::get(&retyped).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // The members are sent to the same URL by the original route; others are refused.
+    let original = format!("/v1/media/{id}/original");
     for (who, expected) in [
-        (&alice, StatusCode::OK),
-        (&bob, StatusCode::OK),
+        (&alice, StatusCode::FOUND),
+        (&bob, StatusCode::FOUND),
         (&carol, StatusCode::FORBIDDEN),
     ] {
-        let req = Request::get(path)
+        let req = Request::get(&original)
             .header(header::AUTHORIZATION, format!("Bearer {}", who.token))
             .body(Body::empty())
             .unwrap();
         let resp = api.app.clone().oneshot(req).await.unwrap();
         assert_eq!(resp.status(), expected, "{}", who.handle);
-        if expected == StatusCode::OK {
-            assert_eq!(resp.headers()[header::CONTENT_TYPE], "image/png");
-            let body = resp.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(&body[..], &bytes[..]);
+        if expected == StatusCode::FOUND {
+            assert_eq!(resp.headers()[header::LOCATION], url);
         }
     }
+    // Carol, not a member, never had the URL: the room's history is the members'.
+    let history = api.get(&format!("/v1/chats/{room}/messages"), &carol).await;
+    assert_problem(&history, StatusCode::NOT_FOUND, "not-found");
 }
 
 #[tokio::test]

@@ -4,8 +4,8 @@
 
 use sori_api::cleanup::{sweep, Swept, BATCH};
 use sori_pipeline::db::testing::{fresh_db, TestDb};
+use sori_pipeline::output::Output;
 use sori_pipeline::store::{original_key, output_prefix, LocalStore, ObjectStore};
-use sori_pipeline::worker::OUTPUT_FILES;
 use std::path::Path;
 use std::time::Duration;
 
@@ -123,7 +123,7 @@ fn keys_of(id: &str, attempts: i64) -> Vec<String> {
     let mut keys = vec![original_key(id)];
     for v in 1..=attempts {
         let prefix = output_prefix(id, v);
-        keys.extend(OUTPUT_FILES.iter().map(|f| format!("{prefix}{f}")));
+        keys.extend(Output::ALL.map(|output| output.key(&prefix)));
     }
     keys
 }

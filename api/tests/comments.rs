@@ -152,10 +152,7 @@ async fn voice_comments_need_own_unattached_media_and_show_once_ready() {
     assert_eq!(c["media_id"], clip.as_str());
     assert_eq!(c["duration_ms"], 1234);
     assert_eq!(c["bars"], json!([1, 2, 3]));
-    assert_eq!(
-        c["audio_url"],
-        format!("http://127.0.0.1:8080/v1/media/{clip}/audio")
-    );
+    support::assert_clip_urls(c, &clip);
     assert_eq!(comment_count(&api, &post, &alice).await, 1);
 }
 

@@ -254,3 +254,76 @@ async fn the_blob_routes_document_their_signature() {
     let put = &doc["paths"]["/v1/blobs/{key}"]["put"]["responses"];
     assert!(put["201"].is_object() && put["413"].is_object());
 }
+
+/// Every URL field a client may hand to a player is documented with what it
+/// grants and how long it lives; the creating POSTs document `Idempotency-Key`.
+#[tokio::test]
+async fn media_urls_and_idempotency_keys_are_documented() {
+    let api = api().await;
+    let doc = document(&api.app).await;
+    let schemas = &doc["components"]["schemas"];
+    // A field's schema, which must carry a description (an optional
+    // reference carries it beside the `$ref`).
+    let described = |schema: &str, field: &str| {
+        let parts = schemas[schema]["allOf"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let text = std::iter::once(&schemas[schema])
+            .chain(parts.iter())
+            .map(|part| &part["properties"][field])
+            .find(|p| !p.is_null())
+            .unwrap_or(&Value::Null)
+            .to_string();
+        assert!(
+            text.contains("\"description\""),
+            "{schema}.{field} undocumented: {text}"
+        );
+        text
+    };
+    // The clip URLs, in one schema every item with a clip includes.
+    let clip = schemas["ClipUrls"]["description"].as_str().unwrap();
+    for words in [
+        "GET",
+        "HEAD",
+        "SORI_MEDIA_URL_TTL_SECS",
+        "403",
+        "Authorization",
+    ] {
+        assert!(clip.contains(words), "ClipUrls: {words} in {clip}");
+    }
+    for field in ["audio_url", "audio_urls", "waveform_url"] {
+        described("ClipUrls", field);
+    }
+    for schema in ["PostItem", "CommentItem", "Voice", "MediaStatus"] {
+        let all_of = schemas[schema]["allOf"].to_string();
+        assert!(
+            all_of.contains("ClipUrls"),
+            "{schema} lacks the clip URLs: {all_of}"
+        );
+    }
+    for (schema, field) in [("Image", "image_url"), ("MediaStatus", "image_url")] {
+        let text = described(schema, field);
+        assert!(
+            text.contains("SORI_MEDIA_URL_TTL_SECS"),
+            "{schema}.{field}: {text}"
+        );
+    }
+    for path in [
+        "/v1/posts",
+        "/v1/posts/{id}/comments",
+        "/v1/chats/{id}/messages",
+        "/v1/media",
+    ] {
+        let op = &doc["paths"][path]["post"];
+        let key = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "Idempotency-Key")
+            .unwrap_or_else(|| panic!("POST {path}: no Idempotency-Key"));
+        assert_eq!(key["in"], "header");
+        assert!(op["responses"]["409"].is_object(), "POST {path}: 409");
+        assert!(op["responses"]["422"].is_object(), "POST {path}: 422");
+    }
+}

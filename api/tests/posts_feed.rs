@@ -68,13 +68,7 @@ struct User {
 
 impl Api {
     async fn new() -> Self {
-        let t = fresh_db().await;
-        let app = app(AppState::new(t.db.clone()).with_public_url(&format!("{PUBLIC_URL}/")));
-        Self {
-            app,
-            t,
-            blobs: None,
-        }
+        Self::with_media().await
     }
 
     /// With the embedded object store and queue, as `sori serve` runs.
@@ -164,14 +158,16 @@ impl Api {
         let ready = state == "ready";
         sqlx::query(
             "INSERT INTO media (id, owner_id, state, content_type, size_bytes, original_key, \
-             duration_ms, bars, created_at, updated_at) VALUES ($1, $2, $3, 'audio/mp4', 1000, $4, $5, $6, 0, 0)",
+             duration_ms, bars, output_prefix, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'audio/mp4', 1000, $4, $5, $6, $7, 0, 0)",
         )
         .bind(&id)
         .bind(&owner.id)
         .bind(state)
-        .bind(format!("uploads/{id}"))
+        .bind(format!("originals/{id}"))
         .bind(ready.then_some(1234_i64))
         .bind(ready.then_some("[0,31,7]"))
+        .bind(ready.then(|| format!("media/{id}/v1/")))
         .execute(self.t.db.pool())
         .await
         .unwrap();
@@ -263,10 +259,21 @@ async fn create_get_and_delete_a_post() {
     assert_eq!(post["state"], "ready");
     assert_eq!(post["duration_ms"], 1234);
     assert_eq!(post["bars"], json!([0, 31, 7]));
-    assert_eq!(
-        post["audio_url"],
-        format!("{PUBLIC_URL}/v1/media/{media}/audio")
-    );
+    // Signed URLs of every variant and the waveform, of this media's outputs.
+    let opus = post["audio_urls"]["opus"].as_str().unwrap();
+    assert_eq!(post["audio_url"], opus);
+    for (variant, file) in [
+        ("opus", "audio.opus"),
+        ("caf", "audio.caf"),
+        ("webm", "audio.webm"),
+    ] {
+        let url = post["audio_urls"][variant].as_str().unwrap();
+        let signed = format!("{PUBLIC_URL}/v1/blobs/media/{media}/v1/{file}?expires=");
+        assert!(url.starts_with(&signed), "{url}");
+        assert!(url.contains("&sig="), "{url}");
+    }
+    let waveform = post["waveform_url"].as_str().unwrap();
+    assert!(waveform.contains(&format!("/media/{media}/v1/waveform.json?")));
     assert_eq!(post["like_count"], 0);
     assert_eq!(post["liked_by_me"], false);
 
@@ -341,6 +348,8 @@ async fn pending_posts_are_shown_to_their_author_only() {
     assert_eq!(own.status, StatusCode::OK);
     assert_eq!(own.json["state"], "processing");
     assert_eq!(own.json["audio_url"], Value::Null);
+    assert_eq!(own.json["audio_urls"], Value::Null);
+    assert_eq!(own.json["waveform_url"], Value::Null);
     assert_eq!(own.json["bars"], json!([]));
     assert_eq!(
         api.get("/v1/feed", &alice).await.ids(),
@@ -646,15 +655,27 @@ async fn upload_complete_and_play_a_voice_clip() {
         .call(Method::POST, "/v1/posts", &alice.token, Some(post))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(r.json["audio_url"], format!("{PUBLIC_URL}{audio}"));
-    // Once posted, bob may play it: the bytes come straight from the store.
+    // Once posted, bob may play it: the audio route redirects to the same
+    // signed URL the post carries, which serves the bytes with no token.
     let opus = api.blobs.as_ref().unwrap().path().join("audio.opus");
     std::fs::write(&opus, b"OggS fake").unwrap();
     api.store()
         .put_file(&format!("media/{id}/v1/audio.opus"), &opus, "audio/ogg")
         .await
         .unwrap();
-    assert_eq!(api.get(&audio, &bob).await.status, StatusCode::OK);
+    let redirect = api.get(&audio, &bob).await;
+    assert_eq!(redirect.status, StatusCode::FOUND);
+    let location = redirect.headers[header::LOCATION].to_str().unwrap();
+    assert_eq!(location, r.json["audio_url"]);
+    let played = Request::get(location.strip_prefix(PUBLIC_URL).unwrap())
+        .body(Body::empty())
+        .unwrap();
+    let played = api.send(played).await;
+    assert_eq!(played.status, StatusCode::OK);
+    assert_eq!(
+        played.headers[header::CONTENT_TYPE],
+        "audio/ogg; codecs=opus"
+    );
     assert_eq!(
         api.get("/v1/media/unknown", &alice).await.status,
         StatusCode::NOT_FOUND
@@ -710,7 +731,12 @@ async fn upload_requests_are_checked() {
     assert_eq!(media, 0);
 
     // Without a store configured the media routes say so rather than fail obscurely.
-    let bare = Api::new().await;
+    let t = fresh_db().await;
+    let bare = Api {
+        app: app(AppState::new(t.db.clone())),
+        t,
+        blobs: None,
+    };
     let carol = bare.user("carol").await;
     let body = json!({"content_type": "audio/mpeg", "size_bytes": 10});
     let r = bare

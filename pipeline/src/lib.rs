@@ -12,6 +12,7 @@ pub mod db;
 pub mod job;
 pub mod media;
 pub mod metrics;
+pub mod output;
 pub mod queue;
 pub mod reaper;
 pub mod registry;

@@ -21,11 +21,12 @@ use crate::db::Db;
 use crate::job::{parse_message, JobMessage, Parsed};
 use crate::media::{self, Claim, Finished, Lease, MediaEvent, MediaEvents, MediaState};
 use crate::metrics::PipelineMetrics;
+use crate::output::Output;
 use crate::queue::{Delivery, Queue, QueueError};
 use crate::registry;
-use crate::store::{content_type_for, output_prefix, Store, StoreError};
+use crate::store::{output_prefix, Store, StoreError};
 use rand::Rng;
-use sori_codecs::process::{Processed, CAF_FILE, OGG_FILE, WAVEFORM_FILE, WEBM_FILE};
+use sori_codecs::process::Processed;
 use sori_codecs::CodecError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,8 +35,6 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-/// The files one processing attempt writes, in upload order.
-pub const OUTPUT_FILES: [&str; 4] = [OGG_FILE, CAF_FILE, WEBM_FILE, WAVEFORM_FILE];
 /// Most messages asked for in one receive.
 const MAX_BATCH: usize = 10;
 /// Pause after the queue itself failed, before receiving again.
@@ -463,12 +462,11 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         inner.metrics.stage("process", process_secs);
         let prefix = output_prefix(&lease.media_id, lease.attempt);
         let t = Instant::now();
-        for name in OUTPUT_FILES {
-            let key = format!("{prefix}{name}");
-            let content_type = content_type_for(name).unwrap_or("application/octet-stream");
+        for output in Output::ALL {
+            let file = out.join(output.file_name());
             inner
                 .store
-                .put_file(&key, &out.join(name), content_type)
+                .put_file(&output.key(&prefix), &file, output.content_type())
                 .await?;
         }
         inner.metrics.stage("upload", t.elapsed().as_secs_f64());
@@ -635,8 +633,8 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
 
     async fn delete_version(&self, media_id: &str, version: i64) {
         let prefix = output_prefix(media_id, version);
-        for name in OUTPUT_FILES {
-            if let Err(e) = self.inner.store.delete(&format!("{prefix}{name}")).await {
+        for output in Output::ALL {
+            if let Err(e) = self.inner.store.delete(&output.key(&prefix)).await {
                 tracing::warn!(error = %e, %prefix, "cannot delete an abandoned output");
             }
         }

@@ -225,7 +225,7 @@ async fn presigned_downloads_expire_and_cannot_be_redirected() {
         .await
         .unwrap();
 
-    let get = store
+    let get = sori_pipeline::store::ObjectStore::S3(store.clone())
         .presign_get("media/x/v1/audio.opus", Duration::from_secs(1))
         .await
         .unwrap();

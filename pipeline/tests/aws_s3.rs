@@ -165,7 +165,7 @@ async fn presigned_put_then_get() {
     assert_eq!(meta.size, body.len() as u64);
     assert_eq!(meta.content_type.as_deref(), Some("audio/wav"));
 
-    let get = store
+    let get = sori_pipeline::store::ObjectStore::S3(store.clone())
         .presign_get(key, Duration::from_secs(60))
         .await
         .unwrap();

@@ -216,6 +216,18 @@ impl Moto {
         keys
     }
 
+    /// The bucket's CORS configuration as S3 answers it (XML), or `None`
+    /// when it has none.
+    pub async fn cors(&self, bucket: &str) -> Option<String> {
+        let (status, body) = self.s3_get(&format!("{bucket}?cors")).await;
+        let xml = String::from_utf8(body).unwrap();
+        if status == StatusCode::NOT_FOUND && xml.contains("NoSuchCORSConfiguration") {
+            return None;
+        }
+        assert!(status.is_success(), "S3 GET {bucket}?cors: {status} {xml}");
+        Some(xml)
+    }
+
     /// An object's bytes; fails if there is none.
     pub async fn object(&self, bucket: &str, key: &str) -> Vec<u8> {
         let (status, body) = self.s3_get(&format!("{bucket}/{key}")).await;

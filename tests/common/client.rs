@@ -322,30 +322,28 @@ impl Client {
         }
     }
 
-    /// Downloads the audio: the bytes themselves (embedded mode), or a 302 to
-    /// a signed URL (S3 mode) followed without the bearer token.
-    pub async fn play(&self, who: &Person, audio_url: &str) -> Vec<u8> {
+    /// Fetches a media URL the API handed out as a player does: as given,
+    /// with no token. Fails unless it answers the whole object.
+    pub async fn play(&self, url: &str) -> Vec<u8> {
+        let audio = self.http.get(url).send().await.unwrap();
+        assert_eq!(audio.status(), StatusCode::OK, "{url}");
+        audio.bytes().await.unwrap().to_vec()
+    }
+
+    /// The audio route of a media: a 302 to its signed Ogg Opus URL, followed
+    /// without the bearer token.
+    pub async fn audio(&self, who: &Person, media_id: &str) -> Vec<u8> {
+        let url = format!("{}/v1/media/{media_id}/audio", self.base);
         let first = self
             .http
-            .get(audio_url)
+            .get(&url)
             .bearer_auth(&who.token)
             .send()
             .await
             .unwrap();
-        if first.status() == StatusCode::OK {
-            return first.bytes().await.unwrap().to_vec();
-        }
-        assert_eq!(first.status(), StatusCode::FOUND, "{audio_url}");
+        assert_eq!(first.status(), StatusCode::FOUND, "{url}");
         let location = first.headers()["location"].to_str().unwrap().to_owned();
-        let audio = self.http.get(&location).send().await.unwrap();
-        assert_eq!(audio.status(), StatusCode::OK, "{location}");
-        audio.bytes().await.unwrap().to_vec()
-    }
-
-    /// [`Client::play`] of a media's audio route.
-    pub async fn audio(&self, who: &Person, media_id: &str) -> Vec<u8> {
-        let url = format!("{}/v1/media/{media_id}/audio", self.base);
-        self.play(who, &url).await
+        self.play(&location).await
     }
 }
 

@@ -9,6 +9,7 @@
 use super::{other_member, writable_peer};
 use crate::auth::AuthUser;
 use crate::error::{on_unique, ApiError, Problem};
+use crate::media_urls::{ClipUrls, UrlSigner};
 use crate::pagination::{Cursor, PageQuery};
 use crate::realtime::Event;
 use crate::state::AppState;
@@ -19,7 +20,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use sori_pipeline::clock::now_ms;
 use sori_pipeline::Backend;
-use sqlx::AnyConnection;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -46,17 +46,23 @@ pub struct Voice {
     pub duration_ms: Option<i64>,
     /// Up to 100 values 0–31; empty until ready.
     pub bars: Vec<u8>,
-    pub audio_url: Option<String>,
+    /// Signed URLs of the clip and its waveform; `null` until ready.
+    #[serde(flatten)]
+    pub urls: ClipUrls,
 }
 
-/// An image message's picture, served at `url` to the room's members.
+/// An image message's picture.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Image {
     pub media_id: String,
     pub content_type: String,
     pub width: Option<i64>,
     pub height: Option<i64>,
-    pub url: String,
+    /// A signed URL of the picture for an `<img>` element, no
+    /// `Authorization` header: `GET` and `HEAD` of this image only, until it
+    /// expires (`SORI_MEDIA_URL_TTL_SECS`, default 3600 s, to 1.25 times
+    /// that after the answer was made). Only the room's members receive it.
+    pub image_url: Option<String>,
 }
 
 /// One message as clients see it (history, `message.new`).
@@ -88,7 +94,8 @@ impl MessageItem {
 /// Messages with their media; a query appends `WHERE …`.
 pub const SELECT_MESSAGES: &str = "\
     SELECT m.id, m.room_id, m.sender_id, m.kind, m.body, m.client_id, m.media_id, m.created_at, \
-    md.state AS media_state, md.content_type AS media_type, md.duration_ms, md.bars, md.width, md.height \
+    md.state AS media_state, md.content_type AS media_type, md.duration_ms, md.bars, md.width, md.height, \
+    md.output_prefix, md.original_key \
     FROM messages m LEFT JOIN media md ON md.id = m.media_id";
 
 #[derive(Debug, sqlx::FromRow)]
@@ -114,11 +121,13 @@ pub struct MediaColumns {
     bars: Option<String>,
     width: Option<i64>,
     height: Option<i64>,
+    output_prefix: Option<String>,
+    original_key: Option<String>,
 }
 
 impl MessageRow {
-    /// The answer shape; media URLs are absolute under `public_url`.
-    pub fn into_item(self, public_url: &str) -> MessageItem {
+    /// The answer shape, with media URLs signed by `urls`.
+    pub fn into_item(self, urls: &UrlSigner) -> MessageItem {
         let (mut voice, mut image) = (None, None);
         let media = self.media;
         if let (Some(media_id), Some(state)) = (self.media_id, media.media_state) {
@@ -126,7 +135,7 @@ impl MessageRow {
             match self.kind.as_str() {
                 "voice" => {
                     voice = Some(Voice {
-                        audio_url: ready.then(|| crate::posts::audio_url(public_url, &media_id)),
+                        urls: urls.clip(ready, media.output_prefix.as_deref()),
                         bars: media
                             .bars
                             .as_deref()
@@ -138,10 +147,14 @@ impl MessageRow {
                     })
                 }
                 _ => {
+                    let content_type = media.media_type.unwrap_or_default();
                     image = Some(Image {
-                        url: format!("{public_url}/v1/media/{media_id}/original"),
+                        image_url: media
+                            .original_key
+                            .filter(|_| ready)
+                            .and_then(|key| urls.image(&key, &content_type)),
                         media_id,
-                        content_type: media.media_type.unwrap_or_default(),
+                        content_type,
                         width: media.width,
                         height: media.height,
                     })
@@ -162,22 +175,16 @@ impl MessageRow {
     }
 }
 
-async fn load_message(
-    conn: &mut AnyConnection,
-    public_url: &str,
-    id: &str,
-) -> Result<Option<MessageItem>, sqlx::Error> {
-    let sql = format!("{SELECT_MESSAGES} WHERE m.id = $1");
-    let row: Option<MessageRow> = sqlx::query_as(&sql).bind(id).fetch_optional(conn).await?;
-    Ok(row.map(|r| r.into_item(public_url)))
-}
-
 /// The `message.new` event of a stored message (for a fanout that could
 /// only carry its id).
-pub async fn new_message_event(state: &AppState, id: &str) -> Result<Option<Event>, sqlx::Error> {
-    let mut conn = state.db.pool().acquire().await?;
-    let item = load_message(&mut conn, &state.public_url, id).await?;
-    Ok(item.map(|i| new_message(&i)))
+pub async fn new_message_event(state: &AppState, id: &str) -> Result<Option<Event>, ApiError> {
+    let sql = format!("{SELECT_MESSAGES} WHERE m.id = $1");
+    let row: Option<MessageRow> = sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(state.db.pool())
+        .await?;
+    let urls = state.media_urls.signer().await?;
+    Ok(row.map(|r| new_message(&r.into_item(&urls))))
 }
 
 /// A message to send.
@@ -242,7 +249,7 @@ async fn check_message(
         .ok_or_else(|| ApiError::invalid("media_id", "required for voice and image messages"))?;
     let media: Option<AttachedRow> = sqlx::query_as(
         "SELECT owner_id, kind, state AS media_state, content_type AS media_type, \
-         duration_ms, bars, width, height FROM media WHERE id = $1",
+         duration_ms, bars, width, height, output_prefix, original_key FROM media WHERE id = $1",
     )
     .bind(&media_id)
     .fetch_optional(state.db.pool())
@@ -277,7 +284,8 @@ async fn by_client_id(
         .bind(client_id)
         .fetch_optional(state.db.pool())
         .await?;
-    Ok(row.map(|r| r.into_item(&state.public_url)))
+    let urls = state.media_urls.signer().await?;
+    Ok(row.map(|r| r.into_item(&urls)))
 }
 
 /// A resend's answer: the first message, if it went to the same room.
@@ -327,7 +335,8 @@ async fn send_message(
     // Counted once the message is valid and new: a resend (answered above)
     // or a refused message costs nothing.
     state.creation_limits.messages.take(&user.id)?;
-    let inserted = insert(&state, &room_id, &user.id, &other, &req, media).await;
+    let urls = state.media_urls.signer().await?;
+    let inserted = insert(&state, &urls, &room_id, &user.id, &other, &req, media).await;
     let item = match inserted {
         Ok(sent) => sent,
         Err(e) => {
@@ -361,6 +370,7 @@ fn new_message(item: &MessageItem) -> Event {
 /// connection, the push, atomically; returns the message as sent.
 async fn insert(
     state: &AppState,
+    urls: &UrlSigner,
     room_id: &str,
     sender: &str,
     recipient: &str,
@@ -380,7 +390,7 @@ async fn insert(
         created_at: now_ms(),
         media: columns,
     };
-    let item = row.into_item(&state.public_url);
+    let item = row.into_item(urls);
     let message = NewMessage {
         item: &item,
         media_id: media_id.as_deref(),
@@ -525,10 +535,8 @@ async fn list_messages(
         .bind(i64::from(limit) + 1)
         .fetch_all(state.db.pool())
         .await?;
-    let items = rows
-        .into_iter()
-        .map(|r| r.into_item(&state.public_url))
-        .collect();
+    let urls = state.media_urls.signer().await?;
+    let items = rows.into_iter().map(|r| r.into_item(&urls)).collect();
     let page = crate::pagination::Page::from_rows(items, limit, MessageItem::cursor);
     Ok(Json(MessagePage {
         items: page.items,

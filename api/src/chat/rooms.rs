@@ -109,8 +109,9 @@ async fn rooms(state: &AppState, rows: Vec<RoomRow>) -> Result<Vec<Room>, ApiErr
         for id in &ids {
             q = q.bind(*id);
         }
+        let urls = state.media_urls.signer().await?;
         for row in q.fetch_all(state.db.pool()).await? {
-            let item = row.into_item(&state.public_url);
+            let item = row.into_item(&urls);
             last.insert(item.id.clone(), item);
         }
     }

@@ -13,6 +13,7 @@ use super::notifications::{mention_targets, notify, tell, Notice};
 use super::{oldest_first, post_for_action, user_visible};
 use crate::auth::{self, AuthUser};
 use crate::error::{on_unique, ApiError, Problem};
+use crate::media_urls::{ClipUrls, UrlSigner};
 use crate::pagination::{Cursor, Page, PageQuery};
 use crate::posts::{parse_bars, Author};
 use crate::state::AppState;
@@ -63,8 +64,9 @@ pub struct CommentItem {
     pub duration_ms: Option<i64>,
     /// Loudness summary of the clip: up to 100 values 0–31; empty until ready.
     pub bars: Vec<u8>,
-    /// Where to play the clip; `null` for text and until ready.
-    pub audio_url: Option<String>,
+    /// Signed URLs of a voice comment's clip and waveform; `null` for text and until ready.
+    #[serde(flatten)]
+    pub urls: ClipUrls,
     /// Unix milliseconds.
     pub created_at: i64,
 }
@@ -72,7 +74,7 @@ pub struct CommentItem {
 /// The columns of a [`CommentItem`] over aliases `c`, `u` (author), `m` (media).
 const SELECT_COMMENTS: &str = "\
     SELECT c.id, c.post_id, c.author_id, u.handle, u.display_name, c.body, c.media_id, \
-           m.state, m.duration_ms, m.bars, c.created_at \
+           m.state, m.duration_ms, m.bars, m.output_prefix, c.created_at \
     FROM comments c JOIN users u ON u.id = c.author_id LEFT JOIN media m ON m.id = c.media_id ";
 
 #[derive(sqlx::FromRow)]
@@ -87,17 +89,13 @@ struct CommentRow {
     state: Option<String>,
     duration_ms: Option<i64>,
     bars: Option<String>,
+    output_prefix: Option<String>,
     created_at: i64,
 }
 
 impl CommentRow {
-    fn into_item(self, public_url: &str) -> CommentItem {
+    fn into_item(self, urls: &UrlSigner) -> CommentItem {
         let ready = self.state.as_deref() == Some("ready");
-        let audio_url = self
-            .media_id
-            .as_ref()
-            .filter(|_| ready)
-            .map(|m| crate::posts::audio_url(public_url, m));
         CommentItem {
             kind: if self.media_id.is_some() {
                 "voice"
@@ -109,7 +107,7 @@ impl CommentRow {
                 (Some(bars), true) => parse_bars(bars),
                 _ => Vec::new(),
             },
-            audio_url,
+            urls: urls.clip(ready, self.output_prefix.as_deref()),
             id: self.id,
             post_id: self.post_id,
             author: Author {
@@ -164,10 +162,8 @@ async fn list(
         .bind(i64::from(limit) + 1)
         .fetch_all(state.db.pool())
         .await?;
-    let items = rows
-        .into_iter()
-        .map(|r| r.into_item(&state.public_url))
-        .collect();
+    let urls = state.media_urls.signer().await?;
+    let items = rows.into_iter().map(|r| r.into_item(&urls)).collect();
     let page = Page::from_rows(items, limit, |c: &CommentItem| Cursor {
         created_at: c.created_at,
         id: c.id.clone(),
@@ -301,7 +297,8 @@ async fn create(
         .bind(&id)
         .fetch_one(state.db.pool())
         .await?;
-    Ok((StatusCode::CREATED, Json(row.into_item(&state.public_url))))
+    let urls = state.media_urls.signer().await?;
+    Ok((StatusCode::CREATED, Json(row.into_item(&urls))))
 }
 
 /// Deletes a comment: the comment's author or the post's author may.

@@ -12,13 +12,21 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sori_api::{app, AppState};
 use sori_pipeline::db::testing::{fresh_db, TestDb};
+use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
+use sori_pipeline::store::{LocalStore, ObjectStore};
 use tower::ServiceExt;
 
-/// The router on its own fresh database.
+/// The router on its own fresh database, with a local store in a
+/// temporary directory (so answers carry signed media URLs) unless the test
+/// configures another.
 pub struct Api {
     pub app: Router,
     pub t: TestDb,
+    pub blobs: tempfile::TempDir,
 }
+
+/// The base of the URLs the test apps hand out.
+pub const PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// A response, its body parsed as JSON (`Null` when empty or not JSON).
 pub struct Reply {
@@ -41,11 +49,16 @@ impl Api {
         Self::with(|state| state).await
     }
 
-    /// An app whose state is adjusted first (e.g. given a store and queue).
+    /// An app whose state is adjusted first (e.g. given another store and queue).
     pub async fn with(configure: impl FnOnce(AppState) -> AppState) -> Self {
         let t = fresh_db().await;
-        let app = app(configure(AppState::new(t.db.clone())));
-        Self { app, t }
+        let blobs = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(blobs.path(), &[9; 32], PUBLIC_URL).unwrap();
+        let queue = EmbeddedQueue::new(t.db.clone(), "media", 5);
+        let state = AppState::new(t.db.clone())
+            .with_media(ObjectStore::Local(store), JobQueue::Embedded(queue));
+        let app = app(configure(state));
+        Self { app, t, blobs }
     }
 
     /// Sends `body` as JSON (no body when `Null`), with the token when given.
@@ -123,18 +136,20 @@ impl Api {
     }
 
     /// A media row of `owner` in `state`, as the pipeline would leave it
-    /// (duration 1234 ms and three bars).
+    /// (duration 1234 ms, three bars, outputs under `media/{id}/v1/`; the
+    /// files themselves are not written).
     pub async fn media(&self, owner: &User, state: &str) -> String {
         let media = uuid::Uuid::now_v7().to_string();
         sqlx::query(
             "INSERT INTO media (id, owner_id, state, content_type, size_bytes, original_key, \
-             duration_ms, bars, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'audio/mp4', 1000, $4, 1234, '[1,2,3]', 0, 0)",
+             duration_ms, bars, output_prefix, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'audio/mp4', 1000, $4, 1234, '[1,2,3]', $5, 0, 0)",
         )
         .bind(&media)
         .bind(&owner.id)
         .bind(state)
-        .bind(format!("uploads/{media}"))
+        .bind(format!("originals/{media}"))
+        .bind(format!("media/{media}/v1/"))
         .execute(self.t.db.pool())
         .await
         .unwrap();
@@ -172,6 +187,120 @@ impl Api {
     pub async fn feed_ids(&self, who: &User) -> Vec<String> {
         self.ids("/v1/feed", who).await
     }
+}
+
+/// A plain answer: status, headers and bytes.
+pub struct Fetched {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Fetched {
+    /// A header's value; fails when absent.
+    pub fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(&name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", self.headers))
+            .to_str()
+            .unwrap()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Media files in the test app's local store.
+impl Api {
+    /// The store the app signs URLs for (the same directory and secret).
+    pub fn store(&self) -> LocalStore {
+        LocalStore::new(self.blobs.path(), &[9; 32], PUBLIC_URL).unwrap()
+    }
+
+    /// Writes a ready media's four outputs (as [`Api::media`] names them)
+    /// with these bytes.
+    pub async fn outputs(
+        &self,
+        media: &str,
+        opus: &[u8],
+        caf: &[u8],
+        webm: &[u8],
+        waveform: &[u8],
+    ) {
+        let prefix = format!("media/{media}/v1/");
+        for (name, mut bytes) in [
+            ("audio.opus", opus),
+            ("audio.caf", caf),
+            ("audio.webm", webm),
+            ("waveform.json", waveform),
+        ] {
+            let len = bytes.len() as u64;
+            self.store()
+                .put_reader(&format!("{prefix}{name}"), &mut bytes, len)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// `method` of an absolute URL the app handed out, exactly as a player
+    /// sends it: no token, only `headers`.
+    pub async fn fetch(&self, method: Method, url: &str, headers: &[(&str, &str)]) -> Fetched {
+        let path = url
+            .strip_prefix(PUBLIC_URL)
+            .unwrap_or_else(|| panic!("{url} is not under {PUBLIC_URL}"));
+        let mut req = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        self.send(req.body(Body::empty()).unwrap()).await
+    }
+
+    /// `GET path` with `who`'s token and `headers`; the answer as it came.
+    pub async fn get_raw(&self, path: &str, who: &User, headers: &[(&str, &str)]) -> Fetched {
+        let bearer = format!("Bearer {}", who.token);
+        let mut req = Request::get(path).header(header::AUTHORIZATION, bearer);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        self.send(req.body(Body::empty()).unwrap()).await
+    }
+
+    /// Any request through the router; the answer as it came.
+    pub async fn send(&self, req: Request<Body>) -> Fetched {
+        let response = self.app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = response.into_parts();
+        Fetched {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes().to_vec(),
+        }
+    }
+}
+
+/// Asserts an item carries the signed URLs of `media`'s outputs, version 1
+/// (as [`Api::media`] makes them): `audio_url` (the Ogg Opus one), every
+/// variant in `audio_urls`, and `waveform_url`.
+pub fn assert_clip_urls(item: &Value, media: &str) {
+    let base = format!("{PUBLIC_URL}/v1/blobs/media/{media}/v1/");
+    assert_eq!(item["audio_url"], item["audio_urls"]["opus"], "{item}");
+    for (variant, file) in [
+        ("opus", "audio.opus"),
+        ("caf", "audio.caf"),
+        ("webm", "audio.webm"),
+    ] {
+        let url = item["audio_urls"][variant].as_str().unwrap_or_default();
+        assert!(
+            url.starts_with(&format!("{base}{file}?expires=")),
+            "{variant}: {item}"
+        );
+        assert!(url.contains("&sig="), "{url}");
+    }
+    let waveform = item["waveform_url"].as_str().unwrap_or_default();
+    assert!(
+        waveform.starts_with(&format!("{base}waveform.json?expires=")),
+        "{item}"
+    );
 }
 
 /// Asserts a problem response of `status` whose `type` ends in `kind`.

@@ -3,15 +3,20 @@
 //! Upload and download URLs point at the API's own routes
 //! (`PUT|GET /v1/blobs/{key}`) and carry an expiry and an HMAC-SHA256
 //! signature over the method, key, content type, content length and expiry,
-//! checked in constant time by [`LocalStore::verify`].
+//! checked in constant time by [`LocalStore::verify`]. For an upload the
+//! content type and length are what the body must be; for a download the
+//! content type, when not empty, is what the answer is served as, and the
+//! length is 0. A download signature also allows `HEAD`.
 //!
 //! Keys are validated before they touch the file system (see [`validate_key`])
 //! so no key can name a path outside the blob directory, and every write goes
 //! to a temporary file renamed into place: a half-written object is never
 //! visible under its key.
 
-use super::{content_type_for, ObjectMeta, PresignedRequest, StoreError};
+use super::{ObjectMeta, PresignedRequest, StoreError};
+use crate::output::Output;
 use hmac::{Hmac, Mac};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::Sha256;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,12 @@ type HmacSha256 = Hmac<Sha256>;
 const MAX_KEY_LEN: usize = 1024;
 /// Bytes of a freshly generated signing secret.
 const SECRET_LEN: usize = 32;
+/// What a query value keeps unescaped (RFC 3986's unreserved characters).
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Files under one directory, with URLs the API signs itself.
 #[derive(Clone)]
@@ -203,7 +214,7 @@ impl LocalStore {
         match tokio::fs::metadata(&path).await {
             Ok(m) if m.is_file() => Ok(Some(ObjectMeta {
                 size: m.len(),
-                content_type: content_type_for(key).map(str::to_owned),
+                content_type: Output::of_key(key).map(|o| o.content_type().to_owned()),
             })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -236,12 +247,31 @@ impl LocalStore {
         )
     }
 
-    pub async fn presign_get(
+    /// A download URL (GET and HEAD) for `key` until `expires_at` (Unix ms).
+    /// `content_type`, when given, is bound into the signature and is the
+    /// `Content-Type` the blob route answers with (an image's key does not
+    /// name its type); `None` serves the output's own type.
+    pub fn sign_get(
         &self,
         key: &str,
-        expires_in: Duration,
-    ) -> Result<PresignedRequest, StoreError> {
-        self.presign("GET", key, "", 0, expires_in, now_ms())
+        content_type: Option<&str>,
+        expires_at: i64,
+    ) -> Result<String, StoreError> {
+        validate_key(key)?;
+        let content_type = content_type.unwrap_or("");
+        let sig = hex::encode(
+            self.mac("GET", key, content_type, 0, expires_at)
+                .finalize()
+                .into_bytes(),
+        );
+        let mut url = format!("{}/v1/blobs/{key}?expires={expires_at}", self.base_url);
+        if !content_type.is_empty() {
+            url.push_str("&type=");
+            url.extend(utf8_percent_encode(content_type, QUERY_VALUE));
+        }
+        url.push_str("&sig=");
+        url.push_str(&sig);
+        Ok(url)
     }
 
     /// Builds a signed URL as of `now` (Unix ms); public so tests can make

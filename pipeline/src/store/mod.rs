@@ -7,6 +7,13 @@
 //! Layout: originals at `originals/{media_id}` (kept, so media can be
 //! re-processed); outputs under `media/{media_id}/v{n}/`, a new `n` per
 //! processing attempt, so a retry never overwrites a good set.
+//!
+//! Download URLs are signed in bulk by a [`GetSigner`]: local computation
+//! (HMAC for the local store, SigV4 in the query string for S3), so an
+//! answer listing fifty clips costs no network or database round trip for
+//! its URLs. All URLs signed within one window of time share one
+//! [`UrlExpiry`], so the same object gets the same URL for a while and
+//! browser and CDN caches keyed on the URL hit.
 
 pub mod local;
 /// The S3 backend (wired into [`ObjectStore`] by the integration step).
@@ -14,6 +21,7 @@ pub mod s3;
 
 pub use local::LocalStore;
 
+use crate::clock::{millis, now_ms};
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -150,15 +158,30 @@ impl ObjectStore {
         }
     }
 
-    /// A short-lived download URL.
+    /// A download URL valid for `expires_in` from now (GET and HEAD), for
+    /// one object. Answers listing many objects use [`ObjectStore::get_signer`].
     pub async fn presign_get(
         &self,
         key: &str,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError> {
+        let expiry = UrlExpiry::from_now(now_ms(), expires_in);
+        let url = self.get_signer().await?.sign(key, None, &expiry)?;
+        Ok(PresignedRequest {
+            url,
+            method: "GET".to_owned(),
+            headers: Vec::new(),
+            expires_at: expiry.expires_ms,
+        })
+    }
+
+    /// What signs download URLs without further I/O. For S3 this may
+    /// resolve credentials (cached until they near their expiry); for the
+    /// local store it is immediate.
+    pub async fn get_signer(&self) -> Result<GetSigner, StoreError> {
         match self {
-            Self::Local(s) => s.presign_get(key, expires_in).await,
-            Self::S3(s) => s.presign_get(key, expires_in).await,
+            Self::Local(s) => Ok(GetSigner::Local(s.clone())),
+            Self::S3(s) => Ok(GetSigner::S3(s.get_signer().await?)),
         }
     }
 }
@@ -178,6 +201,82 @@ impl Store for ObjectStore {
     }
 }
 
+/// When a signed download URL stops working, and when its validity began.
+///
+/// [`UrlExpiry::windowed`] rounds to windows of a quarter of the lifetime:
+/// every URL signed within one window is valid from the window's start to
+/// the same end (`start + window + ttl`), so signing an object twice in a
+/// window gives the same URL, and a URL lives between `ttl` and `1.25 × ttl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlExpiry {
+    /// Unix ms the signature counts from (S3's `X-Amz-Date`); at or before now.
+    pub start_ms: i64,
+    /// Unix ms after which the URL is refused.
+    pub expires_ms: i64,
+}
+
+impl UrlExpiry {
+    /// Longest lifetime a signed URL may have: SigV4's limit (7 days).
+    pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    /// The shared expiry of URLs signed at `now_ms` with lifetime `ttl`
+    /// (at least 4 s, at most [`UrlExpiry::MAX_TTL`] less its window).
+    pub fn windowed(now_ms: i64, ttl: Duration) -> Self {
+        let ttl = millis(ttl.clamp(Duration::from_secs(4), Self::MAX_TTL * 4 / 5));
+        // Whole seconds: S3's dates have no milliseconds.
+        let window = (ttl / 4 / 1000).max(1) * 1000;
+        let start_ms = now_ms.div_euclid(window) * window;
+        Self {
+            start_ms,
+            expires_ms: start_ms + window + ttl,
+        }
+    }
+
+    /// At least `ttl` from `now_ms` (at most a second more: S3 counts whole
+    /// seconds from a whole-second start), for a single URL.
+    pub fn from_now(now_ms: i64, ttl: Duration) -> Self {
+        let ttl = millis(ttl.clamp(
+            Duration::from_secs(1),
+            Self::MAX_TTL - Duration::from_secs(1),
+        ));
+        Self {
+            start_ms: now_ms.div_euclid(1000) * 1000,
+            expires_ms: (now_ms + ttl + 999).div_euclid(1000) * 1000,
+        }
+    }
+
+    /// Seconds the URL is valid for from its start (S3's `X-Amz-Expires`).
+    pub fn lifetime(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.expires_ms - self.start_ms).unwrap_or(0))
+    }
+}
+
+/// Signs download URLs (GET and HEAD) for many objects at once, without I/O.
+/// Got from [`ObjectStore::get_signer`] per answer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum GetSigner {
+    Local(LocalStore),
+    S3(s3::S3GetSigner),
+}
+
+impl GetSigner {
+    /// A URL that fetches `key` until `expiry`. `content_type`, when given,
+    /// is the `Content-Type` the answer carries instead of the stored one
+    /// (the local store stores none for keys without an output's name).
+    pub fn sign(
+        &self,
+        key: &str,
+        content_type: Option<&str>,
+        expiry: &UrlExpiry,
+    ) -> Result<String, StoreError> {
+        match self {
+            Self::Local(s) => s.sign_get(key, content_type, expiry.expires_ms),
+            Self::S3(s) => s.sign(key, content_type, expiry),
+        }
+    }
+}
+
 /// Where the original upload of a media lives.
 pub fn original_key(media_id: &str) -> String {
     format!("originals/{media_id}")
@@ -192,21 +291,6 @@ pub fn output_prefix(media_id: &str, version: i64) -> String {
 pub fn media_id_of_original(key: &str) -> Option<&str> {
     let id = key.strip_prefix("originals/")?;
     (!id.is_empty() && !id.contains('/')).then_some(id)
-}
-
-/// The `Content-Type` served for a key, from its extension.
-pub fn content_type_for(key: &str) -> Option<&'static str> {
-    let ext = key.rsplit_once('.').map(|(_, e)| e)?;
-    Some(match ext {
-        "opus" | "ogg" => "audio/ogg; codecs=opus",
-        "caf" => "audio/x-caf",
-        "webm" => "audio/webm",
-        "json" => "application/json",
-        "m4a" => "audio/mp4",
-        "mp3" => "audio/mpeg",
-        "wav" => "audio/wav",
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
@@ -224,19 +308,24 @@ mod tests {
     }
 
     #[test]
-    fn types_by_extension() {
-        assert_eq!(
-            content_type_for("media/x/v1/audio.opus"),
-            Some("audio/ogg; codecs=opus")
-        );
-        assert_eq!(
-            content_type_for("media/x/v1/audio.caf"),
-            Some("audio/x-caf")
-        );
-        assert_eq!(
-            content_type_for("media/x/v1/audio.webm"),
-            Some("audio/webm")
-        );
-        assert_eq!(content_type_for("originals/x"), None);
+    fn url_expiry_is_shared_within_a_window() {
+        let ttl = Duration::from_secs(3600);
+        let a = UrlExpiry::windowed(1_700_000_000_123, ttl);
+        assert_eq!(a.start_ms % 900_000, 0);
+        assert!(a.start_ms <= 1_700_000_000_123);
+        assert_eq!(a.expires_ms - a.start_ms, 900_000 + 3_600_000);
+        // Anywhere in the same quarter: the same expiry; the next: another.
+        let b = UrlExpiry::windowed(a.start_ms + 899_999, ttl);
+        assert_eq!(a, b);
+        let c = UrlExpiry::windowed(a.start_ms + 900_000, ttl);
+        assert_eq!(c.start_ms, a.start_ms + 900_000);
+        // A URL lives between ttl and 1.25 ttl from the moment it is signed.
+        for now in [a.start_ms, a.start_ms + 1, a.start_ms + 899_999] {
+            let left = UrlExpiry::windowed(now, ttl).expires_ms - now;
+            assert!((3_600_000..=4_500_000).contains(&left), "{left}");
+        }
+        let once = UrlExpiry::from_now(1_700_000_000_123, Duration::from_secs(60));
+        assert_eq!(once.start_ms, 1_700_000_000_000);
+        assert_eq!(once.expires_ms, 1_700_000_061_000);
     }
 }

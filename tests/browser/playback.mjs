@@ -1,0 +1,178 @@
+// A web app on another origin, in real Chromium (Debian's, driven through
+// playwright-core; no browser is downloaded), goes the user's whole path
+// against a running Sori API: sign up, record from the fake microphone with
+// MediaRecorder, POST /v1/media, PUT the recording to the returned URL,
+// complete, wait for ready, post, read the feed, then play the item's
+// `audio_url` as given in an <audio> element to `ended` (its duration must
+// be finite), seek, and fetch a byte range of it cross-origin.
+//
+// Run by tests/browser_playback.rs:
+//   node playback.mjs API_BASE PAGE_PORT FAKE_MIC_WAV RECORD_MS
+// Prints one JSON line with what it measured; exits non-zero with the reason
+// on stderr when any step fails.
+
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const CHROMIUM = process.env.SORI_TEST_CHROMIUM || '/usr/bin/chromium';
+const [apiBase, pagePort, wav, recordMs] = process.argv.slice(2);
+if (!apiBase || !pagePort || !wav || !recordMs) {
+  console.error('usage: node playback.mjs API_BASE PAGE_PORT FAKE_MIC_WAV RECORD_MS');
+  process.exit(2);
+}
+if (!existsSync(CHROMIUM)) {
+  console.error(`no Chromium at ${CHROMIUM}: run scripts/setup.sh test (apt package chromium)`);
+  process.exit(2);
+}
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (e) {
+  console.error(`playwright-core is not installed in tests/browser: run scripts/setup.sh test (${e.message})`);
+  process.exit(2);
+}
+
+// The app's page, served from its own origin (another port than the API).
+const page_html = '<!doctype html><meta charset="utf-8"><title>Sori web app</title><body></body>';
+const server = createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+  res.end(page_html);
+});
+await new Promise((resolve) => server.listen(Number(pagePort), '127.0.0.1', resolve));
+
+const profile = mkdtempSync(join(tmpdir(), 'sori-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    // The machine has no network and no sandboxing support; these keep
+    // Chromium from waiting on connections it cannot make.
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${wav}`,
+    '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+
+let exitCode = 0;
+try {
+  const page = context.pages()[0] || await context.newPage();
+  page.on('console', (m) => console.error(`page: ${m.text()}`));
+  await page.goto(`http://127.0.0.1:${pagePort}/`);
+  const result = await page.evaluate(userPath, { api: apiBase, recordMs: Number(recordMs) });
+  console.log(JSON.stringify(result));
+} catch (e) {
+  console.error(`browser path failed: ${e.stack || e}`);
+  exitCode = 1;
+} finally {
+  await context.close();
+  server.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(exitCode);
+
+// Runs inside the page: everything a web app does, with fetch and the DOM.
+async function userPath({ api, recordMs }) {
+  const call = async (method, path, token, body) => {
+    const headers = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const r = await fetch(api + path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const event = (el, name, ms) => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${name} in ${ms} ms (error ${el.error && el.error.code})`)), ms);
+    el.addEventListener(name, () => { clearTimeout(timer); resolve(); }, { once: true });
+    el.addEventListener('error', () => { clearTimeout(timer); reject(new Error(`media error ${el.error && el.error.code}: ${el.error && el.error.message}`)); }, { once: true });
+  });
+
+  const handle = `web${Date.now() % 100000000}`;
+  const { token } = await call('POST', '/v1/auth/signup', null,
+    { handle, password: 'correct horse battery', display_name: 'Web' });
+
+  // Record from the (fake) microphone, as the app's record button would.
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  const recorder = new MediaRecorder(stream, { mimeType: 'audio/webm;codecs=opus' });
+  const chunks = [];
+  recorder.ondataavailable = (e) => chunks.push(e.data);
+  const stopped = new Promise((resolve) => { recorder.onstop = resolve; });
+  recorder.start(250);
+  await sleep(recordMs);
+  recorder.stop();
+  await stopped;
+  stream.getTracks().forEach((t) => t.stop());
+  const recording = new Blob(chunks, { type: recorder.mimeType });
+
+  // Upload straight to the store through the signed URL, then complete.
+  const created = await call('POST', '/v1/media', token,
+    { content_type: recording.type, size_bytes: recording.size });
+  const upload = created.upload;
+  const headers = {};
+  for (const [name, value] of Object.entries(upload.headers)) {
+    if (name.toLowerCase() !== 'content-length') headers[name] = value; // the browser sets it
+  }
+  const put = await fetch(upload.url, { method: upload.method, headers, body: recording });
+  if (!put.ok) throw new Error(`upload PUT: ${put.status} ${await put.text()}`);
+  await call('POST', `/v1/media/${created.id}/complete`, token);
+  const started = performance.now();
+  let media;
+  for (;;) {
+    media = await call('GET', `/v1/media/${created.id}`, token);
+    if (media.state === 'ready') break;
+    if (media.state === 'failed') throw new Error(`processing failed: ${media.reason}`);
+    if (performance.now() - started > 60000) throw new Error(`not ready after 60 s: ${media.state}`);
+    await sleep(100);
+  }
+  const readyMs = performance.now() - started;
+
+  const post = await call('POST', '/v1/posts', token, { media_id: created.id, caption: 'from the browser' });
+  const feed = await call('GET', '/v1/feed', token);
+  const item = feed.items.find((i) => i.id === post.id);
+  if (!item) throw new Error('the post is not in the feed');
+  if (!item.audio_url) throw new Error(`no audio_url in ${JSON.stringify(item)}`);
+
+  // Play the URL as given: no header can be added to an <audio> element.
+  const audio = document.createElement('audio');
+  audio.preload = 'auto';
+  document.body.appendChild(audio);
+  const metadata = event(audio, 'loadedmetadata', 20000);
+  audio.src = item.audio_url;
+  await metadata;
+  const ended = event(audio, 'ended', 60000);
+  await audio.play();
+  await ended;
+  const duration = audio.duration;
+  // Seek back into the middle, as a listener scrubbing would.
+  const target = duration / 2;
+  const seeked = event(audio, 'seeked', 20000);
+  audio.currentTime = target;
+  await seeked;
+  const seekedTo = audio.currentTime;
+  const seekable = audio.seekable.length ? audio.seekable.end(0) : 0;
+
+  // The same URL in a cross-origin fetch, one byte range.
+  const ranged = await fetch(item.audio_url, { headers: { range: 'bytes=0-3' } });
+  const magic = new TextDecoder().decode(await ranged.arrayBuffer());
+
+  return {
+    recorded_type: recording.type,
+    recorded_bytes: recording.size,
+    ready_ms: Math.round(readyMs),
+    item_duration_ms: item.duration_ms,
+    audio_url: item.audio_url,
+    duration,
+    ended: true,
+    seeked_to: seekedTo,
+    seekable_end: seekable,
+    range_status: ranged.status,
+    range_magic: magic,
+  };
+}

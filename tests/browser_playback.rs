@@ -1,0 +1,171 @@
+//! A web app on another origin, in real Chromium, through the whole path
+//! against the real `sori` binary in both modes: sign up, record from a fake
+//! microphone (speech made here with espeak-ng) with `MediaRecorder`, upload
+//! through the signed URL, complete, wait for ready, post, read the feed,
+//! play the item's `audio_url` as given in an `<audio>` element to `ended`
+//! with a finite duration, seek, and fetch a range of it cross-origin.
+//!
+//! The browser side is `tests/browser/playback.mjs`, driven through
+//! playwright-core with Debian's Chromium (`/usr/bin/chromium`); both are
+//! installed by `scripts/setup.sh test`, and a missing one fails the test
+//! with that instruction. Production mode needs PostgreSQL and the moto
+//! server, as `tests/user_path.rs` does.
+
+mod common;
+
+use common::aws::{production_env, Moto, PgSchema};
+use common::{command, free_port, spawn};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the page records from the fake microphone.
+const RECORD_MS: u64 = 3000;
+/// The whole browser run, at most.
+const BROWSER_DEADLINE: Duration = Duration::from_secs(180);
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// A 48 kHz mono WAV of speech for Chromium's fake microphone, made with
+/// espeak-ng and sox.
+fn speech_wav(dir: &Path) -> PathBuf {
+    let spoken = dir.join("spoken.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-s", "150", "-w"])
+        .arg(&spoken)
+        .arg("Hello from the browser. This is a voice post recorded by a web app.")
+        .status()
+        .expect("espeak-ng must be installed (scripts/setup.sh test)");
+    assert!(status.success(), "espeak-ng failed");
+    let wav = dir.join("mic.wav");
+    let status = Command::new("sox")
+        .arg(&spoken)
+        .args(["-r", "48000", "-c", "1", "-b", "16"])
+        .arg(&wav)
+        .status()
+        .expect("sox must be installed (scripts/setup.sh test)");
+    assert!(status.success(), "sox failed");
+    wav
+}
+
+/// Runs the page's path against `api` with the page served from
+/// `http://127.0.0.1:{page_port}`; what the page measured.
+fn run_browser(api: &str, page_port: u16, wav: &Path) -> Value {
+    let dir = browser_dir();
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed in {}: run scripts/setup.sh test",
+        dir.display()
+    );
+    let mut child = Command::new("node")
+        .arg(dir.join("playback.mjs"))
+        .arg(api)
+        .arg(page_port.to_string())
+        .arg(wav)
+        .arg(RECORD_MS.to_string())
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node must be installed (Node 20+)");
+    let deadline = Instant::now() + BROWSER_DEADLINE;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the browser run took over {BROWSER_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser run failed: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+/// What a listener would check: it played to the end, its length is the
+/// clip's, seeking landed where asked, and a range fetch got the Ogg start.
+fn check_playback(seen: &Value, signed_marker: &str) {
+    println!("{seen}");
+    let url = seen["audio_url"].as_str().unwrap();
+    assert!(url.contains(signed_marker), "not a signed URL: {url}");
+    assert_eq!(seen["ended"], true);
+    let duration = seen["duration"].as_f64().expect("a finite duration");
+    let clip = seen["item_duration_ms"].as_f64().unwrap() / 1000.0;
+    let recorded = RECORD_MS as f64 / 1000.0;
+    assert!(
+        (duration - clip).abs() < 0.1,
+        "played {duration} s, the clip has {clip} s"
+    );
+    assert!(
+        (duration - recorded).abs() < 0.6,
+        "played {duration} s of a {recorded} s recording"
+    );
+    let seeked = seen["seeked_to"].as_f64().unwrap();
+    assert!((seeked - duration / 2.0).abs() < 0.1, "seeked to {seeked}");
+    let seekable = seen["seekable_end"].as_f64().unwrap();
+    assert!((seekable - duration).abs() < 0.1, "seekable to {seekable}");
+    assert_eq!(seen["range_status"], 206);
+    assert_eq!(seen["range_magic"], "OggS");
+}
+
+#[tokio::test]
+async fn a_web_app_on_another_origin_records_posts_and_plays_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = speech_wav(dir.path());
+    let page_port = free_port();
+    let origin = format!("http://127.0.0.1:{page_port}");
+    let envs = [
+        (
+            "SORI_DATA_DIR".to_owned(),
+            dir.path().join("data").display().to_string(),
+        ),
+        ("SORI_CORS_ORIGINS".to_owned(), origin),
+    ];
+    let mut server = spawn(dir.path(), &["serve"], &envs);
+    server.wait_ready().await;
+    let base = server.base.clone();
+    let seen = tokio::task::spawn_blocking(move || run_browser(&base, page_port, &wav))
+        .await
+        .unwrap();
+    check_playback(&seen, "/v1/blobs/media/");
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_web_app_on_another_origin_records_posts_and_plays_in_production() {
+    let aws = Moto::connect().await;
+    let schema = PgSchema::create().await;
+    let bucket = aws.bucket().await;
+    let queue = aws.queue().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wav = speech_wav(dir.path());
+    let page_port = free_port();
+    let mut envs = production_env(&aws.endpoint, &schema.url, &bucket, &queue.url, dir.path());
+    envs.push((
+        "SORI_CORS_ORIGINS".to_owned(),
+        format!("http://127.0.0.1:{page_port}"),
+    ));
+    let out = command(dir.path(), &["migrate"], &envs).output().unwrap();
+    assert!(
+        out.status.success(),
+        "sori migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut api = spawn(dir.path(), &["api"], &envs);
+    let mut worker = spawn(dir.path(), &["worker"], &envs);
+    api.wait_ready().await;
+    worker.wait_ready().await;
+    let base = api.base.clone();
+    let seen = tokio::task::spawn_blocking(move || run_browser(&base, page_port, &wav))
+        .await
+        .unwrap();
+    check_playback(&seen, "X-Amz-Signature=");
+    api.stop();
+    worker.stop();
+    drop(schema);
+}
