@@ -18,7 +18,7 @@ need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || apt_missing+=("$1"); }
 for p in pkg-config cmake libopus-dev build-essential; do need_pkg "$p"; done
 if [ "$mode" = test ]; then
     # Independent checks of what the engine writes, and makers of fixtures.
-    for p in ffmpeg sox espeak-ng opus-tools postgresql-client; do need_pkg "$p"; done
+    for p in ffmpeg sox espeak-ng opus-tools postgresql-client jq; do need_pkg "$p"; done
     # The local S3/SQS server (moto, below) is a Python program.
     for p in python3 python3-venv curl; do need_pkg "$p"; done
     # The browser test: Debian's Chromium, driven by playwright-core (below),
