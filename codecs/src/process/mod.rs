@@ -55,8 +55,10 @@ pub const CODEC_HEADROOM_DB: f64 = 0.7;
 /// other interpolators).
 pub const VERIFY_MARGIN_DB: f64 = 0.3;
 /// Output loudness may sit this far from the target before the encode is
-/// redone (LU).
-pub const LOUDNESS_TOLERANCE_LU: f64 = 0.3;
+/// redone (LU). The promise is ±0.5 LU as any BS.1770 meter reads the
+/// decoded output; ours and ffmpeg's agree within 0.1 LU on the corpus, so
+/// 0.4 keeps the promise without encoding again for a near miss.
+pub const LOUDNESS_TOLERANCE_LU: f64 = 0.4;
 
 /// What [`process`] returns besides the container bytes it wrote.
 #[derive(Debug, Clone)]
