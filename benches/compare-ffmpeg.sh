@@ -63,7 +63,7 @@ export -f ffmpeg_job
 # "LUFS dBTP" of an Opus file decoded by $2 (libopus or opus)
 loudness_of() {
   ffmpeg -nostats -hide_banner -c:a "$2" -i "$1" -af ebur128=peak=true:dualmono=true -f null - 2>&1 \
-    | awk '/Summary/{s=1} s&&/ I:/{i=$2} s&&/Peak:/{p=$2} END{printf "%s %s", i, p}'
+    | awk '/Summary/{s=1} s&&/ I:/{i=$2} s&&/Peak:/{p=$2} END{printf "%s %s\n", i, p}'
 }
 ratio() { awk "BEGIN{printf \"%.2f\", $1/$2}"; }
 mb() { awk "BEGIN{printf \"%.1f\", $1/1024}"; }
