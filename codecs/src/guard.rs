@@ -70,6 +70,9 @@ pub struct GuardStats {
     /// Frames whose overshoot was still over the limit after
     /// [`MAX_ATTEMPTS`] dips (0 on anything but pathological input).
     pub unresolved: u64,
+    /// Most frames held back at once, uncommitted: bounds the guard's
+    /// memory whatever the stream's length.
+    pub max_pending_frames: usize,
     /// Time in libopus's encoder.
     pub encode_time: Duration,
     /// Time decoding the packets again, scanning and measuring them (on
@@ -233,11 +236,14 @@ impl GuardedEncoder {
         frame.input.append(&mut self.fill);
         self.next_index += 1;
         self.pending.push_back(frame);
+        self.stats.max_pending_frames = self.stats.max_pending_frames.max(self.pending.len());
     }
 
     /// Encodes what may be encoded, applies the checker's verdicts, commits
-    /// what no dip can reach any more. Waits for verdicts only when the
-    /// encoder is too far ahead, or, when `draining`, until all is committed.
+    /// what no dip can reach any more. Returns with every pending frame
+    /// encoded (so what is held stays a few frames, whatever the stream's
+    /// length); waits for verdicts only when the encoder is too far ahead,
+    /// or, when `draining`, until all is committed.
     fn pump(&mut self, commit: &mut CommitSink<'_>, draining: bool) -> Result<()> {
         loop {
             while self.encoded < self.pending.len() && self.encoded - self.verified < MAX_IN_FLIGHT
@@ -253,12 +259,17 @@ impl GuardedEncoder {
                 self.commit_oldest(commit)?;
             }
             let in_flight = self.encoded - self.verified;
-            let waiting = if draining {
-                !self.pending.is_empty()
+            if self.encoded < self.pending.len() && in_flight < MAX_IN_FLIGHT {
+                // A dip rewound the encoder: catch up before returning, or
+                // frames would pile up behind it on noisy input.
+                continue;
+            }
+            let done = if draining {
+                self.pending.is_empty()
             } else {
-                in_flight >= MAX_IN_FLIGHT
+                in_flight < MAX_IN_FLIGHT
             };
-            if !waiting {
+            if done {
                 return Ok(());
             }
             if in_flight > 0 {
@@ -505,6 +516,18 @@ mod tests {
         let player = measure(&played);
         assert!((player.integrated_lufs - decoded.integrated_lufs).abs() < 0.01);
         assert!((player.true_peak_dbtp - decoded.true_peak_dbtp).abs() < 0.01);
+    }
+
+    #[test]
+    fn memory_stays_bounded_on_a_long_stream() {
+        // Two minutes of loud syllables: dips all along the stream.
+        let input = bursts(120.0, 0.8);
+        let (_, _, _, stats) = run(&input, -1.5);
+        assert!(stats.dips > 100, "{stats:?}");
+        assert!(
+            stats.max_pending_frames <= KEEP_FRAMES + MAX_IN_FLIGHT + 2,
+            "{stats:?}"
+        );
     }
 
     #[test]

@@ -125,47 +125,43 @@ fn speech_at_every_rate_matches_ffmpeg() {
     compare(&stereo, 44_100, 2);
 }
 
+/// Writes 12 s of pink noise with ffmpeg's seeded generator, one
+/// independent noise per channel. Not sox's `synth pinknoise`: its generator
+/// is unseeded and wraps around when it clips, leaving two-sample spikes
+/// whose true peak depends on each meter's interpolation filter.
+fn pink_noise(wav: &Path, rate: u32, channels: u16, amplitude: f64) {
+    let source = |seed: u16| {
+        format!(
+            "anoisesrc=color=pink:seed={seed}:amplitude={amplitude}:duration=12:sample_rate={rate}"
+        )
+    };
+    let graph = if channels == 1 {
+        source(1)
+    } else {
+        let labelled: Vec<String> = (1..=channels)
+            .map(|c| format!("{}[c{c}]", source(c)))
+            .collect();
+        let inputs: String = (1..=channels).map(|c| format!("[c{c}]")).collect();
+        format!("{};{inputs}amerge=inputs={channels}", labelled.join(";"))
+    };
+    run(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-filter_complex", &graph, "-c:a", "pcm_f32le"])
+            .arg(wav),
+        "ffmpeg",
+    );
+}
+
 #[test]
 fn pink_noise_and_tone_bursts_match_ffmpeg() {
     let dir = tempfile::tempdir().unwrap();
     let pink = dir.path().join("pink-mono-48000.wav");
-    run(
-        Command::new("sox")
-            .args([
-                "-n",
-                "-e",
-                "floating-point",
-                "-b",
-                "32",
-                "-r",
-                "48000",
-                "-c",
-                "1",
-            ])
-            .arg(&pink)
-            .args(["synth", "12", "pinknoise", "vol", "0.3"]),
-        "sox",
-    );
+    pink_noise(&pink, 48_000, 1, 0.3);
     compare(&pink, 48_000, 1);
 
     let stereo = dir.path().join("pink-stereo-44100.wav");
-    run(
-        Command::new("sox")
-            .args([
-                "-n",
-                "-e",
-                "floating-point",
-                "-b",
-                "32",
-                "-r",
-                "44100",
-                "-c",
-                "2",
-            ])
-            .arg(&stereo)
-            .args(["synth", "12", "pinknoise", "vol", "0.1"]),
-        "sox",
-    );
+    pink_noise(&stereo, 44_100, 2, 0.1);
     compare(&stereo, 44_100, 2);
 
     // Bursts: 1 s of 500 Hz at −12 dBFS, 2 s near-silence, repeated.
