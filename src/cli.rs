@@ -1,5 +1,5 @@
-//! The command line (DESIGN §2): every setting is a flag and an environment
-//! variable, flags winning.
+//! The command line: every setting is a flag and an environment variable,
+//! flags winning, so a container is configured by its environment alone.
 
 use crate::logging::LogFormat;
 use anyhow::{bail, Context};

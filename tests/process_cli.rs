@@ -26,7 +26,7 @@ fn process_writes_the_outputs_and_prints_the_report() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // Every field of the report contract (DESIGN §4).
+    // Every field of the report: clients and the API read these names.
     for key in [
         "duration_ms",
         "input",

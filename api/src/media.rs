@@ -54,14 +54,16 @@ pub const MAX_IMAGE_BYTES: i64 = 10 * 1024 * 1024;
 /// The image types a chat message may carry.
 const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/heic"];
 
-/// Largest accepted upload (DESIGN §4's input limit).
+/// Largest accepted upload: 50 MiB holds far more than the engine's
+/// duration limit at any bitrate a phone records.
 pub const MAX_UPLOAD_BYTES: i64 = 50 * 1024 * 1024;
 /// How long an upload URL works.
 const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 /// Largest waveform JSON answered; the engine writes far less (a few KiB a minute).
 const MAX_WAVEFORM_BYTES: u64 = 2 * 1024 * 1024;
 
-/// The types phones and browsers record (DESIGN §4), without parameters.
+/// The types phones and browsers record (what the engine decodes), without
+/// parameters.
 const ACCEPTED_TYPES: &[&str] = &[
     "audio/mp4",
     "audio/m4a",
@@ -138,7 +140,8 @@ pub struct MediaStatus {
     pub duration_ms: Option<i64>,
     /// Up to 100 values 0–31; empty until ready.
     pub bars: Vec<u8>,
-    /// The processing report (DESIGN §4) once ready.
+    /// The processing report once ready: duration, input format, measured and
+    /// output loudness and true peak, the gain applied, encode passes.
     #[schema(value_type = Option<Object>)]
     pub report: Option<serde_json::Value>,
     /// Signed URLs of a ready clip and its waveform; `null` otherwise.

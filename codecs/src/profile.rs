@@ -1,4 +1,5 @@
-//! Processing settings (the "voice" profile of DESIGN §4) and input limits.
+//! Processing settings (the "voice" profile: mono 48 kHz Opus at 32 kbit/s,
+//! −16 LUFS, −1.5 dBTP) and input limits.
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

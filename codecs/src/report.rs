@@ -1,4 +1,5 @@
-//! The processing report (DESIGN §4): printed by `sori process`, stored per media.
+//! The processing report: printed by `sori process`, stored per media and
+//! returned by the API, so its field names are a contract.
 
 use crate::gain::CapReason;
 use serde::{Deserialize, Serialize};

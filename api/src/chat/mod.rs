@@ -1,4 +1,4 @@
-//! 1:1 chat (DESIGN §7): one room per pair of users, text, voice and image
+//! 1:1 chat: one room per pair of users, text, voice and image
 //! messages, read markers and unread counts. Sending is over REST; the
 //! recipient's sockets get the events through [`crate::realtime`], and a
 //! recipient with no live connection gets a push through the outbox.
