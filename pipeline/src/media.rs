@@ -15,7 +15,7 @@
 //! race writes no second row and returns no event.
 
 use crate::clock::{millis, now_ms};
-use crate::db::Db;
+use sori_db::Db;
 use crate::job::JobMessage;
 use crate::queue::{sql_error, QueueError, Staging};
 use sqlx::{AnyConnection, Row};

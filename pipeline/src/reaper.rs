@@ -30,7 +30,7 @@
 //! with no attempts left). A busy queue postpones this until it drains.
 
 use crate::clock::{millis, now_ms};
-use crate::db::Db;
+use sori_db::Db;
 use crate::job::JobMessage;
 use crate::media::{self, MediaError, MediaEvent, MediaState};
 use crate::metrics::PipelineMetrics;

@@ -17,7 +17,7 @@
 //! backoff and jitter; on the last allowed receive the media is marked
 //! `failed` with the last reason and the message goes on to the dead letters.
 
-use crate::db::Db;
+use sori_db::Db;
 use crate::job::{parse_message, JobMessage, Parsed};
 use crate::media::{self, Claim, Finished, Lease, MediaEvent, MediaEvents, MediaState};
 use crate::metrics::PipelineMetrics;

@@ -14,7 +14,7 @@ pub mod sqs;
 
 pub use embedded::EmbeddedQueue;
 
-use crate::db::Db;
+use sori_db::Db;
 use crate::Backend;
 use std::future::Future;
 use std::time::Duration;
