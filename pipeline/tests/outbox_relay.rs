@@ -3,8 +3,8 @@
 //! reaches it once; a queue failure mid-batch keeps only the unsent rows.
 
 use sori_db::testing::fresh_db;
-use sori_pipeline::queue::{relay_outbox_once, Delivery, Queue, QueueDepth, QueueError};
 use sori_db::{Backend, Db};
+use sori_pipeline::queue::{relay_outbox_once, Delivery, Queue, QueueDepth, QueueError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
