@@ -25,4 +25,4 @@ export SORI_TEST_AWS_ENDPOINT
 echo "== tests on SQLite (all crates)"
 SORI_TEST_DB=sqlite cargo nextest run --workspace --no-fail-fast
 echo "== database tests on PostgreSQL"
-SORI_TEST_DB=postgres cargo nextest run -p sori-pipeline -p sori-api -p sori --no-fail-fast
+SORI_TEST_DB=postgres cargo nextest run -p sori-db -p sori-pipeline -p sori-api -p sori --no-fail-fast

@@ -26,7 +26,7 @@
 use crate::cli::{BackupArgs, QueueKind, Settings, StoreKind};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sori_pipeline::Db;
+use sori_db::Db;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -104,7 +104,7 @@ fn embedded_database(settings: &Settings) -> anyhow::Result<PathBuf> {
             None => bail!(
                 "DATABASE_URL={}: sori backup copies SQLite only; \
                  back up PostgreSQL with pg_dump (see docs/RELIABILITY.md)",
-                sori_pipeline::db::redact(url)
+                sori_db::redact(url)
             ),
         },
     };

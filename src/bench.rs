@@ -18,17 +18,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 use sori_codecs::analysis::SpectralDistance;
-use sori_codecs::caf::CafOpusWriter;
 use sori_codecs::decode::Decoder;
 use sori_codecs::encode::{OpusDecoder, OpusEncoder};
 use sori_codecs::gain::CapReason;
 use sori_codecs::mux::{OpusMuxer, OpusStreamHeader};
-use sori_codecs::ogg::OggOpusWriter;
 use sori_codecs::process::{bare_floor, encoder_input, process};
 use sori_codecs::profile::Application;
 use sori_codecs::report::Report;
-use sori_codecs::webm::WebmOpusWriter;
-use sori_codecs::{Limits, Profile, OUTPUT_RATE};
+use sori_codecs::{Limits, OutputFormat, Profile, OUTPUT_RATE};
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -310,20 +307,15 @@ fn stages(report: &Report, duration_s: f64) -> Vec<Stage> {
     .collect()
 }
 
-/// The three containers of a job, written to memory (benchmarks keep no files).
+/// Every audio output of a job, written to memory (benchmarks keep no files).
 fn memory_muxers(
     header: &OpusStreamHeader,
     frame_samples: u32,
 ) -> sori_codecs::error::Result<Vec<Box<dyn OpusMuxer>>> {
-    Ok(vec![
-        Box::new(OggOpusWriter::new(Cursor::new(Vec::new()), header, 1)?),
-        Box::new(CafOpusWriter::new(
-            Cursor::new(Vec::new()),
-            header,
-            frame_samples,
-        )?),
-        Box::new(WebmOpusWriter::new(Cursor::new(Vec::new()), header)?),
-    ])
+    OutputFormat::AUDIO
+        .into_iter()
+        .map(|audio| audio.opus_muxer(Cursor::new(Vec::new()), header, frame_samples, 1))
+        .collect()
 }
 
 /// Best wall time of ffmpeg doing the same job as well as it can: downmix,

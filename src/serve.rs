@@ -9,7 +9,8 @@ use sori_api::http::HttpConfig;
 use sori_api::push::{DispatchConfig, Dispatcher, WebhookSender};
 use sori_api::realtime::{Fanout, Realtime, WsConfig};
 use sori_api::AppState;
-use sori_pipeline::db::redact;
+use sori_db::redact;
+use sori_db::{Backend, Db};
 use sori_pipeline::metrics::PipelineMetrics;
 use sori_pipeline::queue::sqs::SqsQueue;
 use sori_pipeline::queue::{relay_outbox, EmbeddedQueue, JobQueue};
@@ -17,7 +18,6 @@ use sori_pipeline::store::local::load_or_create_secret;
 use sori_pipeline::store::s3::S3Store;
 use sori_pipeline::store::{LocalStore, ObjectStore};
 use sori_pipeline::worker::{default_concurrency, Worker, WorkerConfig};
-use sori_pipeline::{Backend, Db};
 use std::time::Duration;
 
 /// The name of the media job queue in the embedded queue table.

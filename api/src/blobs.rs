@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
-use sori_pipeline::output::Output;
+use sori_codecs::OutputFormat;
 use sori_pipeline::store::local::{now_ms, SignatureError, SignedRequest, UploadError};
 use sori_pipeline::store::{LocalStore, ObjectStore, StoreError};
 use std::io::{self, SeekFrom};
@@ -243,12 +243,12 @@ async fn download(
         sig: &q.sig,
     };
     check(store, &signed)?;
-    let output = Output::of_key(&key);
+    let output = OutputFormat::of_key(&key);
     let object = Served {
         key: &key,
         content_type: Some(signed_type)
             .filter(|t| !t.is_empty())
-            .or(output.map(Output::content_type))
+            .or(output.map(OutputFormat::content_type))
             .unwrap_or("application/octet-stream"),
         expires_at: q.expires,
         // Outputs are immutable per version; other keys (images) are not

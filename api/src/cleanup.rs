@@ -11,7 +11,7 @@
 //! The same task purges answers stored for `Idempotency-Key` requests once
 //! past their day ([`crate::idempotency::purge_expired`]).
 
-use sori_pipeline::output::Output;
+use sori_codecs::OutputFormat;
 use sori_pipeline::store::{original_key, output_prefix, ObjectStore};
 use sori_pipeline::Db;
 use sqlx::Row;
@@ -133,7 +133,7 @@ async fn delete_objects(store: &ObjectStore, media: &Candidate) -> u64 {
     let first = (media.attempts - MAX_VERSIONS + 1).max(1);
     for version in first..=media.attempts {
         let prefix = output_prefix(&media.id, version);
-        keys.extend(Output::ALL.map(|output| output.key(&prefix)));
+        keys.extend(OutputFormat::ALL.map(|output| output.key(&prefix)));
     }
     let mut failed = 0;
     for key in keys {

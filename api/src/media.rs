@@ -25,8 +25,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use sori_codecs::OutputFormat;
 use sori_pipeline::media::{mark_queued, MediaError};
-use sori_pipeline::output::Output;
 use sori_pipeline::queue::JobQueue;
 use sori_pipeline::store::{original_key, ObjectStore, PresignedRequest, StoreError};
 use sori_pipeline::Db;
@@ -453,16 +453,16 @@ pub struct AudioQuery {
 }
 
 /// The variant `format` names, or the first one `Accept` lists; else Ogg Opus.
-fn audio_variant(format: Option<&str>, accept: Option<&str>) -> Result<Output, ApiError> {
+fn audio_variant(format: Option<&str>, accept: Option<&str>) -> Result<OutputFormat, ApiError> {
     if let Some(format) = format {
-        return Output::audio_by_name(format)
+        return OutputFormat::audio_by_name(format)
             .ok_or_else(|| ApiError::invalid("format", "one of opus, caf, webm"));
     }
     let chosen = accept
         .into_iter()
         .flat_map(|a| a.split(','))
-        .find_map(|item| Output::audio_by_media_type(item.split(';').next()?.trim()));
-    Ok(chosen.unwrap_or(Output::Opus))
+        .find_map(|item| OutputFormat::audio_by_media_type(item.split(';').next()?.trim()));
+    Ok(chosen.unwrap_or(OutputFormat::Opus))
 }
 
 /// A `302` to a signed URL. The URL expires, so no cache keeps the redirect.
@@ -533,11 +533,11 @@ async fn media_waveform(
 ) -> Result<Response, ApiError> {
     let (store, _) = backends(&state)?;
     let media = load_playable(&state.db, &id, &user).await?;
-    let bytes = read_small(store, &Output::Waveform.key(media.ready_prefix()?)).await?;
+    let bytes = read_small(store, &OutputFormat::Waveform.key(media.ready_prefix()?)).await?;
     let headers = [
         (
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+            HeaderValue::from_static(OutputFormat::Waveform.content_type()),
         ),
         // A version's outputs never change; access may, so only briefly and privately.
         (
@@ -691,14 +691,17 @@ mod tests {
     #[test]
     fn the_format_comes_from_the_query_then_accept() {
         let chosen = |format, accept| audio_variant(format, accept).unwrap();
-        assert_eq!(chosen(Some("caf"), Some("audio/webm")), Output::Caf);
+        assert_eq!(chosen(Some("caf"), Some("audio/webm")), OutputFormat::Caf);
         assert!(audio_variant(Some("mp3"), None).is_err());
-        assert_eq!(chosen(None, Some("audio/x-caf, audio/ogg")), Output::Caf);
+        assert_eq!(
+            chosen(None, Some("audio/x-caf, audio/ogg")),
+            OutputFormat::Caf
+        );
         assert_eq!(
             chosen(None, Some("text/html, audio/webm;q=0.9")),
-            Output::Webm
+            OutputFormat::Webm
         );
-        assert_eq!(chosen(None, Some("*/*")), Output::Opus);
-        assert_eq!(chosen(None, None), Output::Opus);
+        assert_eq!(chosen(None, Some("*/*")), OutputFormat::Opus);
+        assert_eq!(chosen(None, None), OutputFormat::Opus);
     }
 }

@@ -19,8 +19,8 @@
 
 use crate::error::ApiError;
 use serde::Serialize;
+use sori_codecs::OutputFormat;
 use sori_pipeline::clock::now_ms;
-use sori_pipeline::output::Output;
 use sori_pipeline::store::{GetSigner, ObjectStore, UrlExpiry};
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -95,15 +95,19 @@ impl UrlSigner {
         let Some(prefix) = prefix.filter(|_| ready) else {
             return ClipUrls::default();
         };
-        let url = |output: Output| self.sign(&output.key(prefix), None);
-        let audio_urls = match (url(Output::Opus), url(Output::Caf), url(Output::Webm)) {
+        let url = |output: OutputFormat| self.sign(&output.key(prefix), None);
+        let audio_urls = match (
+            url(OutputFormat::Opus),
+            url(OutputFormat::Caf),
+            url(OutputFormat::Webm),
+        ) {
             (Some(opus), Some(caf), Some(webm)) => Some(AudioUrls { opus, caf, webm }),
             _ => None,
         };
         ClipUrls {
             audio_url: audio_urls.as_ref().map(|u| u.opus.clone()),
             audio_urls,
-            waveform_url: url(Output::Waveform),
+            waveform_url: url(OutputFormat::Waveform),
         }
     }
 
@@ -115,7 +119,7 @@ impl UrlSigner {
 
     /// The URL of one output of a ready media (the `/v1/media/{id}/audio`
     /// redirect).
-    pub fn output(&self, prefix: &str, output: Output) -> Option<String> {
+    pub fn output(&self, prefix: &str, output: OutputFormat) -> Option<String> {
         self.sign(&output.key(prefix), None)
     }
 }

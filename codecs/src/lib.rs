@@ -10,7 +10,8 @@
 //! → [`resample`] (rubato, to 48 kHz) → [`loudness`] (BS.1770-4 / EBU R128)
 //! → [`limiter`] (look-ahead true-peak) → [`encode`] (libopus encoder)
 //! → [`ogg`] / [`caf`] / [`webm`] (containers) and [`waveform`] / [`analysis`].
-//! [`process`] wires them into the two-pass chain and returns a [`report::Report`].
+//! [`process`] wires them into the two-pass chain and returns a [`report::Report`];
+//! [`OutputFormat`] names the files it writes.
 
 pub mod analysis;
 pub mod caf;
@@ -25,6 +26,7 @@ pub mod limiter;
 pub mod loudness;
 pub mod mux;
 pub mod ogg;
+pub mod output_format;
 pub mod process;
 pub mod profile;
 pub mod report;
@@ -33,6 +35,7 @@ pub mod waveform;
 pub mod webm;
 
 pub use error::CodecError;
+pub use output_format::OutputFormat;
 pub use profile::{Limits, Profile};
 
 /// Every output of the chain is 48 kHz: Opus's native rate.

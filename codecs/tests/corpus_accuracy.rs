@@ -14,9 +14,9 @@
 #![allow(clippy::unwrap_used)]
 
 use sori_codecs::gain::CapReason;
-use sori_codecs::process::{process_file, OGG_FILE};
+use sori_codecs::process::process_file;
 use sori_codecs::report::Report;
-use sori_codecs::{Limits, Profile};
+use sori_codecs::{Limits, OutputFormat, Profile};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,7 +104,7 @@ fn run_corpus(dir: &Path) -> Vec<Outcome> {
                     &Limits::default(),
                 )
                 .unwrap_or_else(|e| panic!("{}: {e}", entry.file));
-                let ogg = out.path().join(OGG_FILE);
+                let ogg = out.path().join(OutputFormat::Opus.file_name());
                 let (lufs, peak) = ffmpeg_measure(&ogg, "libopus");
                 let (_, native_peak) = ffmpeg_measure(&ogg, "opus");
                 outcomes.lock().unwrap().push(Outcome {

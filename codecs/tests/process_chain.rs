@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use sori_codecs::gain::CapReason;
-use sori_codecs::process::{process_file, CAF_FILE, OGG_FILE, WAVEFORM_FILE, WEBM_FILE};
-use sori_codecs::{CodecError, Limits, Profile};
+use sori_codecs::process::process_file;
+use sori_codecs::{CodecError, Limits, OutputFormat, Profile};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -110,7 +110,7 @@ fn every_format_lands_on_target_as_ffmpeg_hears_it() {
         let processed = process_file(&fixture(name), dir.path(), &profile, &Limits::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let report = &processed.report;
-        let ogg = dir.path().join(OGG_FILE);
+        let ogg = dir.path().join(OutputFormat::Opus.file_name());
         let (lufs, peak) = ffmpeg_loudness(&ogg);
         assert!(
             (lufs - profile.target_lufs).abs() <= 0.5,
@@ -133,7 +133,7 @@ fn every_format_lands_on_target_as_ffmpeg_hears_it() {
             "{name}"
         );
         assert_eq!(ffprobe_codec(&ogg), "opus,48000,1", "{name}");
-        for other in [CAF_FILE, WEBM_FILE] {
+        for other in [OutputFormat::Caf, OutputFormat::Webm].map(OutputFormat::file_name) {
             assert_eq!(
                 ffprobe_codec(&dir.path().join(other)),
                 "opus,48000,1",
@@ -181,8 +181,10 @@ fn waveform_json_is_in_audiowaveform_format() {
         &Limits::default(),
     )
     .unwrap();
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join(WAVEFORM_FILE)).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join(OutputFormat::Waveform.file_name())).unwrap(),
+    )
+    .unwrap();
     assert_eq!(json["version"], 2);
     assert_eq!(json["channels"], 1);
     assert_eq!(json["bits"], 8);
@@ -252,7 +254,7 @@ fn a_hot_square_wave_is_limited_under_the_ceiling_without_clipping() {
     let report = process_file(&input, &out, &profile, &Limits::default())
         .unwrap()
         .report;
-    let (lufs, peak) = ffmpeg_loudness(&out.join(OGG_FILE));
+    let (lufs, peak) = ffmpeg_loudness(&out.join(OutputFormat::Opus.file_name()));
     assert!(peak <= profile.true_peak_dbtp + 0.05, "true peak {peak}");
     assert!((lufs - report.output.integrated_lufs).abs() < 0.2);
     assert!(report.output.true_peak_dbtp <= profile.true_peak_dbtp);
@@ -279,7 +281,7 @@ fn quiet_speech_is_raised_to_target() {
     .report;
     assert!(!report.gain_capped);
     assert!(report.gain_db > 14.0, "{}", report.gain_db);
-    let (lufs, _) = ffmpeg_loudness(&dir.path().join("out").join(OGG_FILE));
+    let (lufs, _) = ffmpeg_loudness(&dir.path().join("out").join(OutputFormat::Opus.file_name()));
     assert!((lufs + 16.0).abs() <= 0.5, "{lufs}");
 }
 
@@ -317,7 +319,7 @@ fn clean_speech_at_minus_35_lufs_reaches_the_target() {
         .report;
     assert!(!report.gain_capped, "{:?}", report.gain_cap_reason);
     assert!(report.gain_db > 18.0, "{}", report.gain_db);
-    let (lufs, peak) = ffmpeg_loudness(&out.join(OGG_FILE));
+    let (lufs, peak) = ffmpeg_loudness(&out.join(OutputFormat::Opus.file_name()));
     assert!((lufs + 16.0).abs() <= 0.5, "{lufs} LUFS");
     assert!(peak <= -1.5 + 0.3, "{peak} dBTP");
 }
@@ -353,7 +355,7 @@ fn noise_at_minus_50_lufs_is_not_blown_up() {
     assert!(report.gain_capped);
     assert_eq!(report.gain_cap_reason, Some(CapReason::Noise));
     assert!(report.gain_db <= 0.0, "{}", report.gain_db);
-    let lufs = ffmpeg_lufs_of(&out.join(OGG_FILE));
+    let lufs = ffmpeg_lufs_of(&out.join(OutputFormat::Opus.file_name()));
     assert!(lufs < -45.0, "noise raised to {lufs} LUFS");
 }
 

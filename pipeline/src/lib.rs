@@ -1,6 +1,8 @@
-//! Sori's media pipeline: the database layer, object store, queue and worker pool.
+//! Sori's media pipeline: object store, queue, worker pool and the media's
+//! job state (the database itself is `sori-db`'s).
 //!
-//! Dependencies point one way: `sori` → `sori-api` → `sori-pipeline` → `sori-codecs`.
+//! Dependencies point one way: `sori` → `sori-api` → `sori-pipeline` →
+//! `sori-codecs`, `sori-db`.
 //!
 //! The flow of one upload: the API presigns a PUT on the [`store`]; the client
 //! uploads the original; [`media::mark_queued`] moves the media to `queued` and
@@ -8,15 +10,24 @@
 //! [`queue`], runs the audio engine and records the result.
 
 pub mod clock;
-pub mod db;
 pub mod job;
 pub mod media;
 pub mod metrics;
-pub mod output;
 pub mod queue;
 pub mod reaper;
 pub mod registry;
 pub mod store;
 pub mod worker;
 
-pub use db::{Backend, Db, DbError};
+/// Transitional: the database layer moved to `sori-db`; these keep the paths
+/// `sori_pipeline::db::…` and `sori_pipeline::{Backend, Db, DbError}` working
+/// until every caller imports from `sori_db`.
+pub use sori_db as db;
+pub use sori_db::{Backend, Db, DbError};
+
+/// Transitional: the outputs are named once, by `sori_codecs::OutputFormat`;
+/// this keeps `sori_pipeline::output::Output` working until every caller
+/// imports that instead.
+pub mod output {
+    pub use sori_codecs::OutputFormat as Output;
+}

@@ -15,9 +15,9 @@
 //! race writes no second row and returns no event.
 
 use crate::clock::{millis, now_ms};
-use crate::db::Db;
 use crate::job::JobMessage;
 use crate::queue::{sql_error, QueueError, Staging};
+use sori_db::Db;
 use sqlx::{AnyConnection, Row};
 use std::time::Duration;
 use tokio::sync::broadcast;

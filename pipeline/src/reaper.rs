@@ -30,11 +30,11 @@
 //! with no attempts left). A busy queue postpones this until it drains.
 
 use crate::clock::{millis, now_ms};
-use crate::db::Db;
 use crate::job::JobMessage;
 use crate::media::{self, MediaError, MediaEvent, MediaState};
 use crate::metrics::PipelineMetrics;
 use crate::queue::{Queue, QueueError};
+use sori_db::Db;
 use std::time::Duration;
 
 /// Rows looked at per query; a pass pages through all of them by id.

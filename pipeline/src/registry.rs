@@ -5,7 +5,7 @@
 //! its row stops counting once its row is older than [`LIVE_FOR`].
 
 use crate::clock::{millis, now_ms};
-use crate::db::Db;
+use sori_db::Db;
 use std::time::Duration;
 
 /// How long a row counts as live without a refresh (several sampling intervals).
@@ -66,7 +66,7 @@ pub async fn leave(db: &Db, id: &str) -> Result<(), sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::testing::fresh_db;
+    use sori_db::testing::fresh_db;
 
     #[tokio::test]
     async fn live_workers_are_counted_until_they_leave_or_go_quiet() {

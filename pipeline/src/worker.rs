@@ -17,17 +17,17 @@
 //! backoff and jitter; on the last allowed receive the media is marked
 //! `failed` with the last reason and the message goes on to the dead letters.
 
-use crate::db::Db;
 use crate::job::{parse_message, JobMessage, Parsed};
 use crate::media::{self, Claim, Finished, Lease, MediaEvent, MediaEvents, MediaState};
 use crate::metrics::PipelineMetrics;
-use crate::output::Output;
 use crate::queue::{Delivery, Queue, QueueError};
 use crate::registry;
 use crate::store::{output_prefix, Store, StoreError};
 use rand::Rng;
 use sori_codecs::process::Processed;
 use sori_codecs::CodecError;
+use sori_codecs::OutputFormat;
+use sori_db::Db;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -462,7 +462,7 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         inner.metrics.stage("process", process_secs);
         let prefix = output_prefix(&lease.media_id, lease.attempt);
         let t = Instant::now();
-        for output in Output::ALL {
+        for output in OutputFormat::ALL {
             let file = out.join(output.file_name());
             inner
                 .store
@@ -633,7 +633,7 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
 
     async fn delete_version(&self, media_id: &str, version: i64) {
         let prefix = output_prefix(media_id, version);
-        for output in Output::ALL {
+        for output in OutputFormat::ALL {
             if let Err(e) = self.inner.store.delete(&output.key(&prefix)).await {
                 tracing::warn!(error = %e, %prefix, "cannot delete an abandoned output");
             }

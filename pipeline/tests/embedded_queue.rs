@@ -1,6 +1,6 @@
 //! The embedded queue's SQS semantics, on the backend named by `SORI_TEST_DB`.
 
-use sori_pipeline::db::testing::{fresh_db, TestDb};
+use sori_db::testing::{fresh_db, TestDb};
 use sori_pipeline::queue::{EmbeddedQueue, QueueDepth, QueueError};
 use std::collections::HashSet;
 use std::time::Duration;

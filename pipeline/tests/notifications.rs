@@ -4,7 +4,7 @@
 //! state change, none for a duplicate delivery.
 
 use sori_codecs::CodecError;
-use sori_pipeline::db::testing::{fresh_db, TestDb};
+use sori_db::testing::{fresh_db, TestDb};
 use sori_pipeline::job::JobMessage;
 use sori_pipeline::media::{self, Claim, Enqueued, Finished, MediaEvent, MediaState};
 use sori_pipeline::metrics::PipelineMetrics;

@@ -2,9 +2,9 @@
 //! PostgreSQL database (every API and worker process runs one) each row
 //! reaches it once; a queue failure mid-batch keeps only the unsent rows.
 
-use sori_pipeline::db::testing::fresh_db;
+use sori_db::testing::fresh_db;
+use sori_db::{Backend, Db};
 use sori_pipeline::queue::{relay_outbox_once, Delivery, Queue, QueueDepth, QueueError};
-use sori_pipeline::{Backend, Db};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

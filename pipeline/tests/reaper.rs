@@ -4,7 +4,7 @@
 //! a `queued` media whose message was lost gets a new one once the queue is
 //! empty; live leases, recent expiries and finished media are left alone.
 
-use sori_pipeline::db::testing::{fresh_db, TestDb};
+use sori_db::testing::{fresh_db, TestDb};
 use sori_pipeline::media::{self, Claim, Enqueued};
 use sori_pipeline::metrics::PipelineMetrics;
 use sori_pipeline::queue::{EmbeddedQueue, Staging};

@@ -3,7 +3,7 @@
 //! transient store failures, panics, timeouts, races, dead letters, shutdown.
 
 use sori_codecs::CodecError;
-use sori_pipeline::db::testing::{fresh_db, TestDb};
+use sori_db::testing::{fresh_db, TestDb};
 use sori_pipeline::media::{self, Enqueued};
 use sori_pipeline::metrics::PipelineMetrics;
 use sori_pipeline::queue::{relay_outbox_once, EmbeddedQueue, QueueDepth, Staging};

@@ -18,10 +18,9 @@
 //! constant bit rate format"), so those files are checked by walking their
 //! chunks here instead.
 
-use sori_codecs::caf::CafOpusWriter;
 use sori_codecs::mux::{OpusMuxer, OpusStreamHeader};
-use sori_codecs::ogg::OggOpusWriter;
-use sori_codecs::webm::WebmOpusWriter;
+use sori_codecs::output_format::Container;
+use sori_codecs::OutputFormat;
 use std::io::Cursor;
 use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::MediaSourceStream;
@@ -111,7 +110,8 @@ fn stream(data: &[u8]) -> Stream {
     }
 }
 
-fn write<M: OpusMuxer>(mut muxer: M, stream: &Stream) -> Option<M> {
+/// Writes the stream; false when the muxer (rightly) refused its duration.
+fn write(mut muxer: Box<dyn OpusMuxer + '_>, stream: &Stream) -> bool {
     for packet in &stream.packets {
         muxer
             .write_packet(packet, stream.frame_samples)
@@ -122,11 +122,11 @@ fn write<M: OpusMuxer>(mut muxer: M, stream: &Stream) -> Option<M> {
     match muxer.finish(stream.total_samples) {
         Ok(_) => {
             assert!(fits, "a duration beyond the packets was written");
-            Some(muxer)
+            true
         }
         Err(e) => {
             assert!(!fits, "valid stream refused: {e}");
-            None
+            false
         }
     }
 }
@@ -208,47 +208,44 @@ fn check_constant_caf(bytes: &[u8], packets: &[Vec<u8>]) {
     );
 }
 
-/// Builds a stream from `data`, muxes it three ways and checks each file;
+/// Builds a stream from `data`, muxes it into every audio output the
+/// service writes, the way the engine makes them, and checks each file;
 /// panics on any mismatch.
 pub fn run(data: &[u8]) {
     let stream = stream(data);
     if stream.packets.is_empty() {
         return;
     }
-    let ogg = OggOpusWriter::new(Vec::new(), &stream.header, 0x5EED).expect("ogg header");
-    let caf = CafOpusWriter::new(
-        Cursor::new(Vec::new()),
-        &stream.header,
-        stream.frame_samples,
-    )
-    .expect("caf header");
-    let webm = WebmOpusWriter::new(Cursor::new(Vec::new()), &stream.header).expect("webm header");
-    if let Some(ogg) = write(ogg, &stream) {
-        check(
-            "ogg",
-            &stream.packets,
-            &read_back::<OggReader>(ogg.into_inner(), "ogg"),
-        );
-    }
-    if let Some(caf) = write(caf, &stream) {
-        let bytes = caf.into_inner().into_inner();
-        let size = stream.packets[0].len();
-        if stream.packets.iter().all(|p| p.len() == size) {
-            check_constant_caf(&bytes, &stream.packets);
-        } else {
-            check(
-                "caf",
-                &stream.packets,
-                &read_back::<CafReader>(bytes, "caf"),
-            );
+    for format in OutputFormat::AUDIO {
+        let name = format.file_name();
+        let mut bytes = Vec::new();
+        let muxer = format
+            .opus_muxer(
+                Cursor::new(&mut bytes),
+                &stream.header,
+                stream.frame_samples,
+                0x5EED,
+            )
+            .unwrap_or_else(|e| panic!("{name}: header: {e}"));
+        if write(muxer, &stream) {
+            check_file(format, bytes, &stream.packets);
         }
     }
-    if let Some(webm) = write(webm, &stream) {
-        let bytes = webm.into_inner().into_inner();
-        check(
-            "webm",
-            &stream.packets,
-            &read_back::<MkvReader>(bytes, "webm"),
-        );
+}
+
+/// Reads a written file back with symphonia's demuxer for its container.
+fn check_file(format: OutputFormat, bytes: Vec<u8>, packets: &[Vec<u8>]) {
+    let name = format.file_name();
+    match format.container().expect("an audio output has a container") {
+        Container::Ogg => check(name, packets, &read_back::<OggReader>(bytes, name)),
+        Container::Caf => {
+            let size = packets[0].len();
+            if packets.iter().all(|p| p.len() == size) {
+                check_constant_caf(&bytes, packets);
+            } else {
+                check(name, packets, &read_back::<CafReader>(bytes, name));
+            }
+        }
+        Container::Webm => check(name, packets, &read_back::<MkvReader>(bytes, name)),
     }
 }

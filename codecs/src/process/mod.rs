@@ -23,18 +23,16 @@
 mod analyze;
 mod front;
 
-use crate::caf::CafOpusWriter;
 use crate::decode::Decoder;
 use crate::encode::OpusEncoder;
 use crate::error::{CodecError, Result};
 use crate::gain::{self, GainPlan};
 use crate::guard::{Committed, Decoded, GuardStats, GuardedEncoder};
 use crate::mux::{OpusMuxer, OpusStreamHeader};
-use crate::ogg::OggOpusWriter;
+use crate::output_format::OutputFormat;
 use crate::profile::{Limits, Profile};
 use crate::report::{InputReport, OutputReport, Report, Timings, WaveformSummary};
 use crate::waveform::{AudiowaveformJson, WaveformBuilder};
-use crate::webm::WebmOpusWriter;
 use crate::OUTPUT_RATE;
 use analyze::Analysis;
 use front::{FrontEnd, FrontStats, Normalize};
@@ -328,14 +326,8 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// File names [`process_file`] writes in its output directory.
-pub const OGG_FILE: &str = "audio.opus";
-pub const CAF_FILE: &str = "audio.caf";
-pub const WEBM_FILE: &str = "audio.webm";
-pub const WAVEFORM_FILE: &str = "waveform.json";
-
-/// Runs the chain on a local file and writes `audio.opus` (Ogg), `audio.caf`,
-/// `audio.webm` and `waveform.json` into `out_dir` (created if missing).
+/// Runs the chain on a local file and writes every [`OutputFormat`] into
+/// `out_dir` (created if missing), each under its file name.
 ///
 /// Each file is written under a temporary name and renamed into place only
 /// when the whole job succeeded, so a failed run never leaves a half-written
@@ -359,42 +351,34 @@ pub fn process_file_observed(
 ) -> Result<Processed> {
     std::fs::create_dir_all(out_dir)?;
     let serial = stream_serial(input);
-    let part = |name: &str| out_dir.join(format!(".{name}.part"));
+    let part = |output: OutputFormat| out_dir.join(format!(".{}.part", output.file_name()));
     let mut open = || Decoder::open_path(input, limits);
     let mut outputs =
         |header: &OpusStreamHeader, frame_samples: u32| -> Result<Vec<Box<dyn OpusMuxer>>> {
-            Ok(vec![
-                Box::new(OggOpusWriter::new(
-                    create(&part(OGG_FILE))?,
-                    header,
-                    serial,
-                )?),
-                Box::new(CafOpusWriter::new(
-                    create(&part(CAF_FILE))?,
-                    header,
-                    frame_samples,
-                )?),
-                Box::new(WebmOpusWriter::new(create(&part(WEBM_FILE))?, header)?),
-            ])
+            OutputFormat::AUDIO
+                .into_iter()
+                .map(|audio| {
+                    let file = create(&part(audio))?;
+                    audio.opus_muxer(file, header, frame_samples, serial)
+                })
+                .collect()
         };
-    let processed = process(&mut open, &mut outputs, profile, observer);
-    let names = [OGG_FILE, CAF_FILE, WEBM_FILE];
-    let processed = match processed {
+    let processed = match process(&mut open, &mut outputs, profile, observer) {
         Ok(p) => p,
         Err(e) => {
-            for name in names {
-                let _ = std::fs::remove_file(part(name));
+            for audio in OutputFormat::AUDIO {
+                let _ = std::fs::remove_file(part(audio));
             }
             return Err(e);
         }
     };
-    let mut json = create(&part(WAVEFORM_FILE))?;
+    let mut json = create(&part(OutputFormat::Waveform))?;
     serde_json::to_writer(&mut json, &processed.waveform)
         .map_err(|e| CodecError::Internal(format!("waveform json: {e}")))?;
     json.flush()?;
     drop(json);
-    for name in names.into_iter().chain([WAVEFORM_FILE]) {
-        std::fs::rename(part(name), out_dir.join(name))?;
+    for output in OutputFormat::ALL {
+        std::fs::rename(part(output), out_dir.join(output.file_name()))?;
     }
     Ok(processed)
 }

@@ -17,7 +17,7 @@
 
 use super::{sql_error, Delivery, QueueDepth, QueueError};
 use crate::clock::{millis, now_ms};
-use crate::db::{Backend, Db};
+use sori_db::{Backend, Db};
 use sqlx::Row;
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,8 +14,7 @@ pub mod sqs;
 
 pub use embedded::EmbeddedQueue;
 
-use crate::db::Db;
-use crate::Backend;
+use sori_db::{Backend, Db};
 use std::future::Future;
 use std::time::Duration;
 

@@ -14,10 +14,10 @@
 //! visible under its key.
 
 use super::{ObjectMeta, PresignedRequest, StoreError};
-use crate::output::Output;
 use hmac::{Hmac, Mac};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::Sha256;
+use sori_codecs::OutputFormat;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -214,7 +214,7 @@ impl LocalStore {
         match tokio::fs::metadata(&path).await {
             Ok(m) if m.is_file() => Ok(Some(ObjectMeta {
                 size: m.len(),
-                content_type: Output::of_key(key).map(|o| o.content_type().to_owned()),
+                content_type: OutputFormat::of_key(key).map(|o| o.content_type().to_owned()),
             })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
