@@ -83,8 +83,7 @@ fn problem_403(r: &Fetched, what: &str) {
 async fn the_urls_in_answers_play_as_given_with_types_and_caching() {
     let api = Api::new().await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    api.put(&format!("/v1/users/{}/follow", alice.id), &bob)
-        .await;
+    api.follow(&bob, &alice).await;
     let (post, _) = posted_clip(&api, &alice).await;
     let item = api.post_item(&post, &bob).await;
     assert_eq!(url(&item, "audio_url"), url(&item, "audio_urls.opus"));
@@ -291,8 +290,7 @@ async fn blocked_viewers_get_no_url_and_voice_comments_play_for_others() {
         api.user("bob").await,
         api.user("carol").await,
     );
-    api.put(&format!("/v1/users/{}/follow", alice.id), &bob)
-        .await;
+    api.follow(&bob, &alice).await;
     let (post, media) = posted_clip(&api, &alice).await;
     let voice = clip(&api, &carol).await;
     let comments = format!("/v1/posts/{post}/comments");
@@ -314,15 +312,13 @@ async fn blocked_viewers_get_no_url_and_voice_comments_play_for_others() {
     assert_eq!(redirect.header(header::LOCATION), comment_url);
 
     // Carol blocks bob: her comment and its URL are gone for him.
-    api.put(&format!("/v1/users/{}/block", bob.id), &carol)
-        .await;
+    api.block(&carol, &bob).await;
     assert!(api.ids(&comments, &bob).await.is_empty());
     let r = api.get(&format!("/v1/media/{voice}/audio"), &bob).await;
     assert_problem(&r, StatusCode::FORBIDDEN, "forbidden");
 
     // Alice blocks bob: no post, no feed item, no URL.
-    api.put(&format!("/v1/users/{}/block", bob.id), &alice)
-        .await;
+    api.block(&alice, &bob).await;
     let r = api.get(&format!("/v1/posts/{post}"), &bob).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
     assert!(api.feed_ids(&bob).await.is_empty());
@@ -344,8 +340,7 @@ async fn removed_posts_and_removed_viewers_get_no_url() {
         api.user("admin").await,
     );
     api.make_admin(&admin).await;
-    api.put(&format!("/v1/users/{}/follow", alice.id), &bob)
-        .await;
+    api.follow(&bob, &alice).await;
     let (post, media) = posted_clip(&api, &alice).await;
     assert!(api.post_item(&post, &bob).await["audio_url"].is_string());
     let audio = format!("/v1/media/{media}/audio");

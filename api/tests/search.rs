@@ -10,23 +10,12 @@ use support::{assert_problem, Api, User};
 
 async fn handles(api: &Api, query: &str, who: &User) -> Vec<String> {
     let r = api.get(&format!("/v1/search?{query}"), who).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    r.json["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["handle"].as_str().unwrap().to_owned())
-        .collect()
+    r.strings("handle")
 }
 
 async fn rename(api: &Api, who: &User, name: &str) {
     let r = api
-        .call(
-            Method::PATCH,
-            "/v1/me",
-            Some(&who.token),
-            json!({"display_name": name}),
-        )
+        .patch("/v1/me", who, json!({"display_name": name}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
 }
@@ -80,10 +69,8 @@ async fn people_come_in_pages_without_blocked_users() {
     assert_eq!(seen, ["sam4", "sam3", "sam2", "sam1", "sam0"]);
 
     // Blocked either way: left out.
-    api.put(&format!("/v1/users/{}/block", made[1].id), &me)
-        .await;
-    api.put(&format!("/v1/users/{}/block", me.id), &made[3])
-        .await;
+    api.block(&me, &made[1]).await;
+    api.block(&made[3], &me).await;
     assert_eq!(handles(&api, "q=sam", &me).await, ["sam4", "sam2", "sam0"]);
 }
 
