@@ -11,13 +11,10 @@ use serde_json::{json, Value};
 use sori_api::realtime::{Event, Realtime, WsConfig};
 use sori_pipeline::media::{MediaEvent, MediaState};
 use std::time::Duration;
+use support::ws::{closed_by_server, next_event, Socket};
 use support::{Api, User};
-use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long a test waits for something that should happen.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -111,42 +108,6 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-/// The next event of type `kind` (others are skipped); fails after [`PATIENCE`].
-async fn next_event(socket: &mut Socket, kind: &str) -> Value {
-    let wait = async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    let event: Value = serde_json::from_str(text.as_str()).unwrap();
-                    if event["type"] == kind {
-                        return event["data"].clone();
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => panic!("socket ended waiting for {kind}: {other:?}"),
-            }
-        }
-    };
-    tokio::time::timeout(PATIENCE, wait)
-        .await
-        .unwrap_or_else(|_| panic!("no {kind} event"))
-}
-
-/// Reads until the server closes the socket; fails after [`PATIENCE`].
-async fn closed_by_server(socket: &mut Socket) {
-    let wait = async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
-            }
-        }
-    };
-    tokio::time::timeout(PATIENCE, wait)
-        .await
-        .expect("the server never closed the socket");
 }
 
 #[tokio::test]

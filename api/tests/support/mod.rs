@@ -1,13 +1,14 @@
 //! The one harness of the router tests: an app on a fresh database (the
 //! backend `SORI_TEST_DB` names), requests with or without a bearer token,
-//! their answers parsed ([`reply`]), and the data tests start from
-//! ([`fixtures`]).
+//! their answers parsed ([`reply`]), the data tests start from
+//! ([`fixtures`]), and the event socket read as a client ([`ws`]).
 //!
 //! Each test binary uses only part of it.
 #![allow(dead_code)]
 
 pub mod fixtures;
 pub mod reply;
+pub mod ws;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -23,7 +24,10 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use tower::ServiceExt;
 
+// Short paths for the tests; each test binary uses some of them.
+#[allow(unused_imports)]
 pub use fixtures::NewMedia;
+#[allow(unused_imports)]
 pub use reply::{assert_clip_urls, assert_problem, Fetched, Reply};
 
 /// The router on its own fresh database, with a local store in a
