@@ -55,7 +55,13 @@ async fn a_message_sent_to_one_process_reaches_a_socket_on_another() {
     let body = json!({"user_id": bob.id});
     let token = Some(alice.token.as_str());
     let room = api
-        .expect(StatusCode::CREATED, Method::POST, "/v1/chats", token, Some(body))
+        .expect(
+            StatusCode::CREATED,
+            Method::POST,
+            "/v1/chats",
+            token,
+            Some(body),
+        )
         .await;
     let room = room["id"].as_str().unwrap().to_owned();
     let mut alices = connect(&one.base, &alice).await;

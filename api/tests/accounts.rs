@@ -88,8 +88,13 @@ async fn missing_malformed_expired_and_revoked_tokens_are_401() {
         with_header("Bearer").await,
         with_header("Bearer not-a-token").await,
         with_header(&format!("Basic {}", carol.token)).await,
-        api.call(Method::GET, "/v1/me", Some(&well_formed_unknown), Value::Null)
-            .await,
+        api.call(
+            Method::GET,
+            "/v1/me",
+            Some(&well_formed_unknown),
+            Value::Null,
+        )
+        .await,
     ];
     for reply in &cases {
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.json);

@@ -115,7 +115,9 @@ async fn history_is_newest_first_in_pages_and_members_only() {
     // Not a member: the room does not exist for carol.
     let r = api.get(&format!("/v1/chats/{room}/messages"), &carol).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
-    let r = api.send_message(&carol, &room, json!({"kind": "text", "text": "hi"})).await;
+    let r = api
+        .send_message(&carol, &room, json!({"kind": "text", "text": "hi"}))
+        .await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
     let r = read(&api, &room, &carol, &sent[0]).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
@@ -263,8 +265,10 @@ async fn rooms_are_listed_by_last_activity_in_pages() {
         others.push((other, id));
     }
     // Activity: carol's room, then bob's (dave's stays empty and oldest).
-    api.text_message(&others[1].0, &others[1].1, "hi from carol").await;
-    api.text_message(&others[0].0, &others[0].1, "hi from bob").await;
+    api.text_message(&others[1].0, &others[1].1, "hi from carol")
+        .await;
+    api.text_message(&others[0].0, &others[0].1, "hi from bob")
+        .await;
     let handles: Vec<&str> = api
         .all_pages("/v1/chats", &alice, 2)
         .await
@@ -315,31 +319,29 @@ async fn voice_messages_carry_duration_bars_and_audio_once_ready() {
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
     let room = api.room(&alice, &bob).await;
     let ready = api.media(&alice, "ready").await;
-    let r = api.send_message(&alice,
-        &room,
-        json!({"kind": "voice", "media_id": ready}),
-    )
-    .await;
+    let r = api
+        .send_message(&alice, &room, json!({"kind": "voice", "media_id": ready}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let voice = &r.json["voice"];
     assert_eq!(voice["duration_ms"], 1234);
     assert_eq!(voice["bars"], json!([1, 2, 3]));
     support::assert_clip_urls(voice, &ready);
     let processing = api.media(&alice, "processing").await;
-    let r = api.send_message(&alice,
-        &room,
-        json!({"kind": "voice", "media_id": processing}),
-    )
-    .await;
+    let r = api
+        .send_message(
+            &alice,
+            &room,
+            json!({"kind": "voice", "media_id": processing}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     assert_eq!(r.json["voice"]["state"], "processing");
     assert!(r.json["voice"]["audio_url"].is_null());
     // A media goes in one message only.
-    let r = api.send_message(&alice,
-        &room,
-        json!({"kind": "voice", "media_id": ready}),
-    )
-    .await;
+    let r = api
+        .send_message(&alice, &room, json!({"kind": "voice", "media_id": ready}))
+        .await;
     assert_problem(&r, StatusCode::CONFLICT, "conflict");
 }
 
@@ -430,11 +432,13 @@ async fn images_upload_with_dimensions_and_are_served_to_members_only() {
     let r = api.post("/v1/posts", &alice, post).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     let room = api.room(&alice, &bob).await;
-    let r = api.send_message(&alice,
-        &room,
-        json!({"kind": "image", "media_id": id, "text": "look"}),
-    )
-    .await;
+    let r = api
+        .send_message(
+            &alice,
+            &room,
+            json!({"kind": "image", "media_id": id, "text": "look"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let image = &r.json["image"];
     assert_eq!(
@@ -505,11 +509,9 @@ async fn chat_media_is_playable_by_members_and_survives_cleanup() {
     let room = api.room(&alice, &bob).await;
     let sent = api.media(&alice, "ready").await;
     let loose = api.media(&alice, "ready").await;
-    let r = api.send_message(&alice,
-        &room,
-        json!({"kind": "voice", "media_id": sent}),
-    )
-    .await;
+    let r = api
+        .send_message(&alice, &room, json!({"kind": "voice", "media_id": sent}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     // Playback access: a member gets past the access check (409: no outputs in
     // this fixture), a stranger is refused.

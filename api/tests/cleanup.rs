@@ -123,7 +123,9 @@ async fn only_old_unattached_media_and_its_objects_are_deleted() {
         .await
         .unwrap();
     // An object of someone else's media under a similar prefix stays.
-    f.api.put_object("media/unrelated/v1/audio.opus", b"data").await;
+    f.api
+        .put_object("media/unrelated/v1/audio.opus", b"data")
+        .await;
     let before = f.files();
 
     let swept = f.sweep().await;

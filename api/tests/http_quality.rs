@@ -200,7 +200,12 @@ async fn json_bodies_are_limited_but_blob_uploads_are_not() {
         ("content-length", length.as_str()),
     ];
     let r = api
-        .plain_with(Method::POST, "/v1/auth/signup", &json_of_length, big.clone())
+        .plain_with(
+            Method::POST,
+            "/v1/auth/signup",
+            &json_of_length,
+            big.clone(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(

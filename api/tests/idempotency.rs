@@ -12,7 +12,13 @@ use support::{json_request, Api, Fetched, User};
 
 /// `POST path` as `who` (anonymous when `None`) with `body` and, when
 /// given, an `Idempotency-Key`.
-async fn send(api: &Api, path: &str, who: Option<&User>, key: Option<&str>, body: &Value) -> Fetched {
+async fn send(
+    api: &Api,
+    path: &str,
+    who: Option<&User>,
+    key: Option<&str>,
+    body: &Value,
+) -> Fetched {
     let token = who.map(|u| u.token.as_str());
     let mut req = json_request(Method::POST, path, token, body);
     if let Some(key) = key {

@@ -31,7 +31,13 @@ async fn add_ok(api: &Api, who: &User, playlist: &str, post: &str) {
 
 async fn reorder(api: &Api, who: &User, playlist: &str, ids: &[String]) -> Reply {
     let path = format!("/v1/playlists/{playlist}/items");
-    api.call(Method::PUT, &path, Some(&who.token), json!({"post_ids": ids})).await
+    api.call(
+        Method::PUT,
+        &path,
+        Some(&who.token),
+        json!({"post_ids": ids}),
+    )
+    .await
 }
 
 /// The playlist as `who` sees it (200 asserted).
@@ -110,8 +116,9 @@ async fn create_show_edit_and_delete() {
     assert_eq!(r.json["items"], json!([]));
 
     let path = format!("/v1/playlists/{id}");
-    let r = api.patch(&path, &ana, json!({"title": "Evenings", "public": false}))
-    .await;
+    let r = api
+        .patch(&path, &ana, json!({"title": "Evenings", "public": false}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
     let shown = show(&api, &ana, &id).await;
     assert_eq!(shown["title"], "Evenings");
@@ -184,8 +191,7 @@ async fn a_private_playlist_does_not_exist_for_others() {
         api.delete(&path, &bob).await,
         add(&api, &bob, &id, json!({"post_id": post})).await,
         reorder(&api, &bob, &id, std::slice::from_ref(&post)).await,
-        api.delete(&format!("{items}/{post}"), &bob)
-        .await,
+        api.delete(&format!("{items}/{post}"), &bob).await,
     ];
     for r in &not_found {
         assert_problem(r, StatusCode::NOT_FOUND, "not-found");
@@ -218,7 +224,7 @@ async fn only_the_owner_edits_a_public_playlist() {
         add(&api, &bob, &id, json!({"post_id": bobs})).await,
         reorder(&api, &bob, &id, &reversed).await,
         api.delete(&format!("{path}/items/{}", posts[0]), &bob)
-        .await,
+            .await,
     ];
     for r in &forbidden {
         assert_problem(r, StatusCode::FORBIDDEN, "forbidden");
@@ -371,8 +377,7 @@ async fn deleted_hidden_unready_and_blocked_posts_drop_out() {
     }
     assert_eq!(show(&api, &dan, &id).await["item_count"], 6);
 
-    let r = api.delete(&format!("/v1/posts/{}", p[0]), &ana)
-    .await;
+    let r = api.delete(&format!("/v1/posts/{}", p[0]), &ana).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     sql(&api, "UPDATE posts SET hidden_at = 1 WHERE id = $1", &p[1]).await;
     sql(&api,
@@ -425,16 +430,18 @@ async fn only_ready_visible_posts_can_be_added() {
     let id = playlist(&api, &ana, "Picky", false).await;
 
     let own_media = api.media(&ana, "processing").await;
-    let r = api.post("/v1/posts", &ana, json!({"media_id": own_media}))
-    .await;
+    let r = api
+        .post("/v1/posts", &ana, json!({"media_id": own_media}))
+        .await;
     let own_pending = r.json["id"].as_str().unwrap().to_owned();
     let r = add(&api, &ana, &id, json!({"post_id": own_pending})).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     assert_eq!(problem_field(&r), "post_id");
 
     let bob_media = api.media(&bob, "queued").await;
-    let r = api.post("/v1/posts", &bob, json!({"media_id": bob_media}))
-    .await;
+    let r = api
+        .post("/v1/posts", &bob, json!({"media_id": bob_media}))
+        .await;
     let bobs_pending = r.json["id"].as_str().unwrap().to_owned();
     let hidden = api.ready_post(&bob).await;
     sql(
@@ -510,8 +517,9 @@ async fn a_full_playlist_and_too_many_playlists_are_refused() {
         r.json
     );
     let first = ids_of(&shown)[0].clone();
-    let r = api.delete(&format!("/v1/playlists/{id}/items/{first}"), &ana)
-    .await;
+    let r = api
+        .delete(&format!("/v1/playlists/{id}/items/{first}"), &ana)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     add_ok(&api, &ana, &id, &extra).await;
 
@@ -527,8 +535,9 @@ async fn a_full_playlist_and_too_many_playlists_are_refused() {
         .await
         .unwrap();
     }
-    let r = api.post("/v1/playlists", &ana, json!({"title": "one more"}))
-    .await;
+    let r = api
+        .post("/v1/playlists", &ana, json!({"title": "one more"}))
+        .await;
     assert_problem(&r, StatusCode::CONFLICT, "conflict");
     assert!(
         r.json["detail"].as_str().unwrap().contains("200"),

@@ -136,7 +136,11 @@ async fn pending_posts_are_shown_to_their_author_only() {
     api.follow(&bob, &alice).await;
     let pending = media(&api, &alice, "processing").await;
     let r = api
-        .post("/v1/posts", &alice, json!({"media_id": pending, "caption": "soon"}))
+        .post(
+            "/v1/posts",
+            &alice,
+            json!({"media_id": pending, "caption": "soon"}),
+        )
         .await;
     let id = r.id();
     let path = format!("/v1/posts/{id}");

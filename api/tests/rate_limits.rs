@@ -60,8 +60,7 @@ async fn send_text(api: &Api, room: &str, who: &User, text: &str) -> (Reply, Opt
 async fn messages_per_user_are_limited_per_minute() {
     let limits = CreationLimits::per_hour(20, 60).with_messages_per_minute(3);
     let api = Api::with(|s| s.with_creation_limits(limits)).await;
-    let [ann, bea, cid]: [User; 3] =
-        api.many_users("chat", 3).await.try_into().ok().unwrap();
+    let [ann, bea, cid]: [User; 3] = api.many_users("chat", 3).await.try_into().ok().unwrap();
     let ab = api.room(&ann, &bea).await;
     let ac = api.room(&ann, &cid).await;
     // The limit is per sender, across rooms.

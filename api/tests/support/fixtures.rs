@@ -18,7 +18,8 @@ impl Api {
 
     /// Signs up `handle` with another display name.
     pub async fn user_named(&self, handle: &str, display_name: &str) -> User {
-        let body = json!({"handle": handle, "password": "correct horse", "display_name": display_name});
+        let body =
+            json!({"handle": handle, "password": "correct horse", "display_name": display_name});
         let r = self.call(Method::POST, "/v1/auth/signup", None, body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
         User {
@@ -260,10 +261,7 @@ impl Api {
     /// Writes `bytes` under `key`.
     pub async fn put_object(&self, key: &str, mut bytes: &[u8]) {
         let len = bytes.len() as u64;
-        self.store()
-            .put_reader(key, &mut bytes, len)
-            .await
-            .unwrap();
+        self.store().put_reader(key, &mut bytes, len).await.unwrap();
     }
 
     /// Writes a ready media's four outputs (as [`Api::media`] names them)

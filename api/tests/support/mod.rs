@@ -85,14 +85,24 @@ impl Api {
     pub async fn without_media() -> Self {
         let t = fresh_db().await;
         let state = AppState::new(t.db.clone());
-        Self::assemble(t, tempfile::tempdir().unwrap(), state, &HttpConfig::default())
+        Self::assemble(
+            t,
+            tempfile::tempdir().unwrap(),
+            state,
+            &HttpConfig::default(),
+        )
     }
 
     /// The app on a database whose migrations have not run.
     pub async fn unmigrated() -> Self {
         let t = fresh_unmigrated_db().await;
         let state = AppState::new(t.db.clone());
-        Self::assemble(t, tempfile::tempdir().unwrap(), state, &HttpConfig::default())
+        Self::assemble(
+            t,
+            tempfile::tempdir().unwrap(),
+            state,
+            &HttpConfig::default(),
+        )
     }
 
     fn assemble(t: TestDb, blobs: tempfile::TempDir, state: AppState, config: &HttpConfig) -> Self {
@@ -121,7 +131,12 @@ pub fn request(method: Method, path: &str, token: Option<&str>) -> request::Buil
 }
 
 /// As [`request`], with `body` as JSON.
-pub fn json_request(method: Method, path: &str, token: Option<&str>, body: &Value) -> Request<Body> {
+pub fn json_request(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Request<Body> {
     request(method, path, token)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
@@ -138,7 +153,13 @@ pub fn from_address(mut req: Request<Body>, addr: &str) -> Request<Body> {
 /// Sending requests through the router.
 impl Api {
     /// Sends `body` as JSON (no body when `Null`), with the token when given.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Value) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Reply {
         match body {
             Value::Null => self.call_raw(method, path, token, None, Vec::new()).await,
             body => {

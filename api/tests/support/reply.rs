@@ -87,7 +87,11 @@ impl Reply {
     /// The problem's kind (its `type` after the problems base), after
     /// checking the content type and that the body names the status.
     pub fn problem(&self) -> &str {
-        assert_eq!(self.content_type, "application/problem+json", "{}", self.json);
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "{}",
+            self.json
+        );
         assert_eq!(self.json["status"], self.status.as_u16(), "{}", self.json);
         let kind = self.json["type"].as_str().unwrap_or_default();
         kind.strip_prefix(PROBLEMS)
