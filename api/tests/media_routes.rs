@@ -36,15 +36,7 @@ async fn clip(api: &Api, owner: &User) -> String {
 /// `owner`'s post of a ready clip with stored outputs: post and media ids.
 async fn posted_clip(api: &Api, owner: &User) -> (String, String) {
     let media = clip(api, owner).await;
-    let r = api
-        .post(
-            "/v1/posts",
-            owner,
-            json!({"media_id": media, "caption": "hi"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
-    (r.json["id"].as_str().unwrap().to_owned(), media)
+    (api.publish(owner, &media, "hi").await, media)
 }
 
 fn url(item: &Value, field: &str) -> String {

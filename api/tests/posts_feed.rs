@@ -26,10 +26,7 @@ async fn media(api: &Api, owner: &User, state: &str) -> String {
 /// A post of `author` with `caption` on new media in `state`.
 async fn post(api: &Api, author: &User, state: &str, caption: &str) -> String {
     let media = media(api, author, state).await;
-    let body = json!({"media_id": media, "caption": caption});
-    let r = api.post("/v1/posts", author, body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
-    r.id()
+    api.publish(author, &media, caption).await
 }
 
 #[tokio::test]
@@ -135,14 +132,7 @@ async fn pending_posts_are_shown_to_their_author_only() {
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
     api.follow(&bob, &alice).await;
     let pending = media(&api, &alice, "processing").await;
-    let r = api
-        .post(
-            "/v1/posts",
-            &alice,
-            json!({"media_id": pending, "caption": "soon"}),
-        )
-        .await;
-    let id = r.id();
+    let id = api.publish(&alice, &pending, "soon").await;
     let path = format!("/v1/posts/{id}");
 
     let own = api.get(&path, &alice).await;

@@ -176,6 +176,11 @@ impl Api {
     /// A post of `author` with `caption` on media the pipeline has finished.
     pub async fn post_with(&self, author: &User, caption: &str) -> String {
         let media = self.media(author, "ready").await;
+        self.publish(author, &media, caption).await
+    }
+
+    /// `author` posts `media` with `caption` (201 asserted); the post's id.
+    pub async fn publish(&self, author: &User, media: &str, caption: &str) -> String {
         let body = json!({"media_id": media, "caption": caption});
         let r = self.post("/v1/posts", author, body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);

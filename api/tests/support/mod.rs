@@ -130,6 +130,14 @@ pub fn request(method: Method, path: &str, token: Option<&str>) -> request::Buil
     }
 }
 
+/// `req` with `headers` added.
+fn with_headers(mut req: request::Builder, headers: &[(&str, &str)]) -> request::Builder {
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req
+}
+
 /// As [`request`], with `body` as JSON.
 pub fn json_request(
     method: Method,
@@ -231,10 +239,7 @@ impl Api {
 
     /// `GET path` with `who`'s token and `headers`; the answer as it came.
     pub async fn get_raw(&self, path: &str, who: &User, headers: &[(&str, &str)]) -> Fetched {
-        let mut req = request(Method::GET, path, Some(&who.token));
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
+        let req = with_headers(request(Method::GET, path, Some(&who.token)), headers);
         self.send(req.body(Body::empty()).unwrap()).await
     }
 
@@ -251,10 +256,7 @@ impl Api {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Fetched {
-        let mut req = request(method, path, None);
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
+        let req = with_headers(request(method, path, None), headers);
         self.send(req.body(Body::from(body)).unwrap()).await
     }
 
