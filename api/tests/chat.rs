@@ -269,9 +269,8 @@ async fn rooms_are_listed_by_last_activity_in_pages() {
         .await;
     api.text_message(&others[0].0, &others[0].1, "hi from bob")
         .await;
-    let handles: Vec<&str> = api
-        .all_pages("/v1/chats", &alice, 2)
-        .await
+    let pages = api.all_pages("/v1/chats", &alice, 2).await;
+    let handles: Vec<&str> = pages
         .iter()
         .map(|room| room["other"]["handle"].as_str().unwrap())
         .collect();
