@@ -9,11 +9,10 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use serde_json::{json, Value};
 use sori_pipeline::clock::now_ms;
-use support::{assert_problem, Api, Fetched, User, PUBLIC_URL};
+use support::{assert_problem, Api, Fetched, User};
 
 const OGG: &[u8] = b"OggS-pretend-opus-0123456789";
 const CAF: &[u8] = b"caff-pretend";
@@ -265,12 +264,11 @@ async fn a_url_grants_only_its_object_its_methods_and_its_time() {
     let expired = api.store().sign_get(&key, None, now_ms() - 1000).unwrap();
     problem_403(&api.fetch(Method::GET, &expired, &[]).await, "expired");
     // A download URL does not upload.
-    let put = Request::put(signed.strip_prefix(PUBLIC_URL).unwrap())
-        .header(header::CONTENT_TYPE, "audio/ogg")
-        .header(header::CONTENT_LENGTH, "4")
-        .body(Body::from("evil"))
-        .unwrap();
-    problem_403(&api.send(put).await, "PUT with a GET signature");
+    let headers = [("content-type", "audio/ogg"), ("content-length", "4")];
+    let put = api
+        .fetch_with(Method::PUT, &signed, &headers, b"evil".to_vec())
+        .await;
+    problem_403(&put, "PUT with a GET signature");
     assert_eq!(api.fetch(Method::GET, &signed, &[]).await.body, OGG);
 }
 
@@ -429,9 +427,7 @@ async fn the_audio_route_redirects_to_the_signed_variant() {
         StatusCode::FORBIDDEN,
         "forbidden",
     );
-    let anonymous = api
-        .send(Request::get(&audio).body(Body::empty()).unwrap())
-        .await;
+    let anonymous = api.plain(Method::GET, &audio, &[]).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     let r = api.get("/v1/media/unknown/audio", &alice).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");

@@ -54,18 +54,11 @@ async fn people_come_in_pages_without_blocked_users() {
     for i in 0..5 {
         made.push(api.user(&format!("sam{i}")).await);
     }
-    let mut seen = Vec::new();
-    let mut path = "/v1/search?q=SAM&limit=2".to_owned();
-    loop {
-        let r = api.get(&path, &me).await;
-        for u in r.json["items"].as_array().unwrap() {
-            seen.push(u["handle"].as_str().unwrap().to_owned());
-        }
-        match r.json["next_cursor"].as_str() {
-            Some(c) => path = format!("/v1/search?q=SAM&limit=2&cursor={c}"),
-            None => break,
-        }
-    }
+    let pages = api.all_pages("/v1/search?q=SAM", &me, 2).await;
+    let seen: Vec<&str> = pages
+        .iter()
+        .map(|u| u["handle"].as_str().unwrap())
+        .collect();
     assert_eq!(seen, ["sam4", "sam3", "sam2", "sam1", "sam0"]);
 
     // Blocked either way: left out.
