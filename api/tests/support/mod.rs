@@ -31,8 +31,8 @@ pub use fixtures::NewMedia;
 pub use reply::{assert_clip_urls, assert_problem, Fetched, Reply};
 
 /// The router on its own fresh database, with a local store in a
-/// temporary directory (so answers carry signed media URLs) unless the test
-/// configures another.
+/// temporary directory and the embedded queue (so answers carry signed
+/// media URLs), unless built [`Api::without_media`] or [`Api::unmigrated`].
 pub struct Api {
     pub app: Router,
     pub t: TestDb,
