@@ -4,9 +4,9 @@
 
 mod common;
 
+use common::client::Client;
 use common::{command, spawn};
-use reqwest::StatusCode;
-use serde_json::json;
+use reqwest::{Method, StatusCode};
 use std::path::Path;
 
 /// `sori admin ARGS` on the database at `url`: (success, stdout, stderr).
@@ -26,35 +26,23 @@ async fn granting_and_revoking_admin_decides_who_sees_the_reports() {
     let url = format!("sqlite://{}/sori.db", dir.path().display());
     let mut sori = spawn(dir.path(), &["serve"], &[("DATABASE_URL", url.as_str())]);
     sori.wait_ready().await;
-    let client = reqwest::Client::new();
-    let signup = json!({"handle": "Alice", "password": "correct horse", "display_name": "Alice"});
-    let session: serde_json::Value = client
-        .post(format!("{}/v1/auth/signup", sori.base))
-        .json(&signup)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["token"].as_str().unwrap().to_owned();
-    let reports = || {
-        client
-            .get(format!("{}/v1/reports", sori.base))
-            .bearer_auth(&token)
-            .send()
+    let api = Client::new(&sori.base);
+    let alice = api.sign_up("Alice").await;
+    let reports = || async {
+        let token = Some(alice.token.as_str());
+        api.call(Method::GET, "/v1/reports", token, None).await.0
     };
-    assert_eq!(reports().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(reports().await, StatusCode::FORBIDDEN);
 
     let (ok, stdout, stderr) = admin(dir.path(), &url, &["grant", "alice"]);
     assert!(ok, "{stderr}");
     assert_eq!(stdout.trim(), "alice is now an admin");
-    assert_eq!(reports().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(reports().await, StatusCode::OK);
 
     let (ok, stdout, stderr) = admin(dir.path(), &url, &["revoke", "ALICE"]);
     assert!(ok, "{stderr}");
     assert_eq!(stdout.trim(), "ALICE is no longer an admin");
-    assert_eq!(reports().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(reports().await, StatusCode::FORBIDDEN);
 
     let (ok, _, stderr) = admin(dir.path(), &url, &["grant", "nobody"]);
     assert!(!ok);

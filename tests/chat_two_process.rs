@@ -8,49 +8,14 @@
 
 mod common;
 
+use common::client::{Client, Person};
 use common::spawn;
-use futures_util::StreamExt;
-use serde_json::{json, Value};
+use common::ws::{next_event, Socket};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 use sori_pipeline::db::testing::{backend_name, fresh_db};
-use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-const PATIENCE: Duration = Duration::from_secs(15);
-
-struct Person {
-    id: String,
-    token: String,
-}
-
-async fn call(base: &str, method: &str, path: &str, token: Option<&str>, body: Value) -> Value {
-    let client = reqwest::Client::new();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client.request(method, format!("{base}{path}"));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    if !body.is_null() {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let json: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{path}: {status} {json}");
-    json
-}
-
-async fn sign_up(base: &str, handle: &str) -> Person {
-    let body = json!({"handle": handle, "password": "correct horse", "display_name": handle});
-    let r = call(base, "POST", "/v1/auth/signup", None, body).await;
-    Person {
-        id: r["user_id"].as_str().unwrap().to_owned(),
-        token: r["token"].as_str().unwrap().to_owned(),
-    }
-}
-
+/// `who`'s event socket on the process at `base`, the token in the query.
 async fn connect(base: &str, who: &Person) -> Socket {
     let url = format!(
         "{}/v1/ws?token={}",
@@ -58,26 +23,6 @@ async fn connect(base: &str, who: &Person) -> Socket {
         who.token
     );
     tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
-async fn next_event(socket: &mut Socket, kind: &str) -> Value {
-    let wait = async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    let event: Value = serde_json::from_str(text.as_str()).unwrap();
-                    if event["type"] == kind {
-                        return event["data"].clone();
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => panic!("socket ended waiting for {kind}: {other:?}"),
-            }
-        }
-    };
-    tokio::time::timeout(PATIENCE, wait)
-        .await
-        .unwrap_or_else(|_| panic!("no {kind} event"))
 }
 
 #[tokio::test]
@@ -104,16 +49,20 @@ async fn a_message_sent_to_one_process_reaches_a_socket_on_another() {
     one.wait_ready().await;
     two.wait_ready().await;
 
-    let alice = sign_up(&one.base, "alice").await;
-    let bob = sign_up(&one.base, "bob").await;
-    let room = call(
-        &one.base,
-        "POST",
-        "/v1/chats",
-        Some(&alice.token),
-        json!({"user_id": bob.id}),
-    )
-    .await;
+    let api = Client::new(&one.base);
+    let alice = api.sign_up("alice").await;
+    let bob = api.sign_up("bob").await;
+    let body = json!({"user_id": bob.id});
+    let token = Some(alice.token.as_str());
+    let room = api
+        .expect(
+            StatusCode::CREATED,
+            Method::POST,
+            "/v1/chats",
+            token,
+            Some(body),
+        )
+        .await;
     let room = room["id"].as_str().unwrap().to_owned();
     let mut alices = connect(&one.base, &alice).await;
     let mut bobs = connect(&two.base, &bob).await;
@@ -124,22 +73,21 @@ async fn a_message_sent_to_one_process_reaches_a_socket_on_another() {
     assert_eq!(online["user_id"], bob.id.as_str());
     assert_eq!(online["online"], true);
     let presence = format!("/v1/users/{}/presence", bob.id);
-    assert_eq!(
-        call(&one.base, "GET", &presence, Some(&alice.token), Value::Null).await["online"],
-        true
-    );
+    let seen = api
+        .expect(StatusCode::OK, Method::GET, &presence, token, None)
+        .await;
+    assert_eq!(seen["online"], true);
 
     let path = format!("/v1/chats/{room}/messages");
-    let body = json!({"kind": "text", "text": "across processes"});
-    let sent = call(&one.base, "POST", &path, Some(&alice.token), body).await;
+    let send = |body| api.expect(StatusCode::CREATED, Method::POST, &path, token, Some(body));
+    let sent = send(json!({"kind": "text", "text": "across processes"})).await;
     let got = next_event(&mut bobs, "message.new").await;
     assert_eq!(got["id"], sent["id"]);
     assert_eq!(got["text"], "across processes");
 
     // 8000 bytes of text: too large for a notification, read back by id.
     let long = "é".repeat(4000);
-    let body = json!({"kind": "text", "text": long});
-    let sent = call(&one.base, "POST", &path, Some(&alice.token), body).await;
+    let sent = send(json!({"kind": "text", "text": long})).await;
     let got = next_event(&mut bobs, "message.new").await;
     assert_eq!(got["id"], sent["id"]);
     assert_eq!(got["text"].as_str().unwrap(), long);

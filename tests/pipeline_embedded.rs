@@ -14,11 +14,10 @@ use sori_pipeline::Db;
 mod common;
 
 use common::client::{check_outputs, ffprobe};
-use common::{eventually, fixture, long_wav, media_notifications, media_row, spawn, Sori};
+use common::{command, eventually, fixture, long_wav, media_notifications, media_row, spawn, Sori};
 use sori_pipeline::job::JobMessage;
 use sori_pipeline::queue::QueueDepth;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn sori(dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Sori {
@@ -39,13 +38,11 @@ fn db_url(dir: &Path) -> String {
 
 /// Migrates with `sori migrate`, then adds a user and a media awaiting upload.
 async fn database_with_media(dir: &Path) -> (Db, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sori"))
-        .arg("migrate")
-        .current_dir(dir)
-        .env("DATABASE_URL", db_url(dir))
-        .env("SORI_DATA_DIR", dir.join("data"))
-        .output()
-        .unwrap();
+    let envs = [
+        ("DATABASE_URL", db_url(dir)),
+        ("SORI_DATA_DIR", dir.join("data").display().to_string()),
+    ];
+    let out = command(dir, &["migrate"], &envs).output().unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -1,18 +1,14 @@
 //! `sori process` and `sori bench` as a user runs them.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
+use common::{fixture, sori_command};
+use std::process::Command;
 
 #[test]
 fn process_writes_the_outputs_and_prints_the_report() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sori"))
+    let out = sori_command()
         .arg("process")
         .arg(fixture("speech-stereo-44k.mp3"))
         .arg("--out")
@@ -78,7 +74,7 @@ fn unusable_input_exits_non_zero_with_one_line() {
         "speech-mono-22k-he-aac.m4a",
         "bad-empty.wav",
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_sori"))
+        let out = sori_command()
             .arg("process")
             .arg(fixture(name))
             .arg("--out")
@@ -96,7 +92,7 @@ fn unusable_input_exits_non_zero_with_one_line() {
 #[test]
 fn duration_limit_is_a_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sori"))
+    let out = sori_command()
         .arg("process")
         .arg(fixture("speech-mono-16k.m4a"))
         .arg("--out")
@@ -111,8 +107,7 @@ fn duration_limit_is_a_flag() {
 
 #[test]
 fn bench_prints_stages_and_settings_as_json() {
-    let out = Command::new(env!("CARGO_BIN_EXE_sori"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let out = sori_command()
         .args([
             "bench",
             "--json",
@@ -190,7 +185,7 @@ fn process_shows_progress_on_a_terminal_and_nothing_when_piped() {
     let input = fixture("speech-stereo-44k.mp3");
     let sori = env!("CARGO_BIN_EXE_sori");
     // Piped: the report on stdout, nothing on stderr.
-    let piped = Command::new(sori)
+    let piped = sori_command()
         .arg("process")
         .arg(&input)
         .arg("--out")

@@ -1,24 +1,20 @@
 //! End to end: the real `sori` binary, started the way a user starts it.
 
-use std::process::Command;
-
 mod common;
 
-use common::spawn;
+use common::client::Client;
+use common::{command, sori_command, spawn};
+use reqwest::{Method, StatusCode};
 
 #[tokio::test]
 async fn serve_runs_on_embedded_defaults_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut sori = spawn(dir.path(), &["serve"], &[] as &[(&str, &str)]);
     sori.wait_ready().await;
-    let client = reqwest::Client::new();
+    let api = Client::new(&sori.base);
     for path in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs/"] {
-        let r = client
-            .get(format!("{}{path}", sori.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{path}");
+        let (status, _) = api.call(Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
     }
     // The embedded database lives in ./data by default.
     assert!(dir.path().join("data/sori.db").exists());
@@ -28,10 +24,8 @@ async fn serve_runs_on_embedded_defaults_and_stops_cleanly_on_sigterm() {
 #[test]
 fn a_bad_setting_ends_with_one_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sori"))
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env("DATABASE_URL", "postgres://sori@127.0.0.1:1/none")
+    let unreachable = [("DATABASE_URL", "postgres://sori@127.0.0.1:1/none")];
+    let out = command(dir.path(), &["migrate"], &unreachable)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -40,10 +34,7 @@ fn a_bad_setting_ends_with_one_line_naming_it() {
     assert!(stderr.starts_with("error: DATABASE_URL=postgres://sori@127.0.0.1:1/none"));
     assert!(stderr.contains("Connection refused"), "{stderr}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_sori"))
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("SORI_STORE", "floppy")
+    let out = command(dir.path(), &["serve"], &[("SORI_STORE", "floppy")])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -56,10 +47,7 @@ fn a_bad_setting_ends_with_one_line_naming_it() {
 
 #[test]
 fn help_lists_every_command_and_setting() {
-    let out = Command::new(env!("CARGO_BIN_EXE_sori"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let out = sori_command().arg("--help").output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for command in [
         "serve",
@@ -131,10 +119,7 @@ fn help_lists_every_command_and_setting() {
         let name = shown.split(['=', ']']).next().unwrap();
         assert!(settings.contains(&name), "{name} is missing from this test");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_sori"))
-        .args(["process", "--help"])
-        .output()
-        .unwrap();
+    let out = sori_command().args(["process", "--help"]).output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for flag in ["--out", "--target-lufs", "--true-peak", "--bitrate"] {
         assert!(help.contains(flag), "sori process --help lacks {flag}");

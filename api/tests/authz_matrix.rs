@@ -20,18 +20,14 @@ use futures_util::StreamExt;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
-use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
-use sori_pipeline::store::{LocalStore, ObjectStore};
 use std::collections::BTreeSet;
-use support::{Api, Reply, User};
+use support::{operations, Api, NewMedia, Reply, User};
 
 /// The callers, in the order of a row's statuses.
 const ROLES: [&str; 5] = ["anonymous", "other", "owner", "blocked", "admin"];
 
 /// The password of every scene user (its Argon2 hash is computed once).
 const PASSWORD: &str = "correct horse";
-/// Base of the URLs the local store signs.
-const PUBLIC_URL: &str = "http://sori.test";
 
 /// One route called one way: the documented method and path, the concrete
 /// path (placeholders `{name}` filled from [`Scene::ids`]), the JSON body,
@@ -219,55 +215,27 @@ impl Scene {
 /// The app with a local store, and the password hash of scene users.
 struct World {
     api: Api,
-    store: LocalStore,
     password_hash: String,
-    _blobs: tempfile::TempDir,
 }
 
 async fn world() -> World {
-    let blobs = tempfile::tempdir().unwrap();
-    let store = LocalStore::new(blobs.path(), &[5; 32], PUBLIC_URL).unwrap();
-    let local = store.clone();
-    let api = Api::with(move |s| {
-        let queue = EmbeddedQueue::new(s.db.clone(), "media", 5);
-        s.with_public_url(PUBLIC_URL)
-            .with_media(ObjectStore::Local(local), JobQueue::Embedded(queue))
-    })
-    .await;
+    let api = Api::new().await;
     let password_hash = sori_api::auth::hash_password(PASSWORD.to_owned())
         .await
         .unwrap();
-    World {
-        api,
-        store,
-        password_hash,
-        _blobs: blobs,
-    }
+    World { api, password_hash }
 }
 
 impl World {
-    async fn put_object(&self, key: &str, bytes: &[u8]) {
-        let mut body = bytes;
-        self.store
-            .put_reader(key, &mut body, bytes.len() as u64)
-            .await
-            .unwrap();
-    }
-
     /// An audio media of `owner` in `state`; a ready one gets its outputs.
     async fn audio(&self, owner: &User, state: &str) -> String {
         let id = self.api.media(owner, state).await;
         if state == "ready" {
             let prefix = format!("media/{id}/v1/");
-            sqlx::query("UPDATE media SET output_prefix = $1 WHERE id = $2")
-                .bind(&prefix)
-                .bind(&id)
-                .execute(self.api.t.db.pool())
-                .await
-                .unwrap();
-            self.put_object(&format!("{prefix}audio.opus"), b"OggS audio")
+            let api = &self.api;
+            api.put_object(&format!("{prefix}audio.opus"), b"OggS audio")
                 .await;
-            self.put_object(&format!("{prefix}waveform.json"), br#"{"version":2}"#)
+            api.put_object(&format!("{prefix}waveform.json"), br#"{"version":2}"#)
                 .await;
         }
         id
@@ -275,20 +243,19 @@ impl World {
 
     /// A ready PNG image of `owner`, its bytes in the store.
     async fn image(&self, owner: &User) -> String {
-        let id = uuid::Uuid::now_v7().to_string();
-        let key = format!("images/{id}");
-        sqlx::query(
-            "INSERT INTO media (id, owner_id, kind, state, content_type, size_bytes, original_key, \
-             width, height, created_at, updated_at) \
-             VALUES ($1, $2, 'image', 'ready', 'image/png', 8, $3, 1, 1, 0, 0)",
-        )
-        .bind(&id)
-        .bind(&owner.id)
-        .bind(&key)
-        .execute(self.api.t.db.pool())
-        .await
-        .unwrap();
-        self.put_object(&key, b"\x89PNG\r\n\x1a\n").await;
+        let row = NewMedia {
+            kind: "image",
+            content_type: "image/png",
+            size_bytes: 8,
+            folder: "images",
+            width: Some(1),
+            height: Some(1),
+            ..NewMedia::bare("ready")
+        };
+        let id = self.api.media_with(&owner.id, row).await;
+        self.api
+            .put_object(&format!("images/{id}"), b"\x89PNG\r\n\x1a\n")
+            .await;
         id
     }
 
@@ -314,13 +281,9 @@ impl World {
             .await;
         let [other, owner, blocked, admin, partner]: [User; 5] = users.try_into().ok().unwrap();
         self.api.make_admin(&admin).await;
-        let block = format!("/v1/users/{}/block", blocked.id);
-        self.must(&owner, Method::PUT, &block, Value::Null, 204)
-            .await;
-        let follow = format!("/v1/users/{}/follow", owner.id);
+        self.api.block(&owner, &blocked).await;
         for follower in [&other, &admin] {
-            self.must(follower, Method::PUT, &follow, Value::Null, 204)
-                .await;
+            self.api.follow(follower, &owner).await;
         }
 
         let ready_media = self.audio(&owner, "ready").await;
@@ -347,8 +310,8 @@ impl World {
             .await;
         let pending_post = pending.json["id"].as_str().unwrap().to_owned();
         let upload_media = self.api.media(&owner, "awaiting_upload").await;
-        self.put_object(&format!("originals/{upload_media}"), &[0; 1000])
-            .await;
+        let original = format!("originals/{upload_media}");
+        self.api.put_object(&original, &[0; 1000]).await;
         let image_media = self.image(&owner).await;
         let voice_media = self.audio(&owner, "ready").await;
 
@@ -399,9 +362,7 @@ impl World {
             .await;
 
         let audio_key = format!("media/{ready_media}/v1/audio.opus");
-        let expires = sori_pipeline::clock::now_ms() + 600_000;
-        let signed = self.store.sign_get(&audio_key, None, expires).unwrap();
-        let audio_blob = signed.strip_prefix(PUBLIC_URL).unwrap().to_owned();
+        let audio_blob = self.api.signed_path(&audio_key);
 
         let ids = vec![
             ("owner", owner.id.clone()),
@@ -526,29 +487,10 @@ async fn check_row(w: &World, row: &Row, first_scene: usize) -> Vec<String> {
     problems
 }
 
-/// The (method, path) pairs of the OpenAPI document.
-async fn documented_routes(api: &Api) -> BTreeSet<(String, String)> {
-    let doc = api
-        .call(Method::GET, "/openapi.json", None, Value::Null)
-        .await
-        .json;
-    let mut routes = BTreeSet::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for method in item.as_object().unwrap().keys() {
-            if ["get", "put", "post", "delete", "patch", "head", "options"]
-                .contains(&method.as_str())
-            {
-                routes.insert((method.clone(), path.clone()));
-            }
-        }
-    }
-    routes
-}
-
 #[tokio::test]
 async fn every_documented_route_has_a_row() {
     let api = Api::new().await;
-    let documented = documented_routes(&api).await;
+    let documented = operations(&api.openapi().await);
     let in_table: BTreeSet<(String, String)> = table()
         .iter()
         .map(|r| (r.method.to_owned(), r.doc_path.to_owned()))

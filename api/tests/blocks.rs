@@ -8,11 +8,6 @@ use axum::http::StatusCode;
 use serde_json::json;
 use support::{assert_problem, Api, User};
 
-async fn block(api: &Api, who: &User, whom: &User) {
-    let r = api.put(&format!("/v1/users/{}/block", whom.id), who).await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
-}
-
 async fn follow_status(api: &Api, who: &User, whom: &User) -> StatusCode {
     api.put(&format!("/v1/users/{}/follow", whom.id), who)
         .await
@@ -35,8 +30,8 @@ async fn blocking_removes_follows_both_ways_and_refuses_new_ones() {
     );
     assert_eq!(api.feed_ids(&alice).await, [post.as_str()]);
 
-    block(&api, &alice, &bob).await;
-    block(&api, &alice, &bob).await;
+    api.block(&alice, &bob).await;
+    api.block(&alice, &bob).await;
     let follows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM follows")
         .fetch_one(api.t.db.pool())
         .await
@@ -78,7 +73,7 @@ async fn blocked_users_see_none_of_each_others_posts() {
     let alices = api.post_with(&alice, "#voice from alice").await;
     let bobs = api.post_with(&bob, "#voice from bob").await;
 
-    block(&api, &bob, &alice).await;
+    api.block(&bob, &alice).await;
     for (who, other_post, other) in [(&alice, &bobs, &bob), (&bob, &alices, &alice)] {
         assert_eq!(api.ids("/v1/explore", who).await.len(), 1);
         assert!(!api
@@ -118,7 +113,7 @@ async fn a_block_refuses_comments_and_hides_existing_ones() {
         assert_eq!(r.status, StatusCode::CREATED);
     }
 
-    block(&api, &alice, &bob).await;
+    api.block(&alice, &bob).await;
     // On carol's post, each sees only their own comment now; carol sees both.
     assert_eq!(api.ids(&path, &alice).await.len(), 1);
     assert_eq!(api.ids(&path, &bob).await.len(), 1);

@@ -5,81 +5,25 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use futures_util::future::join_all;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
-use sori_pipeline::store::{LocalStore, ObjectStore};
-use support::{assert_problem, Api, User};
-use tower::ServiceExt;
+use std::time::Duration;
+use support::{assert_problem, Api, Reply, User, PUBLIC_URL};
 
-const PUBLIC_URL: &str = "https://sori.example";
-
-async fn room(api: &Api, who: &User, with: &User) -> String {
-    let r = api
-        .call(
-            Method::POST,
-            "/v1/chats",
-            Some(&who.token),
-            json!({"user_id": with.id}),
-        )
-        .await;
-    assert!(
-        r.status == StatusCode::CREATED || r.status == StatusCode::OK,
-        "{}",
-        r.json
-    );
-    r.json["id"].as_str().unwrap().to_owned()
+/// `who` asks for the room with the user `id`.
+async fn open(api: &Api, who: &User, id: &str) -> Reply {
+    api.post("/v1/chats", who, json!({"user_id": id})).await
 }
 
-async fn send(api: &Api, who: &User, room: &str, body: Value) -> support::Reply {
-    let path = format!("/v1/chats/{room}/messages");
-    api.call(Method::POST, &path, Some(&who.token), body).await
-}
-
-async fn text(api: &Api, who: &User, room: &str, text: &str) -> String {
-    let r = send(api, who, room, json!({"kind": "text", "text": text})).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
-    r.json["id"].as_str().unwrap().to_owned()
-}
-
-async fn block(api: &Api, blocker: &User, blocked: &User) {
-    sqlx::query("INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, 0)")
-        .bind(&blocker.id)
-        .bind(&blocked.id)
-        .execute(api.t.db.pool())
-        .await
-        .unwrap();
-}
-
-async fn open(api: &Api, who: &User, id: &str) -> support::Reply {
-    api.call(
-        Method::POST,
-        "/v1/chats",
-        Some(&who.token),
-        json!({"user_id": id}),
-    )
-    .await
-}
-
-async fn read(api: &Api, room: &str, who: &User, id: &str) -> support::Reply {
+async fn read(api: &Api, room: &str, who: &User, id: &str) -> Reply {
     let path = format!("/v1/chats/{room}/read");
-    api.call(
-        Method::POST,
-        &path,
-        Some(&who.token),
-        json!({"message_id": id}),
-    )
-    .await
+    api.post(&path, who, json!({"message_id": id})).await
 }
 
 /// The caller's rooms (first page), as the room list shows them.
 async fn rooms(api: &Api, who: &User) -> Vec<Value> {
-    let r = api.get("/v1/chats", who).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    r.json["items"].as_array().unwrap().clone()
+    api.get("/v1/chats", who).await.items().clone()
 }
 
 #[tokio::test]
@@ -92,12 +36,7 @@ async fn concurrent_creations_of_a_pair_get_one_room() {
         } else {
             (&bob, &alice)
         };
-        api.call(
-            Method::POST,
-            "/v1/chats",
-            Some(&who.token),
-            json!({"user_id": with.id}),
-        )
+        open(&api, who, &with.id)
     });
     let replies = join_all(calls).await;
     let created = replies
@@ -131,11 +70,10 @@ async fn rooms_need_another_existing_unblocked_user() {
         StatusCode::NOT_FOUND,
         "not-found",
     );
-    let r = api
-        .call(Method::POST, "/v1/chats", None, json!({"user_id": bob.id}))
-        .await;
+    let body = json!({"user_id": bob.id});
+    let r = api.call(Method::POST, "/v1/chats", None, body).await;
     assert_problem(&r, StatusCode::UNAUTHORIZED, "unauthorized");
-    block(&api, &bob, &alice).await;
+    api.block(&bob, &alice).await;
     assert_problem(
         &open(&api, &alice, &bob.id).await,
         StatusCode::FORBIDDEN,
@@ -156,25 +94,18 @@ async fn history_is_newest_first_in_pages_and_members_only() {
         api.user("bob").await,
         api.user("carol").await,
     );
-    let room = room(&api, &alice, &bob).await;
+    let room = api.room(&alice, &bob).await;
     let mut sent = Vec::new();
     for i in 0..5 {
         let who = if i % 2 == 0 { &alice } else { &bob };
-        sent.push(text(&api, who, &room, &format!("message {i}")).await);
+        sent.push(api.text_message(who, &room, &format!("message {i}")).await);
     }
-    let mut seen = Vec::new();
-    let mut path = format!("/v1/chats/{room}/messages?limit=2");
-    loop {
-        let r = api.get(&path, &bob).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-        let items = r.json["items"].as_array().unwrap();
-        assert!(items.len() <= 2);
-        seen.extend(items.iter().map(|m| m["id"].as_str().unwrap().to_owned()));
-        match r.json["next_cursor"].as_str() {
-            Some(c) => path = format!("/v1/chats/{room}/messages?limit=2&cursor={c}"),
-            None => break,
-        }
-    }
+    let seen: Vec<String> = api
+        .all_pages(&format!("/v1/chats/{room}/messages"), &bob, 2)
+        .await
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
     sent.reverse();
     assert_eq!(seen, sent);
     let first = api.get(&format!("/v1/chats/{room}/messages"), &alice).await;
@@ -184,16 +115,11 @@ async fn history_is_newest_first_in_pages_and_members_only() {
     // Not a member: the room does not exist for carol.
     let r = api.get(&format!("/v1/chats/{room}/messages"), &carol).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
-    let r = send(&api, &carol, &room, json!({"kind": "text", "text": "hi"})).await;
-    assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
     let r = api
-        .call(
-            Method::POST,
-            &format!("/v1/chats/{room}/read"),
-            Some(&carol.token),
-            json!({"message_id": sent[0]}),
-        )
+        .send_message(&carol, &room, json!({"kind": "text", "text": "hi"}))
         .await;
+    assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
+    let r = read(&api, &room, &carol, &sent[0]).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
     assert_problem(
         &api.get("/v1/chats/nope/messages", &alice).await,
@@ -211,17 +137,17 @@ async fn a_resend_with_the_same_client_id_returns_the_original() {
         api.user("bob").await,
         api.user("carol").await,
     );
-    let room_ab = room(&api, &alice, &bob).await;
+    let room_ab = api.room(&alice, &bob).await;
     let body = json!({"kind": "text", "text": "once", "client_id": "c-1"});
-    let first = send(&api, &alice, &room_ab, body.clone()).await;
+    let first = api.send_message(&alice, &room_ab, body.clone()).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.json);
-    let again = send(&api, &alice, &room_ab, body.clone()).await;
+    let again = api.send_message(&alice, &room_ab, body.clone()).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.json);
     assert_eq!(again.json["id"], first.json["id"]);
     assert_eq!(again.json["client_id"], "c-1");
     // Concurrent resends too.
     let body2 = json!({"kind": "text", "text": "twice", "client_id": "c-2"});
-    let replies = join_all((0..4).map(|_| send(&api, &alice, &room_ab, body2.clone()))).await;
+    let replies = join_all((0..4).map(|_| api.send_message(&alice, &room_ab, body2.clone()))).await;
     assert_eq!(
         replies
             .iter()
@@ -237,11 +163,11 @@ async fn a_resend_with_the_same_client_id_returns_the_original() {
         .await;
     assert_eq!(history.len(), 2, "{history:?}");
     // Another sender may use the same key; the same sender not in another room.
-    let r = send(&api, &bob, &room_ab, body.clone()).await;
+    let r = api.send_message(&bob, &room_ab, body.clone()).await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let room_ac = room(&api, &alice, &carol).await;
+    let room_ac = api.room(&alice, &carol).await;
     assert_problem(
-        &send(&api, &alice, &room_ac, body).await,
+        &api.send_message(&alice, &room_ac, body).await,
         StatusCode::CONFLICT,
         "conflict",
     );
@@ -251,17 +177,17 @@ async fn a_resend_with_the_same_client_id_returns_the_original() {
 async fn blocked_users_cannot_message_each_other() {
     let api = Api::new().await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    let room = room(&api, &alice, &bob).await;
-    text(&api, &alice, &room, "before").await;
-    block(&api, &alice, &bob).await;
+    let room = api.room(&alice, &bob).await;
+    api.text_message(&alice, &room, "before").await;
+    api.block(&alice, &bob).await;
     let body = json!({"kind": "text", "text": "after"});
     assert_problem(
-        &send(&api, &bob, &room, body.clone()).await,
+        &api.send_message(&bob, &room, body.clone()).await,
         StatusCode::FORBIDDEN,
         "forbidden",
     );
     assert_problem(
-        &send(&api, &alice, &room, body).await,
+        &api.send_message(&alice, &room, body).await,
         StatusCode::FORBIDDEN,
         "forbidden",
     );
@@ -277,11 +203,11 @@ async fn blocked_users_cannot_message_each_other() {
 async fn read_markers_drive_unread_counts_and_read_up_to() {
     let api = Api::new().await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    let room = room(&api, &alice, &bob).await;
-    let m1 = text(&api, &bob, &room, "one").await;
-    let m2 = text(&api, &bob, &room, "two").await;
-    let _m3 = text(&api, &bob, &room, "three").await;
-    let mine = text(&api, &alice, &room, "mine").await;
+    let room = api.room(&alice, &bob).await;
+    let m1 = api.text_message(&bob, &room, "one").await;
+    let m2 = api.text_message(&bob, &room, "two").await;
+    let _m3 = api.text_message(&bob, &room, "three").await;
+    let mine = api.text_message(&alice, &room, "mine").await;
     let listed = &rooms(&api, &alice).await[0];
     assert_eq!(listed["unread_count"], 3, "own messages are not unread");
     assert_eq!(listed["last_message"]["id"], mine.as_str());
@@ -335,25 +261,19 @@ async fn rooms_are_listed_by_last_activity_in_pages() {
     let mut others = Vec::new();
     for name in ["bob", "carol", "dave"] {
         let other = api.user(name).await;
-        let id = room(&api, &alice, &other).await;
+        let id = api.room(&alice, &other).await;
         others.push((other, id));
     }
     // Activity: carol's room, then bob's (dave's stays empty and oldest).
-    text(&api, &others[1].0, &others[1].1, "hi from carol").await;
-    text(&api, &others[0].0, &others[0].1, "hi from bob").await;
-    let mut handles = Vec::new();
-    let mut path = "/v1/chats?limit=2".to_owned();
-    loop {
-        let r = api.get(&path, &alice).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-        for room in r.json["items"].as_array().unwrap() {
-            handles.push(room["other"]["handle"].as_str().unwrap().to_owned());
-        }
-        match r.json["next_cursor"].as_str() {
-            Some(c) => path = format!("/v1/chats?limit=2&cursor={c}"),
-            None => break,
-        }
-    }
+    api.text_message(&others[1].0, &others[1].1, "hi from carol")
+        .await;
+    api.text_message(&others[0].0, &others[0].1, "hi from bob")
+        .await;
+    let pages = api.all_pages("/v1/chats", &alice, 2).await;
+    let handles: Vec<&str> = pages
+        .iter()
+        .map(|room| room["other"]["handle"].as_str().unwrap())
+        .collect();
     assert_eq!(handles, ["bob", "carol", "dave"]);
     let list = rooms(&api, &alice).await;
     assert_eq!(list[0]["last_message"]["text"], "hi from bob");
@@ -369,7 +289,7 @@ async fn rooms_are_listed_by_last_activity_in_pages() {
 async fn messages_are_validated() {
     let api = Api::new().await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    let room = room(&api, &alice, &bob).await;
+    let room = api.room(&alice, &bob).await;
     let bobs_media = api.media(&bob, "ready").await;
     let unfinished = api.media(&alice, "awaiting_upload").await;
     let long = "x".repeat(4001);
@@ -383,7 +303,7 @@ async fn messages_are_validated() {
         json!({"kind": "image", "media_id": api.media(&alice, "ready").await}),
         json!({"kind": "text", "text": "hi", "client_id": ""}),
     ] {
-        let r = send(&api, &alice, &room, body.clone()).await;
+        let r = api.send_message(&alice, &room, body.clone()).await;
         assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     }
     assert!(api
@@ -394,41 +314,33 @@ async fn messages_are_validated() {
 
 #[tokio::test]
 async fn voice_messages_carry_duration_bars_and_audio_once_ready() {
-    let api = Api::with(|s| s.with_public_url(PUBLIC_URL)).await;
+    let api = Api::new().await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    let room = room(&api, &alice, &bob).await;
+    let room = api.room(&alice, &bob).await;
     let ready = api.media(&alice, "ready").await;
-    let r = send(
-        &api,
-        &alice,
-        &room,
-        json!({"kind": "voice", "media_id": ready}),
-    )
-    .await;
+    let r = api
+        .send_message(&alice, &room, json!({"kind": "voice", "media_id": ready}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let voice = &r.json["voice"];
     assert_eq!(voice["duration_ms"], 1234);
     assert_eq!(voice["bars"], json!([1, 2, 3]));
     support::assert_clip_urls(voice, &ready);
     let processing = api.media(&alice, "processing").await;
-    let r = send(
-        &api,
-        &alice,
-        &room,
-        json!({"kind": "voice", "media_id": processing}),
-    )
-    .await;
+    let r = api
+        .send_message(
+            &alice,
+            &room,
+            json!({"kind": "voice", "media_id": processing}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     assert_eq!(r.json["voice"]["state"], "processing");
     assert!(r.json["voice"]["audio_url"].is_null());
     // A media goes in one message only.
-    let r = send(
-        &api,
-        &alice,
-        &room,
-        json!({"kind": "voice", "media_id": ready}),
-    )
-    .await;
+    let r = api
+        .send_message(&alice, &room, json!({"kind": "voice", "media_id": ready}))
+        .await;
     assert_problem(&r, StatusCode::CONFLICT, "conflict");
 }
 
@@ -436,8 +348,8 @@ async fn voice_messages_carry_duration_bars_and_audio_once_ready() {
 async fn offline_recipients_get_a_push_and_online_ones_do_not() {
     let api = Api::new().await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    let room = room(&api, &alice, &bob).await;
-    let id = text(&api, &alice, &room, "are you there?").await;
+    let room = api.room(&alice, &bob).await;
+    let id = api.text_message(&alice, &room, "are you there?").await;
     let pushes = |user: String| {
         let db = api.t.db.clone();
         async move {
@@ -465,7 +377,7 @@ async fn offline_recipients_get_a_push_and_online_ones_do_not() {
     .execute(api.t.db.pool())
     .await
     .unwrap();
-    text(&api, &alice, &room, "now you are").await;
+    api.text_message(&alice, &room, "now you are").await;
     assert_eq!(pushes(bob.id.clone()).await.len(), 1);
     let presence = api
         .get(&format!("/v1/users/{}/presence", bob.id), &alice)
@@ -483,64 +395,6 @@ async fn offline_recipients_get_a_push_and_online_ones_do_not() {
     );
 }
 
-/// The app with the embedded store, for uploads.
-struct Store {
-    api: Api,
-    _blobs: tempfile::TempDir,
-}
-
-async fn with_store() -> Store {
-    let blobs = tempfile::tempdir().unwrap();
-    let path = blobs.path().to_owned();
-    let api = Api::with(move |state| {
-        let store = LocalStore::new(&path, &[7; 32], PUBLIC_URL).unwrap();
-        let queue = EmbeddedQueue::new(state.db.clone(), "media", 5);
-        state
-            .with_public_url(PUBLIC_URL)
-            .with_media(ObjectStore::Local(store), JobQueue::Embedded(queue))
-    })
-    .await;
-    Store { api, _blobs: blobs }
-}
-
-/// Presigns, PUTs `bytes` through the signed blob route, completes; returns the media id and the completion reply.
-async fn upload(
-    api: &Api,
-    who: &User,
-    content_type: &str,
-    bytes: &[u8],
-) -> (String, support::Reply) {
-    let body = json!({"content_type": content_type, "size_bytes": bytes.len()});
-    let r = api
-        .call(Method::POST, "/v1/media", Some(&who.token), body)
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
-    let id = r.json["id"].as_str().unwrap().to_owned();
-    let url = r.json["upload"]["url"].as_str().unwrap();
-    let mut req = Request::builder()
-        .method(r.json["upload"]["method"].as_str().unwrap())
-        .uri(url.strip_prefix(PUBLIC_URL).unwrap());
-    for (name, value) in r.json["upload"]["headers"].as_object().unwrap() {
-        req = req.header(name, value.as_str().unwrap());
-    }
-    let put = api
-        .app
-        .clone()
-        .oneshot(req.body(Body::from(bytes.to_vec())).unwrap())
-        .await
-        .unwrap();
-    assert!(put.status().is_success(), "PUT {}", put.status());
-    let done = api
-        .call(
-            Method::POST,
-            &format!("/v1/media/{id}/complete"),
-            Some(&who.token),
-            Value::Null,
-        )
-        .await;
-    (id, done)
-}
-
 fn png(width: u32, height: u32) -> Vec<u8> {
     let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
     b.extend_from_slice(&width.to_be_bytes());
@@ -551,15 +405,14 @@ fn png(width: u32, height: u32) -> Vec<u8> {
 
 #[tokio::test]
 async fn images_upload_with_dimensions_and_are_served_to_members_only() {
-    let s = with_store().await;
-    let api = &s.api;
+    let api = &Api::new().await;
     let (alice, bob, carol) = (
         api.user("alice").await,
         api.user("bob").await,
         api.user("carol").await,
     );
     let bytes = png(640, 480);
-    let (id, done) = upload(api, &alice, "image/png", &bytes).await;
+    let (id, done) = api.upload(&alice, "image/png", &bytes).await;
     assert_eq!(done.status, StatusCode::ACCEPTED, "{}", done.json);
     assert_eq!(done.json["state"], "ready");
     assert_eq!(done.json["kind"], "image");
@@ -575,18 +428,16 @@ async fn images_upload_with_dimensions_and_are_served_to_members_only() {
 
     // Images are for chat, not voice posts.
     let post = json!({"media_id": id, "caption": "a picture"});
-    let r = api
-        .call(Method::POST, "/v1/posts", Some(&alice.token), post)
-        .await;
+    let r = api.post("/v1/posts", &alice, post).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
-    let room = room(api, &alice, &bob).await;
-    let r = send(
-        api,
-        &alice,
-        &room,
-        json!({"kind": "image", "media_id": id, "text": "look"}),
-    )
-    .await;
+    let room = api.room(&alice, &bob).await;
+    let r = api
+        .send_message(
+            &alice,
+            &room,
+            json!({"kind": "image", "media_id": id, "text": "look"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let image = &r.json["image"];
     assert_eq!(
@@ -597,31 +448,17 @@ async fn images_upload_with_dimensions_and_are_served_to_members_only() {
     // The picture's signed URL: an `<img>` fetches it with no token, and it
     // is served as the type it was checked to be.
     let url = image["image_url"].as_str().unwrap();
-    let path = url.strip_prefix(PUBLIC_URL).unwrap();
-    assert!(
-        path.starts_with(&format!("/v1/blobs/images/{id}?")),
-        "{url}"
-    );
-    let resp = api
-        .app
-        .clone()
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()[header::CONTENT_TYPE], "image/png");
-    assert_eq!(resp.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(&body[..], &bytes[..]);
+    let signed = format!("{PUBLIC_URL}/v1/blobs/images/{id}?");
+    assert!(url.starts_with(&signed), "{url}");
+    let resp = api.fetch(Method::GET, url, &[]).await;
+    assert_eq!(resp.status, StatusCode::OK);
+    assert_eq!(resp.header(header::CONTENT_TYPE), "image/png");
+    assert_eq!(resp.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    assert_eq!(resp.body, bytes);
     // Served as another type only with a signature for it.
-    let retyped = path.replace("image%2Fpng", "text%2Fhtml");
-    let resp = api
-        .app
-        .clone()
-        .oneshot(Request::get(&retyped).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let retyped = url.replace("image%2Fpng", "text%2Fhtml");
+    let resp = api.fetch(Method::GET, &retyped, &[]).await;
+    assert_eq!(resp.status, StatusCode::FORBIDDEN);
     // The members are sent to the same URL by the original route; others are refused.
     let original = format!("/v1/media/{id}/original");
     for (who, expected) in [
@@ -629,14 +466,10 @@ async fn images_upload_with_dimensions_and_are_served_to_members_only() {
         (&bob, StatusCode::FOUND),
         (&carol, StatusCode::FORBIDDEN),
     ] {
-        let req = Request::get(&original)
-            .header(header::AUTHORIZATION, format!("Bearer {}", who.token))
-            .body(Body::empty())
-            .unwrap();
-        let resp = api.app.clone().oneshot(req).await.unwrap();
-        assert_eq!(resp.status(), expected, "{}", who.handle);
+        let resp = api.get_raw(&original, who, &[]).await;
+        assert_eq!(resp.status, expected, "{}", who.handle);
         if expected == StatusCode::FOUND {
-            assert_eq!(resp.headers()[header::LOCATION], url);
+            assert_eq!(resp.header(header::LOCATION), url);
         }
     }
     // Carol, not a member, never had the URL: the room's history is the members'.
@@ -646,20 +479,15 @@ async fn images_upload_with_dimensions_and_are_served_to_members_only() {
 
 #[tokio::test]
 async fn images_are_checked_by_type_bytes_and_size() {
-    let s = with_store().await;
-    let api = &s.api;
+    let api = &Api::new().await;
     let alice = api.user("alice").await;
-    let (_, done) = upload(api, &alice, "image/jpeg", &png(10, 10)).await;
+    let (_, done) = api.upload(&alice, "image/jpeg", &png(10, 10)).await;
     assert_problem(&done, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     let too_big = json!({"content_type": "image/webp", "size_bytes": 10 * 1024 * 1024 + 1});
-    let r = api
-        .call(Method::POST, "/v1/media", Some(&alice.token), too_big)
-        .await;
+    let r = api.post("/v1/media", &alice, too_big).await;
     assert_problem(&r, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
     let gif = json!({"content_type": "image/gif", "size_bytes": 100});
-    let r = api
-        .call(Method::POST, "/v1/media", Some(&alice.token), gif)
-        .await;
+    let r = api.post("/v1/media", &alice, gif).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     // Audio has no original route.
     let audio = api.media(&alice, "ready").await;
@@ -671,23 +499,18 @@ async fn images_are_checked_by_type_bytes_and_size() {
 
 #[tokio::test]
 async fn chat_media_is_playable_by_members_and_survives_cleanup() {
-    let s = with_store().await;
-    let api = &s.api;
+    let api = &Api::new().await;
     let (alice, bob, carol) = (
         api.user("alice").await,
         api.user("bob").await,
         api.user("carol").await,
     );
-    let room = room(api, &alice, &bob).await;
+    let room = api.room(&alice, &bob).await;
     let sent = api.media(&alice, "ready").await;
     let loose = api.media(&alice, "ready").await;
-    let r = send(
-        api,
-        &alice,
-        &room,
-        json!({"kind": "voice", "media_id": sent}),
-    )
-    .await;
+    let r = api
+        .send_message(&alice, &room, json!({"kind": "voice", "media_id": sent}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     // Playback access: a member gets past the access check (409: no outputs in
     // this fixture), a stranger is refused.
@@ -698,14 +521,9 @@ async fn chat_media_is_playable_by_members_and_survives_cleanup() {
         StatusCode::FORBIDDEN,
         "forbidden",
     );
-    // The sweep's store: the fixture media have no objects, so deletions are no-ops.
-    let sweep_dir = tempfile::tempdir().unwrap();
-    let store =
-        ObjectStore::Local(LocalStore::new(sweep_dir.path(), &[7; 32], PUBLIC_URL).unwrap());
+    // The fixture media have no objects, so the store's deletions are no-ops.
     let now = sori_pipeline::clock::now_ms() + 1_000;
-    let swept = sori_api::cleanup::sweep(&api.t.db, &store, std::time::Duration::ZERO, now)
-        .await
-        .unwrap();
+    let swept = api.sweep(Duration::ZERO, now).await;
     assert_eq!(swept.media, 1);
     let left: Vec<String> = sqlx::query_scalar("SELECT id FROM media WHERE owner_id = $1")
         .bind(&alice.id)

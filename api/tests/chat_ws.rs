@@ -5,50 +5,35 @@
 
 mod support;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use sori_api::realtime::{Event, Realtime, WsConfig};
-use sori_api::AppState;
 use sori_pipeline::media::{MediaEvent, MediaState};
 use std::time::Duration;
+use support::ws::{closed_by_server, next_event, Socket};
 use support::{Api, User};
-use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long a test waits for something that should happen.
 const PATIENCE: Duration = Duration::from_secs(10);
 
 struct Server {
     api: Api,
-    state: AppState,
     addr: std::net::SocketAddr,
 }
 
 impl Server {
     /// The app on a loopback port, with `config` for its sockets.
     async fn start(config: WsConfig) -> Self {
-        let mut captured = None;
-        let api = Api::with(|state| {
-            let state =
-                state.with_realtime(Realtime::new(sori_api::realtime::Fanout::local(), config));
-            captured = Some(state.clone());
-            state
-        })
-        .await;
+        let realtime = Realtime::new(sori_api::realtime::Fanout::local(), config);
+        let api = Api::with(|state| state.with_realtime(realtime)).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = api.app.clone();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self {
-            api,
-            state: captured.unwrap(),
-            addr,
-        }
+        Self { api, addr }
     }
 
     async fn quick() -> Self {
@@ -123,70 +108,6 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-
-    async fn room(&self, a: &User, b: &User) -> String {
-        let r = self
-            .api
-            .call(
-                Method::POST,
-                "/v1/chats",
-                Some(&a.token),
-                json!({"user_id": b.id}),
-            )
-            .await;
-        r.json["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn text(&self, who: &User, room: &str, text: &str) -> String {
-        let path = format!("/v1/chats/{room}/messages");
-        let r = self
-            .api
-            .call(
-                Method::POST,
-                &path,
-                Some(&who.token),
-                json!({"kind": "text", "text": text}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
-        r.json["id"].as_str().unwrap().to_owned()
-    }
-}
-
-/// The next event of type `kind` (others are skipped); fails after [`PATIENCE`].
-async fn next_event(socket: &mut Socket, kind: &str) -> Value {
-    let wait = async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    let event: Value = serde_json::from_str(text.as_str()).unwrap();
-                    if event["type"] == kind {
-                        return event["data"].clone();
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => panic!("socket ended waiting for {kind}: {other:?}"),
-            }
-        }
-    };
-    tokio::time::timeout(PATIENCE, wait)
-        .await
-        .unwrap_or_else(|_| panic!("no {kind} event"))
-}
-
-/// Reads until the server closes the socket; fails after [`PATIENCE`].
-async fn closed_by_server(socket: &mut Socket) {
-    let wait = async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
-            }
-        }
-    };
-    tokio::time::timeout(PATIENCE, wait)
-        .await
-        .expect("the server never closed the socket");
 }
 
 #[tokio::test]
@@ -197,12 +118,12 @@ async fn a_message_reaches_every_device_of_both_members() {
         s.api.user("bob").await,
         s.api.user("carol").await,
     );
-    let room = s.room(&alice, &bob).await;
+    let room = s.api.room(&alice, &bob).await;
     let mut phone = s.connect(&bob).await;
     let mut laptop = s.connect(&bob).await;
     let mut alices_other_device = s.connect(&alice).await;
     let mut carols = s.connect(&carol).await;
-    let id = s.text(&alice, &room, "hello bob").await;
+    let id = s.api.text_message(&alice, &room, "hello bob").await;
     for socket in [&mut phone, &mut laptop, &mut alices_other_device] {
         let message = next_event(socket, "message.new").await;
         assert_eq!(message["id"], id.as_str());
@@ -216,8 +137,8 @@ async fn a_message_reaches_every_device_of_both_members() {
         .unwrap();
     assert_eq!(pushes, 0);
     // Carol is not in the room: her next message event is her own room's.
-    let carol_room = s.room(&carol, &bob).await;
-    let own = s.text(&bob, &carol_room, "hi carol").await;
+    let carol_room = s.api.room(&carol, &bob).await;
+    let own = s.api.text_message(&bob, &carol_room, "hi carol").await;
     assert_eq!(
         next_event(&mut carols, "message.new").await["id"],
         own.as_str()
@@ -228,16 +149,15 @@ async fn a_message_reaches_every_device_of_both_members() {
 async fn read_receipts_reach_the_sender() {
     let s = Server::quick().await;
     let (alice, bob) = (s.api.user("alice").await, s.api.user("bob").await);
-    let room = s.room(&alice, &bob).await;
+    let room = s.api.room(&alice, &bob).await;
     let mut alices = s.connect(&alice).await;
-    let id = s.text(&alice, &room, "read me").await;
+    let id = s.api.text_message(&alice, &room, "read me").await;
     next_event(&mut alices, "message.new").await;
     let r = s
         .api
-        .call(
-            Method::POST,
+        .post(
             &format!("/v1/chats/{room}/read"),
-            Some(&bob.token),
+            &bob,
             json!({"message_id": id}),
         )
         .await;
@@ -252,7 +172,7 @@ async fn read_receipts_reach_the_sender() {
 async fn presence_follows_the_last_connection_of_a_user() {
     let s = Server::quick().await;
     let (alice, bob) = (s.api.user("alice").await, s.api.user("bob").await);
-    s.room(&alice, &bob).await;
+    s.api.room(&alice, &bob).await;
     assert_eq!(s.presence(&bob, &alice).await["online"], false);
     let mut alices = s.connect(&alice).await;
     let mut phone = s.connect(&bob).await;
@@ -287,7 +207,7 @@ async fn a_client_that_answers_pings_stays_online_past_its_expiry() {
     let mut socket = s.connect(&alice).await;
     s.wait_online(&alice, true).await;
     let first_seen = s.presence(&alice, &alice).await["last_seen"].as_i64();
-    let ttl = s.state.realtime.config.presence_ttl();
+    let ttl = s.api.state.realtime.config.presence_ttl();
     // Reading answers the server's pings.
     let reader = tokio::spawn(async move { while let Some(Ok(_)) = socket.next().await {} });
     for _ in 0..3 {
@@ -303,7 +223,7 @@ async fn a_client_that_answers_pings_stays_online_past_its_expiry() {
 async fn a_client_that_stops_answering_pings_goes_offline() {
     let s = Server::quick().await;
     let (alice, bob) = (s.api.user("alice").await, s.api.user("bob").await);
-    s.room(&alice, &bob).await;
+    s.api.room(&alice, &bob).await;
     let mut alices = s.connect(&alice).await;
     // Bob's socket is never read, so his client never answers a ping.
     let mut silent = s.connect(&bob).await;
@@ -333,7 +253,7 @@ async fn a_client_that_does_not_read_is_dropped_when_its_queue_fills() {
     .await;
     let bob = s.api.user("bob").await;
     let mut slow = s.connect(&bob).await;
-    let hub = &s.state.realtime.hub;
+    let hub = &s.api.state.realtime.hub;
     assert_eq!(hub.connections(&bob.id), 1);
     let big = Event::new("test.big", json!("x".repeat(256 * 1024)));
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -355,7 +275,7 @@ async fn the_owner_hears_when_media_is_ready() {
     let alice = s.api.user("alice").await;
     let mut socket = s.connect(&alice).await;
     let media = s.api.media(&alice, "ready").await;
-    s.state.media_events.publish(MediaEvent {
+    s.api.state.media_events.publish(MediaEvent {
         media_id: media.clone(),
         owner_id: alice.id.clone(),
         state: MediaState::Ready,
@@ -373,9 +293,7 @@ async fn follows_likes_comments_and_mentions_arrive_as_notifications() {
     let post = s.api.ready_post(&alice).await;
     let mut socket = s.connect(&alice).await;
 
-    s.api
-        .put(&format!("/v1/users/{}/follow", alice.id), &bob)
-        .await;
+    s.api.follow(&bob, &alice).await;
     let follow = next_event(&mut socket, "notification").await;
     assert_eq!(
         (follow["kind"].as_str(), follow["actor_id"].as_str()),

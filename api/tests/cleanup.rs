@@ -2,112 +2,73 @@
 //! names, with the local object store in a temporary directory: only old,
 //! unattached, unleased media goes, with its original and every output.
 
-use sori_api::cleanup::{sweep, Swept, BATCH};
-use sori_pipeline::db::testing::{fresh_db, TestDb};
+mod support;
+
+use sori_api::cleanup::{Swept, BATCH};
 use sori_pipeline::output::Output;
-use sori_pipeline::store::{original_key, output_prefix, LocalStore, ObjectStore};
+use sori_pipeline::store::{original_key, output_prefix};
 use std::path::Path;
 use std::time::Duration;
+use support::{Api, NewMedia};
 
 const DAY: Duration = Duration::from_secs(86_400);
 const DAY_MS: i64 = 86_400_000;
 /// "Now" of the tests: a fixed time, so created times are exact.
 const NOW: i64 = 1_800_000_000_000;
 
+/// The app's database and store, and the user whose media the tests make.
 struct Fixture {
-    t: TestDb,
-    store: ObjectStore,
-    local: LocalStore,
-    dir: tempfile::TempDir,
+    api: Api,
     user: String,
 }
 
 impl Fixture {
     async fn new() -> Self {
-        let t = fresh_db().await;
-        let dir = tempfile::tempdir().unwrap();
-        let local =
-            LocalStore::new(dir.path().join("blobs"), &[3; 32], "http://sori.test").unwrap();
-        let user = uuid::Uuid::now_v7().to_string();
-        sqlx::query(
-            "INSERT INTO users (id, handle, handle_lower, display_name, password_hash, created_at) \
-             VALUES ($1, 'owner', 'owner', 'Owner', 'x', 0)",
-        )
-        .bind(&user)
-        .execute(t.db.pool())
-        .await
-        .unwrap();
-        Self {
-            t,
-            store: ObjectStore::Local(local.clone()),
-            local,
-            dir,
-            user,
-        }
+        let api = Api::new().await;
+        let user = api.user_row("owner", "x").await;
+        Self { api, user }
     }
 
     /// A media created `age_ms` before [`NOW`] after `attempts` processing
     /// attempts, with its original and each attempt's outputs in the store.
     async fn media(&self, age_ms: i64, attempts: i64) -> String {
-        let id = uuid::Uuid::now_v7().to_string();
         let state = if attempts > 0 {
             "ready"
         } else {
             "awaiting_upload"
         };
-        sqlx::query(
-            "INSERT INTO media (id, owner_id, state, content_type, size_bytes, original_key, \
-             output_prefix, attempts, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'audio/mp4', 4, $4, $5, $6, $7, $7)",
-        )
-        .bind(&id)
-        .bind(&self.user)
-        .bind(state)
-        .bind(original_key(&id))
-        .bind((attempts > 0).then(|| output_prefix(&id, attempts)))
-        .bind(attempts as i32)
-        .bind(NOW - age_ms)
-        .execute(self.t.db.pool())
-        .await
-        .unwrap();
+        let row = NewMedia {
+            size_bytes: 4,
+            version: (attempts > 0).then_some(attempts),
+            attempts: attempts as i32,
+            created_at: NOW - age_ms,
+            ..NewMedia::bare(state)
+        };
+        let id = self.api.media_with(&self.user, row).await;
         for key in keys_of(&id, attempts) {
-            self.put(&key).await;
+            self.api.put_object(&key, b"data").await;
         }
         id
     }
 
-    async fn put(&self, key: &str) {
-        let file = self.dir.path().join("object");
-        std::fs::write(&file, b"data").unwrap();
-        self.local.put_file(key, &file, "audio/ogg").await.unwrap();
-    }
-
     async fn post(&self, media: &str) {
-        sqlx::query(
-            "INSERT INTO posts (id, author_id, media_id, caption, tags, created_at) \
-             VALUES ($1, $2, $3, '', '[]', 0)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(&self.user)
-        .bind(media)
-        .execute(self.t.db.pool())
-        .await
-        .unwrap();
+        self.api.post_on(&self.user, media, "", &[], 0).await;
     }
 
     async fn exists(&self, media: &str) -> bool {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM media WHERE id = $1")
             .bind(media)
-            .fetch_one(self.t.db.pool())
+            .fetch_one(self.api.t.db.pool())
             .await
             .unwrap();
         n == 1
     }
 
     async fn objects_present(&self, keys: &[String]) -> usize {
+        let store = self.api.store();
         let mut n = 0;
         for key in keys {
-            if self.local.head(key).await.unwrap().is_some() {
+            if store.head(key).await.unwrap().is_some() {
                 n += 1;
             }
         }
@@ -115,7 +76,12 @@ impl Fixture {
     }
 
     async fn sweep(&self) -> Swept {
-        sweep(&self.t.db, &self.store, DAY, NOW).await.unwrap()
+        self.api.sweep(DAY, NOW).await
+    }
+
+    /// How many files the store holds.
+    fn files(&self) -> usize {
+        files_under(self.api.blobs.path())
     }
 }
 
@@ -153,12 +119,14 @@ async fn only_old_unattached_media_and_its_objects_are_deleted() {
     sqlx::query("UPDATE media SET state = 'processing', lease_until = $1 WHERE id = $2")
         .bind(NOW + 30_000)
         .bind(&leased)
-        .execute(f.t.db.pool())
+        .execute(f.api.t.db.pool())
         .await
         .unwrap();
     // An object of someone else's media under a similar prefix stays.
-    f.put("media/unrelated/v1/audio.opus").await;
-    let before = files_under(&f.dir.path().join("blobs"));
+    f.api
+        .put_object("media/unrelated/v1/audio.opus", b"data")
+        .await;
+    let before = f.files();
 
     let swept = f.sweep().await;
     assert_eq!(
@@ -178,7 +146,7 @@ async fn only_old_unattached_media_and_its_objects_are_deleted() {
     assert_eq!(f.objects_present(&keys_of(&young, 1)).await, 5);
     assert_eq!(f.objects_present(&keys_of(&leased, 1)).await, 5);
     // Exactly the two media's objects are gone: 1 + 2×4 and 1.
-    assert_eq!(files_under(&f.dir.path().join("blobs")), before - 10);
+    assert_eq!(f.files(), before - 10);
 
     // Idempotent: nothing left to do.
     assert_eq!(f.sweep().await, Swept::default());
@@ -200,7 +168,7 @@ async fn a_pass_goes_through_every_batch() {
     let swept = f.sweep().await;
     assert_eq!(swept.media as usize, n - kept.len());
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM media")
-        .fetch_one(f.t.db.pool())
+        .fetch_one(f.api.t.db.pool())
         .await
         .unwrap();
     assert_eq!(left as usize, kept.len());

@@ -6,8 +6,6 @@ mod support;
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use sori_api::cleanup::sweep;
-use sori_pipeline::store::{LocalStore, ObjectStore};
 use std::time::Duration;
 use support::{assert_problem, Api, Reply, User};
 
@@ -24,13 +22,7 @@ async fn text(api: &Api, post: &str, who: &User, text: &str) -> String {
 
 async fn texts(api: &Api, post: &str, who: &User) -> Vec<String> {
     let r = api.get(&format!("/v1/posts/{post}/comments"), who).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    r.json["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["text"].as_str().unwrap().to_owned())
-        .collect()
+    r.strings("text")
 }
 
 async fn comment_count(api: &Api, post: &str, who: &User) -> i64 {
@@ -60,18 +52,10 @@ async fn text_comments_list_oldest_first_in_pages() {
     );
     assert_eq!(comment_count(&api, &post, &bob).await, 5);
 
-    let mut seen = Vec::new();
-    let mut path = format!("/v1/posts/{post}/comments?limit=2");
-    loop {
-        let r = api.get(&path, &alice).await;
-        for c in r.json["items"].as_array().unwrap() {
-            seen.push(c["text"].as_str().unwrap().to_owned());
-        }
-        match r.json["next_cursor"].as_str() {
-            Some(cursor) => path = format!("/v1/posts/{post}/comments?limit=2&cursor={cursor}"),
-            None => break,
-        }
-    }
+    let pages = api
+        .all_pages(&format!("/v1/posts/{post}/comments"), &alice, 2)
+        .await;
+    let seen: Vec<&str> = pages.iter().map(|c| c["text"].as_str().unwrap()).collect();
     assert_eq!(seen, ["c0", "c1", "c2", "c3", "c4"]);
 
     let first = api.get(&format!("/v1/posts/{post}/comments"), &alice).await;
@@ -142,11 +126,7 @@ async fn voice_comments_need_own_unattached_media_and_show_once_ready() {
     let r = comment(&api, &post, &bob, json!({ "media_id": clip })).await;
     assert_problem(&r, StatusCode::CONFLICT, "conflict");
 
-    sqlx::query("UPDATE media SET state = 'ready' WHERE id = $1")
-        .bind(&clip)
-        .execute(api.t.db.pool())
-        .await
-        .unwrap();
+    api.set_media_state(&clip, "ready").await;
     let r = api.get(&path, &alice).await;
     let c = &r.json["items"][0];
     assert_eq!(c["media_id"], clip.as_str());
@@ -190,13 +170,8 @@ async fn the_cleanup_keeps_a_voice_comments_clip() {
     let r = comment(&api, &post, &alice, json!({ "media_id": clip })).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
 
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        ObjectStore::Local(LocalStore::new(dir.path(), &[1; 32], "http://sori.test").unwrap());
     // The test media were created at time 0: long past any time to live.
-    let swept = sweep(&api.t.db, &store, Duration::from_secs(60), 1_000_000)
-        .await
-        .unwrap();
+    let swept = api.sweep(Duration::from_secs(60), 1_000_000).await;
     assert_eq!(swept.media, 1);
     let left: Vec<String> = sqlx::query_scalar("SELECT id FROM media WHERE id IN ($1, $2)")
         .bind(&clip)

@@ -5,14 +5,12 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{header, StatusCode};
 use serde_json::{json, Value};
 use sori_api::cache::CacheConfig;
 use sori_pipeline::media::{MediaEvent, MediaState};
 use std::time::{Duration, Instant};
 use support::{Api, User};
-use tower::ServiceExt;
 
 async fn cached_api(feed_ttl: Duration) -> Api {
     Api::with(|state| {
@@ -22,13 +20,6 @@ async fn cached_api(feed_ttl: Duration) -> Api {
         })
     })
     .await
-}
-
-async fn follow(api: &Api, follower: &User, followee: &User) {
-    let r = api
-        .put(&format!("/v1/users/{}/follow", followee.id), follower)
-        .await;
-    assert!(r.status.is_success(), "{}", r.json);
 }
 
 async fn first_item(api: &Api, who: &User) -> Value {
@@ -42,7 +33,7 @@ async fn your_own_writes_show_in_your_feed_at_once() {
     let api = cached_api(Duration::from_secs(60)).await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
     let post = api.ready_post(&bob).await;
-    follow(&api, &alice, &bob).await;
+    api.follow(&alice, &bob).await;
     assert_eq!(first_item(&api, &alice).await["liked_by_me"], false);
 
     let r = api.put(&format!("/v1/posts/{post}/like"), &alice).await;
@@ -67,7 +58,7 @@ async fn others_posts_appear_within_the_cache_lifetime() {
     let ttl = Duration::from_millis(300);
     let api = cached_api(ttl).await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    follow(&api, &alice, &bob).await;
+    api.follow(&alice, &bob).await;
     assert!(api.feed_ids(&alice).await.is_empty());
 
     let posted = Instant::now();
@@ -92,7 +83,7 @@ async fn a_stale_page_is_served_while_it_refreshes_and_never_past_twice_its_life
     let ttl = Duration::from_secs(1);
     let api = cached_api(ttl).await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    follow(&api, &alice, &bob).await;
+    api.follow(&alice, &bob).await;
 
     // Past one lifetime: the old page answers at once, and is read again behind it.
     assert!(api.feed_ids(&alice).await.is_empty());
@@ -131,22 +122,14 @@ async fn a_cached_page_answers_if_none_match_with_304() {
     let api = cached_api(Duration::from_secs(60)).await;
     let alice = api.user("alice").await;
     api.ready_post(&alice).await;
-    let get = |etag: Option<String>| {
-        let mut req = Request::get("/v1/feed")
-            .header(header::AUTHORIZATION, format!("Bearer {}", alice.token));
-        if let Some(etag) = etag {
-            req = req.header(header::IF_NONE_MATCH, etag);
-        }
-        api.app.clone().oneshot(req.body(Body::empty()).unwrap())
-    };
-    let first = get(None).await.unwrap();
-    let etag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
-    let cached = get(None).await.unwrap();
-    assert_eq!(cached.headers()[header::ETAG], etag.as_str());
-    assert_eq!(
-        get(Some(etag)).await.unwrap().status(),
-        StatusCode::NOT_MODIFIED
-    );
+    let first = api.get_raw("/v1/feed", &alice, &[]).await;
+    let etag = first.header(header::ETAG);
+    let cached = api.get_raw("/v1/feed", &alice, &[]).await;
+    assert_eq!(cached.header(header::ETAG), etag);
+    let again = api
+        .get_raw("/v1/feed", &alice, &[("if-none-match", etag)])
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
 }
 
 #[tokio::test]
@@ -168,17 +151,8 @@ async fn logout_refuses_the_token_at_once() {
 
 #[tokio::test]
 async fn a_processed_upload_clears_its_owners_cached_feed() {
-    let mut kept = None;
-    let api = Api::with(|state| {
-        let state = state.with_caches(CacheConfig {
-            feed_ttl: Duration::from_secs(60),
-            ..CacheConfig::default()
-        });
-        kept = Some(state.clone());
-        state
-    })
-    .await;
-    let state = kept.unwrap();
+    let api = cached_api(Duration::from_secs(60)).await;
+    let state = &api.state;
     let events = state.media_events.subscribe();
     tokio::spawn(sori_api::cache::forget_processed(
         events,
@@ -193,11 +167,7 @@ async fn a_processed_upload_clears_its_owners_cached_feed() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     assert_eq!(first_item(&api, &alice).await["state"], "processing");
 
-    sqlx::query("UPDATE media SET state = 'ready' WHERE id = $1")
-        .bind(&media)
-        .execute(api.t.db.pool())
-        .await
-        .unwrap();
+    api.set_media_state(&media, "ready").await;
     state.media_events.publish(MediaEvent {
         media_id: media.clone(),
         owner_id: alice.id.clone(),

@@ -75,14 +75,7 @@ async fn following_needs_a_token() {
 }
 
 async fn handles(api: &Api, path: &str, who: &User) -> Vec<String> {
-    let r = api.get(path, who).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    r.json["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["handle"].as_str().unwrap().to_owned())
-        .collect()
+    api.get(path, who).await.strings("handle")
 }
 
 #[tokio::test]
@@ -98,22 +91,15 @@ async fn follower_lists_are_newest_first_in_pages() {
     }
     follow(&api, Method::PUT, &star, &fans[2].id).await;
 
+    let followers = format!("/v1/users/{}/followers", star.id);
     let mut seen = Vec::new();
-    let mut path = format!("/v1/users/{}/followers?limit=2", star.id);
-    loop {
-        let r = api.get(&path, &fans[0]).await;
-        for u in r.json["items"].as_array().unwrap() {
-            assert_eq!(
-                u.as_object().unwrap().len(),
-                3,
-                "id, handle, display_name: {u}"
-            );
-            seen.push(u["handle"].as_str().unwrap().to_owned());
-        }
-        match r.json["next_cursor"].as_str() {
-            Some(c) => path = format!("/v1/users/{}/followers?limit=2&cursor={c}", star.id),
-            None => break,
-        }
+    for u in api.all_pages(&followers, &fans[0], 2).await {
+        assert_eq!(
+            u.as_object().unwrap().len(),
+            3,
+            "id, handle, display_name: {u}"
+        );
+        seen.push(u["handle"].as_str().unwrap().to_owned());
     }
     assert_eq!(seen, ["fan4", "fan3", "fan2", "fan1", "fan0"]);
     let following = handles(&api, &format!("/v1/users/{}/following", star.id), &star).await;
@@ -147,13 +133,8 @@ async fn profiles_count_followers_following_and_posts() {
     api.ready_post(&alice).await;
     // A post still processing is not counted.
     let media = api.media(&alice, "processing").await;
-    api.call(
-        Method::POST,
-        "/v1/posts",
-        Some(&alice.token),
-        serde_json::json!({"media_id": media}),
-    )
-    .await;
+    api.post("/v1/posts", &alice, serde_json::json!({"media_id": media}))
+        .await;
 
     let counts = |v: &Value| {
         (
@@ -175,10 +156,7 @@ async fn a_block_either_way_refuses_following() {
     let api = Api::new().await;
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
-    let r = api
-        .put(&format!("/v1/users/{}/block", bob.id), &alice)
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    api.block(&alice, &bob).await;
     let r = follow(&api, Method::PUT, &bob, &alice.id).await;
     assert_problem(&r, StatusCode::FORBIDDEN, "forbidden");
     let r = follow(&api, Method::PUT, &alice, &bob.id).await;

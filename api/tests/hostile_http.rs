@@ -15,8 +15,6 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
-use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
-use sori_pipeline::store::{LocalStore, ObjectStore};
 use support::{Api, Reply, User};
 
 /// Strings that break naive code: emoji (with a joiner), right-to-left text
@@ -64,17 +62,10 @@ struct World {
     playlist: String,
     report: String,
     doc: Value,
-    _blobs: tempfile::TempDir,
 }
 
 async fn world() -> World {
-    let blobs = tempfile::tempdir().unwrap();
-    let store = LocalStore::new(blobs.path(), &[7; 32], "http://sori.test").unwrap();
-    let api = Api::with(|state| {
-        let queue = EmbeddedQueue::new(state.db.clone(), "media", 5);
-        state.with_media(ObjectStore::Local(store), JobQueue::Embedded(queue))
-    })
-    .await;
+    let api = Api::new().await;
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     api.make_admin(&alice).await;
@@ -88,19 +79,13 @@ async fn world() -> World {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
-    let comment = id_of(&r);
-    let r = api
-        .post("/v1/chats", &alice, json!({"user_id": bob.id}))
-        .await;
-    let room = id_of(&r);
+    let comment = r.id();
+    let room = api.room(&alice, &bob).await;
     let body = json!({"title": "mix", "description": "", "public": true});
-    let playlist = id_of(&api.post("/v1/playlists", &alice, body).await);
+    let playlist = api.post("/v1/playlists", &alice, body).await.id();
     let body = json!({"target_kind": "post", "target_id": post, "reason": "spam"});
-    let report = id_of(&api.post("/v1/reports", &bob, body).await);
-    let doc = api
-        .call(Method::GET, "/openapi.json", None, Value::Null)
-        .await
-        .json;
+    let report = api.post("/v1/reports", &bob, body).await.id();
+    let doc = api.openapi().await;
     World {
         api,
         alice,
@@ -112,13 +97,7 @@ async fn world() -> World {
         playlist,
         report,
         doc,
-        _blobs: blobs,
     }
-}
-
-fn id_of(r: &Reply) -> String {
-    assert!(r.status.is_success(), "{}: {}", r.status, r.json);
-    r.json["id"].as_str().unwrap().to_owned()
 }
 
 /// One operation of the document.
@@ -155,19 +134,14 @@ fn problem_content(response: &Value) -> bool {
 }
 
 fn operations(doc: &Value) -> Vec<Op> {
-    let mut ops = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, spec) in item.as_object().unwrap() {
-            let Ok(method) = method.to_ascii_uppercase().parse::<Method>() else {
-                continue;
-            };
-            ops.push(Op {
-                method,
-                path: path.clone(),
-                spec: spec.clone(),
-            });
-        }
-    }
+    let ops: Vec<Op> = support::operations(doc)
+        .into_iter()
+        .map(|(method, path)| Op {
+            method: method.to_ascii_uppercase().parse().unwrap(),
+            spec: doc["paths"][&path][&method].clone(),
+            path,
+        })
+        .collect();
     assert!(ops.len() > 50, "only {} operations documented", ops.len());
     ops
 }

@@ -6,21 +6,31 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Api, Fetched, User};
+use support::{json_request, Api, Fetched, User};
+
+/// `POST path` as `who` (anonymous when `None`) with `body` and, when
+/// given, an `Idempotency-Key`.
+async fn send(
+    api: &Api,
+    path: &str,
+    who: Option<&User>,
+    key: Option<&str>,
+    body: &Value,
+) -> Fetched {
+    let token = who.map(|u| u.token.as_str());
+    let mut req = json_request(Method::POST, path, token, body);
+    if let Some(key) = key {
+        let value = HeaderValue::from_str(key).unwrap();
+        req.headers_mut().insert("idempotency-key", value);
+    }
+    api.send(req).await
+}
 
 /// `POST path` as `who` with `body` and, when given, an `Idempotency-Key`.
 async fn post(api: &Api, path: &str, who: &User, key: Option<&str>, body: &Value) -> Fetched {
-    let mut req = Request::post(path)
-        .header(header::AUTHORIZATION, format!("Bearer {}", who.token))
-        .header(header::CONTENT_TYPE, "application/json");
-    if let Some(key) = key {
-        req = req.header("idempotency-key", key);
-    }
-    api.send(req.body(Body::from(body.to_string())).unwrap())
-        .await
+    send(api, path, Some(who), key, body).await
 }
 
 async fn count(api: &Api, table: &str) -> i64 {
@@ -88,10 +98,8 @@ async fn uploads_comments_and_messages_are_created_once() {
     }
     assert_eq!(count(&api, "comments").await, 1);
 
-    let room = api
-        .post("/v1/chats", &alice, json!({"user_id": bob.id}))
-        .await;
-    let messages = format!("/v1/chats/{}/messages", room.json["id"].as_str().unwrap());
+    let room = api.room(&alice, &bob).await;
+    let messages = format!("/v1/chats/{room}/messages");
     let hello = json!({"kind": "text", "text": "hello"});
     let first = post(&api, &messages, &alice, Some("m-1"), &hello).await;
     let second = post(&api, &messages, &alice, Some("m-1"), &hello).await;
@@ -162,11 +170,6 @@ async fn refused_requests_are_not_remembered_and_answers_expire() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}");
     }
     // Without a token: 401, as without the header.
-    let req = Request::post("/v1/posts")
-        .header("idempotency-key", "k")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(fixed.to_string()))
-        .unwrap();
-    let r = api.send(req).await;
+    let r = send(&api, "/v1/posts", None, Some("k"), &fixed).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }

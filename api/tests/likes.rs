@@ -4,8 +4,8 @@
 mod support;
 
 use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-use support::{assert_problem, Api};
+use axum::http::{Method, StatusCode};
+use support::{assert_problem, request, Api};
 use tower::ServiceExt;
 
 async fn like_rows(api: &Api, post: &str) -> i64 {
@@ -52,8 +52,8 @@ async fn a_hundred_concurrent_likes_count_a_hundred() {
     for fan in &fans {
         // Each fan likes twice at once: the repeats must change nothing.
         for _ in 0..2 {
-            let req = Request::put(format!("/v1/posts/{post}/like"))
-                .header(header::AUTHORIZATION, format!("Bearer {}", fan.token))
+            let path = format!("/v1/posts/{post}/like");
+            let req = request(Method::PUT, &path, Some(&fan.token))
                 .body(Body::empty())
                 .unwrap();
             let app = api.app.clone();
@@ -68,12 +68,7 @@ async fn a_hundred_concurrent_likes_count_a_hundred() {
 
     // In a fan's feed (they follow alice) the item says they liked it; not in alice's.
     let fan = &fans[7];
-    assert_eq!(
-        api.put(&format!("/v1/users/{}/follow", alice.id), fan)
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
+    api.follow(fan, &alice).await;
     let feed = api.get("/v1/feed", fan).await;
     assert_eq!(feed.json["items"][0]["id"], post.as_str());
     assert_eq!(feed.json["items"][0]["liked_by_me"], true);
@@ -102,13 +97,9 @@ async fn only_visible_posts_can_be_liked() {
     let r = api.put(&format!("/v1/posts/{pending}/like"), &alice).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 
+    let path = format!("/v1/posts/{pending}/like");
     let r = api
-        .call(
-            axum::http::Method::PUT,
-            &format!("/v1/posts/{pending}/like"),
-            None,
-            serde_json::Value::Null,
-        )
+        .call(Method::PUT, &path, None, serde_json::Value::Null)
         .await;
     assert_problem(&r, StatusCode::UNAUTHORIZED, "unauthorized");
 }
@@ -124,8 +115,7 @@ async fn a_block_refuses_likes_both_ways_but_not_unliking() {
     assert_eq!(api.put(&path, &bob).await.status, StatusCode::NO_CONTENT);
 
     // Alice blocks bob: bob cannot like her post, nor she his.
-    let block = format!("/v1/users/{}/block", bob.id);
-    assert_eq!(api.put(&block, &alice).await.status, StatusCode::NO_CONTENT);
+    api.block(&alice, &bob).await;
     let r = api.put(&path, &bob).await;
     assert_problem(&r, StatusCode::FORBIDDEN, "forbidden");
     let r = api.put(&format!("/v1/posts/{bobs}/like"), &alice).await;

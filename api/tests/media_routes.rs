@@ -9,11 +9,10 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use serde_json::{json, Value};
 use sori_pipeline::clock::now_ms;
-use support::{assert_problem, Api, Fetched, User, PUBLIC_URL};
+use support::{assert_problem, Api, Fetched, User};
 
 const OGG: &[u8] = b"OggS-pretend-opus-0123456789";
 const CAF: &[u8] = b"caff-pretend";
@@ -36,15 +35,7 @@ async fn clip(api: &Api, owner: &User) -> String {
 /// `owner`'s post of a ready clip with stored outputs: post and media ids.
 async fn posted_clip(api: &Api, owner: &User) -> (String, String) {
     let media = clip(api, owner).await;
-    let r = api
-        .post(
-            "/v1/posts",
-            owner,
-            json!({"media_id": media, "caption": "hi"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
-    (r.json["id"].as_str().unwrap().to_owned(), media)
+    (api.publish(owner, &media, "hi").await, media)
 }
 
 fn url(item: &Value, field: &str) -> String {
@@ -83,8 +74,7 @@ fn problem_403(r: &Fetched, what: &str) {
 async fn the_urls_in_answers_play_as_given_with_types_and_caching() {
     let api = Api::new().await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    api.put(&format!("/v1/users/{}/follow", alice.id), &bob)
-        .await;
+    api.follow(&bob, &alice).await;
     let (post, _) = posted_clip(&api, &alice).await;
     let item = api.post_item(&post, &bob).await;
     assert_eq!(url(&item, "audio_url"), url(&item, "audio_urls.opus"));
@@ -274,12 +264,11 @@ async fn a_url_grants_only_its_object_its_methods_and_its_time() {
     let expired = api.store().sign_get(&key, None, now_ms() - 1000).unwrap();
     problem_403(&api.fetch(Method::GET, &expired, &[]).await, "expired");
     // A download URL does not upload.
-    let put = Request::put(signed.strip_prefix(PUBLIC_URL).unwrap())
-        .header(header::CONTENT_TYPE, "audio/ogg")
-        .header(header::CONTENT_LENGTH, "4")
-        .body(Body::from("evil"))
-        .unwrap();
-    problem_403(&api.send(put).await, "PUT with a GET signature");
+    let headers = [("content-type", "audio/ogg"), ("content-length", "4")];
+    let put = api
+        .fetch_with(Method::PUT, &signed, &headers, b"evil".to_vec())
+        .await;
+    problem_403(&put, "PUT with a GET signature");
     assert_eq!(api.fetch(Method::GET, &signed, &[]).await.body, OGG);
 }
 
@@ -291,8 +280,7 @@ async fn blocked_viewers_get_no_url_and_voice_comments_play_for_others() {
         api.user("bob").await,
         api.user("carol").await,
     );
-    api.put(&format!("/v1/users/{}/follow", alice.id), &bob)
-        .await;
+    api.follow(&bob, &alice).await;
     let (post, media) = posted_clip(&api, &alice).await;
     let voice = clip(&api, &carol).await;
     let comments = format!("/v1/posts/{post}/comments");
@@ -314,15 +302,13 @@ async fn blocked_viewers_get_no_url_and_voice_comments_play_for_others() {
     assert_eq!(redirect.header(header::LOCATION), comment_url);
 
     // Carol blocks bob: her comment and its URL are gone for him.
-    api.put(&format!("/v1/users/{}/block", bob.id), &carol)
-        .await;
+    api.block(&carol, &bob).await;
     assert!(api.ids(&comments, &bob).await.is_empty());
     let r = api.get(&format!("/v1/media/{voice}/audio"), &bob).await;
     assert_problem(&r, StatusCode::FORBIDDEN, "forbidden");
 
     // Alice blocks bob: no post, no feed item, no URL.
-    api.put(&format!("/v1/users/{}/block", bob.id), &alice)
-        .await;
+    api.block(&alice, &bob).await;
     let r = api.get(&format!("/v1/posts/{post}"), &bob).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
     assert!(api.feed_ids(&bob).await.is_empty());
@@ -344,8 +330,7 @@ async fn removed_posts_and_removed_viewers_get_no_url() {
         api.user("admin").await,
     );
     api.make_admin(&admin).await;
-    api.put(&format!("/v1/users/{}/follow", alice.id), &bob)
-        .await;
+    api.follow(&bob, &alice).await;
     let (post, media) = posted_clip(&api, &alice).await;
     assert!(api.post_item(&post, &bob).await["audio_url"].is_string());
     let audio = format!("/v1/media/{media}/audio");
@@ -442,9 +427,7 @@ async fn the_audio_route_redirects_to_the_signed_variant() {
         StatusCode::FORBIDDEN,
         "forbidden",
     );
-    let anonymous = api
-        .send(Request::get(&audio).body(Body::empty()).unwrap())
-        .await;
+    let anonymous = api.plain(Method::GET, &audio, &[]).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     let r = api.get("/v1/media/unknown/audio", &alice).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");

@@ -108,8 +108,7 @@ async fn mentions_notify_existing_users_but_not_oneself() {
     assert!(list(&api, &carol).await["items"][0]["comment_id"].is_string());
 
     // A blocked user is not told.
-    api.put(&format!("/v1/users/{}/block", bob.id), &carol)
-        .await;
+    api.block(&carol, &bob).await;
     let other = api.post_with(&alice, "hi").await;
     api.post(
         &format!("/v1/posts/{other}/comments"),
@@ -126,8 +125,7 @@ async fn marking_read_up_to_an_id_or_all() {
     let alice = api.user("alice").await;
     let fans = api.many_users("fan", 4).await;
     for fan in &fans {
-        api.put(&format!("/v1/users/{}/follow", alice.id), fan)
-            .await;
+        api.follow(fan, &alice).await;
     }
     // The pipeline's notification: no actor.
     let media = api.media(&alice, "ready").await;

@@ -7,17 +7,12 @@
 //! document's operations in both directions. A new route therefore fails
 //! this test until it is both documented and listed here.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
+mod support;
+
+use axum::http::{Method, StatusCode};
 use serde_json::Value;
-use sori_api::{app, AppState};
-use sori_pipeline::db::testing::{fresh_db, TestDb};
-use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
-use sori_pipeline::store::{LocalStore, ObjectStore};
 use std::collections::BTreeSet;
-use tower::ServiceExt;
+use support::{operations, Api};
 
 /// Every API route as `(method, OpenAPI path)`; `{param}` segments are
 /// filled in when the route is exercised.
@@ -86,27 +81,6 @@ const ROUTES: &[(&str, &str)] = &[
 /// Routes served but deliberately outside the document: the document itself and its UI.
 const UNDOCUMENTED: &[(&str, &str)] = &[("get", "/openapi.json"), ("get", "/docs/")];
 
-struct Api {
-    app: Router,
-    _t: TestDb,
-    _blobs: tempfile::TempDir,
-}
-
-/// The whole app with the embedded store, so the blob routes answer too.
-async fn api() -> Api {
-    let t = fresh_db().await;
-    let blobs = tempfile::tempdir().unwrap();
-    let store = LocalStore::new(blobs.path(), &[7; 32], "http://sori.test").unwrap();
-    let queue = EmbeddedQueue::new(t.db.clone(), "media", 5);
-    let state = AppState::new(t.db.clone())
-        .with_media(ObjectStore::Local(store), JobQueue::Embedded(queue));
-    Api {
-        app: app(state),
-        _t: t,
-        _blobs: blobs,
-    }
-}
-
 /// `/v1/users/{id}/posts` → `/v1/users/x/posts`.
 fn concrete(path: &str) -> String {
     path.split('/')
@@ -121,43 +95,17 @@ fn concrete(path: &str) -> String {
         .join("/")
 }
 
-async fn status(app: &Router, method: &str, path: &str) -> StatusCode {
+/// The status of `method path` (placeholders filled) with no token.
+async fn status(api: &Api, method: &str, path: &str) -> StatusCode {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
-    let req = Request::builder()
-        .method(method)
-        .uri(concrete(path))
-        .body(Body::empty())
-        .unwrap();
-    app.clone().oneshot(req).await.unwrap().status()
-}
-
-async fn document(app: &Router) -> Value {
-    let req = Request::get("/openapi.json").body(Body::empty()).unwrap();
-    let response = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn operations(doc: &Value) -> BTreeSet<(String, String)> {
-    let methods = ["get", "put", "post", "delete", "patch", "head", "options"];
-    let paths = doc["paths"].as_object().expect("paths");
-    paths
-        .iter()
-        .flat_map(|(path, item)| {
-            methods
-                .iter()
-                .filter(|m| item.get(**m).is_some())
-                .map(move |m| ((*m).to_owned(), path.clone()))
-        })
-        .collect()
+    api.plain(method, &concrete(path), &[]).await.status
 }
 
 #[tokio::test]
 async fn every_listed_route_is_served() {
-    let api = api().await;
+    let api = Api::new().await;
     for (method, path) in ROUTES.iter().chain(UNDOCUMENTED) {
-        let s = status(&api.app, method, path).await;
+        let s = status(&api, method, path).await;
         assert!(
             s != StatusCode::NOT_FOUND && s != StatusCode::METHOD_NOT_ALLOWED,
             "{method} {path} is not routed ({s})"
@@ -165,19 +113,19 @@ async fn every_listed_route_is_served() {
     }
     // The check can fail: an unknown path reaches the fallback.
     assert_eq!(
-        status(&api.app, "get", "/v1/nothing-here").await,
+        status(&api, "get", "/v1/nothing-here").await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        status(&api.app, "patch", "/v1/feed").await,
+        status(&api, "patch", "/v1/feed").await,
         StatusCode::METHOD_NOT_ALLOWED
     );
 }
 
 #[tokio::test]
 async fn the_document_covers_exactly_the_routes() {
-    let api = api().await;
-    let doc = document(&api.app).await;
+    let api = Api::new().await;
+    let doc = api.openapi().await;
     let documented = operations(&doc);
     let listed: BTreeSet<(String, String)> = ROUTES
         .iter()
@@ -197,8 +145,8 @@ async fn the_document_covers_exactly_the_routes() {
 
 #[tokio::test]
 async fn every_operation_documents_its_errors_and_security() {
-    let api = api().await;
-    let doc = document(&api.app).await;
+    let api = Api::new().await;
+    let doc = api.openapi().await;
     let public = [
         "/healthz",
         "/readyz",
@@ -225,8 +173,8 @@ async fn every_operation_documents_its_errors_and_security() {
 
 #[tokio::test]
 async fn the_blob_routes_document_their_signature() {
-    let api = api().await;
-    let doc = document(&api.app).await;
+    let api = Api::new().await;
+    let doc = api.openapi().await;
     for method in ["get", "put"] {
         let op = &doc["paths"]["/v1/blobs/{key}"][method];
         let params: BTreeSet<(&str, &str)> = op["parameters"]
@@ -259,8 +207,8 @@ async fn the_blob_routes_document_their_signature() {
 /// grants and how long it lives; the creating POSTs document `Idempotency-Key`.
 #[tokio::test]
 async fn media_urls_and_idempotency_keys_are_documented() {
-    let api = api().await;
-    let doc = document(&api.app).await;
+    let api = Api::new().await;
+    let doc = api.openapi().await;
     let schemas = &doc["components"]["schemas"];
     // A field's schema, which must carry a description (an optional
     // reference carries it beside the `$ref`).

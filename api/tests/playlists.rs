@@ -11,21 +11,17 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use support::{assert_problem, Api, Reply, User};
 
-async fn send(api: &Api, method: Method, path: &str, who: &User, body: Value) -> Reply {
-    api.call(method, path, Some(&who.token), body).await
-}
-
 /// A playlist of `owner`; returns its id.
 async fn playlist(api: &Api, owner: &User, title: &str, public: bool) -> String {
     let body = json!({"title": title, "public": public});
-    let r = send(api, Method::POST, "/v1/playlists", owner, body).await;
+    let r = api.post("/v1/playlists", owner, body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     r.json["id"].as_str().unwrap().to_owned()
 }
 
 async fn add(api: &Api, who: &User, playlist: &str, body: Value) -> Reply {
     let path = format!("/v1/playlists/{playlist}/items");
-    send(api, Method::POST, &path, who, body).await
+    api.post(&path, who, body).await
 }
 
 async fn add_ok(api: &Api, who: &User, playlist: &str, post: &str) {
@@ -35,7 +31,13 @@ async fn add_ok(api: &Api, who: &User, playlist: &str, post: &str) {
 
 async fn reorder(api: &Api, who: &User, playlist: &str, ids: &[String]) -> Reply {
     let path = format!("/v1/playlists/{playlist}/items");
-    send(api, Method::PUT, &path, who, json!({"post_ids": ids})).await
+    api.call(
+        Method::PUT,
+        &path,
+        Some(&who.token),
+        json!({"post_ids": ids}),
+    )
+    .await
 }
 
 /// The playlist as `who` sees it (200 asserted).
@@ -64,15 +66,6 @@ async fn positions(api: &Api, playlist: &str) -> Vec<i64> {
 async fn sql(api: &Api, sql: &str, id: &str) {
     sqlx::query(sql)
         .bind(id)
-        .execute(api.t.db.pool())
-        .await
-        .unwrap();
-}
-
-async fn block(api: &Api, blocker: &User, blocked: &User) {
-    sqlx::query("INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, 0)")
-        .bind(&blocker.id)
-        .bind(&blocked.id)
         .execute(api.t.db.pool())
         .await
         .unwrap();
@@ -109,7 +102,7 @@ async fn create_show_edit_and_delete() {
     let api = Api::new().await;
     let ana = api.user("ana").await;
     let body = json!({"title": "  Morning walks ", "description": "Calm voices", "public": true});
-    let r = send(&api, Method::POST, "/v1/playlists", &ana, body).await;
+    let r = api.post("/v1/playlists", &ana, body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let id = r.json["id"].as_str().unwrap().to_owned();
     assert_eq!(r.json["title"], "Morning walks");
@@ -123,14 +116,9 @@ async fn create_show_edit_and_delete() {
     assert_eq!(r.json["items"], json!([]));
 
     let path = format!("/v1/playlists/{id}");
-    let r = send(
-        &api,
-        Method::PATCH,
-        &path,
-        &ana,
-        json!({"title": "Evenings", "public": false}),
-    )
-    .await;
+    let r = api
+        .patch(&path, &ana, json!({"title": "Evenings", "public": false}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
     let shown = show(&api, &ana, &id).await;
     assert_eq!(shown["title"], "Evenings");
@@ -140,14 +128,14 @@ async fn create_show_edit_and_delete() {
     let private = playlist(&api, &ana, "Just mine", false).await;
     assert_eq!(show(&api, &ana, &private).await["public"], false);
 
-    let r = send(&api, Method::DELETE, &path, &ana, Value::Null).await;
+    let r = api.delete(&path, &ana).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_problem(
         &api.get(&path, &ana).await,
         StatusCode::NOT_FOUND,
         "not-found",
     );
-    let r = send(&api, Method::DELETE, &path, &ana, Value::Null).await;
+    let r = api.delete(&path, &ana).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
 }
 
@@ -155,7 +143,7 @@ async fn create_show_edit_and_delete() {
 async fn titles_and_descriptions_are_checked() {
     let api = Api::new().await;
     let ana = api.user("ana").await;
-    let create = |body: Value| send(&api, Method::POST, "/v1/playlists", &ana, body);
+    let create = |body: Value| api.post("/v1/playlists", &ana, body);
     for (body, field) in [
         (json!({"title": "   "}), "title"),
         (json!({"title": "x".repeat(101)}), "title"),
@@ -180,7 +168,7 @@ async fn titles_and_descriptions_are_checked() {
 
     let id = playlist(&api, &ana, "Fine", false).await;
     let path = format!("/v1/playlists/{id}");
-    let r = send(&api, Method::PATCH, &path, &ana, json!({"title": ""})).await;
+    let r = api.patch(&path, &ana, json!({"title": ""})).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     assert_eq!(problem_field(&r), "title");
     assert_eq!(show(&api, &ana, &id).await["title"], "Fine");
@@ -199,18 +187,11 @@ async fn a_private_playlist_does_not_exist_for_others() {
     let items = format!("{path}/items");
     let not_found = [
         api.get(&path, &bob).await,
-        send(&api, Method::PATCH, &path, &bob, json!({"title": "mine"})).await,
-        send(&api, Method::DELETE, &path, &bob, Value::Null).await,
+        api.patch(&path, &bob, json!({"title": "mine"})).await,
+        api.delete(&path, &bob).await,
         add(&api, &bob, &id, json!({"post_id": post})).await,
         reorder(&api, &bob, &id, std::slice::from_ref(&post)).await,
-        send(
-            &api,
-            Method::DELETE,
-            &format!("{items}/{post}"),
-            &bob,
-            Value::Null,
-        )
-        .await,
+        api.delete(&format!("{items}/{post}"), &bob).await,
     ];
     for r in &not_found {
         assert_problem(r, StatusCode::NOT_FOUND, "not-found");
@@ -238,18 +219,12 @@ async fn only_the_owner_edits_a_public_playlist() {
 
     let reversed: Vec<String> = posts.iter().rev().cloned().collect();
     let forbidden = [
-        send(&api, Method::PATCH, &path, &bob, json!({"title": "mine"})).await,
-        send(&api, Method::DELETE, &path, &bob, Value::Null).await,
+        api.patch(&path, &bob, json!({"title": "mine"})).await,
+        api.delete(&path, &bob).await,
         add(&api, &bob, &id, json!({"post_id": bobs})).await,
         reorder(&api, &bob, &id, &reversed).await,
-        send(
-            &api,
-            Method::DELETE,
-            &format!("{path}/items/{}", posts[0]),
-            &bob,
-            Value::Null,
-        )
-        .await,
+        api.delete(&format!("{path}/items/{}", posts[0]), &bob)
+            .await,
     ];
     for r in &forbidden {
         assert_problem(r, StatusCode::FORBIDDEN, "forbidden");
@@ -259,7 +234,7 @@ async fn only_the_owner_edits_a_public_playlist() {
     assert_eq!(ids_of(&after), posts);
 
     // Blocking either way hides even a public playlist.
-    block(&api, &ana, &bob).await;
+    api.block(&ana, &bob).await;
     assert_problem(
         &api.get(&path, &bob).await,
         StatusCode::NOT_FOUND,
@@ -287,9 +262,9 @@ async fn items_are_added_at_a_position_or_the_end_removed_and_reordered() {
     assert_eq!(positions(&api, &id).await, [0, 1, 2, 3, 4]);
 
     let path = format!("/v1/playlists/{id}/items/{}", p[0]);
-    let r = send(&api, Method::DELETE, &path, &ana, Value::Null).await;
+    let r = api.delete(&path, &ana).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = send(&api, Method::DELETE, &path, &ana, Value::Null).await;
+    let r = api.delete(&path, &ana).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
     assert_eq!(item_ids(&api, &ana, &id).await, pick(&p, &[2, 4, 1, 3]));
     assert_eq!(
@@ -402,14 +377,7 @@ async fn deleted_hidden_unready_and_blocked_posts_drop_out() {
     }
     assert_eq!(show(&api, &dan, &id).await["item_count"], 6);
 
-    let r = send(
-        &api,
-        Method::DELETE,
-        &format!("/v1/posts/{}", p[0]),
-        &ana,
-        Value::Null,
-    )
-    .await;
+    let r = api.delete(&format!("/v1/posts/{}", p[0]), &ana).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     sql(&api, "UPDATE posts SET hidden_at = 1 WHERE id = $1", &p[1]).await;
     sql(&api,
@@ -417,8 +385,8 @@ async fn deleted_hidden_unready_and_blocked_posts_drop_out() {
         &p[2],
     )
     .await;
-    block(&api, &bob, &ana).await; // bob blocks the owner
-    block(&api, &ana, &cat).await; // the owner blocks cat
+    api.block(&bob, &ana).await; // bob blocks the owner
+    api.block(&ana, &cat).await; // the owner blocks cat
 
     let owner_view = show(&api, &ana, &id).await;
     assert_eq!(ids_of(&owner_view), pick(&p, &[3]));
@@ -462,28 +430,18 @@ async fn only_ready_visible_posts_can_be_added() {
     let id = playlist(&api, &ana, "Picky", false).await;
 
     let own_media = api.media(&ana, "processing").await;
-    let r = send(
-        &api,
-        Method::POST,
-        "/v1/posts",
-        &ana,
-        json!({"media_id": own_media}),
-    )
-    .await;
+    let r = api
+        .post("/v1/posts", &ana, json!({"media_id": own_media}))
+        .await;
     let own_pending = r.json["id"].as_str().unwrap().to_owned();
     let r = add(&api, &ana, &id, json!({"post_id": own_pending})).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     assert_eq!(problem_field(&r), "post_id");
 
     let bob_media = api.media(&bob, "queued").await;
-    let r = send(
-        &api,
-        Method::POST,
-        "/v1/posts",
-        &bob,
-        json!({"media_id": bob_media}),
-    )
-    .await;
+    let r = api
+        .post("/v1/posts", &bob, json!({"media_id": bob_media}))
+        .await;
     let bobs_pending = r.json["id"].as_str().unwrap().to_owned();
     let hidden = api.ready_post(&bob).await;
     sql(
@@ -493,7 +451,7 @@ async fn only_ready_visible_posts_can_be_added() {
     )
     .await;
     let blocked = api.ready_post(&cat).await;
-    block(&api, &cat, &ana).await;
+    api.block(&cat, &ana).await;
     let unknown = uuid::Uuid::now_v7().to_string();
     for post in [&bobs_pending, &hidden, &blocked, &unknown] {
         let r = add(&api, &ana, &id, json!({"post_id": post})).await;
@@ -559,14 +517,9 @@ async fn a_full_playlist_and_too_many_playlists_are_refused() {
         r.json
     );
     let first = ids_of(&shown)[0].clone();
-    let r = send(
-        &api,
-        Method::DELETE,
-        &format!("/v1/playlists/{id}/items/{first}"),
-        &ana,
-        Value::Null,
-    )
-    .await;
+    let r = api
+        .delete(&format!("/v1/playlists/{id}/items/{first}"), &ana)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     add_ok(&api, &ana, &id, &extra).await;
 
@@ -582,14 +535,9 @@ async fn a_full_playlist_and_too_many_playlists_are_refused() {
         .await
         .unwrap();
     }
-    let r = send(
-        &api,
-        Method::POST,
-        "/v1/playlists",
-        &ana,
-        json!({"title": "one more"}),
-    )
-    .await;
+    let r = api
+        .post("/v1/playlists", &ana, json!({"title": "one more"}))
+        .await;
     assert_problem(&r, StatusCode::CONFLICT, "conflict");
     assert!(
         r.json["detail"].as_str().unwrap().contains("200"),
@@ -618,28 +566,15 @@ async fn a_users_playlists_are_paginated_and_others_see_public_ones() {
     public.reverse();
     all.reverse();
 
-    let walk = |who: &User| {
-        let who = who.token.clone();
-        let api = &api;
-        let base = format!("/v1/users/{}/playlists?limit=2", ana.id);
-        async move {
-            let mut ids = Vec::new();
-            let mut path = base.clone();
-            loop {
-                let r = api.call(Method::GET, &path, Some(&who), Value::Null).await;
-                assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-                let items = r.json["items"].as_array().unwrap();
-                assert!(items.len() <= 2);
-                ids.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
-                match r.json["next_cursor"].as_str() {
-                    Some(c) => path = format!("{base}&cursor={c}"),
-                    None => break ids,
-                }
-            }
-        }
-    };
-    assert_eq!(walk(&bob).await, public, "newest first, public only");
-    assert_eq!(walk(&ana).await, all, "the owner sees all");
+    let playlists = format!("/v1/users/{}/playlists", ana.id);
+    for (who, expected, what) in [
+        (&bob, &public, "newest first, public only"),
+        (&ana, &all, "the owner sees all"),
+    ] {
+        let pages = api.all_pages(&playlists, who, 2).await;
+        let ids: Vec<&str> = pages.iter().map(|p| p["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, *expected, "{what}");
+    }
 
     let r = api
         .get(&format!("/v1/users/{}/playlists", ana.id), &bob)
@@ -660,7 +595,7 @@ async fn a_users_playlists_are_paginated_and_others_see_public_ones() {
         .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
 
-    block(&api, &bob, &ana).await;
+    api.block(&bob, &ana).await;
     assert!(api
         .ids(&format!("/v1/users/{}/playlists", ana.id), &bob)
         .await
@@ -757,11 +692,8 @@ async fn concurrent_reorders_and_adds_leave_a_permutation() {
 #[tokio::test]
 async fn the_document_describes_a_playlist_and_its_items() {
     let api = Api::new().await;
-    let r = api
-        .call(Method::GET, "/openapi.json", None, Value::Null)
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    let schemas = &r.json["components"]["schemas"];
+    let doc = api.openapi().await;
+    let schemas = &doc["components"]["schemas"];
     let summary = &schemas["PlaylistSummary"]["properties"];
     for field in [
         "id",

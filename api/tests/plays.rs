@@ -65,8 +65,7 @@ async fn only_visible_posts_can_be_played() {
         .post(&format!("/v1/posts/{nothing}/plays"), &bob, Value::Null)
         .await;
     assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
-    api.put(&format!("/v1/users/{}/block", bob.id), &alice)
-        .await;
+    api.block(&alice, &bob).await;
     let r = api
         .post(&format!("/v1/posts/{post}/plays"), &bob, Value::Null)
         .await;

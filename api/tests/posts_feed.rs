@@ -3,250 +3,40 @@
 //! tests, media rows are inserted directly, in the state each test needs, as
 //! the pipeline would leave them.
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
+mod support;
+
+use axum::http::{header, Method, StatusCode};
 use serde_json::{json, Value};
-use sori_api::{app, AppState};
-use sori_pipeline::db::testing::{fresh_db, TestDb};
-use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
-use sori_pipeline::store::{LocalStore, ObjectStore};
 use std::collections::HashSet;
-use tower::ServiceExt;
+use support::{Api, NewMedia, User, PUBLIC_URL};
 
-const PUBLIC_URL: &str = "https://sori.example";
-
-struct Api {
-    app: Router,
-    t: TestDb,
-    /// The embedded store's directory, when the media routes are connected.
-    blobs: Option<tempfile::TempDir>,
+/// A media row of `owner` in `state`: only a ready one has a duration,
+/// bars and outputs, as the pipeline leaves them.
+async fn media(api: &Api, owner: &User, state: &str) -> String {
+    let row = match state {
+        "ready" => NewMedia {
+            bars: Some("[0,31,7]"),
+            ..NewMedia::clip(state)
+        },
+        _ => NewMedia::bare(state),
+    };
+    api.media_with(&owner.id, row).await
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    json: Value,
-}
-
-impl Reply {
-    fn fields(&self) -> Vec<String> {
-        assert_eq!(
-            self.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            self.json
-        );
-        assert_eq!(
-            self.headers[header::CONTENT_TYPE],
-            "application/problem+json"
-        );
-        self.json["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    fn ids(&self) -> Vec<String> {
-        assert_eq!(self.status, StatusCode::OK, "{}", self.json);
-        self.json["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["id"].as_str().unwrap().to_owned())
-            .collect()
-    }
-}
-
-struct User {
-    id: String,
-    token: String,
-}
-
-impl Api {
-    async fn new() -> Self {
-        Self::with_media().await
-    }
-
-    /// With the embedded object store and queue, as `sori serve` runs.
-    async fn with_media() -> Self {
-        let t = fresh_db().await;
-        let blobs = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(blobs.path(), &[7; 32], PUBLIC_URL).unwrap();
-        let queue = EmbeddedQueue::new(t.db.clone(), "media", 5);
-        let state = AppState::new(t.db.clone())
-            .with_public_url(PUBLIC_URL)
-            .with_media(ObjectStore::Local(store), JobQueue::Embedded(queue));
-        Self {
-            app: app(state),
-            t,
-            blobs: Some(blobs),
-        }
-    }
-
-    fn store(&self) -> LocalStore {
-        let root = self.blobs.as_ref().unwrap().path();
-        LocalStore::new(root, &[7; 32], PUBLIC_URL).unwrap()
-    }
-
-    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
-        let builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"));
-        let req = match body {
-            Some(body) => builder
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string())),
-            None => builder.body(Body::empty()),
-        }
-        .unwrap();
-        let response = self.app.clone().oneshot(req).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            json,
-        }
-    }
-
-    async fn get(&self, path: &str, user: &User) -> Reply {
-        self.call(Method::GET, path, &user.token, None).await
-    }
-
-    /// Sends a prepared request through the router.
-    async fn send(&self, req: Request<Body>) -> Reply {
-        let response = self.app.clone().oneshot(req).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            json,
-        }
-    }
-
-    async fn user(&self, handle: &str) -> User {
-        let req = Request::post("/v1/auth/signup")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(
-                json!({"handle": handle, "password": "correct horse", "display_name": handle.to_uppercase()})
-                    .to_string(),
-            ))
-            .unwrap();
-        let response = self.app.clone().oneshot(req).await.unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let json: Value = serde_json::from_slice(&bytes).unwrap();
-        User {
-            id: json["user_id"].as_str().unwrap().to_owned(),
-            token: json["token"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// A media row as the pipeline leaves it in `state`.
-    async fn media(&self, owner: &User, state: &str) -> String {
-        let id = uuid::Uuid::now_v7().to_string();
-        let ready = state == "ready";
-        sqlx::query(
-            "INSERT INTO media (id, owner_id, state, content_type, size_bytes, original_key, \
-             duration_ms, bars, output_prefix, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'audio/mp4', 1000, $4, $5, $6, $7, 0, 0)",
-        )
-        .bind(&id)
-        .bind(&owner.id)
-        .bind(state)
-        .bind(format!("originals/{id}"))
-        .bind(ready.then_some(1234_i64))
-        .bind(ready.then_some("[0,31,7]"))
-        .bind(ready.then(|| format!("media/{id}/v1/")))
-        .execute(self.t.db.pool())
-        .await
-        .unwrap();
-        id
-    }
-
-    async fn post(&self, author: &User, state: &str, caption: &str) -> String {
-        let media = self.media(author, state).await;
-        let r = self
-            .call(
-                Method::POST,
-                "/v1/posts",
-                &author.token,
-                Some(json!({"media_id": media, "caption": caption})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
-        r.json["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn set_media_state(&self, post_id: &str, state: &str) {
-        sqlx::query(
-            "UPDATE media SET state = $1 WHERE id = (SELECT media_id FROM posts WHERE id = $2)",
-        )
-        .bind(state)
-        .bind(post_id)
-        .execute(self.t.db.pool())
-        .await
-        .unwrap();
-    }
-
-    async fn follow(&self, follower: &User, followee: &User) {
-        sqlx::query(
-            "INSERT INTO follows (follower_id, followee_id, created_at) VALUES ($1, $2, 0)",
-        )
-        .bind(&follower.id)
-        .bind(&followee.id)
-        .execute(self.t.db.pool())
-        .await
-        .unwrap();
-    }
-
-    /// Every page of a list, following `next_cursor`; checks no page exceeds `limit`.
-    async fn all_pages(&self, path: &str, user: &User, limit: usize) -> Vec<Value> {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..100 {
-            let url = match &cursor {
-                Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
-                None => format!("{path}{sep}limit={limit}"),
-            };
-            let page = self.get(&url, user).await;
-            assert_eq!(page.status, StatusCode::OK, "{}", page.json);
-            let batch = page.json["items"].as_array().unwrap().clone();
-            assert!(batch.len() <= limit);
-            items.extend(batch);
-            match page.json["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => return items,
-            }
-        }
-        panic!("pagination did not end");
-    }
+/// A post of `author` with `caption` on new media in `state`.
+async fn post(api: &Api, author: &User, state: &str, caption: &str) -> String {
+    let media = media(api, author, state).await;
+    api.publish(author, &media, caption).await
 }
 
 #[tokio::test]
 async fn create_get_and_delete_a_post() {
     let api = Api::new().await;
-    let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    let media = api.media(&alice, "ready").await;
-    let r = api
-        .call(
-            Method::POST,
-            "/v1/posts",
-            &alice.token,
-            Some(json!({"media_id": media, "caption": " Rain at night #Rain #소리 ", "tags": ["#Night", "rain"]})),
-        )
-        .await;
+    let alice = api.user_named("alice", "ALICE").await;
+    let bob = api.user("bob").await;
+    let media = media(&api, &alice, "ready").await;
+    let body = json!({"media_id": media, "caption": " Rain at night #Rain #소리 ", "tags": ["#Night", "rain"]});
+    let r = api.post("/v1/posts", &alice, body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let post = r.json;
     let id = post["id"].as_str().unwrap();
@@ -282,13 +72,13 @@ async fn create_get_and_delete_a_post() {
     assert_eq!(seen.json, post);
 
     let path = format!("/v1/posts/{id}");
-    let r = api.call(Method::DELETE, &path, &bob.token, None).await;
+    let r = api.delete(&path, &bob).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.json["type"].as_str().unwrap().ends_with("/forbidden"));
-    let r = api.call(Method::DELETE, &path, &alice.token, None).await;
+    let r = api.delete(&path, &alice).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(api.get(&path, &alice).await.status, StatusCode::NOT_FOUND);
-    let r = api.call(Method::DELETE, &path, &alice.token, None).await;
+    let r = api.delete(&path, &alice).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let tags: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM post_tags")
         .fetch_one(api.t.db.pool())
@@ -301,10 +91,10 @@ async fn create_get_and_delete_a_post() {
 async fn bad_posts_are_refused_naming_the_field() {
     let api = Api::new().await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    let mine = api.media(&alice, "ready").await;
-    let theirs = api.media(&bob, "ready").await;
-    let failed = api.media(&alice, "failed").await;
-    let create = |body: Value| api.call(Method::POST, "/v1/posts", &alice.token, Some(body));
+    let mine = media(&api, &alice, "ready").await;
+    let theirs = media(&api, &bob, "ready").await;
+    let failed = media(&api, &alice, "failed").await;
+    let create = |body: Value| api.post("/v1/posts", &alice, body);
 
     let r = create(json!({"media_id": mine, "caption": "x".repeat(501)})).await;
     assert_eq!(r.fields(), ["caption"]);
@@ -341,7 +131,8 @@ async fn pending_posts_are_shown_to_their_author_only() {
     let api = Api::new().await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
     api.follow(&bob, &alice).await;
-    let id = api.post(&alice, "processing", "soon").await;
+    let pending = media(&api, &alice, "processing").await;
+    let id = api.publish(&alice, &pending, "soon").await;
     let path = format!("/v1/posts/{id}");
 
     let own = api.get(&path, &alice).await;
@@ -362,13 +153,13 @@ async fn pending_posts_are_shown_to_their_author_only() {
     );
 
     assert_eq!(api.get(&path, &bob).await.status, StatusCode::NOT_FOUND);
-    let r = api.call(Method::DELETE, &path, &bob.token, None).await;
+    let r = api.delete(&path, &bob).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(api.get("/v1/feed", &bob).await.ids().is_empty());
     assert!(api.get(&profile, &bob).await.ids().is_empty());
     assert!(api.get("/v1/explore", &bob).await.ids().is_empty());
 
-    api.set_media_state(&id, "ready").await;
+    api.set_media_state(&pending, "ready").await;
     assert_eq!(api.get(&path, &bob).await.status, StatusCode::OK);
     assert_eq!(
         api.get("/v1/feed", &bob).await.ids(),
@@ -386,11 +177,11 @@ async fn the_feed_holds_own_and_followed_posts_newest_first() {
         api.user("carol").await,
     );
     api.follow(&alice, &bob).await;
-    let b1 = api.post(&bob, "ready", "b1").await;
-    let a1 = api.post(&alice, "ready", "a1").await;
-    let _c1 = api.post(&carol, "ready", "c1").await;
-    let _b_pending = api.post(&bob, "queued", "b2").await;
-    let b3 = api.post(&bob, "ready", "b3").await;
+    let b1 = post(&api, &bob, "ready", "b1").await;
+    let a1 = post(&api, &alice, "ready", "a1").await;
+    let _c1 = post(&api, &carol, "ready", "c1").await;
+    let _b_pending = post(&api, &bob, "queued", "b2").await;
+    let b3 = post(&api, &bob, "ready", "b3").await;
 
     let feed = api.get("/v1/feed", &alice).await;
     assert_eq!(feed.ids(), [b3.clone(), a1.clone(), b1.clone()]);
@@ -428,26 +219,11 @@ async fn pages_follow_the_cursor_without_gaps_or_duplicates() {
     let mut expected = Vec::new();
     for i in 0..23_i64 {
         let author = if i % 3 == 0 { &alice } else { &bob };
-        let media = api.media(author, "ready").await;
-        let id = uuid::Uuid::now_v7().to_string();
+        let media = media(&api, author, "ready").await;
         let created_at = 1_700_000_000_000 + i / 4;
-        sqlx::query(
-            "INSERT INTO posts (id, author_id, media_id, caption, tags, created_at) \
-             VALUES ($1, $2, $3, '', '[\"bulk\"]', $4)",
-        )
-        .bind(&id)
-        .bind(&author.id)
-        .bind(&media)
-        .bind(created_at)
-        .execute(api.t.db.pool())
-        .await
-        .unwrap();
-        sqlx::query("INSERT INTO post_tags (tag, post_id, created_at) VALUES ('bulk', $1, $2)")
-            .bind(&id)
-            .bind(created_at)
-            .execute(api.t.db.pool())
-            .await
-            .unwrap();
+        let id = api
+            .post_on(&author.id, &media, "", &["bulk"], created_at)
+            .await;
         expected.push((created_at, id));
     }
     expected.sort();
@@ -477,10 +253,10 @@ async fn pages_follow_the_cursor_without_gaps_or_duplicates() {
 async fn explore_filters_by_tag() {
     let api = Api::new().await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
-    let rain = api.post(&alice, "ready", "drops #rain").await;
-    let _sun = api.post(&bob, "ready", "#sun").await;
-    let rain2 = api.post(&bob, "ready", "more #Rain and #sun").await;
-    let _pending = api.post(&bob, "processing", "#rain later").await;
+    let rain = post(&api, &alice, "ready", "drops #rain").await;
+    let _sun = post(&api, &bob, "ready", "#sun").await;
+    let rain2 = post(&api, &bob, "ready", "more #Rain and #sun").await;
+    let _pending = post(&api, &bob, "processing", "#rain later").await;
 
     assert_eq!(
         api.get("/v1/explore?tag=rain", &alice).await.ids(),
@@ -518,8 +294,7 @@ async fn bad_list_parameters_are_422() {
 #[tokio::test]
 async fn openapi_documents_post_and_feed_routes() {
     let api = Api::new().await;
-    let alice = api.user("alice").await;
-    let doc = api.get("/openapi.json", &alice).await.json;
+    let doc = api.openapi().await;
     for (path, method) in [
         ("/v1/posts", "post"),
         ("/v1/posts/{id}", "get"),
@@ -562,12 +337,10 @@ async fn openapi_documents_post_and_feed_routes() {
 
 #[tokio::test]
 async fn upload_complete_and_play_a_voice_clip() {
-    let api = Api::with_media().await;
+    let api = Api::new().await;
     let (alice, bob) = (api.user("alice").await, api.user("bob").await);
     let body = json!({"content_type": "audio/webm;codecs=opus", "size_bytes": 5});
-    let created = api
-        .call(Method::POST, "/v1/media", &alice.token, Some(body))
-        .await;
+    let created = api.post("/v1/media", &alice, body).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
     let id = created.json["id"].as_str().unwrap().to_owned();
     let upload = &created.json["upload"];
@@ -589,28 +362,20 @@ async fn upload_complete_and_play_a_voice_clip() {
         api.get(&status_path, &alice).await.json["state"],
         "awaiting_upload"
     );
-    let early = api
-        .call(Method::POST, &complete_path, &alice.token, None)
-        .await;
+    let early = api.post(&complete_path, &alice, Value::Null).await;
     assert_eq!(early.status, StatusCode::CONFLICT);
 
     // The client PUTs the bytes to the signed URL with a plain request: no token.
-    let put = Request::put(path)
-        .header(header::CONTENT_TYPE, "audio/webm")
-        .header(header::CONTENT_LENGTH, "5")
-        .body(Body::from(&b"12345"[..]))
-        .unwrap();
-    let put = api.send(put).await;
-    assert!(put.status.is_success(), "{} {}", put.status, put.json);
-
-    let r = api
-        .call(Method::POST, &complete_path, &bob.token, None)
+    let headers = [("content-type", "audio/webm"), ("content-length", "5")];
+    let put = api
+        .fetch_with(Method::PUT, url, &headers, b"12345".to_vec())
         .await;
+    assert!(put.status.is_success(), "{} {}", put.status, put.json());
+
+    let r = api.post(&complete_path, &bob, Value::Null).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     for _ in 0..2 {
-        let r = api
-            .call(Method::POST, &complete_path, &alice.token, None)
-            .await;
+        let r = api.post(&complete_path, &alice, Value::Null).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
         assert_eq!(r.json["state"], "queued");
     }
@@ -651,29 +416,20 @@ async fn upload_complete_and_play_a_voice_clip() {
         StatusCode::FORBIDDEN
     );
     let post = json!({"media_id": id, "caption": "first"});
-    let r = api
-        .call(Method::POST, "/v1/posts", &alice.token, Some(post))
-        .await;
+    let r = api.post("/v1/posts", &alice, post).await;
     assert_eq!(r.status, StatusCode::CREATED);
     // Once posted, bob may play it: the audio route redirects to the same
     // signed URL the post carries, which serves the bytes with no token.
-    let opus = api.blobs.as_ref().unwrap().path().join("audio.opus");
-    std::fs::write(&opus, b"OggS fake").unwrap();
-    api.store()
-        .put_file(&format!("media/{id}/v1/audio.opus"), &opus, "audio/ogg")
-        .await
-        .unwrap();
+    api.put_object(&format!("media/{id}/v1/audio.opus"), b"OggS fake")
+        .await;
     let redirect = api.get(&audio, &bob).await;
     assert_eq!(redirect.status, StatusCode::FOUND);
-    let location = redirect.headers[header::LOCATION].to_str().unwrap();
+    let location = redirect.header(header::LOCATION).unwrap();
     assert_eq!(location, r.json["audio_url"]);
-    let played = Request::get(location.strip_prefix(PUBLIC_URL).unwrap())
-        .body(Body::empty())
-        .unwrap();
-    let played = api.send(played).await;
+    let played = api.fetch(Method::GET, location, &[]).await;
     assert_eq!(played.status, StatusCode::OK);
     assert_eq!(
-        played.headers[header::CONTENT_TYPE],
+        played.header(header::CONTENT_TYPE),
         "audio/ogg; codecs=opus"
     );
     assert_eq!(
@@ -684,27 +440,14 @@ async fn upload_complete_and_play_a_voice_clip() {
 
 #[tokio::test]
 async fn an_upload_of_the_wrong_size_is_not_queued() {
-    let api = Api::with_media().await;
+    let api = Api::new().await;
     let alice = api.user("alice").await;
     let body = json!({"content_type": "audio/mp4", "size_bytes": 10});
-    let created = api
-        .call(Method::POST, "/v1/media", &alice.token, Some(body))
-        .await;
-    let id = created.json["id"].as_str().unwrap();
-    let short = api.blobs.as_ref().unwrap().path().join("short.m4a");
-    std::fs::write(&short, b"123").unwrap();
-    let key = format!("originals/{id}");
-    api.store()
-        .put_file(&key, &short, "audio/mp4")
-        .await
-        .unwrap();
+    let created = api.post("/v1/media", &alice, body).await;
+    let id = created.id();
+    api.put_object(&format!("originals/{id}"), b"123").await;
     let r = api
-        .call(
-            Method::POST,
-            &format!("/v1/media/{id}/complete"),
-            &alice.token,
-            None,
-        )
+        .post(&format!("/v1/media/{id}/complete"), &alice, Value::Null)
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     let state = api.get(&format!("/v1/media/{id}"), &alice).await;
@@ -713,9 +456,9 @@ async fn an_upload_of_the_wrong_size_is_not_queued() {
 
 #[tokio::test]
 async fn upload_requests_are_checked() {
-    let api = Api::with_media().await;
+    let api = Api::new().await;
     let alice = api.user("alice").await;
-    let create = |body: Value| api.call(Method::POST, "/v1/media", &alice.token, Some(body));
+    let create = |body: Value| api.post("/v1/media", &alice, body);
     let r = create(json!({"content_type": "image/gif", "size_bytes": 10})).await;
     assert_eq!(r.fields(), ["content_type"]);
     let r = create(json!({"content_type": "audio/mpeg", "size_bytes": 0})).await;
@@ -731,16 +474,9 @@ async fn upload_requests_are_checked() {
     assert_eq!(media, 0);
 
     // Without a store configured the media routes say so rather than fail obscurely.
-    let t = fresh_db().await;
-    let bare = Api {
-        app: app(AppState::new(t.db.clone())),
-        t,
-        blobs: None,
-    };
+    let bare = Api::without_media().await;
     let carol = bare.user("carol").await;
     let body = json!({"content_type": "audio/mpeg", "size_bytes": 10});
-    let r = bare
-        .call(Method::POST, "/v1/media", &carol.token, Some(body))
-        .await;
+    let r = bare.post("/v1/media", &carol, body).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -5,44 +5,23 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{header, Method, Request, StatusCode};
-use http_body_util::BodyExt;
-use serde_json::{json, Value};
+use axum::http::{Method, StatusCode};
+use serde_json::json;
 use sori_api::auth::CreationLimits;
-use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
-use sori_pipeline::store::{LocalStore, ObjectStore};
-use std::net::SocketAddr;
-use support::{assert_problem, Api, Reply};
-use tower::ServiceExt;
+use support::{assert_problem, from_address, json_request, Api, Reply, User};
 
 /// `POST /v1/auth/signup` as the server sees it from `from`: status and `Retry-After`.
 async fn signup_from(api: &Api, handle: &str, from: &str) -> (StatusCode, Option<u64>) {
-    let addr: SocketAddr = from.parse().unwrap();
     let body = json!({"handle": handle, "password": "correct horse", "display_name": handle});
-    let mut req = Request::builder()
-        .method(Method::POST)
-        .uri("/v1/auth/signup")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    req.extensions_mut().insert(ConnectInfo(addr));
-    let response = api.app.clone().oneshot(req).await.unwrap();
-    let retry = response
-        .headers()
-        .get(header::RETRY_AFTER)
-        .map(|v| v.to_str().unwrap().parse().unwrap());
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        assert!(json["type"]
+    let req = json_request(Method::POST, "/v1/auth/signup", None, &body);
+    let r = api.reply(from_address(req, from)).await;
+    if r.status == StatusCode::TOO_MANY_REQUESTS {
+        assert!(r.json["type"]
             .as_str()
             .unwrap()
             .ends_with("too-many-requests"));
     }
-    (status, retry)
+    (r.status, r.retry_after)
 }
 
 #[tokio::test]
@@ -69,36 +48,27 @@ async fn zero_lifts_the_sign_up_limit() {
     }
 }
 
-/// Sends a text message to `room` as `token`'s user; the reply and its `Retry-After`.
-async fn send_text(api: &Api, room: &str, token: &str, text: &str) -> (Reply, Option<u64>) {
-    let path = format!("/v1/chats/{room}/messages");
+/// Sends a text message to `room` as `who`; the reply and its `Retry-After`.
+async fn send_text(api: &Api, room: &str, who: &User, text: &str) -> (Reply, Option<u64>) {
     let body = json!({"kind": "text", "text": text});
-    let reply = api.call(Method::POST, &path, Some(token), body).await;
+    let reply = api.send_message(who, room, body).await;
     let retry = reply.retry_after;
     (reply, retry)
-}
-
-/// The room of `a` and `b`, opened by `a`.
-async fn room(api: &Api, a: &support::User, b: &support::User) -> String {
-    let r = api.post("/v1/chats", a, json!({"user_id": b.id})).await;
-    assert!(r.status.is_success(), "{}", r.json);
-    r.json["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
 async fn messages_per_user_are_limited_per_minute() {
     let limits = CreationLimits::per_hour(20, 60).with_messages_per_minute(3);
     let api = Api::with(|s| s.with_creation_limits(limits)).await;
-    let [ann, bea, cid]: [support::User; 3] =
-        api.many_users("chat", 3).await.try_into().ok().unwrap();
-    let ab = room(&api, &ann, &bea).await;
-    let ac = room(&api, &ann, &cid).await;
+    let [ann, bea, cid]: [User; 3] = api.many_users("chat", 3).await.try_into().ok().unwrap();
+    let ab = api.room(&ann, &bea).await;
+    let ac = api.room(&ann, &cid).await;
     // The limit is per sender, across rooms.
     for (i, room) in [&ab, &ac, &ab].into_iter().enumerate() {
-        let (r, _) = send_text(&api, room, &ann.token, &format!("m{i}")).await;
+        let (r, _) = send_text(&api, room, &ann, &format!("m{i}")).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     }
-    let (refused, retry) = send_text(&api, &ac, &ann.token, "one too many").await;
+    let (refused, retry) = send_text(&api, &ac, &ann, "one too many").await;
     assert_problem(&refused, StatusCode::TOO_MANY_REQUESTS, "too-many-requests");
     let retry = retry.expect("Retry-After");
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
@@ -111,7 +81,7 @@ async fn messages_per_user_are_limited_per_minute() {
         .map(|m| m["text"].as_str().unwrap())
         .collect();
     assert_eq!(texts, ["m1"]);
-    let (r, _) = send_text(&api, &ac, &cid.token, "hi ann").await;
+    let (r, _) = send_text(&api, &ac, &cid, "hi ann").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
 }
 
@@ -119,8 +89,8 @@ async fn messages_per_user_are_limited_per_minute() {
 async fn invalid_messages_and_resends_do_not_count() {
     let limits = CreationLimits::per_hour(20, 60).with_messages_per_minute(2);
     let api = Api::with(|s| s.with_creation_limits(limits)).await;
-    let [ann, bea]: [support::User; 2] = api.many_users("chat", 2).await.try_into().ok().unwrap();
-    let ab = room(&api, &ann, &bea).await;
+    let [ann, bea]: [User; 2] = api.many_users("chat", 2).await.try_into().ok().unwrap();
+    let ab = api.room(&ann, &bea).await;
     let path = format!("/v1/chats/{ab}/messages");
     for _ in 0..3 {
         let r = api
@@ -131,9 +101,9 @@ async fn invalid_messages_and_resends_do_not_count() {
         let r = api.post(&path, &ann, body).await;
         assert!(r.status.is_success(), "{}", r.json);
     }
-    let (r, _) = send_text(&api, &ab, &ann.token, "second").await;
+    let (r, _) = send_text(&api, &ab, &ann, "second").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
-    let (r, _) = send_text(&api, &ab, &ann.token, "third").await;
+    let (r, _) = send_text(&api, &ab, &ann, "third").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json);
 }
 
@@ -141,10 +111,10 @@ async fn invalid_messages_and_resends_do_not_count() {
 async fn zero_lifts_the_message_limit() {
     let limits = CreationLimits::per_hour(20, 60).with_messages_per_minute(0);
     let api = Api::with(|s| s.with_creation_limits(limits)).await;
-    let [ann, bea]: [support::User; 2] = api.many_users("chat", 2).await.try_into().ok().unwrap();
-    let ab = room(&api, &ann, &bea).await;
+    let [ann, bea]: [User; 2] = api.many_users("chat", 2).await.try_into().ok().unwrap();
+    let ab = api.room(&ann, &bea).await;
     for i in 0..150 {
-        let (r, _) = send_text(&api, &ab, &ann.token, &format!("m{i}")).await;
+        let (r, _) = send_text(&api, &ab, &ann, &format!("m{i}")).await;
         assert_eq!(r.status, StatusCode::CREATED, "message {i}: {}", r.json);
     }
 }
@@ -152,38 +122,30 @@ async fn zero_lifts_the_message_limit() {
 #[tokio::test]
 async fn the_default_message_limit_is_120_a_minute() {
     let api = Api::new().await;
-    let [ann, bea]: [support::User; 2] = api.many_users("chat", 2).await.try_into().ok().unwrap();
-    let ab = room(&api, &ann, &bea).await;
+    let [ann, bea]: [User; 2] = api.many_users("chat", 2).await.try_into().ok().unwrap();
+    let ab = api.room(&ann, &bea).await;
     for i in 0..120 {
-        let (r, _) = send_text(&api, &ab, &ann.token, &format!("m{i}")).await;
+        let (r, _) = send_text(&api, &ab, &ann, &format!("m{i}")).await;
         assert_eq!(r.status, StatusCode::CREATED, "message {i}: {}", r.json);
     }
-    let (r, _) = send_text(&api, &ab, &ann.token, "121st").await;
+    let (r, _) = send_text(&api, &ab, &ann, "121st").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json);
 }
 
-async fn create_media(api: &Api, token: &str) -> Reply {
+async fn create_media(api: &Api, who: &User) -> Reply {
     let body = json!({"content_type": "audio/mp4", "size_bytes": 1000});
-    api.call(Method::POST, "/v1/media", Some(token), body).await
+    api.post("/v1/media", who, body).await
 }
 
 #[tokio::test]
 async fn uploads_per_user_are_limited_per_hour() {
-    let blobs = tempfile::tempdir().unwrap();
-    let root = blobs.path().to_owned();
-    let api = Api::with(move |s| {
-        let store = LocalStore::new(&root, &[7; 32], "https://sori.example").unwrap();
-        let queue = EmbeddedQueue::new(s.db.clone(), "media", 5);
-        s.with_media(ObjectStore::Local(store), JobQueue::Embedded(queue))
-            .with_creation_limits(CreationLimits::per_hour(20, 3))
-    })
-    .await;
+    let api = Api::with(|s| s.with_creation_limits(CreationLimits::per_hour(20, 3))).await;
     let (dan, eve) = (api.user("dan").await, api.user("eve").await);
     for _ in 0..3 {
-        let r = create_media(&api, &dan.token).await;
+        let r = create_media(&api, &dan).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     }
-    let refused = create_media(&api, &dan.token).await;
+    let refused = create_media(&api, &dan).await;
     assert_problem(&refused, StatusCode::TOO_MANY_REQUESTS, "too-many-requests");
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM media WHERE owner_id = $1")
         .bind(&dan.id)
@@ -191,17 +153,14 @@ async fn uploads_per_user_are_limited_per_hour() {
         .await
         .unwrap();
     assert_eq!(count, 3, "the refused upload created a media row");
-    let r = create_media(&api, &eve.token).await;
+    let r = create_media(&api, &eve).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
 }
 
 #[tokio::test]
 async fn openapi_documents_the_429s() {
     let api = Api::new().await;
-    let doc = api
-        .call(Method::GET, "/openapi.json", None, Value::Null)
-        .await
-        .json;
+    let doc = api.openapi().await;
     for (path, method) in [
         ("/v1/auth/signup", "post"),
         ("/v1/media", "post"),

@@ -205,8 +205,7 @@ async fn a_removed_post_disappears_everywhere() {
     let carol = api.user("carol").await;
     let admin = api.user("admin").await;
     api.make_admin(&admin).await;
-    api.put(&format!("/v1/users/{}/follow", alice.id), &bob)
-        .await;
+    api.follow(&bob, &alice).await;
     let post = api.post_with(&alice, "#news bad").await;
     let kept = api.post_with(&alice, "#news fine").await;
     let by_bob = report(&api, &bob, "post", &post).await.json;
@@ -278,10 +277,8 @@ async fn a_removed_user_disappears_with_their_posts_and_comments() {
     let bob = api.user("bob").await;
     let admin = api.user("admin").await;
     api.make_admin(&admin).await;
-    api.put(&format!("/v1/users/{}/follow", alice.id), &bob)
-        .await;
-    api.put(&format!("/v1/users/{}/follow", bob.id), &alice)
-        .await;
+    api.follow(&bob, &alice).await;
+    api.follow(&alice, &bob).await;
     let post = api.post_with(&alice, "#tag hi").await;
     let bobs = api.ready_post(&bob).await;
     api.post(

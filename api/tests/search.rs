@@ -10,23 +10,12 @@ use support::{assert_problem, Api, User};
 
 async fn handles(api: &Api, query: &str, who: &User) -> Vec<String> {
     let r = api.get(&format!("/v1/search?{query}"), who).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    r.json["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["handle"].as_str().unwrap().to_owned())
-        .collect()
+    r.strings("handle")
 }
 
 async fn rename(api: &Api, who: &User, name: &str) {
     let r = api
-        .call(
-            Method::PATCH,
-            "/v1/me",
-            Some(&who.token),
-            json!({"display_name": name}),
-        )
+        .patch("/v1/me", who, json!({"display_name": name}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
 }
@@ -65,25 +54,16 @@ async fn people_come_in_pages_without_blocked_users() {
     for i in 0..5 {
         made.push(api.user(&format!("sam{i}")).await);
     }
-    let mut seen = Vec::new();
-    let mut path = "/v1/search?q=SAM&limit=2".to_owned();
-    loop {
-        let r = api.get(&path, &me).await;
-        for u in r.json["items"].as_array().unwrap() {
-            seen.push(u["handle"].as_str().unwrap().to_owned());
-        }
-        match r.json["next_cursor"].as_str() {
-            Some(c) => path = format!("/v1/search?q=SAM&limit=2&cursor={c}"),
-            None => break,
-        }
-    }
+    let pages = api.all_pages("/v1/search?q=SAM", &me, 2).await;
+    let seen: Vec<&str> = pages
+        .iter()
+        .map(|u| u["handle"].as_str().unwrap())
+        .collect();
     assert_eq!(seen, ["sam4", "sam3", "sam2", "sam1", "sam0"]);
 
     // Blocked either way: left out.
-    api.put(&format!("/v1/users/{}/block", made[1].id), &me)
-        .await;
-    api.put(&format!("/v1/users/{}/block", me.id), &made[3])
-        .await;
+    api.block(&me, &made[1]).await;
+    api.block(&made[3], &me).await;
     assert_eq!(handles(&api, "q=sam", &me).await, ["sam4", "sam2", "sam0"]);
 }
 

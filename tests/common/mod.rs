@@ -6,6 +6,9 @@
 pub mod aws;
 pub mod client;
 pub mod fault_proxy;
+/// The event socket read as the router tests read it: one reader for both.
+#[path = "../../api/tests/support/ws.rs"]
+pub mod ws;
 
 use std::ffi::OsStr;
 use std::net::TcpListener;
@@ -103,6 +106,12 @@ pub fn command<K: AsRef<OsStr>, V: AsRef<OsStr>>(
     }
     cmd.envs(envs.iter().map(|(k, v)| (k, v)));
     cmd
+}
+
+/// `sori` in the package's folder, with none of the caller's settings:
+/// add the arguments.
+pub fn sori_command() -> Command {
+    command::<&str, &str>(Path::new(env!("CARGO_MANIFEST_DIR")), &[], &[])
 }
 
 /// Starts `sori ARGS` on a free loopback port.
