@@ -3,9 +3,9 @@
 use crate::cli::Settings;
 use crate::cli::{QueueKind, StoreKind};
 use anyhow::Context;
-use sori_api::auth::CreationLimits;
-use sori_api::cache::CacheConfig;
-use sori_api::http::HttpConfig;
+use sori_api::core::auth::CreationLimits;
+use sori_api::core::cache::CacheConfig;
+use sori_api::core::http::HttpConfig;
 use sori_api::push::{DispatchConfig, Dispatcher, WebhookSender};
 use sori_api::realtime::{Fanout, Realtime, WsConfig};
 use sori_api::AppState;
@@ -141,7 +141,7 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     }
     if role == Role::All {
         let events = state.media_events.subscribe();
-        tokio::spawn(sori_api::cache::forget_processed(
+        tokio::spawn(sori_api::core::cache::forget_processed(
             events,
             state.feed_pages.clone(),
         ));

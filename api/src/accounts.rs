@@ -1,10 +1,10 @@
 //! Accounts: sign-up, login and logout, the caller's own profile, and public profiles.
 
-use crate::auth::{self, AuthUser, ClientAddr, CreationLimits};
-use crate::error::{on_unique, ApiError, Problem};
+use crate::core::auth::{self, AuthUser, ClientAddr, CreationLimits};
+use crate::core::error::{on_unique, ApiError, Problem};
 use crate::social::search::fold;
-use crate::state::AppState;
-use crate::validation::{self, Checks, JsonBody};
+use crate::core::state::AppState;
+use crate::core::validation::{self, Checks, JsonBody};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

@@ -14,17 +14,17 @@
 //! the follows both ways (see [`crate::social::blocks`]).
 //!
 //! Feed pages are kept in memory per viewer and query, and read again in the
-//! background once older than `SORI_FEED_CACHE_MS` ([`crate::cache::FeedPages`]):
+//! background once older than `SORI_FEED_CACHE_MS` ([`crate::core::cache::FeedPages`]):
 //! the caller's own writes clear them at once, others' posts, likes and
 //! comments appear within twice that time.
 
-use crate::auth::AuthUser;
-use crate::cache::{CachedJson, Lookup};
-use crate::error::{ApiError, Problem};
-use crate::pagination::{Page, PageQuery};
+use crate::core::auth::AuthUser;
+use crate::core::cache::{CachedJson, Lookup};
+use crate::core::error::{ApiError, Problem};
+use crate::core::pagination::{Page, PageQuery};
 use crate::posts::{visible, PostItem, PostRow, SELECT_ITEMS};
-use crate::state::AppState;
-use crate::validation::{self, QueryParams};
+use crate::core::state::AppState;
+use crate::core::validation::{self, QueryParams};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -3,28 +3,20 @@
 //! Each resource lives in its own module exporting its routes; they are
 //! merged here, documented by OpenAPI (`/openapi.json`, `/docs`).
 
+pub mod core;
+
 pub mod accounts;
-pub mod auth;
 pub mod blobs;
-pub mod cache;
 pub mod chat;
 pub mod cleanup;
-pub mod error;
 pub mod feed;
-pub mod http;
-pub mod idempotency;
 pub mod media;
-pub mod media_urls;
-pub mod metrics;
 pub mod ops;
-pub mod pagination;
 pub mod playlists;
 pub mod posts;
 pub mod push;
 pub mod realtime;
 pub mod social;
-pub mod state;
-pub mod validation;
 
 use axum::http::{HeaderName, Request};
 use axum::Router;
@@ -39,8 +31,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use error::ApiError;
-pub use state::AppState;
+use crate::core::{cache, http, idempotency, metrics};
+pub use crate::core::error::ApiError;
+pub use crate::core::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -81,7 +74,7 @@ impl Modify for BearerAuth {
 
 /// Documents the problems that happen before a handler runs, on every
 /// operation they can happen to, so a new route gets them without repeating
-/// them: for a JSON request body ([`validation::JsonBody`],
+/// them: for a JSON request body ([`core::validation::JsonBody`],
 /// [`http::limit_body`]) 400 for broken syntax, 413 past the limit, 415
 /// without a JSON content type, 422 naming the field for wrong types,
 /// unknown and missing fields; for a path parameter, 404 when it names

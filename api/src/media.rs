@@ -2,7 +2,7 @@
 //! to the object store (S3, or the API's own signed blob routes in embedded
 //! mode), then says "complete" to queue processing; afterwards it reads the
 //! state and, once ready, the signed URLs of every variant and the waveform
-//! ([`crate::media_urls`]). `GET /v1/media/{id}/audio` stays for clients that
+//! ([`crate::core::media_urls`]). `GET /v1/media/{id}/audio` stays for clients that
 //! prefer a fixed address: it redirects to the signed URL of one variant. The
 //! waveform JSON is small and is also answered directly.
 //!
@@ -14,12 +14,12 @@
 //!
 //! The API never proxies media bytes: it signs, checks and queues.
 
-use crate::auth::{self, AuthUser};
-use crate::error::{ApiError, Problem};
-use crate::media_urls::ClipUrls;
-use crate::media_urls::UrlSigner;
-use crate::state::AppState;
-use crate::validation::{JsonBody, QueryParams};
+use crate::core::auth::{self, AuthUser};
+use crate::core::error::{ApiError, Problem};
+use crate::core::media_urls::ClipUrls;
+use crate::core::media_urls::UrlSigner;
+use crate::core::state::AppState;
+use crate::core::validation::{JsonBody, QueryParams};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

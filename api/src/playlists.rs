@@ -17,12 +17,12 @@
 //! position)` guards the result.
 
 use crate::accounts::find_user;
-use crate::auth::{self, AuthUser};
-use crate::error::{on_unique, ApiError, Problem};
-use crate::pagination::{Cursor, Page, PageQuery};
+use crate::core::auth::{self, AuthUser};
+use crate::core::error::{on_unique, ApiError, Problem};
+use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::posts::{Author, PostItem, PostRow, SELECT_ITEMS};
-use crate::state::AppState;
-use crate::validation::{self, Checks, JsonBody, QueryParams};
+use crate::core::state::AppState;
+use crate::core::validation::{self, Checks, JsonBody, QueryParams};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

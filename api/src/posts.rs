@@ -4,13 +4,13 @@
 //! from the start, with the media's state. [`PostItem`] is the one shape a
 //! post takes in every answer, feeds included, loaded by [`SELECT_ITEMS`].
 
-use crate::auth::{self, AuthUser};
-use crate::error::{on_unique, ApiError, FieldError, Problem};
-use crate::media_urls::{ClipUrls, UrlSigner};
-use crate::pagination::Cursor;
+use crate::core::auth::{self, AuthUser};
+use crate::core::error::{on_unique, ApiError, FieldError, Problem};
+use crate::core::media_urls::{ClipUrls, UrlSigner};
+use crate::core::pagination::Cursor;
 use crate::social::notifications::{mention_targets, notify, tell, Notice};
-use crate::state::AppState;
-use crate::validation::{self, JsonBody};
+use crate::core::state::AppState;
+use crate::core::validation::{self, JsonBody};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

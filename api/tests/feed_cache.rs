@@ -8,7 +8,7 @@ mod support;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
-use sori_api::cache::CacheConfig;
+use sori_api::core::cache::CacheConfig;
 use sori_pipeline::media::{MediaEvent, MediaState};
 use std::time::{Duration, Instant};
 use support::{Api, User};
@@ -180,7 +180,7 @@ async fn a_processed_upload_clears_its_owners_cached_feed() {
     .await;
     let state = kept.unwrap();
     let events = state.media_events.subscribe();
-    tokio::spawn(sori_api::cache::forget_processed(
+    tokio::spawn(sori_api::core::cache::forget_processed(
         events,
         state.feed_pages.clone(),
     ));

@@ -1,4 +1,4 @@
-//! Router tests of the cross-cutting HTTP layers (`sori_api::http`): CORS
+//! Router tests of the cross-cutting HTTP layers (`sori_api::core::http`): CORS
 //! by configured origin, gzip of large JSON lists only, ETags with `304`,
 //! `Cache-Control` on authenticated answers, and the request body limit
 //! (which the blob upload route is exempt from), on the backend `SORI_TEST_DB` names.
@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use sori_api::http::HttpConfig;
+use sori_api::core::http::HttpConfig;
 use sori_api::{app, app_with, AppState};
 use sori_pipeline::db::testing::{fresh_db, TestDb};
 use sori_pipeline::queue::{EmbeddedQueue, JobQueue};

@@ -7,13 +7,13 @@
 //! range. Markers never appear in history.
 
 use super::{other_member, writable_peer};
-use crate::auth::AuthUser;
-use crate::error::{on_unique, ApiError, Problem};
-use crate::media_urls::{ClipUrls, UrlSigner};
-use crate::pagination::{Cursor, PageQuery};
+use crate::core::auth::AuthUser;
+use crate::core::error::{on_unique, ApiError, Problem};
+use crate::core::media_urls::{ClipUrls, UrlSigner};
+use crate::core::pagination::{Cursor, PageQuery};
 use crate::realtime::Event;
-use crate::state::AppState;
-use crate::validation::{self, JsonBody, QueryParams};
+use crate::core::state::AppState;
+use crate::core::validation::{self, JsonBody, QueryParams};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -537,7 +537,7 @@ async fn list_messages(
         .await?;
     let urls = state.media_urls.signer().await?;
     let items = rows.into_iter().map(|r| r.into_item(&urls)).collect();
-    let page = crate::pagination::Page::from_rows(items, limit, MessageItem::cursor);
+    let page = crate::core::pagination::Page::from_rows(items, limit, MessageItem::cursor);
     Ok(Json(MessagePage {
         items: page.items,
         next_cursor: page.next_cursor,

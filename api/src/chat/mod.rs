@@ -7,8 +7,8 @@ pub mod image_size;
 pub mod messages;
 pub mod rooms;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 use sori_pipeline::Db;
 use utoipa_axum::router::OpenApiRouter;
 

@@ -8,11 +8,11 @@
 
 use super::messages::{MessageItem, MessageRow, SELECT_MESSAGES, UNREAD};
 use crate::accounts::find_user;
-use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
-use crate::pagination::{Cursor, Page, PageQuery};
-use crate::state::AppState;
-use crate::validation::{JsonBody, QueryParams};
+use crate::core::auth::AuthUser;
+use crate::core::error::{ApiError, Problem};
+use crate::core::pagination::{Cursor, Page, PageQuery};
+use crate::core::state::AppState;
+use crate::core::validation::{JsonBody, QueryParams};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;

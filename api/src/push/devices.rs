@@ -8,10 +8,10 @@
 //! most [`MAX_DEVICES`]; registering one more forgets the least recently
 //! registered.
 
-use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
-use crate::validation::{Checks, JsonBody};
+use crate::core::auth::AuthUser;
+use crate::core::error::{ApiError, Problem};
+use crate::core::state::AppState;
+use crate::core::validation::{Checks, JsonBody};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

@@ -16,7 +16,7 @@
 
 use super::fcm::{self, Content};
 use super::{DeviceTarget, PushRequest, PushSender, SendError};
-use crate::metrics::Metrics;
+use crate::core::metrics::Metrics;
 use futures_util::{FutureExt, StreamExt};
 use prometheus_client::metrics::counter::Counter;
 use rand::Rng;

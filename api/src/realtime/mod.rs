@@ -12,8 +12,8 @@ pub mod hub;
 pub mod presence;
 pub mod socket;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 pub use fanout::{Envelope, Fanout};
 use hub::Hub;
 use serde::{Deserialize, Serialize};

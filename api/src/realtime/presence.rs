@@ -16,9 +16,9 @@
 //! slack the expiry leaves (`presence_ttl` minus one ping interval).
 
 use crate::accounts::find_user;
-use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use crate::core::auth::AuthUser;
+use crate::core::error::{ApiError, Problem};
+use crate::core::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;

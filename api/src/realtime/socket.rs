@@ -9,9 +9,9 @@
 //! last connection the user goes offline.
 
 use super::{presence, Event, WsConfig};
-use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use crate::core::auth::AuthUser;
+use crate::core::error::{ApiError, Problem};
+use crate::core::state::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 
 /// Bytes buffered per socket for reading and for writing.
@@ -42,7 +42,7 @@ pub struct WsUser(pub AuthUser);
 impl<S> FromRequestParts<S> for WsUser
 where
     Db: FromRef<S>,
-    crate::auth::Sessions: FromRef<S>,
+    crate::core::auth::Sessions: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;

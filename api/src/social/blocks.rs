@@ -8,9 +8,9 @@
 //! follow can exist (or be created) across a block.
 
 use crate::accounts::require_user;
-use crate::auth::{self, AuthUser};
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use crate::core::auth::{self, AuthUser};
+use crate::core::error::{ApiError, Problem};
+use crate::core::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use sori_pipeline::Db;

@@ -11,13 +11,13 @@
 
 use super::notifications::{mention_targets, notify, tell, Notice};
 use super::{oldest_first, post_for_action, user_visible};
-use crate::auth::{self, AuthUser};
-use crate::error::{on_unique, ApiError, Problem};
-use crate::media_urls::{ClipUrls, UrlSigner};
-use crate::pagination::{Cursor, Page, PageQuery};
+use crate::core::auth::{self, AuthUser};
+use crate::core::error::{on_unique, ApiError, Problem};
+use crate::core::media_urls::{ClipUrls, UrlSigner};
+use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::posts::{parse_bars, Author};
-use crate::state::AppState;
-use crate::validation::{self, JsonBody, QueryParams};
+use crate::core::state::AppState;
+use crate::core::validation::{self, JsonBody, QueryParams};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

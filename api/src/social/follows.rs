@@ -9,13 +9,13 @@
 use super::notifications::{notify, tell, Notice};
 use super::{author_page, blocked_either_way, user_visible, AuthorRow};
 use crate::accounts::require_user;
-use crate::auth::{self, AuthUser};
-use crate::error::{ApiError, Problem};
-use crate::pagination::{Page, PageQuery};
+use crate::core::auth::{self, AuthUser};
+use crate::core::error::{ApiError, Problem};
+use crate::core::pagination::{Page, PageQuery};
 use crate::posts::Author;
 use crate::realtime::Realtime;
-use crate::state::AppState;
-use crate::validation::QueryParams;
+use crate::core::state::AppState;
+use crate::core::validation::QueryParams;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

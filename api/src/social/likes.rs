@@ -11,10 +11,10 @@
 
 use super::notifications::{notify, tell, Notice};
 use super::post_for_action;
-use crate::auth::{self, AuthUser};
-use crate::error::{ApiError, Problem};
+use crate::core::auth::{self, AuthUser};
+use crate::core::error::{ApiError, Problem};
 use crate::realtime::Realtime;
-use crate::state::AppState;
+use crate::core::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use sori_pipeline::Db;

@@ -15,10 +15,10 @@ pub mod plays;
 pub mod reports;
 pub mod search;
 
-use crate::error::ApiError;
-use crate::pagination::{Cursor, Page, PageQuery};
+use crate::core::error::ApiError;
+use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::posts::Author;
-use crate::state::AppState;
+use crate::core::state::AppState;
 use sori_pipeline::Db;
 use utoipa_axum::router::OpenApiRouter;
 

@@ -8,13 +8,13 @@
 //! indexes of 0007; [`notify`] inserts with `ON CONFLICT DO NOTHING`).
 
 use super::{blocked_either_way, not_blocked};
-use crate::auth::{self, AuthUser};
-use crate::error::{ApiError, Problem};
-use crate::pagination::{Cursor, Page, PageQuery};
+use crate::core::auth::{self, AuthUser};
+use crate::core::error::{ApiError, Problem};
+use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::posts::Author;
 use crate::realtime::{Event, Realtime};
-use crate::state::AppState;
-use crate::validation::{JsonBody, QueryParams};
+use crate::core::state::AppState;
+use crate::core::validation::{JsonBody, QueryParams};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};

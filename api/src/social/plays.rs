@@ -3,9 +3,9 @@
 //! moves in the same transaction, only when that row was new — as likes do.
 
 use super::post_for_action;
-use crate::auth::{self, AuthUser};
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use crate::core::auth::{self, AuthUser};
+use crate::core::error::{ApiError, Problem};
+use crate::core::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;

@@ -11,11 +11,11 @@
 
 use super::comments::uncount;
 use super::{oldest_first, require_admin};
-use crate::auth::{self, AuthUser};
-use crate::error::{on_unique, ApiError, FieldError, Problem};
-use crate::pagination::{Cursor, Page, PageQuery};
-use crate::state::AppState;
-use crate::validation::{self, JsonBody, QueryParams};
+use crate::core::auth::{self, AuthUser};
+use crate::core::error::{on_unique, ApiError, FieldError, Problem};
+use crate::core::pagination::{Cursor, Page, PageQuery};
+use crate::core::state::AppState;
+use crate::core::validation::{self, JsonBody, QueryParams};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

@@ -20,13 +20,13 @@
 //! to the caller are left out, as are their posts.
 
 use super::{author_page, user_visible, AuthorRow};
-use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::core::auth::AuthUser;
+use crate::core::error::{ApiError, Problem};
 use crate::feed::tag_page;
-use crate::pagination::{Page, PageQuery};
+use crate::core::pagination::{Page, PageQuery};
 use crate::posts::{Author, PostItem};
-use crate::state::AppState;
-use crate::validation::{self, QueryParams};
+use crate::core::state::AppState;
+use crate::core::validation::{self, QueryParams};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -1,14 +1,14 @@
 //! Who is calling: Argon2id password hashes, random bearer tokens stored as
 //! SHA-256 hashes with an expiry, the [`AuthUser`] extractor (sessions
-//! cached briefly in memory, see [`crate::cache`]), and the rate limiters
+//! cached briefly in memory, see [`crate::core::cache`]), and the rate limiters
 //! (failed logins, sign-ups, uploads, chat messages).
 //!
 //! The rate limiters live in process memory: each API process counts on its
 //! own, and a restart forgets. With N API processes an attacker gets N times
 //! the attempts; that bound is still small, and Argon2 keeps each one costly.
 
-use crate::cache::TtlCache;
-use crate::error::ApiError;
+use crate::core::cache::TtlCache;
+use crate::core::error::ApiError;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Argon2, Params};
@@ -227,7 +227,7 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-/// The sessions cache of [`crate::state::AppState`], keyed by token hash.
+/// The sessions cache of [`crate::core::state::AppState`], keyed by token hash.
 pub type Sessions = Arc<TtlCache<Session>>;
 
 /// The session of a token hash: from `sessions` while fresh, else from the
@@ -257,8 +257,8 @@ async fn lookup(
 }
 
 /// The session of a bearer token, if it is known and unexpired; for code
-/// outside the extractor (e.g. [`crate::cache::forget_writer`]).
-pub async fn session(state: &crate::state::AppState, token: &str) -> Option<Session> {
+/// outside the extractor (e.g. [`crate::core::cache::forget_writer`]).
+pub async fn session(state: &crate::core::state::AppState, token: &str) -> Option<Session> {
     let session = lookup(&state.db, &state.sessions, &token_hash(token))
         .await
         .ok()??;

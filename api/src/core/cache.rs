@@ -10,8 +10,8 @@
 //! a value read from the database before a `forget` is never stored after it
 //! (generations).
 
-use crate::auth::{self, Session};
-use crate::state::AppState;
+use crate::core::auth::{self, Session};
+use crate::core::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method};
@@ -191,11 +191,11 @@ pub struct CachedJson {
 }
 
 impl CachedJson {
-    pub fn new(value: &impl serde::Serialize) -> Result<Self, crate::error::ApiError> {
+    pub fn new(value: &impl serde::Serialize) -> Result<Self, crate::core::error::ApiError> {
         let body = Bytes::from(
-            serde_json::to_vec(value).map_err(|e| crate::error::ApiError::Internal(Box::new(e)))?,
+            serde_json::to_vec(value).map_err(|e| crate::core::error::ApiError::Internal(Box::new(e)))?,
         );
-        let etag = crate::http::etag_of(&body);
+        let etag = crate::core::http::etag_of(&body);
         Ok(Self { body, etag })
     }
 }

@@ -1,9 +1,9 @@
 //! The application state every handler can reach.
 
-use crate::auth::{CreationLimits, LoginLimiter, Sessions};
-use crate::cache::{CacheConfig, FeedPages, TtlCache};
-use crate::media_urls::{self, MediaUrls};
-use crate::metrics::Metrics;
+use crate::core::auth::{CreationLimits, LoginLimiter, Sessions};
+use crate::core::cache::{CacheConfig, FeedPages, TtlCache};
+use crate::core::media_urls::{self, MediaUrls};
+use crate::core::metrics::Metrics;
 use crate::realtime::Realtime;
 use axum::extract::FromRef;
 use sori_pipeline::media::MediaEvents;
@@ -37,9 +37,9 @@ pub struct AppState {
     pub media_events: MediaEvents,
     /// Live sockets of this process, and the fanout between processes.
     pub realtime: Realtime,
-    /// Token hash → session, for a few seconds ([`crate::cache`]).
+    /// Token hash → session, for a few seconds ([`crate::core::cache`]).
     pub sessions: Sessions,
-    /// Viewer → their recently served feed pages ([`crate::cache`]).
+    /// Viewer → their recently served feed pages ([`crate::core::cache`]).
     pub feed_pages: Arc<FeedPages>,
     /// The bearer token `/metrics` asks for (`SORI_METRICS_TOKEN`); `None`: open.
     pub metrics_token: Option<Arc<str>>,

@@ -1,6 +1,6 @@
 //! Prometheus metrics: one registry per process, rendered at `/metrics`.
 
-use crate::state::AppState;
+use crate::core::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -36,7 +36,7 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     pub http_requests: Family<RouteLabels, Counter>,
     pub http_duration: Family<RouteOnly, Histogram>,
-    /// Feed pages served from memory or read from the database ([`crate::cache`]).
+    /// Feed pages served from memory or read from the database ([`crate::core::cache`]).
     pub feed_cache: Family<CacheResult, Counter>,
 }
 

@@ -23,10 +23,10 @@
 //! The reservation is a row inserted under the table's primary key, so two
 //! concurrent first requests cannot both run: one inserts, the other sees it.
 
-use crate::auth::AuthUser;
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::validation::JSON_LIMIT;
+use crate::core::auth::AuthUser;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
+use crate::core::validation::JSON_LIMIT;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
