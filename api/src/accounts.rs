@@ -1,10 +1,12 @@
 //! Accounts: sign-up, login and logout, the caller's own profile, and public profiles.
 
-use crate::core::auth::{self, AuthUser, ClientAddr, CreationLimits};
 use crate::core::error::{on_unique, ApiError, Problem};
-use crate::social::search::fold;
+use crate::core::extractors::{AuthUser, ClientAddr};
+use crate::core::limits::CreationLimits;
 use crate::core::state::AppState;
 use crate::core::validation::{self, Checks, JsonBody};
+use crate::core::{passwords, sessions, time};
+use crate::social::search::fold;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -105,7 +107,7 @@ async fn signup(
         .check("password", validation::password(&req.password))
         .check("display_name", validation::display_name(&display_name))
         .finish()?;
-    let hash = auth::hash_password(req.password).await?;
+    let hash = passwords::hash_password(req.password).await?;
     let id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
         "INSERT INTO users (id, handle, handle_lower, display_name, password_hash, created_at, \
@@ -116,13 +118,13 @@ async fn signup(
     .bind(req.handle.to_ascii_lowercase())
     .bind(&display_name)
     .bind(&hash)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .bind(fold(&req.handle))
     .bind(fold(&display_name))
     .execute(db.pool())
     .await
     .map_err(|e| on_unique(e, || ApiError::Conflict("handle already taken".to_owned())))?;
-    let issued = auth::issue_token(&db, &id).await?;
+    let issued = sessions::issue_token(&db, &id).await?;
     let session = Session {
         token: issued.token,
         user_id: id,
@@ -161,7 +163,7 @@ async fn login(
         None => (None, None, false),
     };
     // Without an account this checks a dummy hash: the same time, then false.
-    let valid = auth::verify_password(req.password, hash).await;
+    let valid = passwords::verify_password(req.password, hash).await;
     let Some(id) = id.filter(|_| valid) else {
         limiter.failed(&account, addr);
         return Err(ApiError::Unauthorized("wrong handle or password"));
@@ -172,7 +174,7 @@ async fn login(
     if removed {
         return Err(ApiError::AccountRemoved);
     }
-    let issued = auth::issue_token(&state.db, &id).await?;
+    let issued = sessions::issue_token(&state.db, &id).await?;
     Ok(Json(Session {
         token: issued.token,
         user_id: id,

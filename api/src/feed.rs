@@ -18,13 +18,13 @@
 //! the caller's own writes clear them at once, others' posts, likes and
 //! comments appear within twice that time.
 
-use crate::core::auth::AuthUser;
 use crate::core::cache::{CachedJson, Lookup};
 use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Page, PageQuery};
-use crate::posts::{visible, PostItem, PostRow, SELECT_ITEMS};
 use crate::core::state::AppState;
 use crate::core::validation::{self, QueryParams};
+use crate::posts::{visible, PostItem, PostRow, SELECT_ITEMS};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -31,9 +31,10 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::core::{cache, http, idempotency, metrics};
+use crate::core::error::problem_response;
 pub use crate::core::error::ApiError;
 pub use crate::core::state::AppState;
+use crate::core::{cache, http, idempotency, metrics};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -127,21 +128,6 @@ impl Modify for InputProblems {
     }
 }
 
-/// A documented `application/problem+json` answer.
-pub(crate) fn problem_response(
-    description: &str,
-) -> utoipa::openapi::RefOr<utoipa::openapi::response::Response> {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    let content = ContentBuilder::new()
-        .schema(Some(Ref::from_schema_name("Problem")))
-        .build();
-    ResponseBuilder::new()
-        .description(description)
-        .content("application/problem+json", content)
-        .build()
-        .into()
-}
-
 /// The whole HTTP application with the default [`http::HttpConfig`] (no cross-origin callers).
 pub fn app(state: AppState) -> Router {
     app_with(state, &http::HttpConfig::default())
@@ -179,10 +165,10 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
         .layer(axum::middleware::from_fn(http::etag))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            cache::forget_writer,
+            cache::forget_writer::<AppState>,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             metrics::track_requests,
         ))
         .layer(http::compression_layer())

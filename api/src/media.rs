@@ -14,11 +14,12 @@
 //!
 //! The API never proxies media bytes: it signs, checks and queues.
 
-use crate::core::auth::{self, AuthUser};
 use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::media_urls::ClipUrls;
 use crate::core::media_urls::UrlSigner;
 use crate::core::state::AppState;
+use crate::core::time;
 use crate::core::validation::{JsonBody, QueryParams};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -351,7 +352,7 @@ async fn create_media(
         .presign_put(&key, &content_type, req.size_bytes as u64, UPLOAD_URL_TTL)
         .await
         .map_err(store_error)?;
-    let now = auth::now_ms();
+    let now = time::now_ms();
     sqlx::query(
         "INSERT INTO media (id, owner_id, kind, state, content_type, size_bytes, original_key, created_at, updated_at) \
          VALUES ($1, $2, $7, 'awaiting_upload', $3, $4, $5, $6, $6)",
@@ -565,7 +566,7 @@ async fn complete_image(db: &Db, store: &ObjectStore, media: &MediaRow) -> Resul
     )
     .bind(width)
     .bind(height)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .bind(&media.id)
     .execute(db.pool())
     .await?;

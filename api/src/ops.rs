@@ -57,7 +57,7 @@ async fn metrics(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(token) = &state.metrics_token {
-        if !crate::core::auth::bearer_is(&headers, token) {
+        if !crate::core::sessions::bearer_is(&headers, token) {
             return Err(ApiError::Unauthorized(
                 "this server requires its metrics token",
             ));

@@ -17,12 +17,13 @@
 //! position)` guards the result.
 
 use crate::accounts::find_user;
-use crate::core::auth::{self, AuthUser};
 use crate::core::error::{on_unique, ApiError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Cursor, Page, PageQuery};
-use crate::posts::{Author, PostItem, PostRow, SELECT_ITEMS};
 use crate::core::state::AppState;
+use crate::core::time;
 use crate::core::validation::{self, Checks, JsonBody, QueryParams};
+use crate::posts::{Author, PostItem, PostRow, SELECT_ITEMS};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -244,7 +245,7 @@ async fn begin_write(
     )
     .bind(id)
     .bind(owner)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await?;
     if locked.rows_affected() == 0 {
@@ -364,7 +365,7 @@ async fn create_playlist(
 ) -> Result<(StatusCode, Json<Playlist>), ApiError> {
     let (title, description) = check_text(Some(&req.title), Some(&req.description))?;
     let id = uuid::Uuid::now_v7().to_string();
-    let now = auth::now_ms();
+    let now = time::now_ms();
     let mut tx = state.db.pool().begin().await?;
     // A no-op write to the owner's row first: one user's creates take turns,
     // so the count below cannot be raced past the limit.
@@ -556,7 +557,7 @@ async fn add_item(
     )
     .bind(&id)
     .bind(&req.post_id)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await
     .map_err(|e| {

@@ -4,13 +4,14 @@
 //! from the start, with the media's state. [`PostItem`] is the one shape a
 //! post takes in every answer, feeds included, loaded by [`SELECT_ITEMS`].
 
-use crate::core::auth::{self, AuthUser};
 use crate::core::error::{on_unique, ApiError, FieldError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::media_urls::{ClipUrls, UrlSigner};
 use crate::core::pagination::Cursor;
-use crate::social::notifications::{mention_targets, notify, tell, Notice};
 use crate::core::state::AppState;
+use crate::core::time;
 use crate::core::validation::{self, JsonBody};
+use crate::social::notifications::{mention_targets, notify, tell, Notice};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -252,7 +253,7 @@ async fn insert_post(state: &AppState, new: &NewPost<'_>) -> Result<String, ApiE
         mentioned,
     } = *new;
     let id = uuid::Uuid::now_v7().to_string();
-    let now = auth::now_ms();
+    let now = time::now_ms();
     let tags_json = serde_json::to_string(tags).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let mut tx = state.db.pool().begin().await?;
     sqlx::query(

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use sori_api::core::auth::LoginLimiter;
+use sori_api::core::limits::LoginLimiter;
 use sori_api::{app, AppState};
 use sori_pipeline::db::testing::{fresh_db, TestDb};
 use std::net::SocketAddr;

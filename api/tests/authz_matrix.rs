@@ -234,7 +234,7 @@ async fn world() -> World {
             .with_media(ObjectStore::Local(local), JobQueue::Embedded(queue))
     })
     .await;
-    let password_hash = sori_api::core::auth::hash_password(PASSWORD.to_owned())
+    let password_hash = sori_api::core::passwords::hash_password(PASSWORD.to_owned())
         .await
         .unwrap();
     World {

@@ -8,7 +8,7 @@ mod support;
 use axum::http::{Method, StatusCode};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use sori_api::realtime::{Event, Realtime, WsConfig};
+use sori_api::core::realtime::{Event, Realtime, WsConfig};
 use sori_api::AppState;
 use sori_pipeline::media::{MediaEvent, MediaState};
 use std::time::Duration;
@@ -34,8 +34,10 @@ impl Server {
     async fn start(config: WsConfig) -> Self {
         let mut captured = None;
         let api = Api::with(|state| {
-            let state =
-                state.with_realtime(Realtime::new(sori_api::realtime::Fanout::local(), config));
+            let state = state.with_realtime(Realtime::new(
+                sori_api::core::realtime::Fanout::local(),
+                config,
+            ));
             captured = Some(state.clone());
             state
         })

@@ -10,7 +10,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use sori_api::core::auth::CreationLimits;
+use sori_api::core::limits::CreationLimits;
 use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
 use sori_pipeline::store::{LocalStore, ObjectStore};
 use std::net::SocketAddr;

@@ -7,11 +7,11 @@
 //! range. Markers never appear in history.
 
 use super::{other_member, writable_peer};
-use crate::core::auth::AuthUser;
 use crate::core::error::{on_unique, ApiError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::media_urls::{ClipUrls, UrlSigner};
 use crate::core::pagination::{Cursor, PageQuery};
-use crate::realtime::Event;
+use crate::core::realtime::Event;
 use crate::core::state::AppState;
 use crate::core::validation::{self, JsonBody, QueryParams};
 use axum::extract::{Path, State};
@@ -451,7 +451,7 @@ impl<'a> NewMessage<'a> {
     /// snapshot, and the statement commits as a whole; the push is inserted
     /// only when the recipient has no live connection
     /// ([`crate::push::insert_entry_sql`]). The `message.new` notification
-    /// is not part of it: see [`crate::realtime::fanout`] for why.
+    /// is not part of it: see [`crate::core::realtime::fanout`] for why.
     async fn write_in_one_statement(&self, state: &AppState) -> Result<(), sqlx::Error> {
         let sql = format!(
             "WITH message AS ({INSERT_MESSAGE}), \

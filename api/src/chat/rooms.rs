@@ -8,8 +8,8 @@
 
 use super::messages::{MessageItem, MessageRow, SELECT_MESSAGES, UNREAD};
 use crate::accounts::find_user;
-use crate::core::auth::AuthUser;
 use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::validation::{JsonBody, QueryParams};

@@ -23,8 +23,8 @@
 //! The reservation is a row inserted under the table's primary key, so two
 //! concurrent first requests cannot both run: one inserts, the other sees it.
 
-use crate::core::auth::AuthUser;
 use crate::core::error::ApiError;
+use crate::core::extractors::AuthUser;
 use crate::core::state::AppState;
 use crate::core::validation::JSON_LIMIT;
 use axum::body::{Body, Bytes};
@@ -337,7 +337,7 @@ impl utoipa::Modify for Documented {
                 .responses
                 .entry("409".to_owned())
                 .or_insert_with(|| {
-                    crate::problem_response(
+                    crate::core::error::problem_response(
                         "A request with this Idempotency-Key is still being processed",
                     )
                 });

@@ -1,10 +1,12 @@
 //! The application state every handler can reach.
 
-use crate::core::auth::{CreationLimits, LoginLimiter, Sessions};
-use crate::core::cache::{CacheConfig, FeedPages, TtlCache};
+use crate::core::cache::{CacheConfig, FeedPages};
+use crate::core::limits::{CreationLimits, LoginLimiter};
 use crate::core::media_urls::{self, MediaUrls};
 use crate::core::metrics::Metrics;
-use crate::realtime::Realtime;
+use crate::core::realtime::Realtime;
+use crate::core::sessions::Sessions;
+use crate::core::ttl_cache::TtlCache;
 use axum::extract::FromRef;
 use sori_pipeline::media::MediaEvents;
 use sori_pipeline::metrics::{MetricSink, PipelineMetrics};
@@ -137,6 +139,12 @@ impl FromRef<AppState> for Realtime {
 impl FromRef<AppState> for Sessions {
     fn from_ref(state: &AppState) -> Self {
         state.sessions.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<FeedPages> {
+    fn from_ref(state: &AppState) -> Self {
+        state.feed_pages.clone()
     }
 }
 

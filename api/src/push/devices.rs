@@ -8,8 +8,8 @@
 //! most [`MAX_DEVICES`]; registering one more forgets the least recently
 //! registered.
 
-use crate::core::auth::AuthUser;
 use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::state::AppState;
 use crate::core::validation::{Checks, JsonBody};
 use axum::extract::{Path, State};

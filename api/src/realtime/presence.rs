@@ -6,18 +6,19 @@
 //! pub/sub: counts are lost or doubled when a process dies or a notification
 //! is missed, and a newly started process could not learn them; a row per
 //! connection with an expiry is self-healing — a crashed process's
-//! connections simply expire within [`super::WsConfig::presence_ttl`] — and
+//! connections simply expire within [`crate::core::realtime::WsConfig::presence_ttl`] — and
 //! one indexed query answers "online?" from any process, including the
 //! message route deciding whether to push. The cost is one small write per
 //! connection per ping interval, and those are batched: a pong only marks its
-//! connection in [`Heartbeats`], and every [`super::WsConfig::heartbeat_flush`]
+//! connection in [`Heartbeats`], and every [`crate::core::realtime::WsConfig::heartbeat_flush`]
 //! one transaction writes all marked connections (at 2 000 sockets, about one
 //! commit a second instead of two hundred). The flush delay is far inside the
 //! slack the expiry leaves (`presence_ttl` minus one ping interval).
 
 use crate::accounts::find_user;
-use crate::core::auth::AuthUser;
 use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::realtime::Heartbeats;
 use crate::core::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -26,7 +27,6 @@ use sori_pipeline::clock::now_ms;
 use sori_pipeline::Backend;
 use sori_pipeline::Db;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -85,51 +85,20 @@ pub async fn connect(
     Ok(!was_online)
 }
 
-/// The connections of this process that answered a ping since the last
-/// flush (connection id → user id); bounded by the sockets it holds.
-#[derive(Clone, Default)]
-pub struct Heartbeats(Arc<Mutex<HashMap<String, String>>>);
-
-impl Heartbeats {
-    /// Marks a connection alive; written at the next flush.
-    pub fn mark(&self, conn_id: &str, user_id: &str) {
-        self.lock().insert(conn_id.to_owned(), user_id.to_owned());
-    }
-
-    /// Drops a closed connection's pending heartbeat.
-    pub fn forget(&self, conn_id: &str) {
-        self.lock().remove(conn_id);
-    }
-
-    fn take(&self) -> HashMap<String, String> {
-        std::mem::take(&mut *self.lock())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        // The map holds no invariant a panicking holder could break.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Writes the marked connections every `every`, for as long as the
-    /// process runs; a failed write puts its beats back for the next try.
-    pub async fn flush_forever(self, db: Db, every: Duration, ttl: Duration) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let beats = self.take();
-            if beats.is_empty() {
-                continue;
-            }
-            if let Err(e) = write_heartbeats(&db, &beats, ttl).await {
-                tracing::warn!(error = %e, connections = beats.len(), "cannot record heartbeats");
-                let mut pending = self.lock();
-                for (conn, user) in beats {
-                    pending.entry(conn).or_insert(user);
-                }
-            }
+/// Writes the connections marked in `heartbeats` every `every`, for as long
+/// as the process runs; a failed write puts its beats back for the next try.
+pub async fn flush_heartbeats(heartbeats: Heartbeats, db: Db, every: Duration, ttl: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let beats = heartbeats.take();
+        if beats.is_empty() {
+            continue;
+        }
+        if let Err(e) = write_heartbeats(&db, &beats, ttl).await {
+            tracing::warn!(error = %e, connections = beats.len(), "cannot record heartbeats");
+            heartbeats.restore(beats);
         }
     }
 }

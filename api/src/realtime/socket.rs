@@ -8,9 +8,11 @@
 //! (a send blocked that long, or its queue full), is dropped, and with its
 //! last connection the user goes offline.
 
-use super::{presence, Event, WsConfig};
-use crate::core::auth::AuthUser;
+use super::{listener, presence};
 use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::realtime::{Event, WsConfig};
+use crate::core::sessions::Sessions;
 use crate::core::state::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 
@@ -42,7 +44,7 @@ pub struct WsUser(pub AuthUser);
 impl<S> FromRequestParts<S> for WsUser
 where
     Db: FromRef<S>,
-    crate::core::auth::Sessions: FromRef<S>,
+    Sessions: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -79,7 +81,8 @@ async fn ws(
     WsUser(user): WsUser,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    state.realtime.ensure_started(&state).await?;
+    let start = || listener::start(state.clone());
+    state.realtime.ensure_started(start).await?;
     // Clients only answer pings and close: small buffers instead of the
     // 128 KiB read buffer tungstenite gives each connection by default.
     let upgrade = upgrade

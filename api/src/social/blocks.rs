@@ -8,9 +8,10 @@
 //! follow can exist (or be created) across a block.
 
 use crate::accounts::require_user;
-use crate::core::auth::{self, AuthUser};
 use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::state::AppState;
+use crate::core::time;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use sori_pipeline::Db;
@@ -68,7 +69,7 @@ async fn block(
     )
     .bind(&user.id)
     .bind(&id)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await?;
     sqlx::query(

@@ -11,13 +11,14 @@
 
 use super::notifications::{mention_targets, notify, tell, Notice};
 use super::{oldest_first, post_for_action, user_visible};
-use crate::core::auth::{self, AuthUser};
 use crate::core::error::{on_unique, ApiError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::media_urls::{ClipUrls, UrlSigner};
 use crate::core::pagination::{Cursor, Page, PageQuery};
-use crate::posts::{parse_bars, Author};
 use crate::core::state::AppState;
+use crate::core::time;
 use crate::core::validation::{self, JsonBody, QueryParams};
+use crate::posts::{parse_bars, Author};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -273,7 +274,7 @@ async fn create(
     .bind(&user.id)
     .bind(&text)
     .bind(&media_id)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await
     .map_err(|e| on_unique(e, attached))?;

@@ -9,13 +9,14 @@
 use super::notifications::{notify, tell, Notice};
 use super::{author_page, blocked_either_way, user_visible, AuthorRow};
 use crate::accounts::require_user;
-use crate::core::auth::{self, AuthUser};
 use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Page, PageQuery};
-use crate::posts::Author;
-use crate::realtime::Realtime;
+use crate::core::realtime::Realtime;
 use crate::core::state::AppState;
+use crate::core::time;
 use crate::core::validation::QueryParams;
+use crate::posts::Author;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -69,7 +70,7 @@ async fn follow(
     )
     .bind(&user.id)
     .bind(&id)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -11,10 +11,11 @@
 
 use super::notifications::{notify, tell, Notice};
 use super::post_for_action;
-use crate::core::auth::{self, AuthUser};
 use crate::core::error::{ApiError, Problem};
-use crate::realtime::Realtime;
+use crate::core::extractors::AuthUser;
+use crate::core::realtime::Realtime;
 use crate::core::state::AppState;
+use crate::core::time;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use sori_pipeline::Db;
@@ -54,7 +55,7 @@ async fn like(
     )
     .bind(&id)
     .bind(&user.id)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -17,8 +17,8 @@ pub mod search;
 
 use crate::core::error::ApiError;
 use crate::core::pagination::{Cursor, Page, PageQuery};
-use crate::posts::Author;
 use crate::core::state::AppState;
+use crate::posts::Author;
 use sori_pipeline::Db;
 use utoipa_axum::router::OpenApiRouter;
 

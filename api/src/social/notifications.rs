@@ -8,13 +8,14 @@
 //! indexes of 0007; [`notify`] inserts with `ON CONFLICT DO NOTHING`).
 
 use super::{blocked_either_way, not_blocked};
-use crate::core::auth::{self, AuthUser};
 use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Cursor, Page, PageQuery};
-use crate::posts::Author;
-use crate::realtime::{Event, Realtime};
+use crate::core::realtime::{Event, Realtime};
 use crate::core::state::AppState;
+use crate::core::time;
 use crate::core::validation::{JsonBody, QueryParams};
+use crate::posts::Author;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -81,7 +82,7 @@ pub async fn notify(
     n: Notice<'_>,
 ) -> Result<Option<Written>, sqlx::Error> {
     let id = uuid::Uuid::now_v7().to_string();
-    let now = auth::now_ms();
+    let now = time::now_ms();
     let inserted = sqlx::query(
         "INSERT INTO notifications (id, user_id, kind, actor_id, post_id, comment_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
@@ -342,7 +343,7 @@ async fn mark_read(
         "UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL \
          AND (created_at < $3 OR (created_at = $3 AND id <= $4))",
     )
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .bind(&user.id)
     .bind(time)
     .bind(&id)

@@ -11,10 +11,12 @@
 
 use super::comments::uncount;
 use super::{oldest_first, require_admin};
-use crate::core::auth::{self, AuthUser};
 use crate::core::error::{on_unique, ApiError, FieldError, Problem};
+use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Cursor, Page, PageQuery};
+use crate::core::sessions::Sessions;
 use crate::core::state::AppState;
+use crate::core::time;
 use crate::core::validation::{self, JsonBody, QueryParams};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -157,7 +159,7 @@ async fn create(
     .bind(&req.target_id)
     .bind(&req.reason)
     .bind(req.details.trim())
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(db.pool())
     .await
     .map_err(|e| {
@@ -233,7 +235,7 @@ pub struct Resolve {
     ))]
 async fn resolve(
     State(db): State<Db>,
-    State(sessions): State<auth::Sessions>,
+    State(sessions): State<Sessions>,
     user: AuthUser,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<Resolve>,
@@ -248,7 +250,7 @@ async fn resolve(
     if report.state != "open" {
         return Err(already_resolved());
     }
-    let now = auth::now_ms();
+    let now = time::now_ms();
     let mut tx = db.pool().begin().await?;
     let closed = sqlx::query(
         "UPDATE reports SET state = $1, resolved_by = $2, resolved_at = $3 \

@@ -20,13 +20,13 @@
 //! to the caller are left out, as are their posts.
 
 use super::{author_page, user_visible, AuthorRow};
-use crate::core::auth::AuthUser;
 use crate::core::error::{ApiError, Problem};
-use crate::feed::tag_page;
+use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Page, PageQuery};
-use crate::posts::{Author, PostItem};
 use crate::core::state::AppState;
 use crate::core::validation::{self, QueryParams};
+use crate::feed::tag_page;
+use crate::posts::{Author, PostItem};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;

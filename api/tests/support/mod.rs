@@ -346,7 +346,7 @@ impl Api {
     }
 
     /// As [`Api::many_users`], with one precomputed `password_hash` for all
-    /// of them (from `sori_api::core::auth::hash_password`), so they can log in.
+    /// of them (from `sori_api::core::passwords::hash_password`), so they can log in.
     pub async fn users_with_hash(&self, prefix: &str, n: usize, password_hash: &str) -> Vec<User> {
         let mut users = Vec::with_capacity(n);
         for i in 0..n {
@@ -362,7 +362,9 @@ impl Api {
             .execute(self.t.db.pool())
             .await
             .unwrap();
-            let issued = sori_api::core::auth::issue_token(&self.t.db, &id).await.unwrap();
+            let issued = sori_api::core::sessions::issue_token(&self.t.db, &id)
+                .await
+                .unwrap();
             users.push(User {
                 id,
                 handle,
