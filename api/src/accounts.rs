@@ -6,7 +6,7 @@ use crate::core::limits::CreationLimits;
 use crate::core::state::AppState;
 use crate::core::validation::{self, Checks, JsonBody};
 use crate::core::{passwords, sessions, time};
-use crate::social::search::fold;
+use crate::model::users::fold;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -262,7 +262,7 @@ async fn user(
 
 /// Loads a profile with its counts; 404 when there is none or a moderator
 /// removed it.
-pub async fn find_user(db: &Db, id: &str) -> Result<User, ApiError> {
+async fn find_user(db: &Db, id: &str) -> Result<User, ApiError> {
     profile(db, id, "").await
 }
 
@@ -283,18 +283,4 @@ async fn profile(db: &Db, id: &str, viewer: &str) -> Result<User, ApiError> {
     .fetch_optional(db.pool())
     .await?
     .ok_or(ApiError::NotFound)
-}
-
-/// 404 unless the user exists and is not removed: the check before acting
-/// on someone (following, blocking, listing their posts).
-pub async fn require_user(db: &Db, id: &str) -> Result<(), ApiError> {
-    let found: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1 AND hidden_at IS NULL")
-            .bind(id)
-            .fetch_one(db.pool())
-            .await?;
-    if found == 0 {
-        return Err(ApiError::NotFound);
-    }
-    Ok(())
 }

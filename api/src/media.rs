@@ -176,7 +176,7 @@ struct MediaRow {
 impl MediaRow {
     /// The answer shape, with the URLs of a ready media signed by `urls`.
     fn status(self, urls: &UrlSigner) -> MediaStatus {
-        let bars = self.bars.as_deref().map(crate::posts::parse_bars);
+        let bars = self.bars.as_deref().map(crate::model::media::parse_bars);
         let ready = self.state == "ready";
         let (clip, image_url) = match self.kind.as_str() {
             "image" if ready => (
@@ -266,7 +266,7 @@ async fn load_own(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiErr
 /// state to them either. The same rules decide which answers carry its URLs.
 async fn load_playable(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiError> {
     let media = load(db, id).await?;
-    if media.owner_id == user.id || crate::chat::can_see_media(db, id, &user.id).await? {
+    if media.owner_id == user.id || crate::model::rules::can_see_media(db, id, &user.id).await? {
         return Ok(media);
     }
     let sql = format!(
@@ -276,8 +276,8 @@ async fn load_playable(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, A
          SELECT c.id FROM comments c JOIN users cu ON cu.id = c.author_id \
          JOIN posts p ON p.id = c.post_id JOIN users u ON u.id = p.author_id \
          WHERE c.media_id = $2 AND c.hidden_at IS NULL AND {commenter} AND {visible}",
-        visible = crate::posts::visible(),
-        commenter = crate::social::user_visible("cu", "$1"),
+        visible = crate::model::rules::visible(),
+        commenter = crate::model::rules::user_visible("cu", "$1"),
     );
     let shown: Option<String> = sqlx::query_scalar(&sql)
         .bind(&user.id)

@@ -16,14 +16,15 @@
 //! the positions to `0..n-1` ([`write_order`]), and `UNIQUE(playlist_id,
 //! position)` guards the result.
 
-use crate::accounts::find_user;
 use crate::core::error::{on_unique, ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::{self, Checks, JsonBody, QueryParams};
-use crate::posts::{Author, PostItem, PostRow, SELECT_ITEMS};
+use crate::model::posts::{PostItem, PostRow, SELECT_ITEMS};
+use crate::model::rules::{user_visible, visible};
+use crate::model::users::{require_user, Author};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -119,16 +120,16 @@ pub struct Playlist {
 }
 
 /// Whether the viewer `$1` sees item post `p` (author `u`, media `m`): a
-/// ready post the feed would show them ([`crate::posts::visible`]).
+/// ready post the feed would show them ([`visible`]).
 fn item_visible() -> String {
-    format!("m.state = 'ready' AND {}", crate::posts::visible())
+    format!("m.state = 'ready' AND {}", visible())
 }
 
 /// Whether the viewer `$1` sees playlist `l` of owner `o`.
 fn playlist_visible() -> String {
     format!(
         "(l.owner_id = $1 OR (l.is_public = 1 AND {}))",
-        crate::social::user_visible("o", "$1")
+        user_visible("o", "$1")
     )
 }
 
@@ -660,7 +661,7 @@ async fn user_playlists(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<PlaylistSummary>>, ApiError> {
     let (limit, cursor) = query.resolve()?;
-    find_user(&db, &id).await?;
+    require_user(&db, &id).await?;
     let sql = format!(
         "{} WHERE l.owner_id = $2 AND {} \
          AND (l.created_at < $3 OR (l.created_at = $3 AND l.id < $4)) \

@@ -9,11 +9,12 @@
 use super::{other_member, writable_peer};
 use crate::core::error::{on_unique, ApiError, Problem};
 use crate::core::extractors::AuthUser;
-use crate::core::media_urls::{ClipUrls, UrlSigner};
-use crate::core::pagination::{Cursor, PageQuery};
+use crate::core::media_urls::UrlSigner;
+use crate::core::pagination::PageQuery;
 use crate::core::realtime::Event;
 use crate::core::state::AppState;
 use crate::core::validation::{self, JsonBody, QueryParams};
+use crate::model::messages::{self, MediaColumns, MessageItem, MessageRow, SELECT_MESSAGES};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -38,153 +39,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_read))
 }
 
-/// A voice message's clip: playable at `audio_url` once `state` is `ready`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Voice {
-    pub media_id: String,
-    pub state: String,
-    pub duration_ms: Option<i64>,
-    /// Up to 100 values 0–31; empty until ready.
-    pub bars: Vec<u8>,
-    /// Signed URLs of the clip and its waveform; `null` until ready.
-    #[serde(flatten)]
-    pub urls: ClipUrls,
-}
-
-/// An image message's picture.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Image {
-    pub media_id: String,
-    pub content_type: String,
-    pub width: Option<i64>,
-    pub height: Option<i64>,
-    /// A signed URL of the picture for an `<img>` element, no
-    /// `Authorization` header: `GET` and `HEAD` of this image only, until it
-    /// expires (`SORI_MEDIA_URL_TTL_SECS`, default 3600 s, to 1.25 times
-    /// that after the answer was made). Only the room's members receive it.
-    pub image_url: Option<String>,
-}
-
-/// One message as clients see it (history, `message.new`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MessageItem {
-    pub id: String,
-    pub room_id: String,
-    pub sender_id: String,
-    /// `text`, `voice` or `image`.
-    pub kind: String,
-    /// The text, or a caption; empty when none.
-    pub text: String,
-    /// The sender's idempotency key, echoed so their other devices can match it.
-    pub client_id: Option<String>,
-    pub voice: Option<Voice>,
-    pub image: Option<Image>,
-    pub created_at: i64,
-}
-
-impl MessageItem {
-    pub fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id.clone(),
-        }
-    }
-}
-
-/// Messages with their media; a query appends `WHERE …`.
-pub const SELECT_MESSAGES: &str = "\
-    SELECT m.id, m.room_id, m.sender_id, m.kind, m.body, m.client_id, m.media_id, m.created_at, \
-    md.state AS media_state, md.content_type AS media_type, md.duration_ms, md.bars, md.width, md.height, \
-    md.output_prefix, md.original_key \
-    FROM messages m LEFT JOIN media md ON md.id = m.media_id";
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct MessageRow {
-    id: String,
-    room_id: String,
-    sender_id: String,
-    kind: String,
-    body: String,
-    client_id: Option<String>,
-    media_id: Option<String>,
-    created_at: i64,
-    #[sqlx(flatten)]
-    media: MediaColumns,
-}
-
-/// The attached media's columns of [`SELECT_MESSAGES`]; all `None` without one.
-#[derive(Debug, Default, sqlx::FromRow)]
-pub struct MediaColumns {
-    media_state: Option<String>,
-    media_type: Option<String>,
-    duration_ms: Option<i64>,
-    bars: Option<String>,
-    width: Option<i64>,
-    height: Option<i64>,
-    output_prefix: Option<String>,
-    original_key: Option<String>,
-}
-
-impl MessageRow {
-    /// The answer shape, with media URLs signed by `urls`.
-    pub fn into_item(self, urls: &UrlSigner) -> MessageItem {
-        let (mut voice, mut image) = (None, None);
-        let media = self.media;
-        if let (Some(media_id), Some(state)) = (self.media_id, media.media_state) {
-            let ready = state == "ready";
-            match self.kind.as_str() {
-                "voice" => {
-                    voice = Some(Voice {
-                        urls: urls.clip(ready, media.output_prefix.as_deref()),
-                        bars: media
-                            .bars
-                            .as_deref()
-                            .map(crate::posts::parse_bars)
-                            .unwrap_or_default(),
-                        media_id,
-                        state,
-                        duration_ms: media.duration_ms,
-                    })
-                }
-                _ => {
-                    let content_type = media.media_type.unwrap_or_default();
-                    image = Some(Image {
-                        image_url: media
-                            .original_key
-                            .filter(|_| ready)
-                            .and_then(|key| urls.image(&key, &content_type)),
-                        media_id,
-                        content_type,
-                        width: media.width,
-                        height: media.height,
-                    })
-                }
-            }
-        }
-        MessageItem {
-            id: self.id,
-            room_id: self.room_id,
-            sender_id: self.sender_id,
-            kind: self.kind,
-            text: self.body,
-            client_id: self.client_id,
-            voice,
-            image,
-            created_at: self.created_at,
-        }
-    }
-}
-
 /// The `message.new` event of a stored message (for a fanout that could
 /// only carry its id).
 pub async fn new_message_event(state: &AppState, id: &str) -> Result<Option<Event>, ApiError> {
-    let sql = format!("{SELECT_MESSAGES} WHERE m.id = $1");
-    let row: Option<MessageRow> = sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(state.db.pool())
-        .await?;
-    let urls = state.media_urls.signer().await?;
-    Ok(row.map(|r| new_message(&r.into_item(&urls))))
+    Ok(messages::find(state, id)
+        .await?
+        .map(|item| new_message(&item)))
 }
 
 /// A message to send.

@@ -78,7 +78,7 @@ async fn record(
 
 /// The `INSERT` of one outbox entry, due at once, from the SQL expressions
 /// `[id, user, kind, payload, now]`; with `unless_online`, inserted only when
-/// `user` has no live connection ([`crate::realtime::presence::live_connection`]).
+/// `user` has no live connection ([`crate::model::rules::live_connection`]).
 /// For statements that record a push along with their cause.
 pub fn insert_entry_sql([id, user, kind, payload, now]: [&str; 5], unless_online: bool) -> String {
     let mut sql = format!(
@@ -86,7 +86,7 @@ pub fn insert_entry_sql([id, user, kind, payload, now]: [&str; 5], unless_online
          SELECT {id}, {user}, {kind}, {payload}, {now}, {now}"
     );
     if unless_online {
-        let online = crate::realtime::presence::live_connection(user, now);
+        let online = crate::model::rules::live_connection(user, now);
         sql.push_str(&format!(" WHERE NOT {online}"));
     }
     sql

@@ -15,16 +15,17 @@
 //! commit a second instead of two hundred). The flush delay is far inside the
 //! slack the expiry leaves (`presence_ttl` minus one ping interval).
 
-use crate::accounts::find_user;
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::realtime::Heartbeats;
 use crate::core::state::AppState;
+use crate::model::dialect::json_strings;
+use crate::model::rules::{blocked_either_way, live_connection};
+use crate::model::users::require_user;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
 use sori_pipeline::clock::now_ms;
-use sori_pipeline::Backend;
 use sori_pipeline::Db;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -135,15 +136,6 @@ async fn write_heartbeats(
     tx.commit().await
 }
 
-/// SQL: the strings of the JSON array bound at `param`, as a one-column
-/// (`value`) subquery.
-fn json_strings(backend: Backend, param: &str) -> String {
-    match backend {
-        Backend::Postgres => format!("SELECT json_array_elements_text({param}::json) AS value"),
-        Backend::Sqlite => format!("SELECT value FROM json_each({param})"),
-    }
-}
-
 /// Removes a connection; true when it was the user's last live one.
 pub async fn disconnect(db: &Db, conn_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
     let now = now_ms();
@@ -165,12 +157,6 @@ async fn seen(db: &Db, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
     .execute(db.pool())
     .await?;
     Ok(())
-}
-
-/// SQL: the user `user` (an SQL expression) has a live connection on any
-/// process at time `at`; what "online" means wherever a statement asks.
-pub fn live_connection(user: &str, at: &str) -> String {
-    format!("EXISTS (SELECT 1 FROM ws_connections WHERE user_id = {user} AND expires_at > {at})")
 }
 
 /// The users who share a room with `user_id`: those told of their presence.
@@ -223,8 +209,8 @@ async fn get_presence(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Presence>, ApiError> {
-    find_user(&db, &id).await?;
-    if crate::social::blocked_either_way(&db, &user.id, &id).await? {
+    require_user(&db, &id).await?;
+    if blocked_either_way(&db, &user.id, &id).await? {
         return Err(ApiError::NotFound);
     }
     Ok(Json(status(&db, &id).await?))

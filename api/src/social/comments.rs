@@ -10,7 +10,7 @@
 //! it `@mentions`, in that same transaction.
 
 use super::notifications::{mention_targets, notify, tell, Notice};
-use super::{oldest_first, post_for_action, user_visible};
+use super::{oldest_first, post_for_action};
 use crate::core::error::{on_unique, ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::media_urls::{ClipUrls, UrlSigner};
@@ -18,7 +18,9 @@ use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::{self, JsonBody, QueryParams};
-use crate::posts::{parse_bars, Author};
+use crate::model::media::parse_bars;
+use crate::model::rules::user_visible;
+use crate::model::users::Author;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

@@ -7,8 +7,6 @@
 //! follower (re-following writes no second notification).
 
 use super::notifications::{notify, tell, Notice};
-use super::{author_page, blocked_either_way, user_visible, AuthorRow};
-use crate::accounts::require_user;
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Page, PageQuery};
@@ -16,7 +14,8 @@ use crate::core::realtime::Realtime;
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::QueryParams;
-use crate::posts::Author;
+use crate::model::rules::{blocked_either_way, user_visible};
+use crate::model::users::{author_page, require_user, Author, AuthorRow};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

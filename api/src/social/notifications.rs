@@ -7,7 +7,6 @@
 //! Likes and follows are told once per actor and target (partial unique
 //! indexes of 0007; [`notify`] inserts with `ON CONFLICT DO NOTHING`).
 
-use super::{blocked_either_way, not_blocked};
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Cursor, Page, PageQuery};
@@ -15,7 +14,8 @@ use crate::core::realtime::{Event, Realtime};
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::{JsonBody, QueryParams};
-use crate::posts::Author;
+use crate::model::rules::{blocked_either_way, not_blocked};
+use crate::model::users::Author;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
