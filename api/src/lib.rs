@@ -4,6 +4,7 @@
 //! merged here, documented by OpenAPI (`/openapi.json`, `/docs`).
 
 pub mod core;
+pub mod effects;
 pub mod model;
 
 pub mod accounts;

@@ -11,10 +11,12 @@ use crate::core::error::{on_unique, ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::media_urls::UrlSigner;
 use crate::core::pagination::PageQuery;
-use crate::core::realtime::Event;
+use crate::core::sql::{AnyQuery, Params};
 use crate::core::state::AppState;
 use crate::core::validation::{self, JsonBody, QueryParams};
-use crate::model::messages::{self, MediaColumns, MessageItem, MessageRow, SELECT_MESSAGES};
+use crate::effects::events;
+use crate::effects::push::PushEntry;
+use crate::model::messages::{MediaColumns, MessageItem, MessageRow, SELECT_MESSAGES};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -25,9 +27,6 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// A statement being bound, on whichever database runs.
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
-
 /// Longest text message, in characters.
 pub const MAX_TEXT: usize = 4_000;
 /// Longest idempotency key.
@@ -37,14 +36,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_messages, send_message))
         .routes(routes!(mark_read))
-}
-
-/// The `message.new` event of a stored message (for a fanout that could
-/// only carry its id).
-pub async fn new_message_event(state: &AppState, id: &str) -> Result<Option<Event>, ApiError> {
-    Ok(messages::find(state, id)
-        .await?
-        .map(|item| new_message(&item)))
 }
 
 /// A message to send.
@@ -213,17 +204,9 @@ async fn send_message(
     };
     state
         .realtime
-        .publish(vec![other, user.id], new_message(&item))
+        .publish(vec![other, user.id], events::message_new(&item))
         .await;
     Ok((StatusCode::CREATED, Json(item)))
-}
-
-/// The `message.new` event of a message.
-fn new_message(item: &MessageItem) -> Event {
-    Event::new(
-        "message.new",
-        serde_json::to_value(item).unwrap_or_default(),
-    )
 }
 
 /// Writes the message, the room's activity and, for a recipient with no live
@@ -274,6 +257,8 @@ struct NewMessage<'a> {
 const INSERT_MESSAGE: &str =
     "INSERT INTO messages (id, room_id, sender_id, kind, body, media_id, client_id, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// The placeholders [`INSERT_MESSAGE`] numbers itself.
+const MESSAGE_PARAMS: usize = 8;
 /// The room's last message: `$1` the message, `$2` the room (as in [`INSERT_MESSAGE`]).
 const UPDATE_ROOM: &str = "UPDATE chat_rooms SET last_message_id = $1 WHERE id = $2";
 
@@ -295,36 +280,37 @@ impl<'a> NewMessage<'a> {
             .bind(item.created_at)
     }
 
-    /// The push a recipient with no live connection gets; the keys `push`
-    /// builds notifications from (see its module docs).
-    fn push_payload(&self) -> serde_json::Value {
-        serde_json::json!({
+    /// The push a recipient with no live connection gets; its payload has
+    /// the keys the push resource builds notifications from (see
+    /// [`crate::push`]).
+    fn push(&self) -> PushEntry<'a> {
+        let payload = serde_json::json!({
             "chat_id": self.item.room_id,
             "message_id": self.item.id,
             "sender_id": self.item.sender_id,
             "message_kind": self.item.kind,
             "text": self.item.text,
-        })
+        });
+        PushEntry::new(self.recipient, "message.new", &payload).unless_online()
     }
 
     /// PostgreSQL: one round trip. Every part of the `WITH` runs, in one
     /// snapshot, and the statement commits as a whole; the push is inserted
-    /// only when the recipient has no live connection
-    /// ([`crate::push::insert_entry_sql`]). The `message.new` notification
-    /// is not part of it: see [`crate::core::realtime::fanout`] for why.
+    /// only when the recipient has no live connection ([`PushEntry`], dated
+    /// as the message, its values numbered after the message's). The
+    /// `message.new` notification is not part of it: see
+    /// [`crate::core::realtime::fanout`] for why.
     async fn write_in_one_statement(&self, state: &AppState) -> Result<(), sqlx::Error> {
+        let push = self.push().at(self.item.created_at);
         let sql = format!(
             "WITH message AS ({INSERT_MESSAGE}), \
              room AS ({UPDATE_ROOM}), \
              members AS (UPDATE chat_members SET last_activity = $8 WHERE room_id = $2), \
              push AS ({push}) \
              SELECT 1",
-            push = crate::push::insert_entry_sql(["$9", "$10", "'message.new'", "$11", "$8"], true),
+            push = push.insert_sql(&mut Params::after(MESSAGE_PARAMS)),
         );
-        self.bind_message(sqlx::query(&sql))
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(self.recipient)
-            .bind(self.push_payload().to_string())
+        push.bind(self.bind_message(sqlx::query(&sql)))
             .execute(state.db.pool())
             .await?;
         Ok(())
@@ -348,9 +334,7 @@ impl<'a> NewMessage<'a> {
             .bind(&item.room_id)
             .execute(&mut *tx)
             .await?;
-        let payload = self.push_payload();
-        crate::push::enqueue_unless_online(&mut tx, self.recipient, "message.new", &payload)
-            .await?;
+        self.push().write(&mut tx).await?;
         tx.commit().await
     }
 }
@@ -488,11 +472,7 @@ async fn mark_read(
     let created_at =
         target.ok_or_else(|| ApiError::invalid("message_id", "not a message of this room"))?;
     if advance(&state, &room_id, &user.id, &req.message_id, created_at).await? {
-        let data = serde_json::json!({
-            "room_id": room_id, "user_id": user.id,
-            "message_id": req.message_id, "read_at": now_ms(),
-        });
-        let event = Event::new("message.read", data);
+        let event = events::message_read(&room_id, &user.id, &req.message_id, now_ms());
         state
             .realtime
             .publish(vec![other, user.id.clone()], event)

@@ -19,6 +19,7 @@ pub mod pagination;
 pub mod passwords;
 pub mod realtime;
 pub mod sessions;
+pub mod sql;
 pub mod state;
 pub mod time;
 pub mod ttl_cache;

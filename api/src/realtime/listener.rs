@@ -7,6 +7,8 @@ use super::presence;
 use crate::core::error::ApiError;
 use crate::core::realtime::{fanout, media_event, Envelope, Fanout};
 use crate::core::state::AppState;
+use crate::effects::events;
+use crate::model::messages;
 use std::time::Duration;
 
 /// Spawns the forwarding tasks; fails when the PostgreSQL listener cannot connect.
@@ -77,8 +79,8 @@ pub async fn start(state: AppState) -> Result<(), ApiError> {
 async fn forward(state: &AppState, envelope: Envelope) {
     let event = match (envelope.event, envelope.message_id) {
         (Some(event), _) => event,
-        (None, Some(id)) => match crate::chat::messages::new_message_event(state, &id).await {
-            Ok(Some(event)) => event,
+        (None, Some(id)) => match messages::find(state, &id).await {
+            Ok(Some(item)) => events::message_new(&item),
             Ok(None) => return,
             Err(e) => {
                 tracing::warn!(error = %e, message_id = %id, "cannot read a message to deliver");

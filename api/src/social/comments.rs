@@ -9,7 +9,6 @@
 //! row actually changed. A comment notifies the post's author, and each user
 //! it `@mentions`, in that same transaction.
 
-use super::notifications::{mention_targets, notify, tell, Notice};
 use super::{oldest_first, post_for_action};
 use crate::core::error::{on_unique, ApiError, Problem};
 use crate::core::extractors::AuthUser;
@@ -18,6 +17,7 @@ use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::{self, JsonBody, QueryParams};
+use crate::effects::notifications::{mention_targets, notify, tell, Notice};
 use crate::model::media::parse_bars;
 use crate::model::rules::user_visible;
 use crate::model::users::Author;

@@ -6,7 +6,6 @@
 //! follow notifies the followed user in the same transaction, once per
 //! follower (re-following writes no second notification).
 
-use super::notifications::{notify, tell, Notice};
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Page, PageQuery};
@@ -14,6 +13,7 @@ use crate::core::realtime::Realtime;
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::QueryParams;
+use crate::effects::notifications::{notify, tell, Notice};
 use crate::model::rules::{blocked_either_way, user_visible};
 use crate::model::users::{author_page, require_user, Author, AuthorRow};
 use axum::extract::{Path, State};

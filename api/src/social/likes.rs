@@ -9,13 +9,13 @@
 //! The transaction starts with its write, so SQLite takes the write lock
 //! first and waits its busy timeout rather than failing a stale snapshot.
 
-use super::notifications::{notify, tell, Notice};
 use super::post_for_action;
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::realtime::Realtime;
 use crate::core::state::AppState;
 use crate::core::time;
+use crate::effects::notifications::{notify, tell, Notice};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use sori_pipeline::Db;
