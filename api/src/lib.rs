@@ -2,6 +2,18 @@
 //!
 //! Each resource lives in its own module exporting its routes; they are
 //! merged here, documented by OpenAPI (`/openapi.json`, `/docs`).
+//!
+//! The modules form layers, each importing only the ones below it
+//! (`api/tests/module_layers.rs` fails on a cycle or an upward import):
+//!
+//! 1. [`core`]: state, errors, extractors, sessions, limits, caches,
+//!    metrics, pagination, validation, HTTP layers, real-time plumbing;
+//! 2. [`model`]: the read models and visibility rules resources share;
+//! 3. [`effects`]: side effects across resources (notifications, push,
+//!    chat events), called with the acting resource's transaction;
+//! 4. the resources (accounts, posts, feed, social, chat, realtime, push,
+//!    playlists, media, blobs, ops, cleanup), which never import each other;
+//! 5. this module, which assembles the router.
 
 pub mod core;
 pub mod effects;

@@ -14,6 +14,8 @@
 //!
 //! The API never proxies media bytes: it signs, checks and queues.
 
+pub mod image_size;
+
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::media_urls::ClipUrls;
@@ -549,7 +551,7 @@ async fn media_waveform(
 /// Reads an uploaded image's header: it must be of the declared type; its
 /// pixel size is stored and the media becomes `ready` (no processing).
 async fn complete_image(db: &Db, store: &ObjectStore, media: &MediaRow) -> Result<(), ApiError> {
-    use crate::chat::image_size::{probe, HEADER_BYTES};
+    use image_size::{probe, HEADER_BYTES};
     let head = read_head(store, &media.original_key, HEADER_BYTES).await?;
     let probed = probe(&head).filter(|p| p.content_type == media.content_type);
     let Some(probed) = probed else {

@@ -3,7 +3,6 @@
 //! recipient's sockets get the events through [`crate::realtime`], and a
 //! recipient with no live connection gets a push through the outbox.
 
-pub mod image_size;
 pub mod messages;
 pub mod rooms;
 

@@ -228,7 +228,7 @@ where
 /// Forgets the owner's cached feed pages whenever one of their media is
 /// processed (`sori serve`, whose worker pool runs in the process), so a feed
 /// fetched after the `media.ready` event no longer shows the post processing.
-/// Events relayed from other processes do the same in [`crate::realtime`].
+/// Events relayed from other processes do the same in [`crate::realtime::listener`].
 pub async fn forget_processed(
     mut events: tokio::sync::broadcast::Receiver<sori_pipeline::media::MediaEvent>,
     feed_pages: Arc<FeedPages>,

@@ -92,7 +92,7 @@ pub(crate) async fn lookup(
 }
 
 /// The session of a bearer token, if it is known and unexpired; for code
-/// outside the extractor (e.g. [`crate::core::feed_cache::forget_writer`]).
+/// outside the extractor (e.g. [`crate::core::cache::forget_writer`]).
 pub async fn session(db: &Db, sessions: &TtlCache<Session>, token: &str) -> Option<Session> {
     let session = lookup(db, sessions, &token_hash(token)).await.ok()??;
     (session.expires_at > now_ms()).then_some(session)
