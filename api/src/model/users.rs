@@ -10,7 +10,7 @@ use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 use utoipa::ToSchema;
 
-/// Who posted (or commented, followed…), enough to render the byline.
+/// Who posted, enough to render the byline.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Author {
     pub id: String,
