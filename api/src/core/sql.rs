@@ -25,8 +25,8 @@ impl Params {
         Self { used: n }
     }
 
-    /// The next placeholder.
-    pub fn next(&mut self) -> String {
+    /// Takes the next placeholder.
+    pub fn take(&mut self) -> String {
         self.used += 1;
         format!("${}", self.used)
     }
@@ -39,7 +39,7 @@ mod tests {
     #[test]
     fn placeholders_follow_the_callers_own() {
         let mut params = Params::after(8);
-        assert_eq!([params.next(), params.next()], ["$9", "$10"]);
-        assert_eq!(Params::new().next(), "$1");
+        assert_eq!([params.take(), params.take()], ["$9", "$10"]);
+        assert_eq!(Params::new().take(), "$1");
     }
 }

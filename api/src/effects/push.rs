@@ -51,7 +51,7 @@ impl<'a> PushEntry<'a> {
     /// `WITH`). Bind them with [`PushEntry::bind`] right after the values
     /// numbered before.
     pub fn insert_sql(&self, params: &mut Params) -> String {
-        let [id, user, kind, payload, now] = [(); 5].map(|()| params.next());
+        let [id, user, kind, payload, now] = [(); 5].map(|()| params.take());
         let mut sql = format!(
             "INSERT INTO push_outbox (id, user_id, kind, payload, next_attempt_at, created_at) \
              SELECT {id}, {user}, {kind}, {payload}, {now}, {now}"
