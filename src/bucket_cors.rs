@@ -8,7 +8,7 @@
 use crate::cli::Settings;
 use crate::serve::runtime;
 use anyhow::{bail, Context};
-use sori_api::http::HttpConfig;
+use sori_api::core::http::HttpConfig;
 use sori_pipeline::store::s3::cors::{ALLOWED_HEADERS, EXPOSE_HEADERS, METHODS};
 use sori_pipeline::store::s3::S3Store;
 

@@ -3,11 +3,11 @@
 use crate::cli::Settings;
 use crate::cli::{QueueKind, StoreKind};
 use anyhow::Context;
-use sori_api::auth::CreationLimits;
-use sori_api::cache::CacheConfig;
-use sori_api::http::HttpConfig;
+use sori_api::core::cache::CacheConfig;
+use sori_api::core::http::HttpConfig;
+use sori_api::core::limits::CreationLimits;
+use sori_api::core::realtime::{Fanout, Realtime, WsConfig};
 use sori_api::push::{DispatchConfig, Dispatcher, WebhookSender};
-use sori_api::realtime::{Fanout, Realtime, WsConfig};
 use sori_api::AppState;
 use sori_db::redact;
 use sori_db::{Backend, Db};
@@ -137,11 +137,11 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     // `sori serve` hands its events to its own sockets directly.
     if role == Role::Worker && matches!(fanout, Fanout::Postgres { .. }) {
         let events = state.media_events.subscribe();
-        tokio::spawn(sori_api::realtime::relay_media_events(events, fanout));
+        tokio::spawn(sori_api::core::realtime::relay_media_events(events, fanout));
     }
     if role == Role::All {
         let events = state.media_events.subscribe();
-        tokio::spawn(sori_api::cache::forget_processed(
+        tokio::spawn(sori_api::core::cache::forget_processed(
             events,
             state.feed_pages.clone(),
         ));

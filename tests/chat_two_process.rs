@@ -13,7 +13,7 @@ use common::spawn;
 use common::ws::{next_event, Socket};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use sori_pipeline::db::testing::{backend_name, fresh_db};
+use sori_db::testing::{backend_name, fresh_db};
 
 /// `who`'s event socket on the process at `base`, the token in the query.
 async fn connect(base: &str, who: &Person) -> Socket {

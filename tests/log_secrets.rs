@@ -12,7 +12,7 @@ use common::client::{Client, PASSWORD};
 use common::{command, free_port, Sori};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use sori_pipeline::db::testing::fresh_db;
+use sori_db::testing::fresh_db;
 use std::fs::File;
 
 #[tokio::test]

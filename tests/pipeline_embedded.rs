@@ -5,11 +5,11 @@
 //! unreadable, SIGTERM during a job (finished within the grace period, or
 //! released at once after it).
 
+use sori_db::Db;
 use sori_pipeline::media::{self, Enqueued};
 use sori_pipeline::queue::{EmbeddedQueue, Staging};
 use sori_pipeline::store::local::{load_or_create_secret, now_ms};
 use sori_pipeline::store::{original_key, LocalStore};
-use sori_pipeline::Db;
 
 mod common;
 

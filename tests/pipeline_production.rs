@@ -25,8 +25,8 @@ use common::{
     command, eventually, fixture, long_wav, media_notifications, media_row, metric, spawn,
     MediaRow, Sori,
 };
+use sori_db::Db;
 use sori_pipeline::job::JobMessage;
-use sori_pipeline::Db;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -1,15 +1,17 @@
 //! Accounts: sign-up, login and logout, the caller's own profile, and public profiles.
 
-use crate::auth::{self, AuthUser, ClientAddr, CreationLimits};
-use crate::error::{on_unique, ApiError, Problem};
-use crate::social::search::fold;
-use crate::state::AppState;
-use crate::validation::{self, Checks, JsonBody};
+use crate::core::error::{on_unique, ApiError, Problem};
+use crate::core::extractors::{AuthUser, ClientAddr};
+use crate::core::limits::CreationLimits;
+use crate::core::state::AppState;
+use crate::core::validation::{self, Checks, JsonBody};
+use crate::core::{passwords, sessions, time};
+use crate::model::users::fold;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sori_pipeline::Db;
+use sori_db::Db;
 use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -105,7 +107,7 @@ async fn signup(
         .check("password", validation::password(&req.password))
         .check("display_name", validation::display_name(&display_name))
         .finish()?;
-    let hash = auth::hash_password(req.password).await?;
+    let hash = passwords::hash_password(req.password).await?;
     let id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
         "INSERT INTO users (id, handle, handle_lower, display_name, password_hash, created_at, \
@@ -116,13 +118,13 @@ async fn signup(
     .bind(req.handle.to_ascii_lowercase())
     .bind(&display_name)
     .bind(&hash)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .bind(fold(&req.handle))
     .bind(fold(&display_name))
     .execute(db.pool())
     .await
     .map_err(|e| on_unique(e, || ApiError::Conflict("handle already taken".to_owned())))?;
-    let issued = auth::issue_token(&db, &id).await?;
+    let issued = sessions::issue_token(&db, &id).await?;
     let session = Session {
         token: issued.token,
         user_id: id,
@@ -161,7 +163,7 @@ async fn login(
         None => (None, None, false),
     };
     // Without an account this checks a dummy hash: the same time, then false.
-    let valid = auth::verify_password(req.password, hash).await;
+    let valid = passwords::verify_password(req.password, hash).await;
     let Some(id) = id.filter(|_| valid) else {
         limiter.failed(&account, addr);
         return Err(ApiError::Unauthorized("wrong handle or password"));
@@ -172,7 +174,7 @@ async fn login(
     if removed {
         return Err(ApiError::AccountRemoved);
     }
-    let issued = auth::issue_token(&state.db, &id).await?;
+    let issued = sessions::issue_token(&state.db, &id).await?;
     Ok(Json(Session {
         token: issued.token,
         user_id: id,
@@ -260,7 +262,7 @@ async fn user(
 
 /// Loads a profile with its counts; 404 when there is none or a moderator
 /// removed it.
-pub async fn find_user(db: &Db, id: &str) -> Result<User, ApiError> {
+async fn find_user(db: &Db, id: &str) -> Result<User, ApiError> {
     profile(db, id, "").await
 }
 
@@ -281,18 +283,4 @@ async fn profile(db: &Db, id: &str, viewer: &str) -> Result<User, ApiError> {
     .fetch_optional(db.pool())
     .await?
     .ok_or(ApiError::NotFound)
-}
-
-/// 404 unless the user exists and is not removed: the check before acting
-/// on someone (following, blocking, listing their posts).
-pub async fn require_user(db: &Db, id: &str) -> Result<(), ApiError> {
-    let found: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1 AND hidden_at IS NULL")
-            .bind(id)
-            .fetch_one(db.pool())
-            .await?;
-    if found == 0 {
-        return Err(ApiError::NotFound);
-    }
-    Ok(())
 }

@@ -3,7 +3,7 @@
 //!
 //! No bearer token: the URL's HMAC signature (over method, key, content type,
 //! content length and expiry) is the authorization, handed out by the media
-//! routes and every answer carrying media ([`crate::media_urls`]). Uploads
+//! routes and every answer carrying media ([`crate::core::media_urls`]). Uploads
 //! stream to disk and must match the signed type and length exactly.
 //! Downloads answer what a player needs: one `Range` (`206`, `416` past the
 //! end; with `If-Range`), `Accept-Ranges`, `Content-Length`, the output's
@@ -11,12 +11,12 @@
 //! `Last-Modified` with `If-None-Match` / `If-Modified-Since` (`304`), `HEAD`,
 //! `X-Content-Type-Options: nosniff`, and caching until the URL expires
 //! (`Cache-Control: public, max-age, immutable` for versioned outputs); the
-//! CORS layer of [`crate::http`] lets configured origins `fetch` them too.
+//! CORS layer of [`crate::core::http`] lets configured origins `fetch` them too.
 //! These routes exist only when the store is the local one; with S3 the
 //! client talks to S3 directly.
 
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use crate::core::error::{ApiError, Problem};
+use crate::core::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -489,7 +489,7 @@ mod route_tests {
     use axum::http::Request;
     use axum::Router;
     use http_body_util::BodyExt;
-    use sori_pipeline::db::testing::fresh_db;
+    use sori_db::testing::fresh_db;
     use sori_pipeline::queue::{EmbeddedQueue, JobQueue};
     use std::time::Duration;
     use tower::ServiceExt;
@@ -498,7 +498,7 @@ mod route_tests {
         app: Router,
         store: LocalStore,
         _dir: tempfile::TempDir,
-        _db: sori_pipeline::db::testing::TestDb,
+        _db: sori_db::testing::TestDb,
     }
 
     async fn fixture() -> Fixture {

@@ -9,11 +9,11 @@
 //! that cannot be deleted is logged and counted; it is left behind, not retried.
 //!
 //! The same task purges answers stored for `Idempotency-Key` requests once
-//! past their day ([`crate::idempotency::purge_expired`]).
+//! past their day ([`crate::core::idempotency::purge_expired`]).
 
 use sori_codecs::OutputFormat;
+use sori_db::Db;
 use sori_pipeline::store::{original_key, output_prefix, ObjectStore};
-use sori_pipeline::Db;
 use sqlx::Row;
 use std::future::Future;
 use std::time::Duration;
@@ -174,7 +174,7 @@ pub async fn run(db: Db, store: ObjectStore, ttl: Duration, stop: impl Future<Ou
             Err(e) => tracing::warn!(error = %e, "media cleanup pass failed; retrying later"),
         }
         // Stored answers to Idempotency-Key requests past their day.
-        if let Err(e) = crate::idempotency::purge_expired(&db, now_ms()).await {
+        if let Err(e) = crate::core::idempotency::purge_expired(&db, now_ms()).await {
             tracing::warn!(error = %e, "idempotency key purge failed; retrying later");
         }
     }

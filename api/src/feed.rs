@@ -8,28 +8,31 @@
 //!
 //! Posts removed by a moderator, posts of removed users, and (outside the
 //! feed) posts of users with a block to the viewer are left out of every
-//! list: [`crate::posts::visible`] adds those conditions as column checks on
+//! list: [`crate::model::rules::visible`] adds those conditions as column checks on
 //! rows the walk reads anyway and primary-key probes of `blocks`. The feed
 //! needs no block check: it shows only followed authors, and blocking removes
 //! the follows both ways (see [`crate::social::blocks`]).
 //!
 //! Feed pages are kept in memory per viewer and query, and read again in the
-//! background once older than `SORI_FEED_CACHE_MS` ([`crate::cache::FeedPages`]):
+//! background once older than `SORI_FEED_CACHE_MS` ([`crate::core::cache::FeedPages`]):
 //! the caller's own writes clear them at once, others' posts, likes and
 //! comments appear within twice that time.
 
-use crate::auth::AuthUser;
-use crate::cache::{CachedJson, Lookup};
-use crate::error::{ApiError, Problem};
-use crate::pagination::{Page, PageQuery};
-use crate::posts::{visible, PostItem, PostRow, SELECT_ITEMS};
-use crate::state::AppState;
-use crate::validation::{self, QueryParams};
+use crate::core::cache::{CachedJson, Lookup};
+use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::pagination::{Page, PageQuery};
+use crate::core::state::AppState;
+use crate::core::validation::{self, QueryParams};
+use crate::model::dialect;
+use crate::model::posts::{page, tag_page, PostItem, SELECT_ITEMS};
+use crate::model::rules::visible;
+use crate::model::users::require_user;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use sori_pipeline::Backend;
+use sori_db::Backend;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -46,67 +49,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 const BEFORE_CURSOR: &str = "(p.created_at < $2 OR (p.created_at = $2 AND p.id < $3))";
 const NEWEST_FIRST: &str = "ORDER BY p.created_at DESC, p.id DESC LIMIT $4";
 
-/// Runs a [`SELECT_ITEMS`] query whose first four parameters are viewer,
-/// cursor time, cursor id and row limit, then `extra` binds.
-async fn page(
-    state: &AppState,
-    sql: &str,
-    viewer: &str,
-    query: &PageQuery,
-    extra: &[&str],
-) -> Result<Page<PostItem>, ApiError> {
-    let (limit, cursor) = query.resolve()?;
-    let mut q = sqlx::query_as::<_, PostRow>(sql)
-        .bind(viewer)
-        .bind(cursor.created_at)
-        .bind(cursor.id)
-        .bind(i64::from(limit) + 1);
-    for value in extra {
-        q = q.bind(*value);
-    }
-    let rows = q.fetch_all(state.db.pool()).await?;
-    let urls = state.media_urls.signer().await?;
-    let items = rows.into_iter().map(|r| r.into_item(&urls)).collect();
-    Ok(Page::from_rows(items, limit, PostItem::cursor))
-}
-
-/// The feed query. Both forms first pick the page's post ids from
-/// `posts_author_feed` alone (index-only: author, time, id, media id, hidden) and only
-/// then read the full rows of those `limit + 1` posts. A followed author's post
-/// counts once its media is ready, checked as "not in `media_not_ready`" (a
-/// small partial index) rather than by reading each candidate's media row.
-/// Removed posts are skipped by `hidden_at`, which the index also carries
-/// (0007), and removed authors by one primary-key probe of `users` per
-/// followed author, not per post.
-/// PostgreSQL takes at most one page per author (`LATERAL … LIMIT`), bounding a
-/// page by followees × limit index entries; SQLite has no LATERAL and reads
-/// each followed author's index range before the cursor (measured in
-/// `benches/feed-load.sh`).
+/// The feed query: the page's post ids ([`dialect::feed_ids`]), then the
+/// full rows of those `limit + 1` posts.
 fn feed_sql(backend: Backend) -> String {
-    let visible = "(p2.author_id = $1 OR NOT EXISTS (SELECT 1 FROM media m2 {HINT} \
-                   WHERE m2.id = p2.media_id AND m2.state <> 'ready'))";
-    let before = "(p2.created_at, p2.id) < ($2, $3) AND p2.hidden_at IS NULL";
-    let author_shown = "NOT EXISTS (SELECT 1 FROM users hu WHERE hu.id = f.followee_id \
-                        AND hu.hidden_at IS NOT NULL)";
-    let newest = "ORDER BY p2.created_at DESC, p2.id DESC LIMIT $4";
-    let ids = match backend {
-        Backend::Postgres => format!(
-            "SELECT q.id FROM (SELECT f.followee_id AS author FROM follows f \
-               WHERE f.follower_id = $1 AND {author_shown} UNION ALL SELECT CAST($1 AS TEXT)) a \
-             CROSS JOIN LATERAL (SELECT p2.id, p2.created_at FROM posts p2 \
-               WHERE p2.author_id = a.author AND {before} AND {visible} {newest}) q \
-             ORDER BY q.created_at DESC, q.id DESC LIMIT $4",
-            visible = visible.replace("{HINT}", ""),
-        ),
-        // SQLite's planner would probe media's primary key; the hint names the small index.
-        Backend::Sqlite => format!(
-            "SELECT p2.id FROM posts p2 WHERE {before} AND (p2.author_id = $1 OR \
-               (p2.author_id IN (SELECT f.followee_id FROM follows f \
-                 WHERE f.follower_id = $1 AND {author_shown}) \
-                AND {visible})) {newest}",
-            visible = visible.replace("{HINT}", "INDEXED BY media_not_ready"),
-        ),
-    };
+    let ids = dialect::feed_ids(backend);
     format!("{SELECT_ITEMS} WHERE p.id IN ({ids}) AND {BEFORE_CURSOR} {NEWEST_FIRST}")
 }
 
@@ -204,25 +150,6 @@ async fn explore(
     tag_page(&state, &user.id, &tag, &query).await.map(Json)
 }
 
-/// Ready posts with a normalized `tag` the viewer may see, newest first:
-/// explore by tag, and search for posts.
-pub async fn tag_page(
-    state: &AppState,
-    viewer: &str,
-    tag: &str,
-    query: &PageQuery,
-) -> Result<Page<PostItem>, ApiError> {
-    // Walks the tag's index; `t.created_at` is the post's, so the cursor applies to both.
-    let sql = format!(
-        "{SELECT_ITEMS} JOIN post_tags t ON t.post_id = p.id \
-         WHERE t.tag = $5 AND m.state = 'ready' AND {} \
-         AND (t.created_at < $2 OR (t.created_at = $2 AND t.post_id < $3)) \
-         ORDER BY t.created_at DESC, t.post_id DESC LIMIT $4",
-        visible()
-    );
-    page(state, &sql, viewer, query, &[tag]).await
-}
-
 /// One user's posts: ready ones, plus pending ones when the caller is that user.
 #[utoipa::path(get, path = "/v1/users/{id}/posts", tag = "feed",
     security(("bearer" = [])),
@@ -239,7 +166,7 @@ async fn user_posts(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<PostItem>>, ApiError> {
-    crate::accounts::require_user(&state.db, &id).await?;
+    require_user(&state.db, &id).await?;
     let sql = format!(
         "{SELECT_ITEMS} WHERE p.author_id = $5 AND (m.state = 'ready' OR p.author_id = $1) \
          AND {} AND {BEFORE_CURSOR} {NEWEST_FIRST}",

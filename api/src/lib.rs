@@ -2,29 +2,35 @@
 //!
 //! Each resource lives in its own module exporting its routes; they are
 //! merged here, documented by OpenAPI (`/openapi.json`, `/docs`).
+//!
+//! The modules form layers, each importing only the ones below it
+//! (`api/tests/module_layers.rs` fails on a cycle or an upward import):
+//!
+//! 1. [`core`]: state, errors, extractors, sessions, limits, caches,
+//!    metrics, pagination, validation, HTTP layers, real-time plumbing;
+//! 2. [`model`]: the read models and visibility rules resources share;
+//! 3. [`effects`]: side effects across resources (notifications, push,
+//!    chat events), called with the acting resource's transaction;
+//! 4. the resources (accounts, posts, feed, social, chat, realtime, push,
+//!    playlists, media, blobs, ops, cleanup), which never import each other;
+//! 5. this module, which assembles the router.
+
+pub mod core;
+pub mod effects;
+pub mod model;
 
 pub mod accounts;
-pub mod auth;
 pub mod blobs;
-pub mod cache;
 pub mod chat;
 pub mod cleanup;
-pub mod error;
 pub mod feed;
-pub mod http;
-pub mod idempotency;
 pub mod media;
-pub mod media_urls;
-pub mod metrics;
 pub mod ops;
-pub mod pagination;
 pub mod playlists;
 pub mod posts;
 pub mod push;
 pub mod realtime;
 pub mod social;
-pub mod state;
-pub mod validation;
 
 use axum::http::{HeaderName, Request};
 use axum::Router;
@@ -39,8 +45,10 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use error::ApiError;
-pub use state::AppState;
+use crate::core::error::problem_response;
+pub use crate::core::error::ApiError;
+pub use crate::core::state::AppState;
+use crate::core::{cache, http, idempotency, metrics};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -81,7 +89,7 @@ impl Modify for BearerAuth {
 
 /// Documents the problems that happen before a handler runs, on every
 /// operation they can happen to, so a new route gets them without repeating
-/// them: for a JSON request body ([`validation::JsonBody`],
+/// them: for a JSON request body ([`core::validation::JsonBody`],
 /// [`http::limit_body`]) 400 for broken syntax, 413 past the limit, 415
 /// without a JSON content type, 422 naming the field for wrong types,
 /// unknown and missing fields; for a path parameter, 404 when it names
@@ -134,21 +142,6 @@ impl Modify for InputProblems {
     }
 }
 
-/// A documented `application/problem+json` answer.
-pub(crate) fn problem_response(
-    description: &str,
-) -> utoipa::openapi::RefOr<utoipa::openapi::response::Response> {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    let content = ContentBuilder::new()
-        .schema(Some(Ref::from_schema_name("Problem")))
-        .build();
-    ResponseBuilder::new()
-        .description(description)
-        .content("application/problem+json", content)
-        .build()
-        .into()
-}
-
 /// The whole HTTP application with the default [`http::HttpConfig`] (no cross-origin callers).
 pub fn app(state: AppState) -> Router {
     app_with(state, &http::HttpConfig::default())
@@ -186,10 +179,10 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
         .layer(axum::middleware::from_fn(http::etag))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            cache::forget_writer,
+            cache::forget_writer::<AppState>,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             metrics::track_requests,
         ))
         .layer(http::compression_layer())

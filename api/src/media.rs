@@ -2,7 +2,7 @@
 //! to the object store (S3, or the API's own signed blob routes in embedded
 //! mode), then says "complete" to queue processing; afterwards it reads the
 //! state and, once ready, the signed URLs of every variant and the waveform
-//! ([`crate::media_urls`]). `GET /v1/media/{id}/audio` stays for clients that
+//! ([`crate::core::media_urls`]). `GET /v1/media/{id}/audio` stays for clients that
 //! prefer a fixed address: it redirects to the signed URL of one variant. The
 //! waveform JSON is small and is also answered directly.
 //!
@@ -14,22 +14,25 @@
 //!
 //! The API never proxies media bytes: it signs, checks and queues.
 
-use crate::auth::{self, AuthUser};
-use crate::error::{ApiError, Problem};
-use crate::media_urls::ClipUrls;
-use crate::media_urls::UrlSigner;
-use crate::state::AppState;
-use crate::validation::{JsonBody, QueryParams};
+pub mod image_size;
+
+use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::media_urls::ClipUrls;
+use crate::core::media_urls::UrlSigner;
+use crate::core::state::AppState;
+use crate::core::time;
+use crate::core::validation::{JsonBody, QueryParams};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sori_codecs::OutputFormat;
+use sori_db::Db;
 use sori_pipeline::media::{mark_queued, MediaError};
 use sori_pipeline::queue::JobQueue;
 use sori_pipeline::store::{original_key, ObjectStore, PresignedRequest, StoreError};
-use sori_pipeline::Db;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -178,7 +181,7 @@ struct MediaRow {
 impl MediaRow {
     /// The answer shape, with the URLs of a ready media signed by `urls`.
     fn status(self, urls: &UrlSigner) -> MediaStatus {
-        let bars = self.bars.as_deref().map(crate::posts::parse_bars);
+        let bars = self.bars.as_deref().map(crate::model::media::parse_bars);
         let ready = self.state == "ready";
         let (clip, image_url) = match self.kind.as_str() {
             "image" if ready => (
@@ -268,7 +271,7 @@ async fn load_own(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiErr
 /// state to them either. The same rules decide which answers carry its URLs.
 async fn load_playable(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, ApiError> {
     let media = load(db, id).await?;
-    if media.owner_id == user.id || crate::chat::can_see_media(db, id, &user.id).await? {
+    if media.owner_id == user.id || crate::model::rules::can_see_media(db, id, &user.id).await? {
         return Ok(media);
     }
     let sql = format!(
@@ -278,8 +281,8 @@ async fn load_playable(db: &Db, id: &str, user: &AuthUser) -> Result<MediaRow, A
          SELECT c.id FROM comments c JOIN users cu ON cu.id = c.author_id \
          JOIN posts p ON p.id = c.post_id JOIN users u ON u.id = p.author_id \
          WHERE c.media_id = $2 AND c.hidden_at IS NULL AND {commenter} AND {visible}",
-        visible = crate::posts::visible(),
-        commenter = crate::social::user_visible("cu", "$1"),
+        visible = crate::model::rules::visible(),
+        commenter = crate::model::rules::user_visible("cu", "$1"),
     );
     let shown: Option<String> = sqlx::query_scalar(&sql)
         .bind(&user.id)
@@ -354,7 +357,7 @@ async fn create_media(
         .presign_put(&key, &content_type, req.size_bytes as u64, UPLOAD_URL_TTL)
         .await
         .map_err(store_error)?;
-    let now = auth::now_ms();
+    let now = time::now_ms();
     sqlx::query(
         "INSERT INTO media (id, owner_id, kind, state, content_type, size_bytes, original_key, created_at, updated_at) \
          VALUES ($1, $2, $7, 'awaiting_upload', $3, $4, $5, $6, $6)",
@@ -551,7 +554,7 @@ async fn media_waveform(
 /// Reads an uploaded image's header: it must be of the declared type; its
 /// pixel size is stored and the media becomes `ready` (no processing).
 async fn complete_image(db: &Db, store: &ObjectStore, media: &MediaRow) -> Result<(), ApiError> {
-    use crate::chat::image_size::{probe, HEADER_BYTES};
+    use image_size::{probe, HEADER_BYTES};
     let head = read_head(store, &media.original_key, HEADER_BYTES).await?;
     let probed = probe(&head).filter(|p| p.content_type == media.content_type);
     let Some(probed) = probed else {
@@ -568,7 +571,7 @@ async fn complete_image(db: &Db, store: &ObjectStore, media: &MediaRow) -> Resul
     )
     .bind(width)
     .bind(height)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .bind(&media.id)
     .execute(db.pool())
     .await?;

@@ -1,7 +1,7 @@
 //! Operations endpoints: liveness, readiness and Prometheus metrics.
 
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use crate::core::error::{ApiError, Problem};
+use crate::core::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
@@ -57,7 +57,7 @@ async fn metrics(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(token) = &state.metrics_token {
-        if !crate::auth::bearer_is(&headers, token) {
+        if !crate::core::sessions::bearer_is(&headers, token) {
             return Err(ApiError::Unauthorized(
                 "this server requires its metrics token",
             ));

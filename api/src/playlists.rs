@@ -16,18 +16,20 @@
 //! the positions to `0..n-1` ([`write_order`]), and `UNIQUE(playlist_id,
 //! position)` guards the result.
 
-use crate::accounts::find_user;
-use crate::auth::{self, AuthUser};
-use crate::error::{on_unique, ApiError, Problem};
-use crate::pagination::{Cursor, Page, PageQuery};
-use crate::posts::{Author, PostItem, PostRow, SELECT_ITEMS};
-use crate::state::AppState;
-use crate::validation::{self, Checks, JsonBody, QueryParams};
+use crate::core::error::{on_unique, ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::pagination::{Cursor, Page, PageQuery};
+use crate::core::state::AppState;
+use crate::core::time;
+use crate::core::validation::{self, Checks, JsonBody, QueryParams};
+use crate::model::posts::{PostItem, PostRow, SELECT_ITEMS};
+use crate::model::rules::{user_visible, visible};
+use crate::model::users::{require_user, Author};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sori_pipeline::Db;
+use sori_db::Db;
 use sqlx::{Any, Transaction};
 use std::collections::HashSet;
 use utoipa::ToSchema;
@@ -118,16 +120,16 @@ pub struct Playlist {
 }
 
 /// Whether the viewer `$1` sees item post `p` (author `u`, media `m`): a
-/// ready post the feed would show them ([`crate::posts::visible`]).
+/// ready post the feed would show them ([`visible`]).
 fn item_visible() -> String {
-    format!("m.state = 'ready' AND {}", crate::posts::visible())
+    format!("m.state = 'ready' AND {}", visible())
 }
 
 /// Whether the viewer `$1` sees playlist `l` of owner `o`.
 fn playlist_visible() -> String {
     format!(
         "(l.owner_id = $1 OR (l.is_public = 1 AND {}))",
-        crate::social::user_visible("o", "$1")
+        user_visible("o", "$1")
     )
 }
 
@@ -244,7 +246,7 @@ async fn begin_write(
     )
     .bind(id)
     .bind(owner)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await?;
     if locked.rows_affected() == 0 {
@@ -364,7 +366,7 @@ async fn create_playlist(
 ) -> Result<(StatusCode, Json<Playlist>), ApiError> {
     let (title, description) = check_text(Some(&req.title), Some(&req.description))?;
     let id = uuid::Uuid::now_v7().to_string();
-    let now = auth::now_ms();
+    let now = time::now_ms();
     let mut tx = state.db.pool().begin().await?;
     // A no-op write to the owner's row first: one user's creates take turns,
     // so the count below cannot be raced past the limit.
@@ -556,7 +558,7 @@ async fn add_item(
     )
     .bind(&id)
     .bind(&req.post_id)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await
     .map_err(|e| {
@@ -659,7 +661,7 @@ async fn user_playlists(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<PlaylistSummary>>, ApiError> {
     let (limit, cursor) = query.resolve()?;
-    find_user(&db, &id).await?;
+    require_user(&db, &id).await?;
     let sql = format!(
         "{} WHERE l.owner_id = $2 AND {} \
          AND (l.created_at < $3 OR (l.created_at = $3 AND l.id < $4)) \

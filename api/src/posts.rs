@@ -4,18 +4,19 @@
 //! from the start, with the media's state. [`PostItem`] is the one shape a
 //! post takes in every answer, feeds included, loaded by [`SELECT_ITEMS`].
 
-use crate::auth::{self, AuthUser};
-use crate::error::{on_unique, ApiError, FieldError, Problem};
-use crate::media_urls::{ClipUrls, UrlSigner};
-use crate::pagination::Cursor;
-use crate::social::notifications::{mention_targets, notify, tell, Notice};
-use crate::state::AppState;
-use crate::validation::{self, JsonBody};
+use crate::core::error::{on_unique, ApiError, FieldError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::state::AppState;
+use crate::core::time;
+use crate::core::validation::{self, JsonBody};
+use crate::effects::notifications::{mention_targets, notify, tell, Notice};
+use crate::model::posts::{PostItem, PostRow, SELECT_ITEMS};
+use crate::model::rules::visible;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use sori_pipeline::Db;
+use serde::Deserialize;
+use sori_db::Db;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -38,135 +39,6 @@ pub struct CreatePost {
     /// Up to 10 tags in all, each 1–30 letters, digits or underscores, with or without `#`.
     #[serde(default)]
     pub tags: Vec<String>,
-}
-
-/// Who posted, enough to render the byline.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Author {
-    pub id: String,
-    pub handle: String,
-    pub display_name: String,
-}
-
-/// A post as clients render it, without further requests.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PostItem {
-    pub id: String,
-    pub author: Author,
-    pub caption: String,
-    /// Normalized, lowercase, without `#`.
-    pub tags: Vec<String>,
-    pub media_id: String,
-    /// The media's processing state: `ready` for everyone else's posts.
-    pub state: String,
-    pub duration_ms: Option<i64>,
-    /// Loudness summary for drawing the clip: up to 100 values 0–31; empty until ready.
-    pub bars: Vec<u8>,
-    /// Signed URLs of the clip and its waveform; `null` until the media is ready.
-    #[serde(flatten)]
-    pub urls: ClipUrls,
-    pub like_count: i64,
-    pub comment_count: i64,
-    /// Listeners' plays, each counted at most once per listener and UTC day.
-    pub play_count: i64,
-    pub liked_by_me: bool,
-    /// Unix milliseconds.
-    pub created_at: i64,
-}
-
-impl PostItem {
-    /// Its position in a newest-first list.
-    pub fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id.clone(),
-        }
-    }
-}
-
-/// The columns of a [`PostItem`]; `$1` is the viewer (for `liked_by_me`).
-/// Callers append `WHERE …` over aliases `p` (posts), `u` (author), `m` (media).
-pub const SELECT_ITEMS: &str = "\
-    SELECT p.id, p.author_id, u.handle, u.display_name, p.caption, p.tags, p.media_id, \
-           m.state, m.duration_ms, m.bars, m.output_prefix, p.like_count, p.comment_count, \
-           p.play_count, p.created_at, \
-           CAST(CASE WHEN EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) \
-                THEN 1 ELSE 0 END AS BIGINT) AS liked \
-    FROM posts p JOIN users u ON u.id = p.author_id JOIN media m ON m.id = p.media_id ";
-
-/// SQL over [`SELECT_ITEMS`]' aliases: the post is shown to the viewer `$1`
-/// at all — neither it nor its author removed by a moderator, no block
-/// between the viewer and the author (two probes of the `blocks` key).
-pub fn visible() -> String {
-    format!(
-        "p.hidden_at IS NULL AND u.hidden_at IS NULL AND {}",
-        crate::social::not_blocked("$1", "p.author_id")
-    )
-}
-
-/// One row of [`SELECT_ITEMS`].
-#[derive(Debug, sqlx::FromRow)]
-pub struct PostRow {
-    id: String,
-    author_id: String,
-    handle: String,
-    display_name: String,
-    caption: String,
-    tags: String,
-    media_id: String,
-    state: String,
-    duration_ms: Option<i64>,
-    bars: Option<String>,
-    output_prefix: Option<String>,
-    like_count: i64,
-    comment_count: i64,
-    play_count: i64,
-    created_at: i64,
-    liked: i64,
-}
-
-impl PostRow {
-    /// The answer shape, with the clip's URLs signed by `urls`.
-    pub fn into_item(self, urls: &UrlSigner) -> PostItem {
-        PostItem {
-            urls: urls.clip(self.state == "ready", self.output_prefix.as_deref()),
-            bars: self.bars.as_deref().map(parse_bars).unwrap_or_default(),
-            tags: serde_json::from_str(&self.tags).unwrap_or_default(),
-            author: Author {
-                id: self.author_id,
-                handle: self.handle,
-                display_name: self.display_name,
-            },
-            id: self.id,
-            caption: self.caption,
-            media_id: self.media_id,
-            state: self.state,
-            duration_ms: self.duration_ms,
-            like_count: self.like_count,
-            comment_count: self.comment_count,
-            play_count: self.play_count,
-            liked_by_me: self.liked != 0,
-            created_at: self.created_at,
-        }
-    }
-}
-
-/// `media.bars` holds a JSON array of 0–31 values (or an object with a `bars`
-/// array); anything else renders as no bars rather than failing the feed.
-pub(crate) fn parse_bars(text: &str) -> Vec<u8> {
-    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-    let array = match &value {
-        serde_json::Value::Object(o) => o.get("bars").and_then(|b| b.as_array()),
-        other => other.as_array(),
-    };
-    array
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_u64())
-                .map(|v| v.min(31) as u8)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Posts a voice clip. Visible to others once its media is ready.
@@ -252,7 +124,7 @@ async fn insert_post(state: &AppState, new: &NewPost<'_>) -> Result<String, ApiE
         mentioned,
     } = *new;
     let id = uuid::Uuid::now_v7().to_string();
-    let now = auth::now_ms();
+    let now = time::now_ms();
     let tags_json = serde_json::to_string(tags).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let mut tx = state.db.pool().begin().await?;
     sqlx::query(

@@ -6,7 +6,7 @@ mod support;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
-use sori_api::auth::LoginLimiter;
+use sori_api::core::limits::LoginLimiter;
 use std::sync::Arc;
 use std::time::Duration;
 use support::{from_address, json_request, Api, Reply};

@@ -220,7 +220,7 @@ struct World {
 
 async fn world() -> World {
     let api = Api::new().await;
-    let password_hash = sori_api::auth::hash_password(PASSWORD.to_owned())
+    let password_hash = sori_api::core::passwords::hash_password(PASSWORD.to_owned())
         .await
         .unwrap();
     World { api, password_hash }

@@ -8,7 +8,7 @@ mod support;
 use axum::http::StatusCode;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use sori_api::realtime::{Event, Realtime, WsConfig};
+use sori_api::core::realtime::{Event, Realtime, WsConfig};
 use sori_pipeline::media::{MediaEvent, MediaState};
 use std::time::Duration;
 use support::ws::{closed_by_server, next_event, Socket};
@@ -27,7 +27,7 @@ struct Server {
 impl Server {
     /// The app on a loopback port, with `config` for its sockets.
     async fn start(config: WsConfig) -> Self {
-        let realtime = Realtime::new(sori_api::realtime::Fanout::local(), config);
+        let realtime = Realtime::new(sori_api::core::realtime::Fanout::local(), config);
         let api = Api::with(|state| state.with_realtime(realtime)).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

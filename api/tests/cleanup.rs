@@ -5,7 +5,7 @@
 mod support;
 
 use sori_api::cleanup::{Swept, BATCH};
-use sori_pipeline::output::Output;
+use sori_codecs::OutputFormat;
 use sori_pipeline::store::{original_key, output_prefix};
 use std::path::Path;
 use std::time::Duration;
@@ -89,7 +89,7 @@ fn keys_of(id: &str, attempts: i64) -> Vec<String> {
     let mut keys = vec![original_key(id)];
     for v in 1..=attempts {
         let prefix = output_prefix(id, v);
-        keys.extend(Output::ALL.map(|output| output.key(&prefix)));
+        keys.extend(OutputFormat::ALL.map(|output| output.key(&prefix)));
     }
     keys
 }

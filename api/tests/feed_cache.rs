@@ -7,7 +7,7 @@ mod support;
 
 use axum::http::{header, StatusCode};
 use serde_json::{json, Value};
-use sori_api::cache::CacheConfig;
+use sori_api::core::cache::CacheConfig;
 use sori_pipeline::media::{MediaEvent, MediaState};
 use std::time::{Duration, Instant};
 use support::{Api, User};
@@ -154,7 +154,7 @@ async fn a_processed_upload_clears_its_owners_cached_feed() {
     let api = cached_api(Duration::from_secs(60)).await;
     let state = &api.state;
     let events = state.media_events.subscribe();
-    tokio::spawn(sori_api::cache::forget_processed(
+    tokio::spawn(sori_api::core::cache::forget_processed(
         events,
         state.feed_pages.clone(),
     ));

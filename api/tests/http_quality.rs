@@ -1,4 +1,4 @@
-//! Router tests of the cross-cutting HTTP layers (`sori_api::http`): CORS
+//! Router tests of the cross-cutting HTTP layers (`sori_api::core::http`): CORS
 //! by configured origin, gzip of large JSON lists only, ETags with `304`,
 //! `Cache-Control` on authenticated answers, and the request body limit
 //! (which the blob upload route is exempt from), on the backend `SORI_TEST_DB` names.
@@ -8,7 +8,7 @@ mod support;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use serde_json::json;
-use sori_api::http::HttpConfig;
+use sori_api::core::http::HttpConfig;
 use std::time::Duration;
 use support::{Api, NewMedia, User};
 

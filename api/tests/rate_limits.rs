@@ -7,7 +7,7 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use sori_api::auth::CreationLimits;
+use sori_api::core::limits::CreationLimits;
 use support::{assert_problem, from_address, json_request, Api, Reply, User};
 
 /// `POST /v1/auth/signup` as the server sees it from `from`: status and `Retry-After`.

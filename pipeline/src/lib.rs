@@ -18,16 +18,3 @@ pub mod reaper;
 pub mod registry;
 pub mod store;
 pub mod worker;
-
-/// Transitional: the database layer moved to `sori-db`; these keep the paths
-/// `sori_pipeline::db::…` and `sori_pipeline::{Backend, Db, DbError}` working
-/// until every caller imports from `sori_db`.
-pub use sori_db as db;
-pub use sori_db::{Backend, Db, DbError};
-
-/// Transitional: the outputs are named once, by `sori_codecs::OutputFormat`;
-/// this keeps `sori_pipeline::output::Output` working until every caller
-/// imports that instead.
-pub mod output {
-    pub use sori_codecs::OutputFormat as Output;
-}

@@ -8,7 +8,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sori_pipeline::Db;
+use sori_db::Db;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -195,7 +195,7 @@ pub struct MediaRow {
     pub updated_at: i64,
 }
 
-pub async fn media_row(db: &sori_pipeline::Db, id: &str) -> MediaRow {
+pub async fn media_row(db: &sori_db::Db, id: &str) -> MediaRow {
     sqlx::query_as(
         "SELECT state, failure, CAST(attempts AS BIGINT) AS attempts, output_prefix, report, \
          updated_at FROM media WHERE id = $1",
@@ -207,7 +207,7 @@ pub async fn media_row(db: &sori_pipeline::Db, id: &str) -> MediaRow {
 }
 
 /// How many `kind` notifications (`media.ready`, `media.failed`) name the media.
-pub async fn media_notifications(db: &sori_pipeline::Db, id: &str, kind: &str) -> i64 {
+pub async fn media_notifications(db: &sori_db::Db, id: &str, kind: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE media_id = $1 AND kind = $2")
         .bind(id)
         .bind(kind)

@@ -7,25 +7,25 @@
 //! range. Markers never appear in history.
 
 use super::{other_member, writable_peer};
-use crate::auth::AuthUser;
-use crate::error::{on_unique, ApiError, Problem};
-use crate::media_urls::{ClipUrls, UrlSigner};
-use crate::pagination::{Cursor, PageQuery};
-use crate::realtime::Event;
-use crate::state::AppState;
-use crate::validation::{self, JsonBody, QueryParams};
+use crate::core::error::{on_unique, ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::media_urls::UrlSigner;
+use crate::core::pagination::PageQuery;
+use crate::core::sql::{AnyQuery, Params};
+use crate::core::state::AppState;
+use crate::core::validation::{self, JsonBody, QueryParams};
+use crate::effects::events;
+use crate::effects::push::PushEntry;
+use crate::model::messages::{MediaColumns, MessageItem, MessageRow, SELECT_MESSAGES};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use sori_db::Backend;
 use sori_pipeline::clock::now_ms;
-use sori_pipeline::Backend;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// A statement being bound, on whichever database runs.
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// Longest text message, in characters.
 pub const MAX_TEXT: usize = 4_000;
@@ -36,155 +36,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_messages, send_message))
         .routes(routes!(mark_read))
-}
-
-/// A voice message's clip: playable at `audio_url` once `state` is `ready`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Voice {
-    pub media_id: String,
-    pub state: String,
-    pub duration_ms: Option<i64>,
-    /// Up to 100 values 0–31; empty until ready.
-    pub bars: Vec<u8>,
-    /// Signed URLs of the clip and its waveform; `null` until ready.
-    #[serde(flatten)]
-    pub urls: ClipUrls,
-}
-
-/// An image message's picture.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Image {
-    pub media_id: String,
-    pub content_type: String,
-    pub width: Option<i64>,
-    pub height: Option<i64>,
-    /// A signed URL of the picture for an `<img>` element, no
-    /// `Authorization` header: `GET` and `HEAD` of this image only, until it
-    /// expires (`SORI_MEDIA_URL_TTL_SECS`, default 3600 s, to 1.25 times
-    /// that after the answer was made). Only the room's members receive it.
-    pub image_url: Option<String>,
-}
-
-/// One message as clients see it (history, `message.new`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MessageItem {
-    pub id: String,
-    pub room_id: String,
-    pub sender_id: String,
-    /// `text`, `voice` or `image`.
-    pub kind: String,
-    /// The text, or a caption; empty when none.
-    pub text: String,
-    /// The sender's idempotency key, echoed so their other devices can match it.
-    pub client_id: Option<String>,
-    pub voice: Option<Voice>,
-    pub image: Option<Image>,
-    pub created_at: i64,
-}
-
-impl MessageItem {
-    pub fn cursor(&self) -> Cursor {
-        Cursor {
-            created_at: self.created_at,
-            id: self.id.clone(),
-        }
-    }
-}
-
-/// Messages with their media; a query appends `WHERE …`.
-pub const SELECT_MESSAGES: &str = "\
-    SELECT m.id, m.room_id, m.sender_id, m.kind, m.body, m.client_id, m.media_id, m.created_at, \
-    md.state AS media_state, md.content_type AS media_type, md.duration_ms, md.bars, md.width, md.height, \
-    md.output_prefix, md.original_key \
-    FROM messages m LEFT JOIN media md ON md.id = m.media_id";
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct MessageRow {
-    id: String,
-    room_id: String,
-    sender_id: String,
-    kind: String,
-    body: String,
-    client_id: Option<String>,
-    media_id: Option<String>,
-    created_at: i64,
-    #[sqlx(flatten)]
-    media: MediaColumns,
-}
-
-/// The attached media's columns of [`SELECT_MESSAGES`]; all `None` without one.
-#[derive(Debug, Default, sqlx::FromRow)]
-pub struct MediaColumns {
-    media_state: Option<String>,
-    media_type: Option<String>,
-    duration_ms: Option<i64>,
-    bars: Option<String>,
-    width: Option<i64>,
-    height: Option<i64>,
-    output_prefix: Option<String>,
-    original_key: Option<String>,
-}
-
-impl MessageRow {
-    /// The answer shape, with media URLs signed by `urls`.
-    pub fn into_item(self, urls: &UrlSigner) -> MessageItem {
-        let (mut voice, mut image) = (None, None);
-        let media = self.media;
-        if let (Some(media_id), Some(state)) = (self.media_id, media.media_state) {
-            let ready = state == "ready";
-            match self.kind.as_str() {
-                "voice" => {
-                    voice = Some(Voice {
-                        urls: urls.clip(ready, media.output_prefix.as_deref()),
-                        bars: media
-                            .bars
-                            .as_deref()
-                            .map(crate::posts::parse_bars)
-                            .unwrap_or_default(),
-                        media_id,
-                        state,
-                        duration_ms: media.duration_ms,
-                    })
-                }
-                _ => {
-                    let content_type = media.media_type.unwrap_or_default();
-                    image = Some(Image {
-                        image_url: media
-                            .original_key
-                            .filter(|_| ready)
-                            .and_then(|key| urls.image(&key, &content_type)),
-                        media_id,
-                        content_type,
-                        width: media.width,
-                        height: media.height,
-                    })
-                }
-            }
-        }
-        MessageItem {
-            id: self.id,
-            room_id: self.room_id,
-            sender_id: self.sender_id,
-            kind: self.kind,
-            text: self.body,
-            client_id: self.client_id,
-            voice,
-            image,
-            created_at: self.created_at,
-        }
-    }
-}
-
-/// The `message.new` event of a stored message (for a fanout that could
-/// only carry its id).
-pub async fn new_message_event(state: &AppState, id: &str) -> Result<Option<Event>, ApiError> {
-    let sql = format!("{SELECT_MESSAGES} WHERE m.id = $1");
-    let row: Option<MessageRow> = sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(state.db.pool())
-        .await?;
-    let urls = state.media_urls.signer().await?;
-    Ok(row.map(|r| new_message(&r.into_item(&urls))))
 }
 
 /// A message to send.
@@ -353,17 +204,9 @@ async fn send_message(
     };
     state
         .realtime
-        .publish(vec![other, user.id], new_message(&item))
+        .publish(vec![other, user.id], events::message_new(&item))
         .await;
     Ok((StatusCode::CREATED, Json(item)))
-}
-
-/// The `message.new` event of a message.
-fn new_message(item: &MessageItem) -> Event {
-    Event::new(
-        "message.new",
-        serde_json::to_value(item).unwrap_or_default(),
-    )
 }
 
 /// Writes the message, the room's activity and, for a recipient with no live
@@ -414,6 +257,8 @@ struct NewMessage<'a> {
 const INSERT_MESSAGE: &str =
     "INSERT INTO messages (id, room_id, sender_id, kind, body, media_id, client_id, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// The placeholders [`INSERT_MESSAGE`] numbers itself.
+const MESSAGE_PARAMS: usize = 8;
 /// The room's last message: `$1` the message, `$2` the room (as in [`INSERT_MESSAGE`]).
 const UPDATE_ROOM: &str = "UPDATE chat_rooms SET last_message_id = $1 WHERE id = $2";
 
@@ -435,36 +280,37 @@ impl<'a> NewMessage<'a> {
             .bind(item.created_at)
     }
 
-    /// The push a recipient with no live connection gets; the keys `push`
-    /// builds notifications from (see its module docs).
-    fn push_payload(&self) -> serde_json::Value {
-        serde_json::json!({
+    /// The push a recipient with no live connection gets; its payload has
+    /// the keys the push resource builds notifications from (see
+    /// [`crate::push`]).
+    fn push(&self) -> PushEntry<'a> {
+        let payload = serde_json::json!({
             "chat_id": self.item.room_id,
             "message_id": self.item.id,
             "sender_id": self.item.sender_id,
             "message_kind": self.item.kind,
             "text": self.item.text,
-        })
+        });
+        PushEntry::new(self.recipient, "message.new", &payload).unless_online()
     }
 
     /// PostgreSQL: one round trip. Every part of the `WITH` runs, in one
     /// snapshot, and the statement commits as a whole; the push is inserted
-    /// only when the recipient has no live connection
-    /// ([`crate::push::insert_entry_sql`]). The `message.new` notification
-    /// is not part of it: see [`crate::realtime::fanout`] for why.
+    /// only when the recipient has no live connection ([`PushEntry`], dated
+    /// as the message, its values numbered after the message's). The
+    /// `message.new` notification is not part of it: see
+    /// [`crate::core::realtime::fanout`] for why.
     async fn write_in_one_statement(&self, state: &AppState) -> Result<(), sqlx::Error> {
+        let push = self.push().at(self.item.created_at);
         let sql = format!(
             "WITH message AS ({INSERT_MESSAGE}), \
              room AS ({UPDATE_ROOM}), \
              members AS (UPDATE chat_members SET last_activity = $8 WHERE room_id = $2), \
              push AS ({push}) \
              SELECT 1",
-            push = crate::push::insert_entry_sql(["$9", "$10", "'message.new'", "$11", "$8"], true),
+            push = push.insert_sql(&mut Params::after(MESSAGE_PARAMS)),
         );
-        self.bind_message(sqlx::query(&sql))
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(self.recipient)
-            .bind(self.push_payload().to_string())
+        push.bind(self.bind_message(sqlx::query(&sql)))
             .execute(state.db.pool())
             .await?;
         Ok(())
@@ -488,9 +334,7 @@ impl<'a> NewMessage<'a> {
             .bind(&item.room_id)
             .execute(&mut *tx)
             .await?;
-        let payload = self.push_payload();
-        crate::push::enqueue_unless_online(&mut tx, self.recipient, "message.new", &payload)
-            .await?;
+        self.push().write(&mut tx).await?;
         tx.commit().await
     }
 }
@@ -537,7 +381,7 @@ async fn list_messages(
         .await?;
     let urls = state.media_urls.signer().await?;
     let items = rows.into_iter().map(|r| r.into_item(&urls)).collect();
-    let page = crate::pagination::Page::from_rows(items, limit, MessageItem::cursor);
+    let page = crate::core::pagination::Page::from_rows(items, limit, MessageItem::cursor);
     Ok(Json(MessagePage {
         items: page.items,
         next_cursor: page.next_cursor,
@@ -628,11 +472,7 @@ async fn mark_read(
     let created_at =
         target.ok_or_else(|| ApiError::invalid("message_id", "not a message of this room"))?;
     if advance(&state, &room_id, &user.id, &req.message_id, created_at).await? {
-        let data = serde_json::json!({
-            "room_id": room_id, "user_id": user.id,
-            "message_id": req.message_id, "read_at": now_ms(),
-        });
-        let event = Event::new("message.read", data);
+        let event = events::message_read(&room_id, &user.id, &req.message_id, now_ms());
         state
             .realtime
             .publish(vec![other, user.id.clone()], event)

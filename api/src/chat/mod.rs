@@ -3,13 +3,13 @@
 //! recipient's sockets get the events through [`crate::realtime`], and a
 //! recipient with no live connection gets a push through the outbox.
 
-pub mod image_size;
 pub mod messages;
 pub mod rooms;
 
-use crate::error::ApiError;
-use crate::state::AppState;
-use sori_pipeline::Db;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
+use crate::model::rules::not_blocked;
+use sori_db::Db;
 use utoipa_axum::router::OpenApiRouter;
 
 /// Room and message routes, merged by [`crate::app`].
@@ -41,7 +41,7 @@ pub async fn writable_peer(db: &Db, room_id: &str, sender: &str) -> Result<Strin
          FROM chat_members me JOIN chat_members o \
          ON o.room_id = me.room_id AND o.user_id <> me.user_id \
          WHERE me.room_id = $1 AND me.user_id = $2",
-        crate::social::not_blocked("me.user_id", "o.user_id")
+        not_blocked("me.user_id", "o.user_id")
     );
     let peer: Option<(String, i64)> = sqlx::query_as(&sql)
         .bind(room_id)
@@ -53,18 +53,4 @@ pub async fn writable_peer(db: &Db, room_id: &str, sender: &str) -> Result<Strin
         Some((_, 1)) => Err(ApiError::Forbidden),
         Some((other, _)) => Ok(other),
     }
-}
-
-/// Whether `user_id` is a member of a room where `media_id` was sent: who
-/// may play or view chat media besides its owner.
-pub async fn can_see_media(db: &Db, media_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
-    let found: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM messages m JOIN chat_members cm ON cm.room_id = m.room_id \
-         WHERE m.media_id = $1 AND cm.user_id = $2",
-    )
-    .bind(media_id)
-    .bind(user_id)
-    .fetch_one(db.pool())
-    .await?;
-    Ok(found > 0)
 }

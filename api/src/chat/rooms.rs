@@ -6,13 +6,15 @@
 //! under a unique key, inserted with `ON CONFLICT DO NOTHING`, then read
 //! back, so two users creating their room at once get the same one.
 
-use super::messages::{MessageItem, MessageRow, SELECT_MESSAGES, UNREAD};
-use crate::accounts::find_user;
-use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
-use crate::pagination::{Cursor, Page, PageQuery};
-use crate::state::AppState;
-use crate::validation::{JsonBody, QueryParams};
+use super::messages::UNREAD;
+use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::pagination::{Cursor, Page, PageQuery};
+use crate::core::state::AppState;
+use crate::core::validation::{JsonBody, QueryParams};
+use crate::model::messages::{MessageItem, MessageRow, SELECT_MESSAGES};
+use crate::model::rules::blocked_either_way;
+use crate::model::users::require_user;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -156,8 +158,8 @@ async fn open_room(
             "you cannot chat with yourself",
         ));
     }
-    find_user(&state.db, &req.user_id).await?;
-    if crate::social::blocked_either_way(&state.db, &user.id, &req.user_id).await? {
+    require_user(&state.db, &req.user_id).await?;
+    if blocked_either_way(&state.db, &user.id, &req.user_id).await? {
         return Err(ApiError::Forbidden);
     }
     let (room_id, created) = get_or_create(&state, &user.id, &req.user_id).await?;

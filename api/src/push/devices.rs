@@ -8,16 +8,16 @@
 //! most [`MAX_DEVICES`]; registering one more forgets the least recently
 //! registered.
 
-use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
-use crate::validation::{Checks, JsonBody};
+use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::state::AppState;
+use crate::core::validation::{Checks, JsonBody};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use sori_db::Db;
 use sori_pipeline::clock::now_ms;
-use sori_pipeline::Db;
 use sqlx::Row;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

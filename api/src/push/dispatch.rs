@@ -16,12 +16,12 @@
 
 use super::fcm::{self, Content};
 use super::{DeviceTarget, PushRequest, PushSender, SendError};
-use crate::metrics::Metrics;
+use crate::core::metrics::Metrics;
 use futures_util::{FutureExt, StreamExt};
 use prometheus_client::metrics::counter::Counter;
 use rand::Rng;
+use sori_db::Db;
 use sori_pipeline::clock::{millis, now_ms};
-use sori_pipeline::Db;
 use sqlx::Row;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

@@ -6,27 +6,28 @@
 //! pub/sub: counts are lost or doubled when a process dies or a notification
 //! is missed, and a newly started process could not learn them; a row per
 //! connection with an expiry is self-healing — a crashed process's
-//! connections simply expire within [`super::WsConfig::presence_ttl`] — and
+//! connections simply expire within [`crate::core::realtime::WsConfig::presence_ttl`] — and
 //! one indexed query answers "online?" from any process, including the
 //! message route deciding whether to push. The cost is one small write per
 //! connection per ping interval, and those are batched: a pong only marks its
-//! connection in [`Heartbeats`], and every [`super::WsConfig::heartbeat_flush`]
+//! connection in [`Heartbeats`], and every [`crate::core::realtime::WsConfig::heartbeat_flush`]
 //! one transaction writes all marked connections (at 2 000 sockets, about one
 //! commit a second instead of two hundred). The flush delay is far inside the
 //! slack the expiry leaves (`presence_ttl` minus one ping interval).
 
-use crate::accounts::find_user;
-use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::realtime::Heartbeats;
+use crate::core::state::AppState;
+use crate::model::dialect::json_strings;
+use crate::model::rules::{blocked_either_way, live_connection};
+use crate::model::users::require_user;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
+use sori_db::Db;
 use sori_pipeline::clock::now_ms;
-use sori_pipeline::Backend;
-use sori_pipeline::Db;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -85,51 +86,20 @@ pub async fn connect(
     Ok(!was_online)
 }
 
-/// The connections of this process that answered a ping since the last
-/// flush (connection id → user id); bounded by the sockets it holds.
-#[derive(Clone, Default)]
-pub struct Heartbeats(Arc<Mutex<HashMap<String, String>>>);
-
-impl Heartbeats {
-    /// Marks a connection alive; written at the next flush.
-    pub fn mark(&self, conn_id: &str, user_id: &str) {
-        self.lock().insert(conn_id.to_owned(), user_id.to_owned());
-    }
-
-    /// Drops a closed connection's pending heartbeat.
-    pub fn forget(&self, conn_id: &str) {
-        self.lock().remove(conn_id);
-    }
-
-    fn take(&self) -> HashMap<String, String> {
-        std::mem::take(&mut *self.lock())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        // The map holds no invariant a panicking holder could break.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Writes the marked connections every `every`, for as long as the
-    /// process runs; a failed write puts its beats back for the next try.
-    pub async fn flush_forever(self, db: Db, every: Duration, ttl: Duration) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let beats = self.take();
-            if beats.is_empty() {
-                continue;
-            }
-            if let Err(e) = write_heartbeats(&db, &beats, ttl).await {
-                tracing::warn!(error = %e, connections = beats.len(), "cannot record heartbeats");
-                let mut pending = self.lock();
-                for (conn, user) in beats {
-                    pending.entry(conn).or_insert(user);
-                }
-            }
+/// Writes the connections marked in `heartbeats` every `every`, for as long
+/// as the process runs; a failed write puts its beats back for the next try.
+pub async fn flush_heartbeats(heartbeats: Heartbeats, db: Db, every: Duration, ttl: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let beats = heartbeats.take();
+        if beats.is_empty() {
+            continue;
+        }
+        if let Err(e) = write_heartbeats(&db, &beats, ttl).await {
+            tracing::warn!(error = %e, connections = beats.len(), "cannot record heartbeats");
+            heartbeats.restore(beats);
         }
     }
 }
@@ -166,15 +136,6 @@ async fn write_heartbeats(
     tx.commit().await
 }
 
-/// SQL: the strings of the JSON array bound at `param`, as a one-column
-/// (`value`) subquery.
-fn json_strings(backend: Backend, param: &str) -> String {
-    match backend {
-        Backend::Postgres => format!("SELECT json_array_elements_text({param}::json) AS value"),
-        Backend::Sqlite => format!("SELECT value FROM json_each({param})"),
-    }
-}
-
 /// Removes a connection; true when it was the user's last live one.
 pub async fn disconnect(db: &Db, conn_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
     let now = now_ms();
@@ -196,12 +157,6 @@ async fn seen(db: &Db, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
     .execute(db.pool())
     .await?;
     Ok(())
-}
-
-/// SQL: the user `user` (an SQL expression) has a live connection on any
-/// process at time `at`; what "online" means wherever a statement asks.
-pub fn live_connection(user: &str, at: &str) -> String {
-    format!("EXISTS (SELECT 1 FROM ws_connections WHERE user_id = {user} AND expires_at > {at})")
 }
 
 /// The users who share a room with `user_id`: those told of their presence.
@@ -254,8 +209,8 @@ async fn get_presence(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Presence>, ApiError> {
-    find_user(&db, &id).await?;
-    if crate::social::blocked_either_way(&db, &user.id, &id).await? {
+    require_user(&db, &id).await?;
+    if blocked_either_way(&db, &user.id, &id).await? {
         return Err(ApiError::NotFound);
     }
     Ok(Json(status(&db, &id).await?))

@@ -8,10 +8,12 @@
 //! (a send blocked that long, or its queue full), is dropped, and with its
 //! last connection the user goes offline.
 
-use super::{presence, Event, WsConfig};
-use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use super::{listener, presence};
+use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::realtime::{Event, WsConfig};
+use crate::core::sessions::Sessions;
+use crate::core::state::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 
 /// Bytes buffered per socket for reading and for writing.
@@ -24,7 +26,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use sori_pipeline::Db;
+use sori_db::Db;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant, MissedTickBehavior};
@@ -42,7 +44,7 @@ pub struct WsUser(pub AuthUser);
 impl<S> FromRequestParts<S> for WsUser
 where
     Db: FromRef<S>,
-    crate::auth::Sessions: FromRef<S>,
+    Sessions: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -79,7 +81,8 @@ async fn ws(
     WsUser(user): WsUser,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    state.realtime.ensure_started(&state).await?;
+    let start = || listener::start(state.clone());
+    state.realtime.ensure_started(start).await?;
     // Clients only answer pings and close: small buffers instead of the
     // 128 KiB read buffer tungstenite gives each connection by default.
     let upgrade = upgrade

@@ -7,33 +7,20 @@
 //! a block check of its own: the feed only shows followed authors, and no
 //! follow can exist (or be created) across a block.
 
-use crate::accounts::require_user;
-use crate::auth::{self, AuthUser};
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::state::AppState;
+use crate::core::time;
+use crate::model::users::require_user;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use sori_pipeline::Db;
+use sori_db::Db;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// Block routes, merged by [`super::router`].
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(block, unblock))
-}
-
-/// Whether either user blocks the other: every interaction between them
-/// (follow, like, comment, message, seeing posts) is refused when true.
-pub async fn blocked_either_way(db: &Db, a: &str, b: &str) -> Result<bool, sqlx::Error> {
-    let found: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2) \
-         OR (blocker_id = $2 AND blocked_id = $1)",
-    )
-    .bind(a)
-    .bind(b)
-    .fetch_one(db.pool())
-    .await?;
-    Ok(found > 0)
 }
 
 /// The user to block or unblock must exist and not be the caller.
@@ -68,7 +55,7 @@ async fn block(
     )
     .bind(&user.id)
     .bind(&id)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await?;
     sqlx::query(

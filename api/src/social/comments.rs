@@ -9,20 +9,23 @@
 //! row actually changed. A comment notifies the post's author, and each user
 //! it `@mentions`, in that same transaction.
 
-use super::notifications::{mention_targets, notify, tell, Notice};
-use super::{oldest_first, post_for_action, user_visible};
-use crate::auth::{self, AuthUser};
-use crate::error::{on_unique, ApiError, Problem};
-use crate::media_urls::{ClipUrls, UrlSigner};
-use crate::pagination::{Cursor, Page, PageQuery};
-use crate::posts::{parse_bars, Author};
-use crate::state::AppState;
-use crate::validation::{self, JsonBody, QueryParams};
+use super::{oldest_first, post_for_action};
+use crate::core::error::{on_unique, ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::media_urls::{ClipUrls, UrlSigner};
+use crate::core::pagination::{Cursor, Page, PageQuery};
+use crate::core::state::AppState;
+use crate::core::time;
+use crate::core::validation::{self, JsonBody, QueryParams};
+use crate::effects::notifications::{mention_targets, notify, tell, Notice};
+use crate::model::media::parse_bars;
+use crate::model::rules::user_visible;
+use crate::model::users::Author;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sori_pipeline::Db;
+use sori_db::Db;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -273,7 +276,7 @@ async fn create(
     .bind(&user.id)
     .bind(&text)
     .bind(&media_id)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await
     .map_err(|e| on_unique(e, attached))?;

@@ -6,20 +6,20 @@
 //! follow notifies the followed user in the same transaction, once per
 //! follower (re-following writes no second notification).
 
-use super::notifications::{notify, tell, Notice};
-use super::{author_page, blocked_either_way, user_visible, AuthorRow};
-use crate::accounts::require_user;
-use crate::auth::{self, AuthUser};
-use crate::error::{ApiError, Problem};
-use crate::pagination::{Page, PageQuery};
-use crate::posts::Author;
-use crate::realtime::Realtime;
-use crate::state::AppState;
-use crate::validation::QueryParams;
+use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::pagination::{Page, PageQuery};
+use crate::core::realtime::Realtime;
+use crate::core::state::AppState;
+use crate::core::time;
+use crate::core::validation::QueryParams;
+use crate::effects::notifications::{notify, tell, Notice};
+use crate::model::rules::{blocked_either_way, user_visible};
+use crate::model::users::{author_page, require_user, Author, AuthorRow};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use sori_pipeline::Db;
+use sori_db::Db;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -69,7 +69,7 @@ async fn follow(
     )
     .bind(&user.id)
     .bind(&id)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await?
     .rows_affected();

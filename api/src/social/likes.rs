@@ -9,15 +9,16 @@
 //! The transaction starts with its write, so SQLite takes the write lock
 //! first and waits its busy timeout rather than failing a stale snapshot.
 
-use super::notifications::{notify, tell, Notice};
 use super::post_for_action;
-use crate::auth::{self, AuthUser};
-use crate::error::{ApiError, Problem};
-use crate::realtime::Realtime;
-use crate::state::AppState;
+use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::realtime::Realtime;
+use crate::core::state::AppState;
+use crate::core::time;
+use crate::effects::notifications::{notify, tell, Notice};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use sori_pipeline::Db;
+use sori_db::Db;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -54,7 +55,7 @@ async fn like(
     )
     .bind(&id)
     .bind(&user.id)
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -2,9 +2,9 @@
 //! likes, comments, blocks, reports, search, plays and notifications, one
 //! module each, merged by [`router`].
 //!
-//! The rules every module shares live here: who may act on a post
-//! ([`post_for_action`]), the block and removal filters as SQL
-//! ([`not_blocked`], [`user_visible`]), the admin check, and oldest-first pages.
+//! The rules these modules share live here: who may act on a post
+//! ([`post_for_action`]), the admin check, and oldest-first pages; the block
+//! and removal filters other resources use too are [`crate::model::rules`].
 
 pub mod blocks;
 pub mod comments;
@@ -15,14 +15,13 @@ pub mod plays;
 pub mod reports;
 pub mod search;
 
-use crate::error::ApiError;
-use crate::pagination::{Cursor, Page, PageQuery};
-use crate::posts::Author;
-use crate::state::AppState;
-use sori_pipeline::Db;
+use crate::core::error::ApiError;
+use crate::core::pagination::{Cursor, PageQuery};
+use crate::core::state::AppState;
+use sori_db::Db;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use blocks::blocked_either_way;
+use crate::model::rules::blocked_either_way;
 
 /// Every social route, merged by [`crate::app`].
 pub fn router() -> OpenApiRouter<AppState> {
@@ -35,56 +34,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(search::router())
         .merge(plays::router())
         .merge(notifications::router())
-}
-
-/// SQL: no block between the users `a` and `b` (columns or parameters), in
-/// either direction. Two probes of the `blocks` primary key, rather than one
-/// `OR`, so each stays a single index lookup on both backends.
-pub fn not_blocked(a: &str, b: &str) -> String {
-    format!(
-        "NOT EXISTS (SELECT 1 FROM blocks bk WHERE bk.blocker_id = {a} AND bk.blocked_id = {b}) \
-         AND NOT EXISTS (SELECT 1 FROM blocks bk WHERE bk.blocker_id = {b} AND bk.blocked_id = {a})"
-    )
-}
-
-/// SQL: the user row aliased `alias` is shown to `viewer`: not removed by a
-/// moderator, and no block between them.
-pub fn user_visible(alias: &str, viewer: &str) -> String {
-    format!(
-        "{alias}.hidden_at IS NULL AND {}",
-        not_blocked(viewer, &format!("{alias}.id"))
-    )
-}
-
-/// A person in a list of people (followers, search results), with the time
-/// the list is ordered by (when they followed, when they signed up).
-#[derive(sqlx::FromRow)]
-pub(crate) struct AuthorRow {
-    id: String,
-    handle: String,
-    display_name: String,
-    created_at: i64,
-}
-
-/// A page of people from up to `limit + 1` [`AuthorRow`]s in list order.
-pub(crate) fn author_page(rows: Vec<AuthorRow>, limit: u32) -> Page<Author> {
-    let page = Page::from_rows(rows, limit, |r| Cursor {
-        created_at: r.created_at,
-        id: r.id.clone(),
-    });
-    let items = page
-        .items
-        .into_iter()
-        .map(|r| Author {
-            id: r.id,
-            handle: r.handle,
-            display_name: r.display_name,
-        })
-        .collect();
-    Page {
-        items,
-        next_cursor: page.next_cursor,
-    }
 }
 
 /// A post someone wants to act on (like, comment, play).

@@ -3,13 +3,14 @@
 //! moves in the same transaction, only when that row was new — as likes do.
 
 use super::post_for_action;
-use crate::auth::{self, AuthUser};
-use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::state::AppState;
+use crate::core::time;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
-use sori_pipeline::Db;
+use sori_db::Db;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -47,7 +48,7 @@ async fn play(
     if post_for_action(&db, &user.id, &id).await?.blocked {
         return Err(ApiError::NotFound);
     }
-    let now = auth::now_ms();
+    let now = time::now_ms();
     let mut tx = db.pool().begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO plays (post_id, user_id, day, created_at) VALUES ($1, $2, $3, $4) \

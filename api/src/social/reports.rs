@@ -11,16 +11,18 @@
 
 use super::comments::uncount;
 use super::{oldest_first, require_admin};
-use crate::auth::{self, AuthUser};
-use crate::error::{on_unique, ApiError, FieldError, Problem};
-use crate::pagination::{Cursor, Page, PageQuery};
-use crate::state::AppState;
-use crate::validation::{self, JsonBody, QueryParams};
+use crate::core::error::{on_unique, ApiError, FieldError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::pagination::{Cursor, Page, PageQuery};
+use crate::core::sessions::Sessions;
+use crate::core::state::AppState;
+use crate::core::time;
+use crate::core::validation::{self, JsonBody, QueryParams};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sori_pipeline::Db;
+use sori_db::Db;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -157,7 +159,7 @@ async fn create(
     .bind(&req.target_id)
     .bind(&req.reason)
     .bind(req.details.trim())
-    .bind(auth::now_ms())
+    .bind(time::now_ms())
     .execute(db.pool())
     .await
     .map_err(|e| {
@@ -233,7 +235,7 @@ pub struct Resolve {
     ))]
 async fn resolve(
     State(db): State<Db>,
-    State(sessions): State<auth::Sessions>,
+    State(sessions): State<Sessions>,
     user: AuthUser,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<Resolve>,
@@ -248,7 +250,7 @@ async fn resolve(
     if report.state != "open" {
         return Err(already_resolved());
     }
-    let now = auth::now_ms();
+    let now = time::now_ms();
     let mut tx = db.pool().begin().await?;
     let closed = sqlx::query(
         "UPDATE reports SET state = $1, resolved_by = $2, resolved_at = $3 \

@@ -19,20 +19,18 @@
 //! Users come newest first by sign-up; removed users and users with a block
 //! to the caller are left out, as are their posts.
 
-use super::{author_page, user_visible, AuthorRow};
-use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
-use crate::feed::tag_page;
-use crate::pagination::{Page, PageQuery};
-use crate::posts::{Author, PostItem};
-use crate::state::AppState;
-use crate::validation::{self, QueryParams};
+use crate::core::error::{ApiError, Problem};
+use crate::core::extractors::AuthUser;
+use crate::core::pagination::{Page, PageQuery};
+use crate::core::state::AppState;
+use crate::core::validation::{self, QueryParams};
+use crate::model::posts::{tag_page, PostItem};
+use crate::model::rules::user_visible;
+use crate::model::users::{author_page, fold, Author, AuthorRow};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::UnicodeNormalization;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -40,15 +38,6 @@ use utoipa_axum::routes;
 /// The search route, merged by [`super::router`].
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(search))
-}
-
-/// The form names are stored and searched in: compatibility-decomposed,
-/// combining marks dropped, lowercased ("Élodie" and "elodie" match).
-pub fn fold(text: &str) -> String {
-    text.nfkd()
-        .filter(|c| !is_combining_mark(*c))
-        .collect::<String>()
-        .to_lowercase()
 }
 
 /// Longest query, in characters.
@@ -150,17 +139,4 @@ async fn users(
         .fetch_all(state.db.pool())
         .await?;
     Ok(author_page(rows, limit))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fold;
-
-    #[test]
-    fn folding_drops_case_and_accents() {
-        assert_eq!(fold("Élodie"), "elodie");
-        assert_eq!(fold("JOSÉ_Ñ"), "jose_n");
-        assert_eq!(fold("ﬁne"), "fine");
-        assert_eq!(fold("東京"), "東京");
-    }
 }

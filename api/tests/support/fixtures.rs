@@ -53,13 +53,15 @@ impl Api {
     }
 
     /// As [`Api::many_users`], with one precomputed `password_hash` for all
-    /// of them (from `sori_api::auth::hash_password`), so they can log in.
+    /// of them (from `sori_api::core::passwords::hash_password`), so they can log in.
     pub async fn users_with_hash(&self, prefix: &str, n: usize, password_hash: &str) -> Vec<User> {
         let mut users = Vec::with_capacity(n);
         for i in 0..n {
             let handle = format!("{prefix}{i}");
             let id = self.user_row(&handle, password_hash).await;
-            let issued = sori_api::auth::issue_token(&self.t.db, &id).await.unwrap();
+            let issued = sori_api::core::sessions::issue_token(&self.t.db, &id)
+                .await
+                .unwrap();
             users.push(User {
                 id,
                 handle,

@@ -5,7 +5,7 @@
 //! `(created_at DESC, id DESC)` order and fetches one row more than the limit
 //! to learn whether another page exists; no list ever uses OFFSET.
 
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};

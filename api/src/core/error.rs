@@ -204,3 +204,19 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// A documented `application/problem+json` answer (for the OpenAPI
+/// modifiers that add the problems every route can answer with).
+pub(crate) fn problem_response(
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::response::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/problem+json", content)
+        .build()
+        .into()
+}

@@ -1,6 +1,5 @@
 //! Prometheus metrics: one registry per process, rendered at `/metrics`.
 
-use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -9,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -36,7 +35,7 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     pub http_requests: Family<RouteLabels, Counter>,
     pub http_duration: Family<RouteOnly, Histogram>,
-    /// Feed pages served from memory or read from the database ([`crate::cache`]).
+    /// Feed pages served from memory or read from the database ([`crate::core::cache`]).
     pub feed_cache: Family<CacheResult, Counter>,
 }
 
@@ -104,7 +103,11 @@ impl Metrics {
 
 /// Middleware counting requests and timing them by matched route (not raw path,
 /// so ids do not explode the label set).
-pub async fn track_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track_requests(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -113,15 +116,13 @@ pub async fn track_requests(State(state): State<AppState>, req: Request, next: N
     let method = req.method().to_string();
     let started = Instant::now();
     let response = next.run(req).await;
-    state
-        .metrics
+    metrics
         .http_duration
         .get_or_create(&RouteOnly {
             route: route.clone(),
         })
         .observe(started.elapsed().as_secs_f64());
-    state
-        .metrics
+    metrics
         .http_requests
         .get_or_create(&RouteLabels {
             method,

@@ -1,16 +1,18 @@
 //! The application state every handler can reach.
 
-use crate::auth::{CreationLimits, LoginLimiter, Sessions};
-use crate::cache::{CacheConfig, FeedPages, TtlCache};
-use crate::media_urls::{self, MediaUrls};
-use crate::metrics::Metrics;
-use crate::realtime::Realtime;
+use crate::core::cache::{CacheConfig, FeedPages};
+use crate::core::limits::{CreationLimits, LoginLimiter};
+use crate::core::media_urls::{self, MediaUrls};
+use crate::core::metrics::Metrics;
+use crate::core::realtime::Realtime;
+use crate::core::sessions::Sessions;
+use crate::core::ttl_cache::TtlCache;
 use axum::extract::FromRef;
+use sori_db::Db;
 use sori_pipeline::media::MediaEvents;
 use sori_pipeline::metrics::{MetricSink, PipelineMetrics};
 use sori_pipeline::queue::JobQueue;
 use sori_pipeline::store::ObjectStore;
-use sori_pipeline::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,9 +39,9 @@ pub struct AppState {
     pub media_events: MediaEvents,
     /// Live sockets of this process, and the fanout between processes.
     pub realtime: Realtime,
-    /// Token hash → session, for a few seconds ([`crate::cache`]).
+    /// Token hash → session, for a few seconds ([`crate::core::cache`]).
     pub sessions: Sessions,
-    /// Viewer → their recently served feed pages ([`crate::cache`]).
+    /// Viewer → their recently served feed pages ([`crate::core::cache`]).
     pub feed_pages: Arc<FeedPages>,
     /// The bearer token `/metrics` asks for (`SORI_METRICS_TOKEN`); `None`: open.
     pub metrics_token: Option<Arc<str>>,
@@ -137,6 +139,12 @@ impl FromRef<AppState> for Realtime {
 impl FromRef<AppState> for Sessions {
     fn from_ref(state: &AppState) -> Self {
         state.sessions.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<FeedPages> {
+    fn from_ref(state: &AppState) -> Self {
+        state.feed_pages.clone()
     }
 }
 

@@ -3,7 +3,7 @@
 //! possible), a [`Checks`] collector for 422 answers, and the field rules
 //! shared by the routes (handles, names, passwords, captions, tags).
 
-use crate::error::{ApiError, FieldError};
+use crate::core::error::{ApiError, FieldError};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;

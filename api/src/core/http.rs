@@ -7,8 +7,8 @@
 //! compression sits outside the ETag so the ETag is computed on the
 //! uncompressed JSON (hence weak: one tag for the plain and gzip encodings).
 
-use crate::error::ApiError;
-use crate::validation::JSON_LIMIT;
+use crate::core::error::ApiError;
+use crate::core::validation::JSON_LIMIT;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};

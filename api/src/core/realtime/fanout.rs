@@ -22,7 +22,7 @@
 
 use super::Event;
 use serde::{Deserialize, Serialize};
-use sori_pipeline::Db;
+use sori_db::Db;
 use tokio::sync::{broadcast, mpsc};
 
 /// The NOTIFY channel every API process listens on.

@@ -17,7 +17,7 @@
 //! same URL for a while and caches keyed on the URL hit; see
 //! [`UrlExpiry::windowed`].
 
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 use serde::Serialize;
 use sori_codecs::OutputFormat;
 use sori_pipeline::clock::now_ms;

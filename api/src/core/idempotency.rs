@@ -23,18 +23,18 @@
 //! The reservation is a row inserted under the table's primary key, so two
 //! concurrent first requests cannot both run: one inserts, the other sees it.
 
-use crate::auth::AuthUser;
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::validation::JSON_LIMIT;
+use crate::core::error::ApiError;
+use crate::core::extractors::AuthUser;
+use crate::core::state::AppState;
+use crate::core::validation::JSON_LIMIT;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use sori_db::Db;
 use sori_pipeline::clock::{millis, now_ms};
-use sori_pipeline::Db;
 use std::time::Duration;
 
 /// The request header.
@@ -337,7 +337,7 @@ impl utoipa::Modify for Documented {
                 .responses
                 .entry("409".to_owned())
                 .or_insert_with(|| {
-                    crate::problem_response(
+                    crate::core::error::problem_response(
                         "A request with this Idempotency-Key is still being processed",
                     )
                 });

@@ -10,22 +10,18 @@
 //! a value read from the database before a `forget` is never stored after it
 //! (generations).
 
-use crate::auth::{self, Session};
-use crate::state::AppState;
+use crate::core::error::ApiError;
+use crate::core::sessions::{self, Session, Sessions};
+use crate::core::ttl_cache::TtlCache;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
-use std::hash::BuildHasher;
+use sori_db::Db;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Lock shards: enough that concurrent requests rarely wait on each other.
-const SHARDS: usize = 32;
 
 /// How long entries live and how many there may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,129 +56,6 @@ impl CacheConfig {
         }
     }
 }
-
-struct Entry<V> {
-    stored: Instant,
-    value: V,
-}
-
-/// One lock's worth of entries, and how many times one of them was forgotten.
-struct Shard<V> {
-    entries: HashMap<String, Entry<V>>,
-    /// Bumped by every [`TtlCache::forget`] of a key in this shard;
-    /// [`TtlCache::store`] refuses a value read under an older generation.
-    generation: u64,
-}
-
-/// A sharded map from string keys to values that expire `ttl` after being stored.
-pub struct TtlCache<V> {
-    shards: Box<[Mutex<Shard<V>>]>,
-    hasher: RandomState,
-    ttl: Duration,
-    per_shard: usize,
-}
-
-impl<V: Clone> TtlCache<V> {
-    /// A cache of about `capacity` entries; a zero `ttl` stores nothing.
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        entries: HashMap::new(),
-                        generation: 0,
-                    })
-                })
-                .collect(),
-            hasher: RandomState::new(),
-            ttl,
-            per_shard: capacity.div_ceil(SHARDS).max(1),
-        }
-    }
-
-    pub fn is_enabled(&self) -> bool {
-        !self.ttl.is_zero()
-    }
-
-    /// Take this before reading what will be stored under `key`, and pass it
-    /// to [`TtlCache::store`]. Counted per shard, so forgetting one key
-    /// rarely refuses the store of another.
-    pub fn generation(&self, key: &str) -> u64 {
-        self.shard(key).generation
-    }
-
-    /// The value stored under `key`, unless it has expired.
-    pub fn get(&self, key: &str) -> Option<V> {
-        if !self.is_enabled() {
-            return None;
-        }
-        let shard = self.shard(key);
-        let entry = shard.entries.get(key)?;
-        (entry.stored.elapsed() < self.ttl).then(|| entry.value.clone())
-    }
-
-    /// Stores what `merge` makes of the current fresh value (if any), unless
-    /// `key` was forgotten since `generation` was taken.
-    pub fn store(&self, key: &str, generation: u64, merge: impl FnOnce(Option<&V>) -> V) {
-        if !self.is_enabled() {
-            return;
-        }
-        let mut shard = self.shard(key);
-        if shard.generation != generation {
-            return;
-        }
-        let now = Instant::now();
-        let fresh = shard
-            .entries
-            .get(key)
-            .filter(|e| now.duration_since(e.stored) < self.ttl);
-        let value = merge(fresh.map(|e| &e.value));
-        if !shard.entries.contains_key(key) {
-            self.make_room(&mut shard.entries, now);
-        }
-        shard
-            .entries
-            .insert(key.to_owned(), Entry { stored: now, value });
-    }
-
-    /// Drops `key`'s entry, and keeps any read already under way from storing
-    /// what it read before this call.
-    pub fn forget(&self, key: &str) {
-        if !self.is_enabled() {
-            return;
-        }
-        let mut shard = self.shard(key);
-        shard.generation += 1;
-        shard.entries.remove(key);
-    }
-
-    fn shard_index(&self, key: &str) -> usize {
-        self.hasher.hash_one(key) as usize % self.shards.len()
-    }
-
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard<V>> {
-        let index = self.shard_index(key);
-        // A panic elsewhere while holding the lock leaves a map that is still
-        // consistent (every operation is a single insert or remove).
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Expired entries go first; if the shard is still full, an arbitrary one.
-    fn make_room(&self, entries: &mut HashMap<String, Entry<V>>, now: Instant) {
-        if entries.len() < self.per_shard {
-            return;
-        }
-        entries.retain(|_, e| now.duration_since(e.stored) < self.ttl);
-        if entries.len() >= self.per_shard {
-            if let Some(victim) = entries.keys().next().cloned() {
-                entries.remove(&victim);
-            }
-        }
-    }
-}
-
 /// A JSON answer serialized once, with its ETag, served as often as it is asked for.
 #[derive(Debug, Clone)]
 pub struct CachedJson {
@@ -191,11 +64,10 @@ pub struct CachedJson {
 }
 
 impl CachedJson {
-    pub fn new(value: &impl serde::Serialize) -> Result<Self, crate::error::ApiError> {
-        let body = Bytes::from(
-            serde_json::to_vec(value).map_err(|e| crate::error::ApiError::Internal(Box::new(e)))?,
-        );
-        let etag = crate::http::etag_of(&body);
+    pub fn new(value: &impl serde::Serialize) -> Result<Self, ApiError> {
+        let body =
+            Bytes::from(serde_json::to_vec(value).map_err(|e| ApiError::Internal(Box::new(e)))?);
+        let etag = crate::core::http::etag_of(&body);
         Ok(Self { body, etag })
     }
 }
@@ -327,16 +199,26 @@ impl FeedPages {
 /// caller, forgets the caller's cached feed pages: whatever the write was (a
 /// post, a like, a follow, a comment…), their next read sees it. One place
 /// for every route, present and future.
-pub async fn forget_writer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+///
+/// Generic over the state (anything holding the database, the sessions and
+/// the feed pages), so this module needs nothing above it.
+pub async fn forget_writer<S>(State(state): State<S>, req: Request, next: Next) -> Response
+where
+    Db: FromRef<S>,
+    Sessions: FromRef<S>,
+    Arc<FeedPages>: FromRef<S>,
+{
+    let feed_pages = Arc::<FeedPages>::from_ref(&state);
     let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let token = (!reads && state.feed_pages.is_enabled())
-        .then(|| auth::request_token(req.headers()))
+    let token = (!reads && feed_pages.is_enabled())
+        .then(|| sessions::request_token(req.headers()))
         .flatten();
     let response = next.run(req).await;
     if let Some(token) = token {
         if response.status().is_success() {
-            if let Some(Session { user_id, .. }) = auth::session(&state, &token).await {
-                state.feed_pages.forget(&user_id);
+            let (db, cache) = (Db::from_ref(&state), Sessions::from_ref(&state));
+            if let Some(Session { user_id, .. }) = sessions::session(&db, &cache, &token).await {
+                feed_pages.forget(&user_id);
             }
         }
     }
@@ -346,7 +228,7 @@ pub async fn forget_writer(State(state): State<AppState>, req: Request, next: Ne
 /// Forgets the owner's cached feed pages whenever one of their media is
 /// processed (`sori serve`, whose worker pool runs in the process), so a feed
 /// fetched after the `media.ready` event no longer shows the post processing.
-/// Events relayed from other processes do the same in [`crate::realtime`].
+/// Events relayed from other processes do the same in [`crate::realtime::listener`].
 pub async fn forget_processed(
     mut events: tokio::sync::broadcast::Receiver<sori_pipeline::media::MediaEvent>,
     feed_pages: Arc<FeedPages>,
@@ -364,45 +246,6 @@ pub async fn forget_processed(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entries_expire_and_zero_ttl_stores_nothing() {
-        let cache = TtlCache::new(Duration::from_millis(30), 10);
-        cache.store("a", cache.generation("a"), |_| 1);
-        assert_eq!(cache.get("a"), Some(1));
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(cache.get("a"), None);
-
-        let off = TtlCache::new(Duration::ZERO, 10);
-        off.store("a", off.generation("a"), |_| 1);
-        assert_eq!(off.get("a"), None);
-    }
-
-    #[test]
-    fn a_read_older_than_a_forget_is_not_stored() {
-        let cache = TtlCache::new(Duration::from_secs(60), 10);
-        let before = cache.generation("a");
-        cache.forget("a");
-        cache.store("a", before, |_| "stale");
-        assert_eq!(cache.get("a"), None);
-        cache.store("a", cache.generation("a"), |_| "fresh");
-        assert_eq!(cache.get("a"), Some("fresh"));
-    }
-
-    #[test]
-    fn capacity_is_bounded() {
-        let cache = TtlCache::new(Duration::from_secs(60), SHARDS * 2);
-        for i in 0..10_000 {
-            let key = i.to_string();
-            cache.store(&key, cache.generation(&key), |_| i);
-        }
-        let total: usize = cache
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap().entries.len())
-            .sum();
-        assert!(total <= SHARDS * 2, "{total} entries");
-    }
 
     fn body(lookup: Lookup) -> Option<(Bytes, bool)> {
         match lookup {

@@ -1,0 +1,169 @@
+//! Bearer tokens and the sessions they stand for: random tokens stored as
+//! SHA-256 hashes with an expiry, looked up through a short-lived in-memory
+//! cache ([`Sessions`], see [`crate::core::cache`]) and revoked at logout.
+
+use crate::core::error::ApiError;
+use crate::core::time::now_ms;
+use crate::core::ttl_cache::TtlCache;
+use axum::http::{header, HeaderMap};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sori_db::Db;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a token stays valid after login.
+pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Random bytes in a token: 256 bits, so guessing is hopeless and a fast
+/// unsalted hash is enough to store it.
+const TOKEN_BYTES: usize = 32;
+/// The stored form of a token: hex SHA-256, so a database leak yields no usable token.
+pub(crate) fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A freshly issued bearer token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: i64,
+}
+
+/// Creates a token for `user_id` and stores its hash.
+pub async fn issue_token(db: &Db, user_id: &str) -> Result<IssuedToken, ApiError> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let now = now_ms();
+    let expires_at = now + TOKEN_TTL.as_millis() as i64;
+    sqlx::query(
+        "INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash(&token))
+    .bind(user_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(db.pool())
+    .await?;
+    Ok(IssuedToken { token, expires_at })
+}
+
+/// What a token stands for: its user and when it stops working.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub expires_at: i64,
+}
+
+/// The sessions cache of the application state, keyed by token hash.
+pub type Sessions = Arc<TtlCache<Session>>;
+
+/// The session of a token hash: from `sessions` while fresh, else from the
+/// database (then kept). `None` for an unknown or revoked token.
+pub(crate) async fn lookup(
+    db: &Db,
+    sessions: &TtlCache<Session>,
+    hash: &str,
+) -> Result<Option<Session>, ApiError> {
+    if let Some(session) = sessions.get(hash) {
+        return Ok(Some(session));
+    }
+    let generation = sessions.generation(hash);
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT user_id, expires_at FROM auth_tokens WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(db.pool())
+            .await?;
+    let session = row.map(|(user_id, expires_at)| Session {
+        user_id,
+        expires_at,
+    });
+    if let Some(session) = &session {
+        sessions.store(hash, generation, |_| session.clone());
+    }
+    Ok(session)
+}
+
+/// The session of a bearer token, if it is known and unexpired; for code
+/// outside the extractor (e.g. [`crate::core::cache::forget_writer`]).
+pub async fn session(db: &Db, sessions: &TtlCache<Session>, token: &str) -> Option<Session> {
+    let session = lookup(db, sessions, &token_hash(token)).await.ok()??;
+    (session.expires_at > now_ms()).then_some(session)
+}
+
+/// Deletes the token whose hash is `hash` (logout), and forgets its cached
+/// session here; other API processes stop accepting it when theirs expires.
+pub(crate) async fn revoke(
+    db: &Db,
+    sessions: &TtlCache<Session>,
+    hash: &str,
+) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM auth_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .execute(db.pool())
+        .await?;
+    sessions.forget(hash);
+    Ok(())
+}
+
+/// Whether the request's `Authorization: Bearer` value is `expected` (a
+/// shared secret such as the metrics token, any format). Compared as SHA-256
+/// digests, so the time taken says nothing about how much of it matched.
+pub fn bearer_is(headers: &HeaderMap, expected: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    given.is_some_and(|given| Sha256::digest(given) == Sha256::digest(expected))
+}
+
+/// The request's well-formed bearer token, if any.
+pub fn request_token(headers: &HeaderMap) -> Option<String> {
+    bearer_token(headers).ok().map(str::to_owned)
+}
+
+/// The request's bearer token, checked for the shape this API issues; 401
+/// when it is missing or malformed.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized(
+            "missing Authorization: Bearer token",
+        ))?;
+    let malformed = ApiError::Unauthorized("malformed Authorization header");
+    let value = value.to_str().map_err(|_| malformed)?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or(ApiError::Unauthorized("malformed Authorization header"))?;
+    let token = token.trim();
+    let well_formed = scheme.eq_ignore_ascii_case("bearer")
+        && URL_SAFE_NO_PAD
+            .decode(token)
+            .is_ok_and(|b| b.len() == TOKEN_BYTES);
+    if well_formed {
+        Ok(token)
+    } else {
+        Err(ApiError::Unauthorized("malformed Authorization header"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_stored_hashed() {
+        let h = token_hash("abc");
+        assert_eq!(h.len(), 64);
+        assert_ne!(h, token_hash("abd"));
+    }
+}

@@ -1,0 +1,17 @@
+//! Cross-resource side effects: what an action causes beyond its own rows,
+//! for other users and other resources. Resources call them with their
+//! transaction (its `&mut AnyConnection`, or their statement's
+//! [`crate::core::sql::Params`]), so an action and its effects are written
+//! together or not at all; socket events go out once it has committed.
+//!
+//! - [`notifications`]: a follow, like, comment or mention notifies its
+//!   target (row in the transaction, event after it).
+//! - [`push`]: a push outbox entry, unless the recipient is online.
+//! - [`events`]: the chat's `message.new` and `message.read` events.
+//!
+//! Imports only [`crate::core`] and [`crate::model`]; `api/tests/module_layers.rs`
+//! checks it.
+
+pub mod events;
+pub mod notifications;
+pub mod push;

@@ -1,0 +1,160 @@
+//! Notifications as the actions that cause them write them: a new follower,
+//! a like, a comment, a mention (`@handle` in a caption or comment). The
+//! list and its read marks are [`crate::social::notifications`].
+//!
+//! Every row is written by [`notify`] inside the transaction of the action
+//! itself, so an action and its notification exist together or not at all;
+//! the recipient's sockets are told once it has committed ([`tell`]). Likes
+//! and follows are told once per actor and target (partial unique indexes
+//! of 0007; [`notify`] inserts with `ON CONFLICT DO NOTHING`).
+
+use crate::core::error::ApiError;
+use crate::core::realtime::{Event, Realtime};
+use crate::core::time;
+use crate::model::rules::blocked_either_way;
+use sori_db::Db;
+use sqlx::AnyConnection;
+
+/// One notification to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Notice<'a> {
+    /// Who is told.
+    pub user_id: &'a str,
+    /// `follow`, `like`, `comment` or `mention`.
+    pub kind: &'a str,
+    /// Who did it.
+    pub actor_id: &'a str,
+    pub post_id: Option<&'a str>,
+    pub comment_id: Option<&'a str>,
+}
+
+impl<'a> Notice<'a> {
+    pub fn new(user_id: &'a str, kind: &'a str, actor_id: &'a str) -> Self {
+        Self {
+            user_id,
+            kind,
+            actor_id,
+            post_id: None,
+            comment_id: None,
+        }
+    }
+
+    pub fn post(mut self, post_id: &'a str) -> Self {
+        self.post_id = Some(post_id);
+        self
+    }
+
+    pub fn comment(mut self, comment_id: &'a str) -> Self {
+        self.comment_id = Some(comment_id);
+        self
+    }
+}
+
+/// A notification written by a transaction, to tell the recipient's live
+/// sockets once that transaction has committed ([`tell`]).
+#[derive(Debug)]
+pub struct Written {
+    user_id: String,
+    event: Event,
+}
+
+/// Writes a notification inside the caller's transaction; a repeat of a
+/// like or follow notification is silently skipped (`None`).
+pub async fn notify(
+    conn: &mut AnyConnection,
+    n: Notice<'_>,
+) -> Result<Option<Written>, sqlx::Error> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = time::now_ms();
+    let inserted = sqlx::query(
+        "INSERT INTO notifications (id, user_id, kind, actor_id, post_id, comment_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(&id)
+    .bind(n.user_id)
+    .bind(n.kind)
+    .bind(n.actor_id)
+    .bind(n.post_id)
+    .bind(n.comment_id)
+    .bind(now)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    let data = serde_json::json!({
+        "id": id, "kind": n.kind, "actor_id": n.actor_id,
+        "post_id": n.post_id, "comment_id": n.comment_id, "created_at": now,
+    });
+    Ok((inserted == 1).then(|| Written {
+        user_id: n.user_id.to_owned(),
+        event: Event::new("notification", data),
+    }))
+}
+
+/// Sends a `notification` event to each recipient's sockets, on any API
+/// process. Call it after the transaction that wrote them has committed.
+pub async fn tell(realtime: &Realtime, written: Vec<Written>) {
+    for w in written {
+        realtime.publish(vec![w.user_id], w.event).await;
+    }
+}
+
+/// Most mentions notified per text, so one caption cannot notify everyone.
+const MAX_MENTIONS: usize = 10;
+
+/// The handles `@mentioned` in `text`, lowercased and deduplicated: `@`
+/// not preceded by a word character, then a valid handle (3–30 letters,
+/// digits, underscores).
+pub fn mentioned_handles(text: &str) -> Vec<String> {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut handles: Vec<String> = Vec::new();
+    let mut previous: Option<char> = None;
+    for (i, c) in text.char_indices() {
+        if c == '@' && !previous.is_some_and(is_word) {
+            let rest = &text[i + 1..];
+            let end = rest.find(|c: char| !is_word(c)).unwrap_or(rest.len());
+            let handle = rest[..end].to_ascii_lowercase();
+            if (3..=30).contains(&handle.len()) && !handles.contains(&handle) {
+                handles.push(handle);
+            }
+        }
+        previous = Some(c);
+    }
+    handles.truncate(MAX_MENTIONS);
+    handles
+}
+
+/// The ids of the users `author` mentions in `text` who should be told:
+/// existing, not removed, not the author, no block either way. Read before
+/// the action's transaction, which then writes one [`notify`] per id.
+pub async fn mention_targets(db: &Db, author: &str, text: &str) -> Result<Vec<String>, ApiError> {
+    let mut ids = Vec::new();
+    for handle in mentioned_handles(text) {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE handle_lower = $1 AND hidden_at IS NULL",
+        )
+        .bind(&handle)
+        .fetch_optional(db.pool())
+        .await?;
+        let Some(id) = id.filter(|id| id != author) else {
+            continue;
+        };
+        if !blocked_either_way(db, author, &id).await? {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentioned_handles;
+
+    #[test]
+    fn mentions_are_handles_after_an_at_sign() {
+        assert_eq!(
+            mentioned_handles("hi @Alice and @bob_2, mail x@carol.com @al @ALICE"),
+            ["alice", "bob_2"]
+        );
+        assert!(mentioned_handles("no mentions here @").is_empty());
+    }
+}

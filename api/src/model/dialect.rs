@@ -1,0 +1,54 @@
+//! The statements that differ between SQLite and PostgreSQL, in one place.
+//! The same SQL serves both databases unless a backend-specific form is
+//! clearly worth it; each variant here says why it is.
+
+use sori_db::Backend;
+
+/// SQL: the strings of the JSON array bound at `param`, as a one-column
+/// (`value`) subquery: one bound array instead of a placeholder per item
+/// (the two databases name their JSON table functions differently).
+pub fn json_strings(backend: Backend, param: &str) -> String {
+    match backend {
+        Backend::Postgres => format!("SELECT json_array_elements_text({param}::json) AS value"),
+        Backend::Sqlite => format!("SELECT value FROM json_each({param})"),
+    }
+}
+
+/// The feed's page of post ids for the viewer `$1`, before the cursor
+/// (`$2` time, `$3` id), at most `$4` of them, newest first. Both forms pick
+/// them from `posts_author_feed` alone (index-only: author, time, id, media
+/// id, hidden). A followed author's post counts once its media is ready,
+/// checked as "not in `media_not_ready`" (a small partial index) rather than
+/// by reading each candidate's media row. Removed posts are skipped by
+/// `hidden_at`, which the index also carries (0007), and removed authors by
+/// one primary-key probe of `users` per followed author, not per post.
+/// PostgreSQL takes at most one page per author (`LATERAL … LIMIT`), bounding a
+/// page by followees × limit index entries; SQLite has no LATERAL and reads
+/// each followed author's index range before the cursor (measured in
+/// `benches/feed-load.sh`).
+pub fn feed_ids(backend: Backend) -> String {
+    let visible = "(p2.author_id = $1 OR NOT EXISTS (SELECT 1 FROM media m2 {HINT} \
+                   WHERE m2.id = p2.media_id AND m2.state <> 'ready'))";
+    let before = "(p2.created_at, p2.id) < ($2, $3) AND p2.hidden_at IS NULL";
+    let author_shown = "NOT EXISTS (SELECT 1 FROM users hu WHERE hu.id = f.followee_id \
+                        AND hu.hidden_at IS NOT NULL)";
+    let newest = "ORDER BY p2.created_at DESC, p2.id DESC LIMIT $4";
+    match backend {
+        Backend::Postgres => format!(
+            "SELECT q.id FROM (SELECT f.followee_id AS author FROM follows f \
+               WHERE f.follower_id = $1 AND {author_shown} UNION ALL SELECT CAST($1 AS TEXT)) a \
+             CROSS JOIN LATERAL (SELECT p2.id, p2.created_at FROM posts p2 \
+               WHERE p2.author_id = a.author AND {before} AND {visible} {newest}) q \
+             ORDER BY q.created_at DESC, q.id DESC LIMIT $4",
+            visible = visible.replace("{HINT}", ""),
+        ),
+        // SQLite's planner would probe media's primary key; the hint names the small index.
+        Backend::Sqlite => format!(
+            "SELECT p2.id FROM posts p2 WHERE {before} AND (p2.author_id = $1 OR \
+               (p2.author_id IN (SELECT f.followee_id FROM follows f \
+                 WHERE f.follower_id = $1 AND {author_shown}) \
+                AND {visible})) {newest}",
+            visible = visible.replace("{HINT}", "INDEXED BY media_not_ready"),
+        ),
+    }
+}

@@ -1,0 +1,69 @@
+//! Who sees what, as SQL fragments every list composes and as the checks
+//! before an action: blocks, moderators' removals, post visibility, chat
+//! media, and being online.
+
+use sori_db::Db;
+
+/// SQL: no block between the users `a` and `b` (columns or parameters), in
+/// either direction. Two probes of the `blocks` primary key, rather than one
+/// `OR`, so each stays a single index lookup on both backends.
+pub fn not_blocked(a: &str, b: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM blocks bk WHERE bk.blocker_id = {a} AND bk.blocked_id = {b}) \
+         AND NOT EXISTS (SELECT 1 FROM blocks bk WHERE bk.blocker_id = {b} AND bk.blocked_id = {a})"
+    )
+}
+
+/// SQL: the user row aliased `alias` is shown to `viewer`: not removed by a
+/// moderator, and no block between them.
+pub fn user_visible(alias: &str, viewer: &str) -> String {
+    format!(
+        "{alias}.hidden_at IS NULL AND {}",
+        not_blocked(viewer, &format!("{alias}.id"))
+    )
+}
+
+/// SQL over the aliases of [`crate::model::posts::SELECT_ITEMS`]: the post
+/// is shown to the viewer `$1` at all — neither it nor its author removed by
+/// a moderator, no block between the viewer and the author (two probes of
+/// the `blocks` key).
+pub fn visible() -> String {
+    format!(
+        "p.hidden_at IS NULL AND u.hidden_at IS NULL AND {}",
+        not_blocked("$1", "p.author_id")
+    )
+}
+
+/// Whether either user blocks the other: every interaction between them
+/// (follow, like, comment, message, seeing posts) is refused when true.
+pub async fn blocked_either_way(db: &Db, a: &str, b: &str) -> Result<bool, sqlx::Error> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2) \
+         OR (blocker_id = $2 AND blocked_id = $1)",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(found > 0)
+}
+
+/// SQL: the user `user` (an SQL expression) has a live connection on any
+/// process at time `at`; what "online" means wherever a statement asks.
+pub fn live_connection(user: &str, at: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM ws_connections WHERE user_id = {user} AND expires_at > {at})")
+}
+
+/// Whether `user_id` is a member of a room where `media_id` was sent: who
+/// may play or view chat media besides its owner.
+pub async fn can_see_media(db: &Db, media_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages m JOIN chat_members cm ON cm.room_id = m.room_id \
+         WHERE m.media_id = $1 AND cm.user_id = $2",
+    )
+    .bind(media_id)
+    .bind(user_id)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(found > 0)
+}
