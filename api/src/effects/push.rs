@@ -90,17 +90,3 @@ pub async fn enqueue(
 ) -> Result<(), sqlx::Error> {
     PushEntry::new(user_id, kind, payload).write(conn).await
 }
-
-/// [`enqueue`], only when `user_id` has no live connection at this moment
-/// (checked in the same statement).
-pub async fn enqueue_unless_online(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    kind: &str,
-    payload: &serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    PushEntry::new(user_id, kind, payload)
-        .unless_online()
-        .write(conn)
-        .await
-}
