@@ -59,12 +59,13 @@ if [ "$mode" = test ]; then
     fi
 fi
 
-# playwright-core for tests/browser_playback.rs, into tests/browser/node_modules
+# playwright-core and axe-core for the browser tests (tests/browser_playback.rs,
+# tests/webapp.rs), into tests/browser/node_modules
 # from the committed package-lock.json.
 if [ "$mode" = test ]; then
     browser="$(dirname "$0")/../tests/browser"
-    if ! [ -d "$browser/node_modules/playwright-core" ]; then
-        echo "setup: installing playwright-core into tests/browser" >&2
+    if ! [ -d "$browser/node_modules/playwright-core" ] || ! [ -d "$browser/node_modules/axe-core" ]; then
+        echo "setup: installing playwright-core and axe-core into tests/browser" >&2
         (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
     fi
 fi

@@ -75,6 +75,15 @@ pub fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     result
 }
 
+/// The URL to open: the public URL, with a wildcard listen address
+/// (`0.0.0.0`, `[::]`) shown as this machine's loopback.
+fn browser_url(public_url: &str) -> String {
+    public_url
+        .trim_end_matches('/')
+        .replace("://0.0.0.0", "://127.0.0.1")
+        .replace("://[::]", "://[::1]")
+}
+
 async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let http_config =
         HttpConfig::with_cors_origins(&settings.cors_origins).context("SORI_CORS_ORIGINS")?;
@@ -89,7 +98,9 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{}", settings.listen));
     let store = open_store(settings, &public_url).await?;
     if let (ObjectStore::S3(s3), Role::All | Role::Api) = (&store, role) {
-        crate::bucket_cors::check(s3, &http_config.origins()).await;
+        let origins =
+            crate::bucket_cors::browser_origins(&http_config, settings.public_url.as_deref());
+        crate::bucket_cors::check(s3, &origins).await;
     }
     let queue = open_queue(settings, &db).await?;
     let metrics = PipelineMetrics::default();
@@ -169,6 +180,13 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         Role::Worker => sori_api::ops_app(state),
         Role::All | Role::Api => sori_api::app_with(state, &http_config),
     };
+    if role != Role::Worker {
+        // On stdout, whatever the log format: what a person starting it needs.
+        println!(
+            "Sori is ready: open {}/ in a browser",
+            browser_url(&public_url)
+        );
+    }
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
     let server = sori_api::serve_router(listener, router, stopped());
     // After the signal, in-flight requests get `grace` to finish.

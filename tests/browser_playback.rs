@@ -14,77 +14,30 @@
 mod common;
 
 use common::aws::{production_env, Moto, PgSchema};
-use common::{command, free_port, spawn};
+use common::{browser, command, free_port, spawn};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 /// How long the page records from the fake microphone.
 const RECORD_MS: u64 = 3000;
 /// The whole browser run, at most.
 const BROWSER_DEADLINE: Duration = Duration::from_secs(180);
 
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-/// A 48 kHz mono WAV of speech for Chromium's fake microphone, made with
-/// espeak-ng and sox.
-fn speech_wav(dir: &Path) -> PathBuf {
-    let spoken = dir.join("spoken.wav");
-    let status = Command::new("espeak-ng")
-        .args(["-s", "150", "-w"])
-        .arg(&spoken)
-        .arg("Hello from the browser. This is a voice post recorded by a web app.")
-        .status()
-        .expect("espeak-ng must be installed (scripts/setup.sh test)");
-    assert!(status.success(), "espeak-ng failed");
-    let wav = dir.join("mic.wav");
-    let status = Command::new("sox")
-        .arg(&spoken)
-        .args(["-r", "48000", "-c", "1", "-b", "16"])
-        .arg(&wav)
-        .status()
-        .expect("sox must be installed (scripts/setup.sh test)");
-    assert!(status.success(), "sox failed");
-    wav
-}
+/// What the fake microphone says.
+const SPEECH: &str = "Hello from the browser. This is a voice post recorded by a web app.";
 
 /// Runs the page's path against `api` with the page served from
 /// `http://127.0.0.1:{page_port}`; what the page measured.
 fn run_browser(api: &str, page_port: u16, wav: &Path) -> Value {
-    let dir = browser_dir();
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed in {}: run scripts/setup.sh test",
-        dir.display()
-    );
-    let mut child = Command::new("node")
-        .arg(dir.join("playback.mjs"))
-        .arg(api)
-        .arg(page_port.to_string())
-        .arg(wav)
-        .arg(RECORD_MS.to_string())
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node must be installed (Node 20+)");
-    let deadline = Instant::now() + BROWSER_DEADLINE;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the browser run took over {BROWSER_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "browser run failed: {stderr}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+    let port = page_port.to_string();
+    let record_ms = RECORD_MS.to_string();
+    let wav = wav.display().to_string();
+    browser::run_script(
+        "playback.mjs",
+        &[api, &port, &wav, &record_ms],
+        BROWSER_DEADLINE,
+    )
 }
 
 /// What a listener would check: it played to the end, its length is the
@@ -116,7 +69,7 @@ fn check_playback(seen: &Value, signed_marker: &str) {
 #[tokio::test]
 async fn a_web_app_on_another_origin_records_posts_and_plays_embedded() {
     let dir = tempfile::tempdir().unwrap();
-    let wav = speech_wav(dir.path());
+    let wav = browser::speech_wav(dir.path(), SPEECH);
     let page_port = free_port();
     let origin = format!("http://127.0.0.1:{page_port}");
     let envs = [
@@ -143,7 +96,7 @@ async fn a_web_app_on_another_origin_records_posts_and_plays_in_production() {
     let bucket = aws.bucket().await;
     let queue = aws.queue().await;
     let dir = tempfile::tempdir().unwrap();
-    let wav = speech_wav(dir.path());
+    let wav = browser::speech_wav(dir.path(), SPEECH);
     let page_port = free_port();
     let mut envs = production_env(&aws.endpoint, &schema.url, &bucket, &queue.url, dir.path());
     envs.push((

@@ -42,6 +42,9 @@ pub struct User {
     pub following_count: i64,
     /// Their posts others can see: ready and not removed.
     pub post_count: i64,
+    /// Whether the caller follows them (false on the caller's own profile).
+    #[sqlx(skip)]
+    pub followed_by_me: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -254,16 +257,19 @@ async fn update_me(
     ))]
 async fn user(
     State(db): State<Db>,
-    _caller: AuthUser,
+    caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
-    find_user(&db, &id).await.map(Json)
-}
-
-/// Loads a profile with its counts; 404 when there is none or a moderator
-/// removed it.
-async fn find_user(db: &Db, id: &str) -> Result<User, ApiError> {
-    profile(db, id, "").await
+    let mut user = profile(&db, &id, &caller.id).await?;
+    user.followed_by_me = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2",
+    )
+    .bind(&caller.id)
+    .bind(&id)
+    .fetch_one(db.pool())
+    .await?
+        > 0;
+    Ok(Json(user))
 }
 
 /// A profile as `viewer` sees it: a removed user is 404 except to themselves.

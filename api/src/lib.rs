@@ -12,7 +12,8 @@
 //! 3. [`effects`]: side effects across resources (notifications, push,
 //!    chat events), called with the acting resource's transaction;
 //! 4. the resources (accounts, posts, feed, social, chat, realtime, push,
-//!    playlists, media, blobs, ops, cleanup), which never import each other;
+//!    playlists, media, blobs, ops, cleanup, and the embedded web app), which
+//!    never import each other;
 //! 5. this module, which assembles the router.
 
 pub mod core;
@@ -31,6 +32,7 @@ pub mod posts;
 pub mod push;
 pub mod realtime;
 pub mod social;
+pub mod webapp;
 
 use axum::http::{HeaderName, Request};
 use axum::Router;
@@ -169,6 +171,7 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
     idempotency::Documented.modify(&mut openapi);
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(webapp::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(http::limit_body))
         .layer(axum::middleware::from_fn_with_state(

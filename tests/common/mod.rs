@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod browser;
 pub mod client;
 pub mod fault_proxy;
 /// The event socket read as the router tests read it: one reader for both.

@@ -1,0 +1,96 @@
+// The timelines: the home feed, explore (newest, or by tag), and a user's
+// profile with their posts; each scrolls on the API's keyset cursor.
+
+import { api, query } from '../api.js';
+import { h, busy, count, field, onScrollEnd } from '../ui.js';
+import { postCard } from './posts.js';
+
+/** A list of post cards from `path`, loading the next page near its end. */
+export function timeline(path, params, ctx, emptyText) {
+  // `role=feed` once it holds articles: an empty feed is invalid ARIA.
+  const list = h('div', { class: 'timeline' });
+  const sentinel = h('div', { class: 'sentinel' });
+  // Outside the feed: a feed holds articles only.
+  const empty = h('p', { class: 'empty', hidden: true }, emptyText);
+  let cursor = null;
+  let shown = 0;
+  onScrollEnd(sentinel, async () => {
+    list.setAttribute('aria-busy', 'true');
+    const page = await api('GET', path + query({ ...params, limit: 10, cursor }));
+    list.setAttribute('aria-busy', 'false');
+    if (page.items.length) { list.setAttribute('role', 'feed'); list.setAttribute('aria-label', 'Posts'); }
+    for (const post of page.items) {
+      const card = postCard(post, ctx);
+      card.setAttribute('aria-posinset', String(++shown));
+      list.append(card);
+    }
+    cursor = page.next_cursor;
+    if (!cursor && !shown) empty.hidden = false;
+    return Boolean(cursor);
+  }, ctx.signal);
+  return h('div', {}, list, empty, sentinel);
+}
+
+/** `#/feed`: the caller and everyone they follow, newest first. */
+export function feedScreen(_params, ctx) {
+  return h('section', { 'aria-labelledby': 'feed-title' },
+    h('h1', { id: 'feed-title' }, 'Your feed'),
+    h('p', {}, h('a', { href: '#/record', class: 'button' }, 'Record a voice post')),
+    timeline('/v1/feed', {}, ctx, 'Nothing here yet: follow people (Search) or record a post.'));
+}
+
+/** `#/explore` and `#/explore/{tag}`: every public post, or those with a tag. */
+export function exploreScreen([tag], ctx) {
+  const input = h('input', { type: 'search', name: 'tag', value: tag || '', autocomplete: 'off' });
+  const form = h('form', { role: 'search', class: 'inline' }, field('Tag', input), h('button', { type: 'submit' }, 'Show'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    location.hash = `#/explore/${encodeURIComponent(input.value.replace(/^#/, '').trim())}`;
+  });
+  return h('section', { 'aria-labelledby': 'explore-title' },
+    h('h1', { id: 'explore-title' }, tag ? `Explore #${tag}` : 'Explore'),
+    form,
+    timeline('/v1/explore', { tag }, ctx, tag ? `No posts tagged #${tag} yet.` : 'No posts yet.'));
+}
+
+/** `#/users/{id}`: a profile, follow/unfollow, message, and their posts. */
+export async function userScreen([id], ctx) {
+  const user = await api('GET', `/v1/users/${id}`);
+  const mine = user.id === ctx.me.id;
+  const counts = h('p', { class: 'counts' });
+  const showCounts = () => {
+    counts.textContent = `${count(user.post_count, 'post')} · ${count(user.follower_count, 'follower')} · ${user.following_count} following`;
+  };
+  showCounts();
+  const actions = h('p', { class: 'actions' });
+  if (!mine) {
+    const follow = h('button', { type: 'button' });
+    const showFollow = () => {
+      follow.textContent = user.followed_by_me ? 'Unfollow' : 'Follow';
+      follow.setAttribute('aria-pressed', String(user.followed_by_me));
+    };
+    showFollow();
+    follow.addEventListener('click', () => busy(follow, async () => {
+      const now = !user.followed_by_me;
+      await api(now ? 'PUT' : 'DELETE', `/v1/users/${user.id}/follow`);
+      user.followed_by_me = now;
+      user.follower_count += now ? 1 : -1;
+      showFollow();
+      showCounts();
+    }));
+    const message = h('button', { type: 'button' }, 'Message');
+    message.addEventListener('click', () => busy(message, async () => {
+      const room = await api('POST', '/v1/chats', { user_id: user.id });
+      location.hash = `#/chats/${room.id}`;
+    }));
+    actions.append(follow, ' ', message);
+  } else {
+    actions.append(h('a', { href: '#/me', class: 'button' }, 'Edit profile'));
+  }
+  return h('section', { 'aria-labelledby': 'user-title' },
+    h('h1', { id: 'user-title' }, user.display_name, ' ', h('span', { class: 'handle' }, `@${user.handle}`)),
+    user.bio ? h('p', { class: 'bio' }, user.bio) : null,
+    counts, actions,
+    h('h2', {}, 'Posts'),
+    timeline(`/v1/users/${user.id}/posts`, {}, ctx, 'No posts yet.'));
+}

@@ -1,0 +1,113 @@
+// Search (people, posts and tags), notifications with their unread count,
+// and the caller's own profile.
+
+import { api, query, session } from '../api.js';
+import { h, ago, busy, field, fill, say, userLink } from '../ui.js';
+import { postCard } from './posts.js';
+
+/** `#/search`: people by handle or name, posts by caption, and a tag. */
+export function searchScreen(_params, ctx) {
+  const input = h('input', { type: 'search', name: 'q', maxlength: 50, autocomplete: 'off' });
+  const button = h('button', { type: 'submit' }, 'Search');
+  const form = h('form', { role: 'search', class: 'inline' }, field('Search people, posts and tags', input), button);
+  const results = h('div', { class: 'results', 'aria-live': 'polite' });
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const q = input.value.trim();
+    if (!q) return;
+    busy(button, async () => {
+      const [users, posts] = await Promise.all([
+        api('GET', `/v1/search${query({ q, kind: 'users', limit: 20 })}`),
+        api('GET', `/v1/search${query({ q, kind: 'posts', limit: 10 })}`),
+      ]);
+      const tag = q.replace(/^#/, '');
+      fill(results,
+        h('h2', {}, 'People'),
+        users.items.length
+          ? h('ul', { class: 'people' }, users.items.map((u) => h('li', {}, userLink(u))))
+          : h('p', { class: 'empty' }, 'Nobody by that name.'),
+        /^\w{1,30}$/.test(tag) ? h('p', {}, h('a', { href: `#/explore/${encodeURIComponent(tag)}` }, `Posts tagged #${tag}`)) : null,
+        h('h2', {}, 'Posts'),
+        posts.items.length
+          ? h('div', { class: 'timeline' }, posts.items.map((p) => postCard(p, ctx)))
+          : h('p', { class: 'empty' }, 'No posts match.'));
+    });
+  });
+  return h('section', { 'aria-labelledby': 'search-title' }, h('h1', { id: 'search-title' }, 'Search'), form, results);
+}
+
+const NOTICE_TEXT = {
+  follow: 'followed you',
+  like: 'liked your post',
+  comment: 'commented on your post',
+  mention: 'mentioned you',
+  'media.ready': 'Your clip is ready',
+  'media.failed': 'Your clip could not be processed',
+};
+
+function notice(n) {
+  const what = NOTICE_TEXT[n.kind] || n.kind;
+  const target = n.post_id ? h('a', { href: `#/posts/${n.post_id}` }, 'see the post') : null;
+  return h('li', { class: n.read ? 'notice' : 'notice unread' },
+    n.actor ? [userLink(n.actor), ' ', what] : what,
+    n.body?.reason ? `: ${n.body.reason}` : '',
+    target ? [' — ', target] : '',
+    ' ', h('time', {}, ago(n.created_at)));
+}
+
+/** `#/notifications`: newest first; opening the screen marks them read. */
+export async function notificationsScreen(_params, ctx) {
+  const list = h('ol', { class: 'notices', 'aria-label': 'Notifications' });
+  const more = h('button', { type: 'button', hidden: true }, 'Older notifications');
+  let cursor = null;
+  const load = async () => {
+    const page = await api('GET', `/v1/notifications${query({ limit: 20, cursor })}`);
+    list.append(...page.items.map(notice));
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    if (!list.childElementCount) list.append(h('li', { class: 'empty' }, 'No notifications yet.'));
+  };
+  more.addEventListener('click', () => busy(more, load));
+  await load();
+  const markRead = () => api('POST', '/v1/notifications/read', {}).then(ctx.setUnread).catch((e) => console.warn(e.message));
+  markRead();
+  const live = async (data) => {
+    // The event carries ids; the list item (with the actor's name) comes from the API.
+    const page = await api('GET', '/v1/notifications?limit=5');
+    const fresh = page.items.find((n) => n.id === data.id);
+    if (fresh) {
+      list.querySelector('.empty')?.remove();
+      list.prepend(notice(fresh));
+      markRead();
+    }
+  };
+  ctx.listen('notification', live);
+  return h('section', { 'aria-labelledby': 'notices-title' }, h('h1', { id: 'notices-title' }, 'Notifications'), list, more);
+}
+
+/** `#/me`: edit the display name and bio, and sign out. */
+export function meScreen(_params, ctx) {
+  const name = h('input', { name: 'display_name', value: ctx.me.display_name, maxlength: 50, required: true });
+  const bio = h('textarea', { name: 'bio', maxlength: 300, rows: 3 });
+  bio.value = ctx.me.bio || '';
+  const save = h('button', { type: 'submit' }, 'Save profile');
+  const form = h('form', { class: 'stack' }, field('Display name', name), field('Bio', bio), save);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    busy(save, async () => {
+      Object.assign(ctx.me, await api('PATCH', '/v1/me', { display_name: name.value, bio: bio.value }));
+      document.getElementById('me-link').textContent = ctx.me.display_name;
+      say('Profile saved.');
+    });
+  });
+  const logout = h('button', { type: 'button', class: 'secondary' }, 'Log out');
+  logout.addEventListener('click', () => busy(logout, async () => {
+    await api('POST', '/v1/auth/logout').catch(() => {});
+    session.clear();
+    window.dispatchEvent(new Event('sori:signed-out'));
+  }));
+  return h('section', { 'aria-labelledby': 'me-title' },
+    h('h1', { id: 'me-title' }, 'Your profile'),
+    h('p', {}, `Signed in as @${ctx.me.handle}. `, h('a', { href: `#/users/${ctx.me.id}` }, 'See your public profile')),
+    form, h('p', {}, logout));
+}
