@@ -88,21 +88,6 @@ fn origin_of(url: &str) -> Option<String> {
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_web_apps_own_origin_is_added_once() {
-        let config = HttpConfig::with_cors_origins("https://a.example").unwrap();
-        let all = browser_origins(&config, Some("https://Sori.example:8443/base/"));
-        assert_eq!(all, ["https://a.example", "https://sori.example:8443"]);
-        let same = browser_origins(&config, Some("https://a.example/"));
-        assert_eq!(same, ["https://a.example"]);
-        assert_eq!(browser_origins(&config, None), ["https://a.example"]);
-    }
-}
-
 /// At the API's start: one warning line when the bucket's rules leave out
 /// an allowed origin (or cannot be read); nothing to check without origins.
 pub async fn check(store: &S3Store, origins: &[String]) {
@@ -122,5 +107,20 @@ pub async fn check(store: &S3Store, origins: &[String]) {
             "SORI_S3_BUCKET={}: cannot read its CORS rules ({e}); browsers on SORI_CORS_ORIGINS may not upload or play",
             store.bucket()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_web_apps_own_origin_is_added_once() {
+        let config = HttpConfig::with_cors_origins("https://a.example").unwrap();
+        let all = browser_origins(&config, Some("https://Sori.example:8443/base/"));
+        assert_eq!(all, ["https://a.example", "https://sori.example:8443"]);
+        let same = browser_origins(&config, Some("https://a.example/"));
+        assert_eq!(same, ["https://a.example"]);
+        assert_eq!(browser_origins(&config, None), ["https://a.example"]);
     }
 }

@@ -152,6 +152,23 @@ async fn profiles_count_followers_following_and_posts() {
 }
 
 #[tokio::test]
+async fn a_profile_says_whether_the_caller_follows_them() {
+    let api = Api::new().await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let path = format!("/v1/users/{}", alice.id);
+    assert_eq!(api.get(&path, &bob).await.json["followed_by_me"], false);
+    follow(&api, Method::PUT, &bob, &alice.id).await;
+    assert_eq!(api.get(&path, &bob).await.json["followed_by_me"], true);
+    // Alice does not follow Bob back, and one's own profile is never followed.
+    let back = format!("/v1/users/{}", bob.id);
+    assert_eq!(api.get(&back, &alice).await.json["followed_by_me"], false);
+    assert_eq!(api.get("/v1/me", &bob).await.json["followed_by_me"], false);
+    follow(&api, Method::DELETE, &bob, &alice.id).await;
+    assert_eq!(api.get(&path, &bob).await.json["followed_by_me"], false);
+}
+
+#[tokio::test]
 async fn a_block_either_way_refuses_following() {
     let api = Api::new().await;
     let alice = api.user("alice").await;
