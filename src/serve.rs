@@ -181,11 +181,12 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         Role::All | Role::Api => sori_api::app_with(state, &http_config),
     };
     if role != Role::Worker {
-        // On stdout, whatever the log format: what a person starting it needs.
-        println!(
-            "Sori is ready: open {}/ in a browser",
-            browser_url(&public_url)
-        );
+        let url = format!("{}/", browser_url(&public_url));
+        tracing::info!(%url, "the web app is served here");
+        // For a person at a terminal; JSON output stays JSON lines only.
+        if settings.log_format == crate::logging::LogFormat::Text {
+            println!("Sori is ready: open {url} in a browser");
+        }
     }
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
     let server = sori_api::serve_router(listener, router, stopped());

@@ -119,6 +119,7 @@ fn check(seen: &Value) {
     assert_eq!(seen["service_worker"], "activated");
     assert_eq!(seen["offline_start"], true);
     assert_eq!(seen["logged_out"], true);
+    assert_eq!(seen["logged_back_in"], true);
 }
 
 #[tokio::test]

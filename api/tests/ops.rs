@@ -54,6 +54,27 @@ async fn metrics_count_requests_by_route() {
     );
 }
 
+/// Any method token is valid HTTP; each unknown one is counted as
+/// `other`, so requests cannot grow the label set without bound.
+#[tokio::test]
+async fn unknown_methods_share_one_label() {
+    let api = Api::new().await;
+    for name in ["BREW", "PROPFIND", "X-RANDOM-1", "X-RANDOM-2"] {
+        let method = Method::from_bytes(name.as_bytes()).unwrap();
+        api.plain(method, "/healthz", &[]).await;
+    }
+    let body = text(&get(&api, "/metrics").await);
+    assert!(
+        body.contains(
+            r#"sori_http_requests_total{method="other",route="/healthz",status="405"} 4"#
+        ),
+        "{body}"
+    );
+    for name in ["BREW", "PROPFIND", "X-RANDOM"] {
+        assert!(!body.contains(name), "{name} became a label: {body}");
+    }
+}
+
 /// With a metrics token set, only its bearer reads `/metrics`; a user's
 /// token or a near miss gets the 401 problem.
 #[tokio::test]

@@ -7,7 +7,7 @@
 //   it, leaves a voice comment and a text one; A sees the notifications
 //   arrive live; A and B chat (text, voice and a photo) with live delivery
 //   and read markers; B explores A's tag, adds the post to a new playlist
-//   and plays the playlist; B logs out.
+//   and plays the playlist; B edits the profile, logs out and back in.
 //
 // Every screen is checked with axe-core (no serious or critical violation);
 // no console error may happen and no request may leave the allowed origins
@@ -336,6 +336,11 @@ try {
   await b.getByRole('heading', { name: 'Log in to Sori' }).waitFor();
   await audit(b, 'login');
   seen.logged_out = await b.evaluate(() => localStorage.getItem('sori.session') === null);
+  await b.getByLabel('Handle').fill(bHandle);
+  await b.getByLabel('Password').fill('correct horse battery');
+  await b.getByRole('button', { name: 'Log in' }).click();
+  await b.locator('article.post', { hasText: 'Morning hello from Ana' }).waitFor();
+  seen.logged_back_in = true;
 
   console.log(JSON.stringify(seen));
 } catch (e) {

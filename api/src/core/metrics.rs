@@ -1,6 +1,7 @@
 //! Prometheus metrics: one registry per process, rendered at `/metrics`.
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -101,6 +102,27 @@ impl Metrics {
     }
 }
 
+/// The `method` label: the standard methods by name, any other token
+/// (HTTP accepts arbitrary ones) as `other`, so a client cannot create
+/// counters without end.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
+}
+
 /// Middleware counting requests and timing them by matched route (not raw path,
 /// so ids do not explode the label set).
 pub async fn track_requests(
@@ -113,7 +135,7 @@ pub async fn track_requests(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_owned();
     let started = Instant::now();
     let response = next.run(req).await;
     metrics
