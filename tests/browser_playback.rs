@@ -14,7 +14,7 @@
 mod common;
 
 use common::aws::{production_env, Moto, PgSchema};
-use common::{browser, command, free_port, spawn};
+use common::{api_and_worker, browser, free_port, spawn};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -103,16 +103,7 @@ async fn a_web_app_on_another_origin_records_posts_and_plays_in_production() {
         "SORI_CORS_ORIGINS".to_owned(),
         format!("http://127.0.0.1:{page_port}"),
     ));
-    let out = command(dir.path(), &["migrate"], &envs).output().unwrap();
-    assert!(
-        out.status.success(),
-        "sori migrate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut api = spawn(dir.path(), &["api"], &envs);
-    let mut worker = spawn(dir.path(), &["worker"], &envs);
-    api.wait_ready().await;
-    worker.wait_ready().await;
+    let (api, worker) = api_and_worker(dir.path(), &envs).await;
     let base = api.base.clone();
     let seen = tokio::task::spawn_blocking(move || run_browser(&base, page_port, &wav))
         .await

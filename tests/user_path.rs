@@ -19,7 +19,7 @@ mod common;
 
 use common::aws::{production_env, Moto, PgSchema};
 use common::client::{ffprobe, Client, Person};
-use common::{command, fixture, spawn};
+use common::{api_and_worker, fixture, spawn};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -191,13 +191,7 @@ async fn production(completion: Completion) {
     let dir = tempfile::tempdir().unwrap();
     let envs = production_env(&aws.endpoint, &schema.url, &bucket, &queue.url, dir.path());
 
-    let out = command(dir.path(), &["migrate"], &envs).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "sori migrate: {stderr}");
-    let mut api = spawn(dir.path(), &["api"], &envs);
-    let mut worker = spawn(dir.path(), &["worker"], &envs);
-    api.wait_ready().await;
-    worker.wait_ready().await;
+    let (api, worker) = api_and_worker(dir.path(), &envs).await;
 
     user_path(&api.base, completion, dir.path()).await;
     assert_eq!(aws.queue_length(&queue.dead_letter_url).await, 0);

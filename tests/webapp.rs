@@ -14,7 +14,7 @@
 mod common;
 
 use common::aws::{production_env, Moto, PgSchema};
-use common::{browser, command, spawn};
+use common::{api_and_worker, browser, spawn};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -152,16 +152,7 @@ async fn two_people_use_the_web_app_in_production() {
     let queue = aws.queue().await;
     let dir = tempfile::tempdir().unwrap();
     let envs = production_env(&aws.endpoint, &schema.url, &bucket, &queue.url, dir.path());
-    let out = command(dir.path(), &["migrate"], &envs).output().unwrap();
-    assert!(
-        out.status.success(),
-        "sori migrate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut api = spawn(dir.path(), &["api"], &envs);
-    let mut worker = spawn(dir.path(), &["worker"], &envs);
-    api.wait_ready().await;
-    worker.wait_ready().await;
+    let (api, worker) = api_and_worker(dir.path(), &envs).await;
     let base = api.base.clone();
     let path = dir.path().to_owned();
     let store = aws.endpoint.trim_end_matches('/').to_owned();

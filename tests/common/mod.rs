@@ -130,6 +130,19 @@ pub fn spawn<K: AsRef<OsStr>, V: AsRef<OsStr>>(dir: &Path, args: &[&str], envs: 
     }
 }
 
+/// The production roles on `envs`: `sori migrate` once, then `sori api`
+/// and `sori worker`, both ready.
+pub async fn api_and_worker(dir: &Path, envs: &[(String, String)]) -> (Sori, Sori) {
+    let out = command(dir, &["migrate"], envs).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sori migrate: {stderr}");
+    let mut api = spawn(dir, &["api"], envs);
+    let mut worker = spawn(dir, &["worker"], envs);
+    api.wait_ready().await;
+    worker.wait_ready().await;
+    (api, worker)
+}
+
 /// A committed audio fixture (see `fixtures/README.md`).
 pub fn fixture(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
