@@ -12,27 +12,17 @@
 // on stderr when any step fails.
 
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadChromium, launchOptions } from './chromium.mjs';
 
-const CHROMIUM = process.env.SORI_TEST_CHROMIUM || '/usr/bin/chromium';
 const [apiBase, pagePort, wav, recordMs] = process.argv.slice(2);
 if (!apiBase || !pagePort || !wav || !recordMs) {
   console.error('usage: node playback.mjs API_BASE PAGE_PORT FAKE_MIC_WAV RECORD_MS');
   process.exit(2);
 }
-if (!existsSync(CHROMIUM)) {
-  console.error(`no Chromium at ${CHROMIUM}: run scripts/setup.sh test (apt package chromium)`);
-  process.exit(2);
-}
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  console.error(`playwright-core is not installed in tests/browser: run scripts/setup.sh test (${e.message})`);
-  process.exit(2);
-}
+const chromium = await loadChromium();
 
 // The app's page, served from its own origin (another port than the API).
 const page_html = '<!doctype html><meta charset="utf-8"><title>Sori web app</title><body></body>';
@@ -43,19 +33,7 @@ const server = createServer((req, res) => {
 await new Promise((resolve) => server.listen(Number(pagePort), '127.0.0.1', resolve));
 
 const profile = mkdtempSync(join(tmpdir(), 'sori-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    // The machine has no network and no sandboxing support; these keep
-    // Chromium from waiting on connections it cannot make.
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${wav}`,
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const context = await chromium.launchPersistentContext(profile, launchOptions(wav));
 
 let exitCode = 0;
 try {

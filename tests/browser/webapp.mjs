@@ -19,27 +19,22 @@
 // Prints one JSON line of what it saw; exits non-zero with the reason on
 // stderr when a step fails.
 
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { loadChromium, launchOptions } from './chromium.mjs';
 
-const CHROMIUM = process.env.SORI_TEST_CHROMIUM || '/usr/bin/chromium';
 const [base, wav, allowedJson, shots, imageFile] = process.argv.slice(2);
 if (!base || !wav || !allowedJson || !shots || !imageFile) {
   console.error('usage: node webapp.mjs BASE_URL FAKE_MIC_WAV ALLOWED_ORIGINS_JSON SCREENSHOT_DIR IMAGE_FILE');
   process.exit(2);
 }
-if (!existsSync(CHROMIUM)) {
-  console.error(`no Chromium at ${CHROMIUM}: run scripts/setup.sh test (apt package chromium)`);
-  process.exit(2);
-}
-let chromium;
+const chromium = await loadChromium();
 let axeSource;
 try {
-  ({ chromium } = await import('playwright-core'));
   axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 } catch (e) {
-  console.error(`playwright-core or axe-core is not installed in tests/browser: run scripts/setup.sh test (${e.message})`);
+  console.error(`axe-core is not installed in tests/browser: run scripts/setup.sh test (${e.message})`);
   process.exit(2);
 }
 
@@ -50,19 +45,7 @@ let offlineOnPurpose = false;
 const STEP = 30_000;
 const PROCESSING = 120_000;
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    // No network and no sandboxing support here; these keep Chromium from
-    // waiting on connections it cannot make.
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${wav}`,
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await chromium.launch(launchOptions(wav));
 
 /** A person: their own context (storage, session), page and viewport. */
 async function person(name, viewport) {
