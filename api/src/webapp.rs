@@ -84,7 +84,8 @@ fn template(name: &str) -> Response {
             (header::CONTENT_TYPE, content_type(name)),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body.clone(),
+        // Rendered once for the process: served by reference, not copied.
+        body.as_str(),
     )
         .into_response();
     let headers = response.headers_mut();
