@@ -55,6 +55,13 @@ pub fn run(settings: &Settings, args: &BackupArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(snapshot_database(&source_db, &out_db))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // SQLite created it with the default mode; it holds password hashes.
+        fs::set_permissions(&out_db, fs::Permissions::from_mode(PRIVATE_FILE))
+            .with_context(|| format!("{}: cannot make private", out_db.display()))?;
+    }
     let db_bytes = sync_file(&out_db)?;
     eprintln!(
         "backup: database snapshot written ({})",
@@ -126,7 +133,8 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 }
 
 /// Creates DIR, refusing one that already holds files: a backup never
-/// overwrites or mixes with another.
+/// overwrites or mixes with another. DIR is made private (0700), since a
+/// backup holds the signing secret, password hashes and private chat media.
 fn prepare_out(out: &Path) -> anyhow::Result<()> {
     let occupied = fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some());
     if occupied {
@@ -135,7 +143,40 @@ fn prepare_out(out: &Path) -> anyhow::Result<()> {
             out.display()
         );
     }
-    fs::create_dir_all(out).with_context(|| format!("--out {}: cannot create", out.display()))
+    private_dir(out).with_context(|| format!("--out {}: cannot create", out.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // An empty folder that already existed keeps its mode otherwise.
+        fs::set_permissions(out, fs::Permissions::from_mode(PRIVATE_DIR))
+            .with_context(|| format!("--out {}: cannot make private", out.display()))?;
+    }
+    Ok(())
+}
+
+/// Modes of what a backup writes: readable by its owner only.
+#[cfg(unix)]
+const PRIVATE_DIR: u32 = 0o700;
+#[cfg(unix)]
+const PRIVATE_FILE: u32 = 0o600;
+
+/// `create_dir_all`, with new folders private (0700 on Unix).
+fn private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, PRIVATE_DIR);
+    builder.create(dir)
+}
+
+/// Creates (or truncates) a file readable by its owner only (0600 on Unix)
+/// from the start, never briefly readable by others.
+fn private_file(path: &Path) -> io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, PRIVATE_FILE);
+    options.open(path)
 }
 
 /// `VACUUM INTO`: a consistent copy from one read transaction, taken while
@@ -218,11 +259,10 @@ fn copy_file(from: &Path, to: &Path) -> anyhow::Result<u64> {
         Err(e) => return Err(e).with_context(|| format!("{}: cannot read", from.display())),
     };
     if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("{}: cannot create", parent.display()))?;
+        private_dir(parent).with_context(|| format!("{}: cannot create", parent.display()))?;
     }
     let mut target =
-        fs::File::create(to).with_context(|| format!("{}: cannot create", to.display()))?;
+        private_file(to).with_context(|| format!("{}: cannot create", to.display()))?;
     let bytes = io::copy(&mut source, &mut target)
         .with_context(|| format!("{} → {}", from.display(), to.display()))?;
     target

@@ -128,6 +128,12 @@ pub struct Settings {
     /// `scheme://host[:port]`, or `*` for any [default: none, same-origin only]
     #[arg(long, env = "SORI_CORS_ORIGINS", default_value = "", global = true)]
     pub cors_origins: String,
+    /// The load balancers and proxies in front of the API: comma-separated
+    /// addresses or CIDR networks (e.g. `10.0.0.0/8`). From these peers the
+    /// client address in `X-Forwarded-For` is believed, for the per-address
+    /// limits; IPv6 clients are keyed by their /64 [default: none, the TCP peer]
+    #[arg(long, env = "SORI_TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: String,
     /// Seconds the signed media URLs in answers work (audio variants,
     /// waveforms, images); URLs handed out within a quarter of this are
     /// identical, so each lives this to 1.25 times this (at most 5 days).
@@ -167,8 +173,8 @@ pub struct Settings {
     /// (http:// or https://) [default: none; pushes wait in the outbox]
     #[arg(long, env = "SORI_PUSH_WEBHOOK_URL", global = true)]
     pub push_webhook_url: Option<String>,
-    /// Secret of the pushes' `X-Sori-Signature` HMAC-SHA256 (16+ characters;
-    /// required with --push-webhook-url).
+    /// Key of the pushes' Standard Webhooks signature (`webhook-signature`):
+    /// 16+ characters, or `whsec_<base64>`; required with --push-webhook-url.
     #[arg(
         long,
         env = "SORI_PUSH_WEBHOOK_SECRET",
@@ -200,6 +206,16 @@ pub struct Settings {
         global = true
     )]
     pub push_retention_secs: u64,
+    /// Put chat messages' text in pushes (FCM, the webhook), so it shows on
+    /// lock screens and passes through the push gateway; off, a push says
+    /// who wrote, not what.
+    #[arg(
+        long,
+        env = "SORI_PUSH_MESSAGE_TEXT",
+        default_value_t = false,
+        global = true
+    )]
+    pub push_message_text: bool,
     /// Sign-ups accepted from one client address per hour (0: no limit).
     #[arg(
         long,
@@ -249,6 +265,42 @@ pub struct Settings {
         global = true
     )]
     pub messages_per_minute: u32,
+    /// Seconds a client has to send a request's head; also how long an idle
+    /// HTTP/1.1 keep-alive connection is kept (a load balancer's idle
+    /// timeout towards Sori must be shorter).
+    #[arg(
+        long,
+        env = "SORI_HEADER_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take, its body included (408 past it); blob
+    /// uploads get a minute plus their size at 32 KiB/s.
+    #[arg(
+        long,
+        env = "SORI_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub request_timeout_secs: u64,
+    /// Seconds without a byte moving either way before a connection is closed.
+    #[arg(
+        long,
+        env = "SORI_IDLE_TIMEOUT_SECS",
+        default_value_t = 120,
+        global = true
+    )]
+    pub idle_timeout_secs: u64,
+    /// Connections open at once, WebSockets included; past it new clients
+    /// wait to be accepted.
+    #[arg(
+        long,
+        env = "SORI_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_connections: usize,
     /// Log line format.
     #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -6,7 +6,9 @@ use anyhow::Context;
 use sori_api::core::cache::CacheConfig;
 use sori_api::core::http::HttpConfig;
 use sori_api::core::limits::CreationLimits;
+use sori_api::core::proxies::TrustedProxies;
 use sori_api::core::realtime::{Fanout, Realtime, WsConfig};
+use sori_api::core::server::ServerLimits;
 use sori_api::push::{DispatchConfig, Dispatcher, WebhookSender};
 use sori_api::AppState;
 use sori_db::redact;
@@ -85,8 +87,11 @@ fn browser_url(public_url: &str) -> String {
 }
 
 async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
-    let http_config =
-        HttpConfig::with_cors_origins(&settings.cors_origins).context("SORI_CORS_ORIGINS")?;
+    let http_config = HttpConfig::with_cors_origins(&settings.cors_origins)
+        .context("SORI_CORS_ORIGINS")?
+        .with_request_timeout(Duration::from_secs(settings.request_timeout_secs.max(1)));
+    let trusted_proxies =
+        TrustedProxies::parse(&settings.trusted_proxies).context("SORI_TRUSTED_PROXIES")?;
     let db = open_db(settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -108,6 +113,7 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let state = AppState::new(db.clone())
         .with_public_url(&public_url)
         .with_metrics_token(settings.metrics_token.as_deref())
+        .with_trusted_proxies(trusted_proxies)
         .with_media(store.clone(), queue.clone())
         .with_media_url_ttl(Duration::from_secs(settings.media_url_ttl_secs))
         .with_pipeline_metrics(&metrics)
@@ -189,7 +195,7 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         }
     }
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
-    let server = sori_api::serve_router(listener, router, stopped());
+    let server = sori_api::serve_router(listener, router, server_limits(settings), stopped());
     // After the signal, in-flight requests get `grace` to finish.
     let grace_over = stopped();
     tokio::select! {
@@ -228,6 +234,14 @@ fn open_fanout(settings: &Settings, db: &Db) -> anyhow::Result<Fanout> {
     })
 }
 
+fn server_limits(settings: &Settings) -> ServerLimits {
+    ServerLimits {
+        header_timeout: Duration::from_secs(settings.header_timeout_secs.max(1)),
+        idle_timeout: Duration::from_secs(settings.idle_timeout_secs.max(1)),
+        max_connections: settings.max_connections.max(1),
+    }
+}
+
 fn ws_config(settings: &Settings) -> WsConfig {
     WsConfig {
         ping_interval: Duration::from_secs(settings.ws_ping_secs.max(1)),
@@ -256,6 +270,7 @@ fn push_dispatcher(
         lease: timeout * 2 + Duration::from_secs(30),
         max_attempts: settings.push_max_attempts.max(1),
         retention: Duration::from_secs(settings.push_retention_secs),
+        message_text: settings.push_message_text,
         ..DispatchConfig::default()
     };
     let dispatcher = Dispatcher::new(db.clone(), sender, config).with_metrics(&state.metrics);

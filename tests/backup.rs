@@ -97,6 +97,11 @@ async fn a_backup_taken_under_writes_restores_every_acknowledged_write() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "sori backup: {stderr}");
     assert!(stderr.contains("blobs"), "{stderr}");
+    assert!(
+        out.join("secret").is_file(),
+        "the signing secret is backed up"
+    );
+    assert_private(&out);
     server.stop();
 
     let log = log.lock().unwrap().clone();
@@ -129,6 +134,22 @@ async fn a_backup_taken_under_writes_restores_every_acknowledged_write() {
     }
     check_alice(&api, &alice, &media, &post, &audio).await;
     restored.stop();
+}
+
+/// The backup folder is its owner's only (0700), and so is every file in it
+/// (0600): it holds the signing secret, password hashes and chat media.
+fn assert_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_private(&path);
+        } else {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
 }
 
 /// Alice's token, post, ready media and its processed audio survived.

@@ -1,7 +1,9 @@
 //! Two real `sori api` processes on one PostgreSQL database: a message sent
 //! through one reaches the recipient's socket on the other (LISTEN/NOTIFY),
 //! also when it is too large for a notification; presence is shared, and its
-//! changes reach a partner's socket on the other process.
+//! changes reach a partner's socket on the other process; a socket opened
+//! with a ticket from one process closes when its session is revoked
+//! through the other.
 //!
 //! Needs `SORI_TEST_DB=postgres` (and `SORI_TEST_DATABASE_URL`); on SQLite
 //! there is only ever one process, so the test says so and returns.
@@ -10,17 +12,28 @@ mod common;
 
 use common::client::{Client, Person};
 use common::spawn;
-use common::ws::{next_event, Socket};
+use common::ws::{closed_by_server, next_event, Socket};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sori_db::testing::{backend_name, fresh_db};
 
-/// `who`'s event socket on the process at `base`, the token in the query.
-async fn connect(base: &str, who: &Person) -> Socket {
+/// `who`'s event socket on the process at `base`, opened as a browser does:
+/// with a ticket asked for on the process at `ticket_from`.
+async fn connect(base: &str, ticket_from: &Client, who: &Person) -> Socket {
+    let token = Some(who.token.as_str());
+    let ticket = ticket_from
+        .expect(
+            StatusCode::CREATED,
+            Method::POST,
+            "/v1/ws/ticket",
+            token,
+            None,
+        )
+        .await;
     let url = format!(
-        "{}/v1/ws?token={}",
+        "{}/v1/ws?ticket={}",
         base.replace("http://", "ws://"),
-        who.token
+        ticket["ticket"].as_str().unwrap()
     );
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }
@@ -64,8 +77,9 @@ async fn a_message_sent_to_one_process_reaches_a_socket_on_another() {
         )
         .await;
     let room = room["id"].as_str().unwrap().to_owned();
-    let mut alices = connect(&one.base, &alice).await;
-    let mut bobs = connect(&two.base, &bob).await;
+    let mut alices = connect(&one.base, &api, &alice).await;
+    // The ticket is asked for on process one and redeemed on process two.
+    let mut bobs = connect(&two.base, &api, &bob).await;
 
     // Bob's connection on process two is seen by process one: presence is
     // shared, and its change reached alice's socket on process one.
@@ -99,6 +113,18 @@ async fn a_message_sent_to_one_process_reaches_a_socket_on_another() {
         (offline["user_id"].as_str(), offline["online"].as_bool()),
         (Some(bob.id.as_str()), Some(false))
     );
+    // Bob logs out through process one: his socket on process two closes.
+    let mut bobs = connect(&two.base, &api, &bob).await;
+    let bob_token = Some(bob.token.as_str());
+    api.expect(
+        StatusCode::NO_CONTENT,
+        Method::POST,
+        "/v1/auth/logout",
+        bob_token,
+        None,
+    )
+    .await;
+    closed_by_server(&mut bobs).await;
     alices.close(None).await.unwrap();
     one.stop();
     two.stop();

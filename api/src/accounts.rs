@@ -96,6 +96,7 @@ const MAX_BIO: usize = 300;
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many sign-ups from this address; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing is busy (`busy`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn signup(
     State(db): State<Db>,
@@ -136,8 +137,10 @@ async fn signup(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
-/// Exchanges a handle and password for a new token. Repeated failures for one
-/// account or from one address are refused for a while (429, `Retry-After`).
+/// Exchanges a handle and password for a new token. Attempts are limited per
+/// account and address, per address, and (with a growing delay) per account
+/// (429, `Retry-After`); when password checks are queued too deep, 503 with
+/// `Retry-After`.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "accounts",
     request_body = LoginRequest,
     responses(
@@ -146,6 +149,7 @@ async fn signup(
         (status = 403, description = "The account was removed by a moderator (`account-removed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Password checks are busy (`busy`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn login(
     State(state): State<AppState>,
@@ -154,8 +158,9 @@ async fn login(
 ) -> Result<Json<Session>, ApiError> {
     // Capped so guessed handles cannot grow the limiter's keys without bound.
     let account: String = req.handle.to_ascii_lowercase().chars().take(64).collect();
-    let limiter = &state.login_limiter;
-    limiter.check(&account, addr)?;
+    // Counted before the password check, so simultaneous guesses get no
+    // more tries than sequential ones.
+    let attempt = state.login_limiter.begin(&account, addr)?;
     let row: Option<(String, String, Option<i64>)> =
         sqlx::query_as("SELECT id, password_hash, hidden_at FROM users WHERE handle_lower = $1")
             .bind(&account)
@@ -166,12 +171,11 @@ async fn login(
         None => (None, None, false),
     };
     // Without an account this checks a dummy hash: the same time, then false.
-    let valid = passwords::verify_password(req.password, hash).await;
+    let valid = passwords::verify_password(req.password, hash).await?;
     let Some(id) = id.filter(|_| valid) else {
-        limiter.failed(&account, addr);
         return Err(ApiError::Unauthorized("wrong handle or password"));
     };
-    limiter.succeeded(&account);
+    attempt.succeeded();
     // Said only to whoever knows the password: to others the account is
     // like any other.
     if removed {
@@ -185,7 +189,8 @@ async fn login(
     }))
 }
 
-/// Revokes the token the request carries.
+/// Revokes the token the request carries: its open sockets close and the
+/// push devices it registered are unregistered, on every process.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "accounts",
     security(("bearer" = [])),
     responses(
@@ -193,7 +198,7 @@ async fn login(
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
-    user.revoke(&state.db, &state.sessions).await?;
+    user.revoke(&state).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,7 +9,8 @@
 //! end; with `If-Range`), `Accept-Ranges`, `Content-Length`, the output's
 //! `Content-Type` (or the one signed into the URL), a strong `ETag` and
 //! `Last-Modified` with `If-None-Match` / `If-Modified-Since` (`304`), `HEAD`,
-//! `X-Content-Type-Options: nosniff`, and caching until the URL expires
+//! `X-Content-Type-Options: nosniff`, `Content-Disposition` (`inline` for
+//! audio and images, else `attachment`), and caching until the URL expires
 //! (`Cache-Control: public, max-age, immutable` for versioned outputs); the
 //! CORS layer of [`crate::core::http`] lets configured origins `fetch` them too.
 //! These routes exist only when the store is the local one; with S3 the
@@ -22,7 +23,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use sori_codecs::OutputFormat;
 use sori_pipeline::store::local::{now_ms, SignatureError, SignedRequest, UploadError};
@@ -135,6 +136,38 @@ fn query(
 /// content type and length; 403 otherwise, 413 when the body runs past the
 /// signed length, 400 when it stops short. No bearer token: the URL's
 /// signature is the authorization.
+/// Refuses an upload unless its key is a media's original still awaiting
+/// its bytes: a signed URL works once, so a finished clip or image cannot
+/// be replaced by other bytes of the same length before the URL expires.
+async fn awaits_upload(state: &AppState, key: &str) -> Result<(), ApiError> {
+    let id = key.rsplit('/').next().unwrap_or_default();
+    let media_state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM media WHERE id = $1 AND original_key = $2")
+            .bind(id)
+            .bind(key)
+            .fetch_optional(state.db.pool())
+            .await?;
+    match media_state.as_deref() {
+        Some("awaiting_upload") => Ok(()),
+        Some(_) => Err(already_uploaded()),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+fn already_uploaded() -> ApiError {
+    ApiError::Conflict("this upload is already done; start a new one (POST /v1/media)".to_owned())
+}
+
+/// How long an upload of `bytes` may take: a minute, plus the time the
+/// bytes take at [`SLOWEST_UPLOAD`] (a 50 MB clip: about 27 minutes).
+fn upload_deadline(bytes: u64) -> Duration {
+    Duration::from_secs(60 + bytes / SLOWEST_UPLOAD)
+}
+
+/// The slowest upload rate waited for, in bytes per second: a weak mobile
+/// uplink. Slower bodies are cut off (408).
+const SLOWEST_UPLOAD: u64 = 32 * 1024;
+
 #[utoipa::path(put, path = "/v1/blobs/{key}", tag = "blobs",
     params(("key" = String, Path, description = "Object key as signed (may contain `/`)"), Signature),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
@@ -144,6 +177,9 @@ fn query(
         (status = 400, description = "No signature, no `Content-Length`, or the body stopped short", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Signature expired, tampered, or not for this type and length", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No embedded store (S3 mode)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No media awaits this upload", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time (a minute plus 32 KiB/s)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already uploaded: a signed upload URL works once", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body runs past the signed length", body = Problem, content_type = "application/problem+json"),
         (status = 500, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -174,14 +210,29 @@ async fn upload(
         sig: &q.sig,
     };
     check(store, &signed)?;
+    awaits_upload(&state, &key).await?;
     // Body errors (a client gone mid-upload) get their own kind, so they read
     // as the client's fault rather than the disk's.
+    // The body must arrive by its deadline; past it the stream ends short,
+    // the partial file is removed, and the answer says why.
+    let deadline = upload_deadline(content_length);
+    let cut_off = tokio::time::Instant::now() + deadline;
     let stream = body
         .into_data_stream()
-        .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e));
+        .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e))
+        .take_until(Box::pin(tokio::time::sleep_until(cut_off)));
     let mut reader = StreamReader::new(stream);
-    match store.put_reader(&key, &mut reader, content_length).await {
+    match store
+        .put_new_reader(&key, &mut reader, content_length)
+        .await
+    {
         Ok(_) => Ok(StatusCode::CREATED),
+        Err(UploadError::Exists) => Err(already_uploaded()),
+        Err(UploadError::TooShort { .. }) if tokio::time::Instant::now() >= cut_off => {
+            Err(ApiError::RequestTimeout {
+                secs: deadline.as_secs(),
+            })
+        }
         Err(UploadError::TooLarge { expected }) => Err(ApiError::PayloadTooLarge {
             limit: usize::try_from(expected).unwrap_or(usize::MAX),
         }),
@@ -370,6 +421,10 @@ async fn serve_object(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static(disposition(object.content_type)),
+    );
     cache_headers(h, object, &validators);
     if status == StatusCode::PARTIAL_CONTENT {
         let value = format!("bytes {start}-{}/{size}", start + len - 1);
@@ -378,6 +433,20 @@ async fn serve_object(
         }
     }
     Ok(response)
+}
+
+/// `inline` for audio and images, which players and `<img>` show in place;
+/// anything else is downloaded (`attachment`), never rendered as a page of
+/// this origin, whatever bytes it holds.
+fn disposition(content_type: &str) -> &'static str {
+    let shown = ["audio/", "image/"]
+        .iter()
+        .any(|kind| content_type.starts_with(kind));
+    if shown {
+        "inline"
+    } else {
+        "attachment"
+    }
 }
 
 /// `ETag`, `Last-Modified`, and freshness until the URL expires: any cache
@@ -453,6 +522,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_audio_and_images_are_shown_in_place() {
+        assert_eq!(disposition("audio/ogg; codecs=opus"), "inline");
+        assert_eq!(disposition("image/webp"), "inline");
+        for other in [
+            "text/html",
+            "application/json",
+            "application/octet-stream",
+            "",
+        ] {
+            assert_eq!(disposition(other), "attachment", "{other}");
+        }
+    }
+
+    #[test]
     fn ranges() {
         assert_eq!(
             parse_range("bytes=0-9", 100),
@@ -498,7 +581,7 @@ mod route_tests {
         app: Router,
         store: LocalStore,
         _dir: tempfile::TempDir,
-        _db: sori_db::testing::TestDb,
+        db: sori_db::testing::TestDb,
     }
 
     async fn fixture() -> Fixture {
@@ -513,12 +596,36 @@ mod route_tests {
             app: crate::app(state),
             store,
             _dir: dir,
-            _db: t,
+            db: t,
         }
     }
 
     fn path_of(url: &str) -> &str {
         url.strip_prefix("http://sori.test").unwrap()
+    }
+
+    /// A media row awaiting the upload of `originals/{id}`, as `POST /v1/media` writes.
+    async fn awaiting(f: &Fixture, id: &str) {
+        let db = f.db.db.pool();
+        sqlx::query(
+            "INSERT INTO users (id, handle, handle_lower, display_name, password_hash, \
+             created_at, handle_fold, name_fold) VALUES ($1, $1, $1, $1, 'x', 0, $1, $1)",
+        )
+        .bind(format!("u_{id}"))
+        .execute(db)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO media (id, owner_id, kind, state, content_type, size_bytes, \
+             original_key, created_at, updated_at) \
+             VALUES ($1, $2, 'audio', 'awaiting_upload', 'audio/mp4', 10, $3, 0, 0)",
+        )
+        .bind(id)
+        .bind(format!("u_{id}"))
+        .bind(format!("originals/{id}"))
+        .execute(db)
+        .await
+        .unwrap();
     }
 
     async fn send(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
@@ -548,6 +655,7 @@ mod route_tests {
     #[tokio::test]
     async fn signed_upload_is_enforced() {
         let f = fixture().await;
+        awaiting(&f, "m1").await;
         let p = f
             .store
             .presign_put("originals/m1", "audio/mp4", 10, Duration::from_secs(60))
@@ -594,6 +702,26 @@ mod route_tests {
             f.store.head("originals/m1").await.unwrap().unwrap().size,
             10
         );
+        // The URL works once: the same length of other bytes is refused,
+        // before and after the upload is completed.
+        let (s, h, b) = send(&f.app, put(&p.url, "audio/mp4", 10, b"replaced!!")).await;
+        assert_eq!((s, problem_status(&h, &b)), (StatusCode::CONFLICT, 409));
+        sqlx::query("UPDATE media SET state = 'queued' WHERE id = 'm1'")
+            .execute(f.db.db.pool())
+            .await
+            .unwrap();
+        let (s, _, _) = send(&f.app, put(&p.url, "audio/mp4", 10, b"replaced!!")).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        let path = f.store.path_of("originals/m1").unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), b"0123456789");
+        // A key no media awaits.
+        let stray = f
+            .store
+            .presign_put("originals/m9", "audio/mp4", 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let (s, _, _) = send(&f.app, put(&stray.url, "audio/mp4", 10, b"0123456789")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
         // A PUT signature does not allow a GET.
         let (s, _, _) = send(
             &f.app,
@@ -629,6 +757,8 @@ mod route_tests {
     #[tokio::test]
     async fn tampered_and_expired_urls_are_refused_with_a_problem() {
         let f = fixture().await;
+        awaiting(&f, "m2").await;
+        awaiting(&f, "m3").await;
         let p = f
             .store
             .presign_put("originals/m2", "audio/mp4", 10, Duration::from_secs(60))

@@ -9,7 +9,9 @@
 //! that cannot be deleted is logged and counted; it is left behind, not retried.
 //!
 //! The same task purges answers stored for `Idempotency-Key` requests once
-//! past their day ([`crate::core::idempotency::purge_expired`]).
+//! past their day ([`crate::core::idempotency::purge_expired`]), and expired
+//! tokens with the push devices registered with them
+//! ([`crate::core::sessions::purge_expired`]).
 
 use sori_codecs::OutputFormat;
 use sori_db::Db;
@@ -172,6 +174,10 @@ pub async fn run(db: Db, store: ObjectStore, ttl: Duration, stop: impl Future<Ou
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "media cleanup pass failed; retrying later"),
+        }
+        // Expired tokens, the push devices registered with them, old tickets.
+        if let Err(e) = crate::core::sessions::purge_expired(&db, now_ms()).await {
+            tracing::warn!(error = %e, "expired session purge failed; retrying later");
         }
         // Stored answers to Idempotency-Key requests past their day.
         if let Err(e) = crate::core::idempotency::purge_expired(&db, now_ms()).await {

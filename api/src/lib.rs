@@ -36,8 +36,8 @@ pub mod webapp;
 
 use axum::http::{HeaderName, Request};
 use axum::Router;
+use core::server::ServerLimits;
 use std::future::Future;
-use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -185,6 +185,10 @@ pub fn app_with(state: AppState, config: &http::HttpConfig) -> Router {
             cache::forget_writer::<AppState>,
         ))
         .layer(axum::middleware::from_fn_with_state(
+            config.request_timeout(),
+            http::time_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track_requests,
         ))
@@ -220,26 +224,23 @@ pub fn ops_app(state: AppState) -> Router {
     router.with_state(state)
 }
 
-/// Serves any router (e.g. [`ops_app`]) until `shutdown` resolves.
+/// Serves any router (e.g. [`ops_app`]) until `shutdown` resolves, with the
+/// header, idle and connection `limits` of [`core::server`].
 pub async fn serve_router(
     listener: TcpListener,
     router: Router,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Connection info gives the rate limiters the client's address.
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
     disable_nagle(&listener);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    core::server::serve(listener, router, limits, shutdown).await
 }
 
 /// Accepted connections send each write at once. With Nagle's algorithm on,
 /// a small write (a WebSocket event, the end of an answer) waits while an
 /// earlier one is unacknowledged, and the peer delays its ACK by up to 40 ms:
 /// under chat load that put a few percent of deliveries 40 ms late. Set on
-/// the listening socket, as accepted sockets inherit it (Linux and the BSDs)
-/// and axum's client-address extractor needs the plain `TcpListener`.
+/// the listening socket, as accepted sockets inherit it (Linux and the BSDs).
 fn disable_nagle(listener: &TcpListener) {
     if let Err(e) = socket2::SockRef::from(listener).set_tcp_nodelay(true) {
         tracing::warn!(error = %e, "cannot set TCP_NODELAY on the listener");
@@ -252,5 +253,5 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, app(state), shutdown).await
+    serve_router(listener, app(state), ServerLimits::default(), shutdown).await
 }

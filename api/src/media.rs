@@ -221,16 +221,14 @@ impl MediaRow {
 fn backends(state: &AppState) -> Result<(&ObjectStore, &JobQueue), ApiError> {
     match (&state.store, &state.queue) {
         (Some(store), Some(queue)) => Ok((store, queue)),
-        _ => Err(ApiError::Unavailable(
-            "media storage is not configured".to_owned(),
-        )),
+        _ => Err(ApiError::Unavailable("media storage is not configured")),
     }
 }
 
 fn store_error(e: StoreError) -> ApiError {
     if e.is_transient() {
         tracing::warn!(error = %e, "object store unavailable");
-        ApiError::Unavailable("object store unavailable; retry".to_owned())
+        ApiError::Unavailable("object store unavailable; retry")
     } else {
         ApiError::Internal(Box::new(e))
     }

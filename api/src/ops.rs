@@ -40,7 +40,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
         Ok(Json(Status { status: "ok" }))
     } else {
         Err(ApiError::Unavailable(
-            "database unreachable or migrations pending".to_owned(),
+            "database unreachable or migrations pending",
         ))
     }
 }

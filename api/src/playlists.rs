@@ -358,6 +358,7 @@ fn check_text(
         (status = 409, description = "The caller already has the most playlists allowed", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad title or description", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many playlist changes this hour; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_playlist(
     State(state): State<AppState>,
@@ -365,6 +366,7 @@ async fn create_playlist(
     JsonBody(req): JsonBody<CreatePlaylist>,
 ) -> Result<(StatusCode, Json<Playlist>), ApiError> {
     let (title, description) = check_text(Some(&req.title), Some(&req.description))?;
+    state.creation_limits.playlist_writes.take(&user.id)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = time::now_ms();
     let mut tx = state.db.pool().begin().await?;
@@ -520,6 +522,7 @@ async fn check_addable(
         (status = 409, description = "The post is already in the playlist, or the playlist is full", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Position past the end, or the post is not ready", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many playlist changes this hour; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn add_item(
     State(state): State<AppState>,
@@ -527,6 +530,7 @@ async fn add_item(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<AddItem>,
 ) -> Result<(StatusCode, Json<Playlist>), ApiError> {
+    state.creation_limits.playlist_writes.take(&user.id)?;
     let mut tx = begin_write(&state.db, &user.id, &id).await?;
     check_addable(&mut tx, &user.id, &req.post_id).await?;
     let mut order = load_order(&mut tx, &user.id, &id).await?;

@@ -170,6 +170,7 @@ fn table() -> Vec<Row> {
         row("get", "/v1/users/{id}/presence", "/v1/users/{owner}/presence", none, [401, 200, 200, 404, 200]),
         // Not an upgrade request: the token is checked first, then the upgrade.
         row("get", "/v1/ws", "/v1/ws", none, [401, 400, 400, 400, 400]),
+        row("post", "/v1/ws/ticket", "/v1/ws/ticket", none, [401, 201, 201, 201, 201]),
         // Devices: always the caller's own.
         row("get", "/v1/me/devices", "/v1/me/devices", none, [401, 200, 200, 200, 200]),
         row("put", "/v1/me/devices/{device_id}", "/v1/me/devices/phone-1",

@@ -454,6 +454,7 @@ async fn images_upload_with_dimensions_and_are_served_to_members_only() {
     assert_eq!(resp.status, StatusCode::OK);
     assert_eq!(resp.header(header::CONTENT_TYPE), "image/png");
     assert_eq!(resp.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    assert_eq!(resp.header(header::CONTENT_DISPOSITION), "inline");
     assert_eq!(resp.body, bytes);
     // Served as another type only with a signature for it.
     let retyped = url.replace("image%2Fpng", "text%2Fhtml");

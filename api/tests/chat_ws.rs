@@ -5,10 +5,10 @@
 
 mod support;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use sori_api::core::realtime::{Event, Realtime, WsConfig};
+use sori_api::core::realtime::{Event, Fanout, Realtime, WsConfig};
 use sori_pipeline::media::{MediaEvent, MediaState};
 use std::time::Duration;
 use support::ws::{closed_by_server, next_event, Socket};
@@ -27,8 +27,17 @@ struct Server {
 impl Server {
     /// The app on a loopback port, with `config` for its sockets.
     async fn start(config: WsConfig) -> Self {
-        let realtime = Realtime::new(sori_api::core::realtime::Fanout::local(), config);
-        let api = Api::with(|state| state.with_realtime(realtime)).await;
+        Self::serve(|_| Realtime::new(Fanout::local(), config)).await
+    }
+
+    /// The app on a loopback port, with the real-time plumbing `realtime`
+    /// makes for its database.
+    async fn serve(realtime: impl FnOnce(&sori_db::Db) -> Realtime) -> Self {
+        let api = Api::with(|state| {
+            let realtime = realtime(&state.db);
+            state.with_realtime(realtime)
+        })
+        .await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = api.app.clone();
@@ -197,6 +206,50 @@ async fn presence_follows_the_last_connection_of_a_user() {
     assert!(now["last_seen"].as_i64().unwrap() > 0);
 }
 
+/// The type of the next event on `socket`, whatever it is.
+async fn next_kind(socket: &mut Socket) -> String {
+    let wait = async {
+        loop {
+            match socket.next().await {
+                Some(Ok(tungstenite::Message::Text(text))) => {
+                    let event: Value = serde_json::from_str(text.as_str()).unwrap();
+                    return event["type"].as_str().unwrap_or_default().to_owned();
+                }
+                Some(Ok(_)) => {}
+                other => panic!("socket ended waiting for an event: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .expect("no event")
+}
+
+#[tokio::test]
+async fn presence_is_not_told_across_a_block() {
+    let s = Server::quick().await;
+    let (alice, bob, carol) = (
+        s.api.user("alice").await,
+        s.api.user("bob").await,
+        s.api.user("carol").await,
+    );
+    s.api.room(&alice, &bob).await;
+    s.api.room(&alice, &carol).await;
+    let bob_carol = s.api.room(&bob, &carol).await;
+    s.api.block(&bob, &alice).await;
+    let mut carols = s.connect(&carol).await;
+    let mut bobs = s.connect(&bob).await;
+    // Carol hears of Bob's connection; drain it so Alice's is next.
+    next_event(&mut carols, "presence").await;
+    let _alices = s.connect(&alice).await;
+    let told = next_event(&mut carols, "presence").await;
+    assert_eq!(told["user_id"], alice.id.as_str());
+    // Bob blocked Alice: the next thing his socket carries is Carol's message,
+    // not Alice's presence.
+    s.api.text_message(&carol, &bob_carol, "hi bob").await;
+    assert_eq!(next_kind(&mut bobs).await, "message.new");
+}
+
 /// Heartbeats are written in batches, off the socket's path: a client that
 /// keeps answering pings must stay online for several times its row's
 /// expiry, and its user's `last_seen` must move with the heartbeats.
@@ -325,16 +378,172 @@ async fn follows_likes_comments_and_mentions_arrive_as_notifications() {
     assert_eq!(listed["unread_count"], 3);
 }
 
+/// A ticket for `who` from `POST /v1/ws/ticket`.
+async fn ticket(s: &Server, who: &User) -> String {
+    let r = s.api.post("/v1/ws/ticket", who, Value::Null).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    r.json["ticket"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
-async fn the_token_may_come_in_the_query_and_a_bad_one_is_refused() {
+async fn browsers_open_the_socket_with_a_single_use_ticket_not_the_token() {
     let s = Server::quick().await;
     let alice = s.api.user("alice").await;
     assert_eq!(s.refused("/v1/ws").await, 401);
-    assert_eq!(s.refused("/v1/ws?token=not-a-token").await, 401);
-    let fake = "A".repeat(43);
-    assert_eq!(s.refused(&format!("/v1/ws?token={fake}")).await, 401);
-    let url = format!("ws://{}/v1/ws?token={}", s.addr, alice.token);
+    // The bearer token is not accepted in the URL.
+    assert_eq!(
+        s.refused(&format!("/v1/ws?token={}", alice.token)).await,
+        401
+    );
+    assert_eq!(s.refused("/v1/ws?ticket=not-a-ticket").await, 401);
+    let first = ticket(&s, &alice).await;
+    let url = format!("ws://{}/v1/ws?ticket={first}", s.addr);
     let (_socket, resp) = tokio_tungstenite::connect_async(url).await.unwrap();
     assert_eq!(resp.status().as_u16(), 101);
     s.wait_online(&alice, true).await;
+    // Used once: refused the second time.
+    assert_eq!(s.refused(&format!("/v1/ws?ticket={first}")).await, 401);
+    // Expired.
+    let old = ticket(&s, &alice).await;
+    sqlx::query("UPDATE ws_tickets SET expires_at = 1")
+        .execute(s.api.t.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(s.refused(&format!("/v1/ws?ticket={old}")).await, 401);
+    // Issued to a session that has since ended.
+    let orphan = ticket(&s, &alice).await;
+    let r = s.api.post("/v1/auth/logout", &alice, Value::Null).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(s.refused(&format!("/v1/ws?ticket={orphan}")).await, 401);
+}
+
+#[tokio::test]
+async fn ending_a_session_closes_its_sockets_and_unregisters_its_devices() {
+    let s = Server::quick().await;
+    let alice = s.api.user("alice").await;
+    // A second session of the same person, on another phone.
+    let login = json!({"handle": "alice", "password": "correct horse"});
+    let other = s
+        .api
+        .call(Method::POST, "/v1/auth/login", None, login)
+        .await;
+    let other_token = other.json["token"].as_str().unwrap().to_owned();
+    let phone = User {
+        id: alice.id.clone(),
+        handle: alice.handle.clone(),
+        token: other_token,
+    };
+    let device = json!({"platform": "webhook", "push_token": "tok-a"});
+    let r = s
+        .api
+        .call(
+            Method::PUT,
+            "/v1/me/devices/tablet",
+            Some(&alice.token),
+            device,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let device = json!({"platform": "webhook", "push_token": "tok-b"});
+    let r = s
+        .api
+        .call(
+            Method::PUT,
+            "/v1/me/devices/phone",
+            Some(&phone.token),
+            device,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let mut tablet_socket = s.connect(&alice).await;
+    let mut phone_socket = s.connect(&phone).await;
+
+    let r = s.api.post("/v1/auth/logout", &alice, Value::Null).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    closed_by_server(&mut tablet_socket).await;
+    // The other session's socket and device stay.
+    let devices = s.api.get("/v1/me/devices", &phone).await;
+    let ids: Vec<&str> = devices.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["phone"]);
+    let bob = s.api.user("bob").await;
+    let room = s.api.room(&bob, &phone).await;
+    s.api.text_message(&bob, &room, "still here?").await;
+    let event = next_event(&mut phone_socket, "message.new").await;
+    assert_eq!(event["text"], "still here?");
+}
+
+#[tokio::test]
+async fn a_socket_refused_for_a_down_event_listener_does_not_echo_the_database_error() {
+    // Events between processes through a PostgreSQL server that is not there.
+    let url = "postgres://sori:hunter2hunter2@127.0.0.1:9/events";
+    let s =
+        Server::serve(|db| Realtime::new(Fanout::postgres(db.clone(), url), WsConfig::default()))
+            .await;
+    let alice = s.api.user("alice").await;
+    let ticket = ticket(&s, &alice).await;
+    let url = format!("ws://{}/v1/ws?ticket={ticket}", s.addr);
+    let Err(tungstenite::Error::Http(resp)) = tokio_tungstenite::connect_async(url).await else {
+        panic!("the socket opened without its event listener");
+    };
+    assert_eq!(resp.status().as_u16(), 503);
+    let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+    assert!(body.contains("real-time events are unavailable"), "{body}");
+    for leak in ["127.0.0.1", "hunter2", "refused", "error"] {
+        assert!(!body.to_lowercase().contains(leak), "{leak} in {body}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_frame_is_refused_at_its_header_not_buffered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Default pings (20 s): only the frame limit can end this socket soon.
+    let s = Server::start(WsConfig::default()).await;
+    let alice = s.api.user("alice").await;
+    let mut socket = s.connect(&alice).await;
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_mut() else {
+        panic!("a plain connection");
+    };
+    // A masked binary frame announcing 10 MiB, then only its first bytes.
+    let mut frame = vec![0x82, 0xFF];
+    frame.extend_from_slice(&(10u64 << 20).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4]);
+    frame.extend_from_slice(&[0; 1024]);
+    tcp.write_all(&frame).await.unwrap();
+    let drained = async {
+        let mut buf = [0u8; 4096];
+        while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+    };
+    tokio::time::timeout(Duration::from_secs(3), drained)
+        .await
+        .expect("the server waited for the 10 MiB frame instead of refusing it");
+}
+
+#[tokio::test]
+async fn a_user_holds_at_most_the_socket_cap_across_processes() {
+    use sori_api::core::limits::MAX_SOCKETS_PER_USER;
+    let s = Server::quick().await;
+    let (alice, bob) = (s.api.user("alice").await, s.api.user("bob").await);
+    // Alice's live sockets on other processes, as their rows record them.
+    let until = sori_pipeline::clock::now_ms() + 60_000;
+    for n in 0..MAX_SOCKETS_PER_USER {
+        sqlx::query(
+            "INSERT INTO ws_connections (id, user_id, expires_at, created_at) VALUES ($1, $2, $3, 0)",
+        )
+        .bind(format!("elsewhere-{n}"))
+        .bind(&alice.id)
+        .bind(until)
+        .execute(s.api.t.db.pool())
+        .await
+        .unwrap();
+    }
+    let alices = format!("/v1/ws?ticket={}", ticket(&s, &alice).await);
+    assert_eq!(s.refused(&alices).await, 429);
+    // Bob is not affected.
+    let bobs = format!("/v1/ws?ticket={}", ticket(&s, &bob).await);
+    assert_eq!(s.refused(&bobs).await, 101);
 }

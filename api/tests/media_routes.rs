@@ -92,6 +92,7 @@ async fn the_urls_in_answers_play_as_given_with_types_and_caching() {
         assert_eq!(r.header(header::CONTENT_LENGTH), bytes.len().to_string());
         assert_eq!(r.header(header::ACCEPT_RANGES), "bytes");
         assert_eq!(r.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+        assert_eq!(r.header(header::CONTENT_DISPOSITION), "inline");
         assert!(r.header(header::ETAG).starts_with('"'), "a strong tag");
         httpdate::parse_http_date(r.header(header::LAST_MODIFIED)).unwrap();
         // Cacheable by anyone holding the URL, until the URL expires.

@@ -73,6 +73,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/chats/{id}/read"),
     ("get", "/v1/users/{id}/presence"),
     ("get", "/v1/ws"),
+    ("post", "/v1/ws/ticket"),
     ("put", "/v1/me/devices/{device_id}"),
     ("delete", "/v1/me/devices/{device_id}"),
     ("get", "/v1/me/devices"),

@@ -7,9 +7,7 @@ mod support;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use sori_api::effects::push::enqueue;
 use sori_api::push::dispatch::Pass;
 use sori_api::push::{DispatchConfig, Dispatcher, WebhookSender};
@@ -21,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{assert_problem, Api, User};
 
-const SECRET: &[u8] = b"test webhook secret";
+/// A Standard Webhooks secret, as its libraries generate them.
+const SECRET: &str = "whsec_dGVzdCB3ZWJob29rIHNlY3JldCBieXRlcw==";
 const TIMEOUT: Duration = Duration::from_millis(300);
 
 // ---------------------------------------------------------------- devices
@@ -186,6 +185,45 @@ async fn a_token_belongs_to_the_last_account_that_registered_it() {
 }
 
 #[tokio::test]
+async fn an_expired_session_is_purged_with_the_devices_it_registered() {
+    let api = Api::new().await;
+    let mina = api.user("mina").await;
+    // A second session of Mina's, which will expire.
+    let old = sori_api::core::sessions::issue_token(&api.t.db, &mina.id)
+        .await
+        .unwrap();
+    let old = User {
+        id: mina.id.clone(),
+        handle: mina.handle.clone(),
+        token: old.token,
+    };
+    let device = |t: &str| json!({"platform": "fcm", "push_token": t});
+    put_device(&api, &old, "old-phone", device("o1")).await;
+    put_device(&api, &mina, "phone", device("p1")).await;
+    let expire = "UPDATE auth_tokens SET expires_at = 1 WHERE token_hash = $1";
+    sqlx::query(expire)
+        .bind(sori_api::core::sessions::token_hash(&old.token))
+        .execute(api.t.db.pool())
+        .await
+        .unwrap();
+    let now = sori_pipeline::clock::now_ms();
+    let purged = sori_api::core::sessions::purge_expired(&api.t.db, now)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(
+        device_tokens(&api, &mina).await,
+        [("phone".to_owned(), "fcm".to_owned(), "p1".to_owned())]
+    );
+    let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auth_tokens WHERE user_id = $1")
+        .bind(&mina.id)
+        .fetch_one(api.t.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(tokens, 1, "the live session stays");
+}
+
+#[tokio::test]
 async fn a_user_keeps_the_twenty_latest_devices() {
     let api = Api::new().await;
     let mina = api.user("mina").await;
@@ -213,6 +251,8 @@ enum Mode {
     /// Never answers within the sender's timeout.
     Hang,
     Refuse410,
+    /// 429 with `Retry-After: 2`.
+    Busy429,
 }
 
 /// One request as the receiver saw it.
@@ -252,25 +292,25 @@ impl Receiver {
     }
 }
 
-async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(rx): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let header = |name: &str| {
         headers
             .get(name)
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default()
     };
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(SECRET).unwrap();
-    mac.update(&body);
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    // Verified as a receiver would, with the scheme's own library (which also
+    // refuses a timestamp more than five minutes off: a replay).
+    let verifier = standardwebhooks::Webhook::new(SECRET).unwrap();
     let seen = Seen {
-        delivery: header("x-sori-delivery"),
+        delivery: header("webhook-id"),
         at: Instant::now(),
-        signature_ok: header("x-sori-signature") == format!("sha256={expected}"),
+        signature_ok: verifier.verify(&body, &headers).is_ok(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     };
     rx.requests.lock().unwrap().push(seen.clone());
@@ -278,14 +318,15 @@ async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
     match mode {
         Mode::Accept => {
             rx.accepted.lock().unwrap().push(seen);
-            StatusCode::NO_CONTENT
+            StatusCode::NO_CONTENT.into_response()
         }
-        Mode::Fail500 => StatusCode::INTERNAL_SERVER_ERROR,
+        Mode::Fail500 => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Mode::Hang => {
             tokio::time::sleep(TIMEOUT * 10).await;
-            StatusCode::SERVICE_UNAVAILABLE
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
-        Mode::Refuse410 => StatusCode::GONE,
+        Mode::Refuse410 => StatusCode::GONE.into_response(),
+        Mode::Busy429 => (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "2")]).into_response(),
     }
 }
 
@@ -317,7 +358,7 @@ fn config() -> DispatchConfig {
 }
 
 fn dispatcher(db: &Db, url: &str, config: DispatchConfig) -> Dispatcher<WebhookSender> {
-    let sender = WebhookSender::new(url, SECRET, TIMEOUT).unwrap();
+    let sender = WebhookSender::new(url, SECRET.as_bytes(), TIMEOUT).unwrap();
     Dispatcher::new(db.clone(), sender, config)
 }
 
@@ -505,12 +546,12 @@ async fn every_entry_arrives_once_after_the_receiver_recovers() {
     assert_eq!(phone["platform"], "fcm");
     let message = &phone["fcm"]["message"];
     assert_eq!(message["token"], "fcm-tok");
-    // The title is the sender's display name, looked up from sender_id.
+    // The title is the sender's display name, looked up from sender_id; the
+    // message's text stays out of the push unless the operator opts in.
     assert_eq!(message["notification"]["title"], "joon");
-    assert!(message["notification"]["body"]
-        .as_str()
-        .unwrap()
-        .starts_with("hello "));
+    assert_eq!(message["notification"]["body"], "New message");
+    assert!(body["data"].get("text").is_none(), "{body}");
+    assert!(!body.to_string().contains("hello"), "{body}");
     assert_eq!(message["android"]["priority"], "high");
 }
 
@@ -586,6 +627,28 @@ async fn a_refused_entry_is_marked_dead_and_kept() {
 }
 
 #[tokio::test]
+async fn the_next_attempt_waits_for_the_receivers_retry_after() {
+    let api = Api::new().await;
+    let db = api.t.db.clone();
+    let (mina, joon) = people(&api).await;
+    enqueue_messages(&db, &mina, &joon, 1).await;
+    let (rx, url) = receiver(Mode::Busy429).await;
+    // Our own backoff would retry within 600 ms.
+    let d = dispatcher(&db, &url, config());
+    assert_eq!(d.run_once().await.unwrap().retried, 1);
+    rx.set(Mode::Accept);
+    drain(&d, &db).await;
+    let seen = rx.requests();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let waited = seen[1].at - seen[0].at;
+    assert!(
+        waited >= Duration::from_millis(1_900),
+        "retried after {waited:?}, though the receiver said 2 s"
+    );
+    assert!(seen.iter().all(|s| s.signature_ok));
+}
+
+#[tokio::test]
 async fn an_entry_dies_when_its_attempts_run_out() {
     let api = Api::new().await;
     let db = api.t.db.clone();
@@ -609,6 +672,26 @@ async fn an_entry_dies_when_its_attempts_run_out() {
         Some("transient: HTTP 500")
     );
     assert_eq!(rx.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn message_text_is_pushed_only_when_the_operator_opts_in() {
+    let api = Api::new().await;
+    let db = api.t.db.clone();
+    let (mina, joon) = people(&api).await;
+    enqueue_messages(&db, &mina, &joon, 1).await;
+    let (rx, url) = receiver(Mode::Accept).await;
+    let opted_in = DispatchConfig {
+        message_text: true,
+        ..config()
+    };
+    let pass = dispatcher(&db, &url, opted_in).run_once().await.unwrap();
+    assert_eq!(pass.delivered, 1);
+    let body = &rx.requests()[0].body;
+    assert_eq!(body["data"]["text"], "hello 0");
+    let devices = body["devices"].as_array().unwrap();
+    let phone = devices.iter().find(|d| d["device_id"] == "phone").unwrap();
+    assert_eq!(phone["fcm"]["message"]["notification"]["body"], "hello 0");
 }
 
 #[tokio::test]

@@ -1,13 +1,15 @@
 //! Sign-ups per client address and uploads per user are limited per hour,
-//! chat messages per user per minute: past the limit the API answers 429 with
-//! `Retry-After`, and other addresses or users are unaffected. On the backend
-//! `SORI_TEST_DB` names.
+//! chat messages per user per minute, and per user the other actions that
+//! reach people or grow stored state (comments, reports, rooms, playlist
+//! writes, devices, socket tickets) per hour: past the limit the API answers
+//! 429 with `Retry-After`, and other addresses or users are unaffected. On
+//! the backend `SORI_TEST_DB` names.
 
 mod support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use sori_api::core::limits::CreationLimits;
+use sori_api::core::limits::{CreationLimits, RateLimiter, CREATION_WINDOW};
 use support::{assert_problem, from_address, json_request, Api, Reply, User};
 
 /// `POST /v1/auth/signup` as the server sees it from `from`: status and `Retry-After`.
@@ -157,6 +159,105 @@ async fn uploads_per_user_are_limited_per_hour() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
 }
 
+/// The per-user actions with an hourly limit, each as one request by `who`
+/// (the `n`th time) against what `other` owns.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Comment,
+    Report,
+    OpenRoom,
+    PlaylistWrite,
+    Device,
+    SocketTicket,
+}
+
+impl Action {
+    const ALL: [Action; 6] = [
+        Self::Comment,
+        Self::Report,
+        Self::OpenRoom,
+        Self::PlaylistWrite,
+        Self::Device,
+        Self::SocketTicket,
+    ];
+
+    /// Default limits, with this action's lowered to `limit` an hour.
+    fn limited_to(self, limit: u32) -> CreationLimits {
+        let low = RateLimiter::new(limit, CREATION_WINDOW);
+        let mut limits = CreationLimits::default();
+        match self {
+            Self::Comment => limits.comments = low,
+            Self::Report => limits.reports = low,
+            Self::OpenRoom => limits.rooms = low,
+            Self::PlaylistWrite => limits.playlist_writes = low,
+            Self::Device => limits.devices = low,
+            Self::SocketTicket => limits.socket_tickets = low,
+        }
+        limits
+    }
+
+    async fn perform(self, api: &Api, who: &User, other: &User, n: usize) -> Reply {
+        match self {
+            Self::Comment => {
+                let post = api.ready_post(other).await;
+                let path = format!("/v1/posts/{post}/comments");
+                api.post(&path, who, json!({"text": "nice"})).await
+            }
+            Self::Report => {
+                // One open report per target: a new post each time.
+                let post = api.ready_post(other).await;
+                let body = json!({"target_kind": "post", "target_id": post, "reason": "spam"});
+                api.post("/v1/reports", who, body).await
+            }
+            Self::OpenRoom => {
+                api.post("/v1/chats", who, json!({"user_id": other.id}))
+                    .await
+            }
+            Self::PlaylistWrite => {
+                api.post("/v1/playlists", who, json!({"title": format!("mix {n}")}))
+                    .await
+            }
+            Self::Device => {
+                let body = json!({"platform": "fcm", "push_token": format!("{}-{n}", who.handle)});
+                let path = format!("/v1/me/devices/d{n}");
+                api.call(Method::PUT, &path, Some(&who.token), body).await
+            }
+            Self::SocketTicket => api.post("/v1/ws/ticket", who, json!(null)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_per_user_action_is_limited_per_hour() {
+    for action in Action::ALL {
+        let api = Api::with(|s| s.with_creation_limits(action.limited_to(2))).await;
+        let (ann, bea) = (api.user("ann").await, api.user("bea").await);
+        for n in 0..2 {
+            let r = action.perform(&api, &ann, &bea, n).await;
+            assert!(
+                r.status.is_success(),
+                "{action:?} #{n}: {} {}",
+                r.status,
+                r.json
+            );
+        }
+        let refused = action.perform(&api, &ann, &bea, 2).await;
+        assert_problem(&refused, StatusCode::TOO_MANY_REQUESTS, "too-many-requests");
+        let retry = refused.retry_after.expect("Retry-After");
+        assert!(
+            (3500..=3600).contains(&retry),
+            "{action:?}: Retry-After {retry}"
+        );
+        // Bea's own count is untouched.
+        let r = action.perform(&api, &bea, &ann, 0).await;
+        assert!(
+            r.status.is_success(),
+            "{action:?} for another user: {}",
+            r.json
+        );
+    }
+}
+
 #[tokio::test]
 async fn openapi_documents_the_429s() {
     let api = Api::new().await;
@@ -165,6 +266,14 @@ async fn openapi_documents_the_429s() {
         ("/v1/auth/signup", "post"),
         ("/v1/media", "post"),
         ("/v1/chats/{id}/messages", "post"),
+        ("/v1/posts/{id}/comments", "post"),
+        ("/v1/reports", "post"),
+        ("/v1/chats", "post"),
+        ("/v1/playlists", "post"),
+        ("/v1/playlists/{id}/items", "post"),
+        ("/v1/me/devices/{device_id}", "put"),
+        ("/v1/ws/ticket", "post"),
+        ("/v1/ws", "get"),
     ] {
         let r = &doc["paths"][path][method]["responses"]["429"];
         assert!(

@@ -141,6 +141,30 @@ async fn presigned_uploads_are_bound_to_type_length_and_expiry() {
         200
     );
     assert_eq!(store.head("originals/a").await.unwrap().unwrap().size, 1000);
+    // The URL works once: other bytes of the same length cannot replace the
+    // upload (If-None-Match: * is signed), nor can the header be left out.
+    assert!(ok
+        .headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("if-none-match") && v == "*"));
+    assert_eq!(
+        put(&ok.url, &ok.headers, "audio/mp4", vec![8u8; 1000]).await,
+        412
+    );
+    let without: Vec<_> = ok
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("if-none-match"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        put(&ok.url, &without, "audio/mp4", vec![8u8; 1000]).await,
+        403
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("a");
+    store.get_to_file("originals/a", &copy).await.unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), body);
 
     // Another content type than the one signed.
     let p = store

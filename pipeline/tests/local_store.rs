@@ -93,6 +93,14 @@ async fn escaping_keys_are_refused_by_every_operation() {
     assert!(!dir.path().join("outside").exists());
 }
 
+/// The file names directly under the store's blob directory in `dir`.
+fn blob_names(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir.join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect()
+}
+
 #[tokio::test]
 async fn uploads_must_have_exactly_the_signed_length() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,10 +125,7 @@ async fn uploads_must_have_exactly_the_signed_length() {
     let mut exact: &[u8] = b"01234";
     assert_eq!(s.put_reader("k", &mut exact, 5).await.unwrap(), 5);
     assert_eq!(s.head("k").await.unwrap().unwrap().size, 5);
-    let names: Vec<_> = std::fs::read_dir(dir.path().join("blobs"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names = blob_names(dir.path());
     assert_eq!(names, ["k"], "no temporary files left");
 }
 
@@ -249,4 +254,36 @@ fn the_secret_is_created_once_and_reused() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "secret readable by others: {mode:o}");
     }
+}
+
+#[tokio::test]
+async fn a_new_object_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let mut first: &[u8] = b"first";
+    assert_eq!(s.put_new_reader("k", &mut first, 5).await.unwrap(), 5);
+    let mut second: &[u8] = b"other";
+    assert!(matches!(
+        s.put_new_reader("k", &mut second, 5).await,
+        Err(UploadError::Exists)
+    ));
+    assert_eq!(std::fs::read(s.path_of("k").unwrap()).unwrap(), b"first");
+    let names = blob_names(dir.path());
+    assert_eq!(names, ["k"], "no temporary files left");
+}
+
+#[tokio::test]
+async fn an_upload_dropped_midway_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    // A body that sends two bytes and then stalls forever.
+    let (mut client, mut server) = tokio::io::duplex(64);
+    tokio::io::AsyncWriteExt::write_all(&mut client, b"ab")
+        .await
+        .unwrap();
+    let upload = s.put_new_reader("k", &mut server, 5);
+    let timed_out = tokio::time::timeout(std::time::Duration::from_millis(200), upload).await;
+    assert!(timed_out.is_err());
+    let names = blob_names(dir.path());
+    assert!(names.is_empty(), "left behind: {names:?}");
 }

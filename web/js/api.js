@@ -134,14 +134,29 @@ export class Events {
     this.socket = null;
     this.retry = 1000;
     this.closed = true;
+    this.connecting = false;
   }
 
-  connect() {
+  /**
+   * Opens the socket with a single-use ticket (`POST /v1/ws/ticket`), so the
+   * bearer token never goes into a URL.
+   */
+  async connect() {
     this.closed = false;
-    const current = session.get();
-    if (!current || this.socket) return;
+    if (!session.get() || this.socket || this.connecting) return;
+    this.connecting = true;
+    let ticket;
+    try {
+      ({ ticket } = await api('POST', '/v1/ws/ticket'));
+    } catch {
+      this.connecting = false;
+      this.retryLater();
+      return;
+    }
+    this.connecting = false;
+    if (this.closed) return;
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const socket = new WebSocket(`${scheme}://${location.host}/v1/ws?token=${encodeURIComponent(current.token)}`);
+    const socket = new WebSocket(`${scheme}://${location.host}/v1/ws?ticket=${encodeURIComponent(ticket)}`);
     this.socket = socket;
     socket.onopen = () => { this.retry = 1000; this.emit('open', {}); };
     socket.onmessage = (e) => {
@@ -150,10 +165,14 @@ export class Events {
     };
     socket.onclose = () => {
       this.socket = null;
-      if (this.closed) return;
-      setTimeout(() => this.connect(), this.retry);
-      this.retry = Math.min(this.retry * 2, 30000);
+      this.retryLater();
     };
+  }
+
+  retryLater() {
+    if (this.closed) return;
+    setTimeout(() => this.connect(), this.retry);
+    this.retry = Math.min(this.retry * 2, 30000);
   }
 
   close() {

@@ -146,6 +146,7 @@ async fn rooms(state: &AppState, rows: Vec<RoomRow>) -> Result<Vec<Room>, ApiErr
         (status = 403, description = "A block between the two users", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A room with yourself", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many rooms opened this hour; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn open_room(
     State(state): State<AppState>,
@@ -158,6 +159,7 @@ async fn open_room(
             "you cannot chat with yourself",
         ));
     }
+    state.creation_limits.rooms.take(&user.id)?;
     require_user(&state.db, &req.user_id).await?;
     if blocked_either_way(&state.db, &user.id, &req.user_id).await? {
         return Err(ApiError::Forbidden);

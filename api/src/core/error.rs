@@ -44,11 +44,20 @@ pub enum ApiError {
     /// Well-formed but invalid input: each bad field is named.
     #[error("invalid fields: {}", field_names(.fields))]
     Validation { fields: Vec<FieldError> },
+    /// The request (its body, or the work on it) took longer than allowed.
+    #[error("the request took longer than {secs} s")]
+    RequestTimeout { secs: u64 },
     /// Rate limited: retry after this many seconds (sent as `Retry-After`).
     #[error("too many attempts; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
+    /// A dependency is down for now. A fixed text, so a 503 can never carry
+    /// a database's or a store's error message to the client.
     #[error("service unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(&'static str),
+    /// Overloaded for now (e.g. the password-hashing queue is full): 503,
+    /// retry after this many seconds (sent as `Retry-After`).
+    #[error("the server is busy; retry in {retry_after} s")]
+    Busy { retry_after: u64 },
     /// Anything unexpected: logged with detail, answered with a bare 500.
     #[error(transparent)]
     Internal(#[from] Box<dyn std::error::Error + Send + Sync>),
@@ -145,6 +154,11 @@ impl ApiError {
                 "validation",
                 "Invalid request",
             ),
+            Self::RequestTimeout { .. } => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+            ),
             Self::TooManyRequests { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-requests",
@@ -155,6 +169,7 @@ impl ApiError {
                 "unavailable",
                 "Service unavailable",
             ),
+            Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy", "Server busy"),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -173,7 +188,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %e, "internal error");
                 None
             }
-            Self::Unavailable(why) => Some(why.clone()),
+            Self::Unavailable(why) => Some((*why).to_owned()),
             other => Some(other.to_string()),
         };
         let mut problem = Problem {
@@ -194,7 +209,7 @@ impl IntoResponse for ApiError {
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::TooManyRequests { retry_after } => {
+            Self::TooManyRequests { retry_after } | Self::Busy { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             _ => {}

@@ -2,13 +2,15 @@
 //! 401) and the client's address ([`ClientAddr`]) for the rate limiters.
 
 use crate::core::error::ApiError;
-use crate::core::sessions::{self, Session, Sessions};
+use crate::core::proxies::TrustedProxies;
+use crate::core::sessions::{self, Sessions};
+use crate::core::state::AppState;
 use crate::core::time::now_ms;
-use crate::core::ttl_cache::TtlCache;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use sori_db::Db;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// The authenticated caller of a request. Extracting it answers 401 for a
 /// missing, malformed, expired or revoked token.
@@ -16,13 +18,30 @@ use std::net::{IpAddr, SocketAddr};
 pub struct AuthUser {
     pub id: String,
     token_hash: String,
+    /// Unix milliseconds after which the token is refused.
+    pub expires_at: i64,
 }
 
 impl AuthUser {
-    /// Revokes the token this request came with (logout), here at once and
-    /// on other API processes when their cached session expires.
-    pub async fn revoke(&self, db: &Db, sessions: &TtlCache<Session>) -> Result<(), ApiError> {
-        sessions::revoke(db, sessions, &self.token_hash).await
+    /// The caller of a session known by its token hash (an event socket
+    /// opened with a ticket).
+    pub fn of_session(user_id: String, token_hash: String, expires_at: i64) -> Self {
+        Self {
+            id: user_id,
+            token_hash,
+            expires_at,
+        }
+    }
+
+    /// Revokes the token this request came with (logout) and ends its
+    /// session on every process ([`sessions::ended`]).
+    pub async fn revoke(&self, state: &AppState) -> Result<(), ApiError> {
+        sessions::revoke(state.ending(), &self.id, &self.token_hash).await
+    }
+
+    /// The stored hash of the caller's token: what names the session.
+    pub fn session_hash(&self) -> &str {
+        &self.token_hash
     }
 }
 
@@ -41,6 +60,7 @@ where
             Some(s) if s.expires_at > now_ms() => Ok(Self {
                 id: s.user_id,
                 token_hash: hash,
+                expires_at: s.expires_at,
             }),
             Some(_) => Err(ApiError::Unauthorized("token expired")),
             None => Err(ApiError::Unauthorized("unknown or revoked token")),
@@ -48,20 +68,26 @@ where
     }
 }
 
-/// The client's address as the server saw it, when the server records it
-/// (`into_make_service_with_connect_info`). Proxies' `X-Forwarded-For` is not
-/// trusted: behind a proxy every client shares the proxy's address.
+/// The client's address: the TCP peer as the server recorded it
+/// (`into_make_service_with_connect_info`), or, when the peer is one of the
+/// trusted proxies (`SORI_TRUSTED_PROXIES`), the client it names in
+/// `X-Forwarded-For` ([`TrustedProxies::client`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    Arc<TrustedProxies>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let proxies = Arc::<TrustedProxies>::from_ref(state);
         let addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(a)| a.ip());
+            .map(|ConnectInfo(a)| proxies.client(a.ip(), &parts.headers));
         Ok(Self(addr))
     }
 }

@@ -10,7 +10,7 @@
 use crate::core::error::ApiError;
 use crate::core::validation::JSON_LIMIT;
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -31,12 +31,26 @@ const COMPRESS_MIN_BYTES: u16 = 1024;
 /// length and are never buffered, hashed or limited here.
 const BLOB_PREFIX: &str = "/v1/blobs/";
 
-/// Which cross-origin callers may use the API.
+/// Which cross-origin callers may use the API, and how long a request may take.
 ///
-/// The default allows none: browsers then only call the API from its own origin.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The default allows no cross-origin caller (browsers then only call the
+/// API from its own origin) and [`DEFAULT_REQUEST_TIMEOUT`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     cors: CorsOrigins,
+    request_timeout: Duration,
+}
+
+/// How long a request may take, reading its body included, by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            cors: CorsOrigins::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,7 +86,21 @@ impl HttpConfig {
         } else {
             CorsOrigins::List(entries.into_iter().map(origin).collect::<Result<_, _>>()?)
         };
-        Ok(Self { cors })
+        Ok(Self {
+            cors,
+            ..Self::default()
+        })
+    }
+
+    /// Sets how long a request may take, reading its body included
+    /// (`SORI_REQUEST_TIMEOUT_SECS`); blob uploads have their own, by size.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// The allowed origins as configured: empty for same-origin only,
@@ -198,6 +226,23 @@ pub async fn limit_body(req: Request, next: Next) -> Response {
     }
     let req = req.map(|body| Body::new(Limited::new(body, JSON_LIMIT)));
     next.run(req).await
+}
+
+/// Answers 408 (problem+json) when a request takes longer than `limit`,
+/// reading its body included, so a client trickling a body cannot hold a
+/// handler. Blob uploads are exempt: they have a deadline by their size
+/// ([`crate::blobs`]). A WebSocket is timed only until its upgrade answer.
+pub async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    if is_blob(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout {
+            secs: limit.as_secs(),
+        }
+        .into_response(),
+    }
 }
 
 /// Answers 404 (problem+json) when the percent-decoded path is not UTF-8 or

@@ -58,7 +58,7 @@ impl MediaUrls {
         };
         let inner = store.get_signer().await.map_err(|e| {
             tracing::warn!(error = %e, "cannot sign media URLs");
-            ApiError::Unavailable("media URLs cannot be signed now; retry".to_owned())
+            ApiError::Unavailable("media URLs cannot be signed now; retry")
         })?;
         Ok(UrlSigner {
             inner: Some(inner),

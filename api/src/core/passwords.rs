@@ -7,6 +7,7 @@ use crate::core::error::ApiError;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Argon2, Params};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 /// A password computation for a hashing thread.
@@ -50,44 +51,107 @@ fn run_hash_jobs(queue: &Mutex<mpsc::Receiver<HashJob>>) {
     }
 }
 
-/// Why a password computation gave no answer: no hashing thread could take
-/// it, or it panicked.
-#[derive(Debug, thiserror::Error)]
-#[error("password hashing is unavailable")]
-struct HashingUnavailable;
+/// Password computations queued or running per hashing thread, at most.
+/// Past this a sign-up or login is refused at once (503, retry in a second)
+/// instead of waiting behind a burst: 16 runs of ~30 ms each is half a second
+/// of waiting, and a flood of logins cannot starve everyone else's.
+const QUEUE_PER_THREAD: usize = 16;
 
-/// Runs one Argon2 computation on a [`hashing_threads`] thread.
+/// Counts the computations admitted to the hashing threads against a limit.
+struct Admission {
+    admitted: AtomicUsize,
+    limit: usize,
+}
+
+/// A place in the [`Admission`] count, given back when dropped.
+struct Admitted<'a>(&'a Admission);
+
+impl Admission {
+    const fn new(limit: usize) -> Self {
+        Self {
+            admitted: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    fn enter(&self) -> Option<Admitted<'_>> {
+        let limit = self.limit;
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Admitted(self))
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn admission() -> &'static Admission {
+    static ADMISSION: OnceLock<Admission> = OnceLock::new();
+    ADMISSION.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Admission::new(cores * QUEUE_PER_THREAD)
+    })
+}
+
+/// Why a password computation gave no answer: the queue was full, no
+/// hashing thread could take it, or it panicked.
+#[derive(Debug, thiserror::Error)]
+enum HashingFailed {
+    #[error("password hashing is busy")]
+    Busy,
+    #[error("password hashing is unavailable")]
+    Unavailable,
+}
+
+impl From<HashingFailed> for ApiError {
+    fn from(e: HashingFailed) -> Self {
+        match e {
+            HashingFailed::Busy => ApiError::Busy { retry_after: 1 },
+            HashingFailed::Unavailable => ApiError::Internal(Box::new(e)),
+        }
+    }
+}
+
+/// Runs one Argon2 computation on a [`hashing_threads`] thread, if the
+/// queue has room.
 async fn argon2_job<T: Send + 'static>(
     job: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, HashingUnavailable> {
+) -> Result<T, HashingFailed> {
+    let _place = admission().enter().ok_or(HashingFailed::Busy)?;
     let (answer, answered) = tokio::sync::oneshot::channel();
     let job: HashJob = Box::new(move || {
         let _ = answer.send(job());
     });
     hashing_threads()
         .send(job)
-        .map_err(|_| HashingUnavailable)?;
-    answered.await.map_err(|_| HashingUnavailable)
+        .map_err(|_| HashingFailed::Unavailable)?;
+    answered.await.map_err(|_| HashingFailed::Unavailable)
 }
 
 /// A PHC-format Argon2id hash (OWASP's parameters: 19 MiB, 2 passes). CPU
 /// heavy, so it runs on a hashing thread.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
     argon2_job(move || phc_hash(password.as_bytes()))
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(e)))?
+        .await?
         .map_err(|e| ApiError::Internal(e.to_string().into()))
 }
 
 /// Checks a password against a stored hash, or against a dummy hash when the
-/// account does not exist, so both cases take the same time.
-pub async fn verify_password(password: String, hash: Option<String>) -> bool {
+/// account does not exist, so both cases take the same time. Fails only when
+/// the hashing queue is full (503) or hashing is broken.
+pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
     let checked = argon2_job(move || {
         let hash = hash.unwrap_or_else(|| dummy_hash().to_owned());
         phc_matches(password.as_bytes(), &hash) && hash != dummy_hash()
     })
-    .await;
-    checked.unwrap_or(false)
+    .await?;
+    Ok(checked)
 }
 
 thread_local! {
@@ -164,6 +228,19 @@ fn dummy_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admission_is_bounded_and_given_back() {
+        let queue = Admission::new(2);
+        let a = queue.enter().unwrap();
+        let b = queue.enter().unwrap();
+        assert!(queue.enter().is_none());
+        drop(a);
+        let c = queue.enter().unwrap();
+        assert!(queue.enter().is_none());
+        drop((b, c));
+        assert_eq!(queue.admitted.load(Ordering::Relaxed), 0);
+    }
 
     /// The hashes written with reused memory are the standard PHC strings:
     /// the argon2 crate's own verifier accepts them, and the hashes it wrote

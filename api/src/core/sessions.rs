@@ -1,8 +1,10 @@
 //! Bearer tokens and the sessions they stand for: random tokens stored as
 //! SHA-256 hashes with an expiry, looked up through a short-lived in-memory
-//! cache ([`Sessions`], see [`crate::core::cache`]) and revoked at logout.
+//! cache ([`Sessions`], see [`crate::core::cache`]) and revoked at logout;
+//! what a session owns (its sockets, its push devices) ends with it.
 
 use crate::core::error::ApiError;
+use crate::core::realtime::{Event, Realtime};
 use crate::core::time::now_ms;
 use crate::core::ttl_cache::TtlCache;
 use axum::http::{header, HeaderMap};
@@ -21,7 +23,7 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// unsalted hash is enough to store it.
 const TOKEN_BYTES: usize = 32;
 /// The stored form of a token: hex SHA-256, so a database leak yields no usable token.
-pub(crate) fn token_hash(token: &str) -> String {
+pub fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -35,11 +37,16 @@ pub struct IssuedToken {
     pub expires_at: i64,
 }
 
-/// Creates a token for `user_id` and stores its hash.
-pub async fn issue_token(db: &Db, user_id: &str) -> Result<IssuedToken, ApiError> {
+/// 256 random bits, base64url: a bearer token or a socket ticket.
+pub fn random_token() -> String {
     let mut bytes = [0u8; TOKEN_BYTES];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = URL_SAFE_NO_PAD.encode(bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Creates a token for `user_id` and stores its hash.
+pub async fn issue_token(db: &Db, user_id: &str) -> Result<IssuedToken, ApiError> {
+    let token = random_token();
     let now = now_ms();
     let expires_at = now + TOKEN_TTL.as_millis() as i64;
     sqlx::query(
@@ -66,7 +73,9 @@ pub struct Session {
 pub type Sessions = Arc<TtlCache<Session>>;
 
 /// The session of a token hash: from `sessions` while fresh, else from the
-/// database (then kept). `None` for an unknown or revoked token.
+/// database (then kept). `None` for an unknown or revoked token, and for the
+/// token of a user a moderator removed: a login racing the removal may mint
+/// a token after the removal deleted the others, and it must not work.
 pub(crate) async fn lookup(
     db: &Db,
     sessions: &TtlCache<Session>,
@@ -76,11 +85,13 @@ pub(crate) async fn lookup(
         return Ok(Some(session));
     }
     let generation = sessions.generation(hash);
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT user_id, expires_at FROM auth_tokens WHERE token_hash = $1")
-            .bind(hash)
-            .fetch_optional(db.pool())
-            .await?;
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT t.user_id, t.expires_at FROM auth_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND u.hidden_at IS NULL",
+    )
+    .bind(hash)
+    .fetch_optional(db.pool())
+    .await?;
     let session = row.map(|(user_id, expires_at)| Session {
         user_id,
         expires_at,
@@ -98,18 +109,85 @@ pub async fn session(db: &Db, sessions: &TtlCache<Session>, token: &str) -> Opti
     (session.expires_at > now_ms()).then_some(session)
 }
 
-/// Deletes the token whose hash is `hash` (logout), and forgets its cached
-/// session here; other API processes stop accepting it when theirs expires.
-pub(crate) async fn revoke(
-    db: &Db,
-    sessions: &TtlCache<Session>,
-    hash: &str,
-) -> Result<(), ApiError> {
+/// Deletes the token whose hash is `hash` (logout) and ends its session
+/// ([`ended`]).
+pub(crate) async fn revoke(ends: Ending<'_>, user_id: &str, hash: &str) -> Result<(), ApiError> {
     sqlx::query("DELETE FROM auth_tokens WHERE token_hash = $1")
         .bind(hash)
+        .execute(ends.db.pool())
+        .await?;
+    ended(ends, user_id, &[hash.to_owned()]).await
+}
+
+/// Expired tokens deleted per statement by [`purge_expired`].
+const PURGE_BATCH: i64 = 500;
+
+/// Deletes tokens past their expiry with the push devices registered with
+/// them (an expired session pushes no more than a revoked one), and socket
+/// tickets past theirs. Returns the tokens deleted. Run by the API role's
+/// cleanup task; batched, so a large backlog never holds one long lock.
+pub async fn purge_expired(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
+    let expired = "SELECT token_hash FROM auth_tokens WHERE expires_at <= $1 LIMIT $2";
+    let mut purged = 0;
+    loop {
+        sqlx::query(&format!(
+            "DELETE FROM devices WHERE session_hash IN ({expired})"
+        ))
+        .bind(now)
+        .bind(PURGE_BATCH)
         .execute(db.pool())
         .await?;
-    sessions.forget(hash);
+        let done = sqlx::query(&format!(
+            "DELETE FROM auth_tokens WHERE token_hash IN ({expired})"
+        ))
+        .bind(now)
+        .bind(PURGE_BATCH)
+        .execute(db.pool())
+        .await?;
+        purged += done.rows_affected();
+        if done.rows_affected() < PURGE_BATCH as u64 {
+            break;
+        }
+    }
+    sqlx::query("DELETE FROM ws_tickets WHERE expires_at <= $1")
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+    Ok(purged)
+}
+
+/// What ending a session touches: the database, this process's session
+/// cache, and the fanout to the others.
+#[derive(Clone, Copy)]
+pub struct Ending<'a> {
+    pub db: &'a Db,
+    pub sessions: &'a TtlCache<Session>,
+    pub realtime: &'a Realtime,
+}
+
+/// The kind of the fanout event that ends sessions on every process; never
+/// sent to a client.
+pub const SESSIONS_ENDED: &str = "sessions.ended";
+
+/// What ends with sessions whose tokens are already deleted (`hashes`, all
+/// of `user_id`): the push devices they registered are unregistered, and
+/// every API process forgets them from its session cache and closes their
+/// WebSockets ([`SESSIONS_ENDED`] through the fanout, this process included).
+pub async fn ended(ends: Ending<'_>, user_id: &str, hashes: &[String]) -> Result<(), ApiError> {
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    for hash in hashes {
+        sqlx::query("DELETE FROM devices WHERE session_hash = $1")
+            .bind(hash)
+            .execute(ends.db.pool())
+            .await?;
+        ends.sessions.forget(hash);
+    }
+    let data = serde_json::json!({ "sessions": hashes });
+    ends.realtime
+        .publish(vec![user_id.to_owned()], Event::new(SESSIONS_ENDED, data))
+        .await;
     Ok(())
 }
 

@@ -4,8 +4,9 @@ use crate::core::cache::{CacheConfig, FeedPages};
 use crate::core::limits::{CreationLimits, LoginLimiter};
 use crate::core::media_urls::{self, MediaUrls};
 use crate::core::metrics::Metrics;
+use crate::core::proxies::TrustedProxies;
 use crate::core::realtime::Realtime;
-use crate::core::sessions::Sessions;
+use crate::core::sessions::{Ending, Sessions};
 use crate::core::ttl_cache::TtlCache;
 use axum::extract::FromRef;
 use sori_db::Db;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     /// Sign-ups per client address, uploads and chat messages per user.
     pub creation_limits: Arc<CreationLimits>,
+    /// The proxies whose `X-Forwarded-For` names the client (`SORI_TRUSTED_PROXIES`).
+    pub trusted_proxies: Arc<TrustedProxies>,
     /// Where uploads and processed audio live; `None` in a state built for
     /// tests that need no media (the media routes then answer 503).
     pub store: Option<ObjectStore>,
@@ -56,6 +59,7 @@ impl AppState {
             public_url: "http://127.0.0.1:8080".to_owned(),
             login_limiter: Arc::new(LoginLimiter::default()),
             creation_limits: Arc::new(CreationLimits::default()),
+            trusted_proxies: Arc::default(),
             store: None,
             queue: None,
             media_urls: MediaUrls::new(None, media_urls::DEFAULT_TTL),
@@ -113,6 +117,12 @@ impl AppState {
     /// (`SORI_SIGNUPS_PER_HOUR`, `SORI_MEDIA_PER_HOUR`, `SORI_MESSAGES_PER_MINUTE`).
     pub fn with_creation_limits(mut self, limits: CreationLimits) -> Self {
         self.creation_limits = Arc::new(limits);
+        self
+    }
+
+    /// Believes `X-Forwarded-For` from these proxies (`SORI_TRUSTED_PROXIES`).
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
         self
     }
 
@@ -178,5 +188,22 @@ struct MetricsSink<'a>(&'a Metrics);
 impl MetricSink for MetricsSink<'_> {
     fn add(&mut self, name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
         self.0.register(name, help, metric);
+    }
+}
+
+impl AppState {
+    /// What ending a session touches ([`crate::core::sessions::ended`]).
+    pub fn ending(&self) -> Ending<'_> {
+        Ending {
+            db: &self.db,
+            sessions: &self.sessions,
+            realtime: &self.realtime,
+        }
+    }
+}
+
+impl FromRef<AppState> for Arc<TrustedProxies> {
+    fn from_ref(state: &AppState) -> Self {
+        state.trusted_proxies.clone()
     }
 }

@@ -54,12 +54,13 @@ pub fn live_connection(user: &str, at: &str) -> String {
     format!("EXISTS (SELECT 1 FROM ws_connections WHERE user_id = {user} AND expires_at > {at})")
 }
 
-/// Whether `user_id` is a member of a room where `media_id` was sent: who
-/// may play or view chat media besides its owner.
+/// Whether `user_id` is a member of a room where `media_id` was sent in a
+/// message a moderator has not removed: who may play or view chat media
+/// besides its owner.
 pub async fn can_see_media(db: &Db, media_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
     let found: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM messages m JOIN chat_members cm ON cm.room_id = m.room_id \
-         WHERE m.media_id = $1 AND cm.user_id = $2",
+         WHERE m.media_id = $1 AND cm.user_id = $2 AND m.hidden_at IS NULL",
     )
     .bind(media_id)
     .bind(user_id)

@@ -10,6 +10,7 @@
 
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
+use crate::core::limits::CreationLimits;
 use crate::core::state::AppState;
 use crate::core::validation::{Checks, JsonBody};
 use axum::extract::{Path, State};
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sori_db::Db;
 use sori_pipeline::clock::now_ms;
 use sqlx::Row;
+use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -111,7 +113,9 @@ fn push_token(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Registers the caller's device, or replaces its platform and token.
+/// Registers the caller's device, or replaces its platform and token. The
+/// device belongs to the session (token) that registered it: when that
+/// session ends (logout, moderator removal) the device is unregistered.
 #[utoipa::path(put, path = "/v1/me/devices/{device_id}", tag = "push",
     security(("bearer" = [])),
     params(("device_id" = String, Path, description = "Chosen by the app, stable per installation: 1–64 of a-z, A-Z, 0-9, '.', '_', ':', '-'")),
@@ -123,9 +127,11 @@ fn push_token(value: &str) -> Result<(), String> {
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid device id, platform or token", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many device registrations this hour; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn put_device(
     State(db): State<Db>,
+    State(limits): State<Arc<CreationLimits>>,
     user: AuthUser,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<PutDevice>,
@@ -134,6 +140,7 @@ async fn put_device(
         .check("device_id", device_id(&id))
         .check("push_token", push_token(&req.push_token))
         .finish()?;
+    limits.devices.take(&user.id)?;
     let now = now_ms();
     let mut tx = db.pool().begin().await?;
     sqlx::query("DELETE FROM devices WHERE push_token = $1 AND user_id <> $2")
@@ -142,16 +149,17 @@ async fn put_device(
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "INSERT INTO devices (user_id, device_id, platform, push_token, updated_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, device_id) DO UPDATE \
+        "INSERT INTO devices (user_id, device_id, platform, push_token, updated_at, session_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, device_id) DO UPDATE \
          SET platform = excluded.platform, push_token = excluded.push_token, \
-         updated_at = excluded.updated_at",
+         updated_at = excluded.updated_at, session_hash = excluded.session_hash",
     )
     .bind(&user.id)
     .bind(&id)
     .bind(req.platform.as_str())
     .bind(&req.push_token)
     .bind(now)
+    .bind(user.session_hash())
     .execute(&mut *tx)
     .await?;
     sqlx::query(

@@ -9,7 +9,8 @@
 //! and receivers deduplicate by entry id.
 //!
 //! After a send the entry is marked delivered; on a transient failure its
-//! error and a next attempt with exponential backoff and jitter are recorded;
+//! error and a next attempt with exponential backoff and jitter (or later, if
+//! the receiver asked with `Retry-After`, up to [`MAX_RETRY_AFTER`]) are recorded;
 //! a permanent failure, or the last allowed attempt failing, marks it dead.
 //! Entries are never deleted unsent: only delivered ones past the retention
 //! are purged.
@@ -30,6 +31,10 @@ use std::time::Duration;
 
 /// Devices of one user a push goes to, at most (registration keeps fewer).
 const MAX_DEVICES: i64 = 50;
+/// The longest wait a receiver's `Retry-After` imposes on one entry's next
+/// attempt: an hour, so a bad header cannot park pushes for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// Delivered entries deleted per purge statement.
 const PURGE_BATCH: i64 = 500;
 
@@ -54,6 +59,10 @@ pub struct DispatchConfig {
     pub retention: Duration,
     /// How often delivered entries past the retention are purged.
     pub purge_every: Duration,
+    /// Whether a chat message's text goes to the push gateway (FCM, the
+    /// webhook) and onto the lock screen (`SORI_PUSH_MESSAGE_TEXT`). Off by
+    /// default: the notification says who wrote, not what.
+    pub message_text: bool,
 }
 
 impl Default for DispatchConfig {
@@ -68,6 +77,7 @@ impl Default for DispatchConfig {
             max_attempts: 12,
             retention: Duration::from_secs(7 * 86_400),
             purge_every: Duration::from_secs(600),
+            message_text: false,
         }
     }
 }
@@ -290,13 +300,16 @@ impl<S: PushSender> Dispatcher<S> {
         let result = AssertUnwindSafe(self.sender.send(&request))
             .catch_unwind()
             .await
-            .unwrap_or_else(|_| Err(SendError::Transient("sender panicked".to_owned())));
+            .unwrap_or_else(|_| Err(SendError::transient("sender panicked")));
         match result {
             Ok(()) => self.finish(&entry, None).await,
-            Err(SendError::Transient(why))
+            Err(SendError::Transient { why, retry_after })
                 if entry.attempts < i64::from(self.config.max_attempts) =>
             {
-                self.retry(&entry, &why).await
+                // The receiver's Retry-After, when later than our backoff.
+                let backoff = backoff(&self.config, entry.attempts);
+                let asked = retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
+                self.retry(&entry, &why, backoff.max(asked)).await
             }
             Err(e) => self.give_up(&entry, &e.to_string()).await,
         }
@@ -304,8 +317,13 @@ impl<S: PushSender> Dispatcher<S> {
 
     /// The request for an entry: its event and every device of its user.
     async fn request(&self, entry: &Claimed) -> Result<PushRequest, sqlx::Error> {
-        let data: serde_json::Value =
+        let mut data: serde_json::Value =
             serde_json::from_str(&entry.payload).unwrap_or(serde_json::Value::Null);
+        if !self.config.message_text {
+            if let Some(fields) = data.as_object_mut() {
+                fields.remove("text");
+            }
+        }
         let sender_name = match data.get("sender_name") {
             Some(_) => None,
             None => self.display_name(data.get("sender_id")).await?,
@@ -369,10 +387,14 @@ impl<S: PushSender> Dispatcher<S> {
         Ok(Outcome::Delivered)
     }
 
-    /// Records the failure and schedules the next attempt, if this
+    /// Records the failure and schedules the next attempt `delay` from now, if this
     /// dispatcher still holds the lease.
-    async fn retry(&self, entry: &Claimed, why: &str) -> Result<Outcome, sqlx::Error> {
-        let delay = backoff(&self.config, entry.attempts);
+    async fn retry(
+        &self,
+        entry: &Claimed,
+        why: &str,
+        delay: Duration,
+    ) -> Result<Outcome, sqlx::Error> {
         tracing::info!(push_id = %entry.id, attempts = entry.attempts, error = %why, ?delay, "push failed; will retry");
         sqlx::query(
             "UPDATE push_outbox SET next_attempt_at = $1, last_error = $2 \

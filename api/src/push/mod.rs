@@ -7,7 +7,7 @@
 //!
 //! - [`devices`]: `PUT|DELETE|GET /v1/me/devices…`, where apps register their push tokens.
 //! - [`dispatch`]: the lease-based loop the API role runs, with retries, backoff and purge.
-//! - [`webhook`]: the HTTP sender (signed POST of a [`PushRequest`]).
+//! - [`webhook`]: the HTTP sender (a POST of a [`PushRequest`], signed the Standard Webhooks way).
 //! - [`fcm`]: the FCM HTTP v1 message built for each device.
 //!
 //! # The payload of a `message.new` entry
@@ -28,6 +28,7 @@ pub use webhook::WebhookSender;
 
 use serde::Serialize;
 use std::future::Future;
+use std::time::Duration;
 
 /// One outbox entry as handed to a sender: the event and every device of
 /// its user. This is also the webhook's JSON body.
@@ -58,12 +59,26 @@ pub struct DeviceTarget {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
-    /// Worth retrying later (network error, timeout, 5xx, 408, 429).
-    #[error("transient: {0}")]
-    Transient(String),
+    /// Worth retrying later (network error, timeout, 5xx, 408, 429), and
+    /// not before `retry_after` when the receiver said so.
+    #[error("transient: {why}")]
+    Transient {
+        why: String,
+        retry_after: Option<Duration>,
+    },
     /// Retrying cannot help (the receiver refused the request): the entry is marked dead.
     #[error("permanent: {0}")]
     Permanent(String),
+}
+
+impl SendError {
+    /// A transient failure with no word on when to retry.
+    pub fn transient(why: impl Into<String>) -> Self {
+        Self::Transient {
+            why: why.into(),
+            retry_after: None,
+        }
+    }
 }
 
 /// Where the dispatcher hands entries. `Ok` means the receiver accepted the

@@ -1,28 +1,41 @@
 //! The webhook sender: an HTTP POST of the [`PushRequest`] as JSON to a push
 //! gateway the operator runs (`SORI_PUSH_WEBHOOK_URL`).
 //!
-//! Headers: `X-Sori-Signature: sha256=<hex HMAC-SHA256 of the body>` with the
-//! shared secret, so the receiver knows the request is ours, and
-//! `X-Sori-Delivery: <entry id>`, the idempotency key (delivery is at least
-//! once: a receiver that answered 2xx to a request we never saw answered is
-//! sent it again). A 2xx answer is a delivery; 408, 429, 5xx, timeouts and
-//! network errors are transient; any other answer refuses the entry for good.
+//! Signed the [Standard Webhooks](https://www.standardwebhooks.com) way, so a
+//! receiver verifies with any of that scheme's libraries and can refuse
+//! replays: `webhook-id` (the entry id, stable across retries: the
+//! idempotency key, as delivery is at least once), `webhook-timestamp` (Unix
+//! seconds of this attempt) and `webhook-signature: v1,<base64 HMAC-SHA256 of
+//! "{id}.{timestamp}.{body}">`. The key is the bytes of
+//! `SORI_PUSH_WEBHOOK_SECRET`, or, for a `whsec_<base64>` secret as those
+//! libraries generate, the decoded bytes.
+//!
+//! A 2xx answer is a delivery; 408, 429, 5xx, timeouts and network errors
+//! are transient (a `Retry-After` on the answer, in seconds or as a date,
+//! sets the earliest next attempt); any other answer refuses the entry for good.
 
 use super::{PushRequest, PushSender, SendError};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use hmac::{Hmac, Mac};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 use sha2::Sha256;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub const SIGNATURE_HEADER: &str = "x-sori-signature";
-pub const DELIVERY_HEADER: &str = "x-sori-delivery";
+pub const ID_HEADER: &str = "webhook-id";
+pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+pub const SIGNATURE_HEADER: &str = "webhook-signature";
+
+/// The prefix of a Standard Webhooks secret whose key is base64 after it.
+const ENCODED_SECRET: &str = "whsec_";
 
 /// POSTs entries to one URL.
 #[derive(Debug, Clone)]
 pub struct WebhookSender {
     client: reqwest::Client,
     url: String,
-    secret: Vec<u8>,
+    key: Vec<u8>,
 }
 
 /// Why a [`WebhookSender`] cannot be built.
@@ -31,6 +44,8 @@ pub struct WebhookSender {
 pub enum WebhookError {
     #[error("webhook URL must be http:// or https://: {0:?}")]
     Url(String),
+    #[error("webhook secret starts with whsec_ but the rest is not base64")]
+    Secret,
     #[error("webhook client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -49,48 +64,80 @@ impl WebhookSender {
         Ok(Self {
             client,
             url: url.to_owned(),
-            secret: secret.to_vec(),
+            key: signing_key(secret)?,
         })
     }
 }
 
-/// `sha256=<hex>`: the HMAC-SHA256 of `body` under `secret`, as sent in
-/// `X-Sori-Signature`. Receivers recompute it over the raw body.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    // HMAC accepts keys of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+/// The HMAC key of a secret: `whsec_<base64>` decoded, any other bytes as given.
+pub fn signing_key(secret: &[u8]) -> Result<Vec<u8>, WebhookError> {
+    match secret.strip_prefix(ENCODED_SECRET.as_bytes()) {
+        Some(encoded) => STANDARD.decode(encoded).map_err(|_| WebhookError::Secret),
+        None => Ok(secret.to_vec()),
+    }
 }
 
-/// Sorts an answer's status into delivered, retry later, or give up.
-pub fn classify(status: StatusCode) -> Result<(), SendError> {
+/// `v1,<base64>`: the HMAC-SHA256 under `key` of `{id}.{timestamp}.{body}`,
+/// as sent in `webhook-signature`.
+pub fn signature(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
+    // HMAC accepts keys of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// Sorts an answer into delivered, retry later (no sooner than its
+/// `Retry-After`), or give up.
+pub fn classify(status: StatusCode, headers: &HeaderMap) -> Result<(), SendError> {
     let transient = status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
         || status.is_server_error();
     match status {
         s if s.is_success() => Ok(()),
-        s if transient => Err(SendError::Transient(format!("HTTP {}", s.as_u16()))),
+        s if transient => Err(SendError::Transient {
+            why: format!("HTTP {}", s.as_u16()),
+            retry_after: retry_after(headers, SystemTime::now()),
+        }),
         s => Err(SendError::Permanent(format!("HTTP {}", s.as_u16()))),
     }
+}
+
+/// `Retry-After` as a wait from `now`: delay-seconds or an HTTP date
+/// (RFC 9110 §10.2.3). Absent or unreadable: none.
+fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 impl PushSender for WebhookSender {
     async fn send(&self, request: &PushRequest) -> Result<(), SendError> {
         let body = serde_json::to_vec(request)
             .map_err(|e| SendError::Permanent(format!("cannot encode the entry: {e}")))?;
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         let response = self
             .client
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, signature(&self.secret, &body))
-            .header(DELIVERY_HEADER, &request.id)
+            .header(ID_HEADER, &request.id)
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(
+                SIGNATURE_HEADER,
+                signature(&self.key, &request.id, timestamp, &body),
+            )
             .body(body)
             .send()
             .await
-            .map_err(|e| SendError::Transient(describe(e)))?;
-        // The answer's body is not read: its status says all we act on.
-        classify(response.status())
+            .map_err(|e| SendError::transient(describe(e)))?;
+        // The answer's body is not read: its status and Retry-After say all we act on.
+        classify(response.status(), response.headers())
     }
 }
 
@@ -111,32 +158,67 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_signature_is_the_rfc_4231_hmac() {
-        // RFC 4231 test case 2.
-        let sig = signature(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(
-            sig,
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    fn the_signature_matches_the_standard_webhooks_test_vector() {
+        // The example of the Standard Webhooks specification and libraries.
+        let key = signing_key(b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let sig = signature(
+            &key,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
         );
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn plain_secrets_are_their_bytes_and_bad_encoded_ones_are_refused() {
+        assert_eq!(signing_key(b"a plain secret").unwrap(), b"a plain secret");
+        assert!(matches!(
+            signing_key(b"whsec_not base64!"),
+            Err(WebhookError::Secret)
+        ));
     }
 
     #[test]
     fn statuses_sort_into_delivered_retry_and_give_up() {
-        assert_eq!(classify(StatusCode::NO_CONTENT), Ok(()));
+        let none = HeaderMap::new();
+        assert_eq!(classify(StatusCode::NO_CONTENT, &none), Ok(()));
         for retry in [408, 429, 500, 502, 503] {
             let status = StatusCode::from_u16(retry).unwrap();
             assert!(
-                matches!(classify(status), Err(SendError::Transient(_))),
+                matches!(
+                    classify(status, &none),
+                    Err(SendError::Transient {
+                        retry_after: None,
+                        ..
+                    })
+                ),
                 "{retry}"
             );
         }
         for refuse in [400, 401, 404, 410, 422] {
             let status = StatusCode::from_u16(refuse).unwrap();
             assert!(
-                matches!(classify(status), Err(SendError::Permanent(_))),
+                matches!(classify(status, &none), Err(SendError::Permanent(_))),
                 "{refuse}"
             );
         }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, v.parse().unwrap());
+            retry_after(&h, now)
+        };
+        assert_eq!(with("120"), Some(Duration::from_secs(120)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(with(&later), Some(Duration::from_secs(30)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(with(&past), Some(Duration::ZERO));
+        assert_eq!(with("soon"), None);
     }
 
     #[test]

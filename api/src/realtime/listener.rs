@@ -5,7 +5,8 @@
 
 use super::presence;
 use crate::core::error::ApiError;
-use crate::core::realtime::{fanout, media_event, Envelope, Fanout};
+use crate::core::realtime::{fanout, media_event, Envelope, Event, Fanout};
+use crate::core::sessions;
 use crate::core::state::AppState;
 use crate::effects::events;
 use crate::model::messages;
@@ -47,13 +48,17 @@ pub async fn start(state: AppState) -> Result<(), ApiError> {
             });
         }
         Fanout::Postgres { url, .. } => {
-            let mut listener = sqlx::postgres::PgListener::connect(&url)
+            // sqlx retries a refused connection until its pool's 30 s acquire
+            // timeout: a socket request should not hang that long.
+            let connect = sqlx::postgres::PgListener::connect(&url);
+            let mut listener = tokio::time::timeout(LISTEN_TIMEOUT, connect)
                 .await
-                .map_err(|e| ApiError::Unavailable(format!("cannot listen for events: {e}")))?;
+                .map_err(|_| cannot_listen(sqlx::Error::PoolTimedOut))?
+                .map_err(cannot_listen)?;
             listener
                 .listen(fanout::CHANNEL)
                 .await
-                .map_err(|e| ApiError::Unavailable(format!("cannot listen for events: {e}")))?;
+                .map_err(cannot_listen)?;
             tokio::spawn(async move {
                 loop {
                     // `recv` reconnects by itself after a lost connection.
@@ -89,6 +94,10 @@ async fn forward(state: &AppState, envelope: Envelope) {
         },
         (None, None) => return,
     };
+    if event.kind == sessions::SESSIONS_ENDED {
+        end_sessions(state, &envelope.user_ids, &event);
+        return;
+    }
     if event.kind.starts_with("media.") {
         // A worker process's media event: the owner's feed shows the post's new state.
         for user_id in &envelope.user_ids {
@@ -96,4 +105,35 @@ async fn forward(state: &AppState, envelope: Envelope) {
         }
     }
     state.realtime.hub.deliver(&envelope.user_ids, &event);
+}
+
+/// Ends revoked sessions in this process: forgets them from the session
+/// cache and closes their sockets. Not delivered to any client.
+fn end_sessions(state: &AppState, user_ids: &[String], event: &Event) {
+    let hashes: Vec<String> = event.data["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.as_str().map(str::to_owned))
+        .collect();
+    for hash in &hashes {
+        state.sessions.forget(hash);
+    }
+    for user_id in user_ids {
+        let closed = state.realtime.hub.end_sessions(user_id, &hashes);
+        if closed > 0 {
+            tracing::info!(%user_id, closed, "closed the sockets of ended sessions");
+        }
+    }
+}
+
+/// How long opening the event listener may take before a socket request is
+/// answered 503.
+const LISTEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The database's error goes to the log; the client learns only that events
+/// cannot be received now (a 503 never carries internal error text).
+fn cannot_listen(e: sqlx::Error) -> ApiError {
+    tracing::warn!(error = %e, "cannot listen for events");
+    ApiError::Unavailable("real-time events are unavailable now; retry")
 }

@@ -20,7 +20,7 @@ use crate::core::extractors::AuthUser;
 use crate::core::realtime::Heartbeats;
 use crate::core::state::AppState;
 use crate::model::dialect::json_strings;
-use crate::model::rules::{blocked_either_way, live_connection};
+use crate::model::rules::{blocked_either_way, live_connection, not_blocked};
 use crate::model::users::require_user;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -159,17 +159,20 @@ async fn seen(db: &Db, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// The users who share a room with `user_id`: those told of their presence.
+/// The users who share a room with `user_id` and no block with them: those
+/// told of their presence (a block hides presence as it hides the room).
 pub async fn partners(db: &Db, user_id: &str) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
+    let sql = format!(
         "SELECT o.user_id FROM chat_members me JOIN chat_members o \
          ON o.room_id = me.room_id AND o.user_id <> me.user_id \
-         WHERE me.user_id = $1 ORDER BY me.last_activity DESC LIMIT $2",
-    )
-    .bind(user_id)
-    .bind(MAX_PARTNERS)
-    .fetch_all(db.pool())
-    .await
+         WHERE me.user_id = $1 AND {} ORDER BY me.last_activity DESC LIMIT $2",
+        not_blocked("me.user_id", "o.user_id")
+    );
+    sqlx::query_scalar(&sql)
+        .bind(user_id)
+        .bind(MAX_PARTNERS)
+        .fetch_all(db.pool())
+        .await
 }
 
 /// A user's presence.

@@ -1,7 +1,11 @@
-//! `GET /v1/ws`: one socket per device. The token comes in the
+//! `GET /v1/ws`: one socket per device. The caller is known by the
 //! `Authorization` header or, for browsers (which cannot set headers on a
-//! WebSocket), as `?token=` — request logs record the path only, never the
-//! query. A bad token is a 401 before the upgrade.
+//! WebSocket), by `?ticket=`: a single-use ticket from `POST /v1/ws/ticket`
+//! that works for [`TICKET_TTL`], so a long-lived bearer token never sits in
+//! a URL a proxy may log. A bad token or ticket is a 401 before the upgrade.
+//!
+//! A socket belongs to its session: it closes when the session expires or
+//! is revoked (logout, moderator removal), on whichever process holds it.
 //!
 //! The server pings every [`WsConfig::ping_interval`]; a socket that does not
 //! answer within [`WsConfig::pong_timeout`], or whose client does not read
@@ -11,34 +15,96 @@
 use super::{listener, presence};
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
+use crate::core::limits::{CreationLimits, MAX_SOCKETS_PER_USER};
 use crate::core::realtime::{Event, WsConfig};
-use crate::core::sessions::Sessions;
+use crate::core::sessions::{self, Sessions};
 use crate::core::state::AppState;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use crate::core::time::now_ms;
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRef, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde::Serialize;
+use sori_db::Db;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Bytes buffered per socket for reading and for writing.
 const SOCKET_BUFFER: usize = 4 * 1024;
 /// Largest frame a client may send: sending is over REST, so a socket
 /// receives only pongs and close frames.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-use axum::extract::{FromRef, FromRequestParts, State};
-use axum::http::request::Parts;
-use axum::http::{header, HeaderValue};
-use axum::response::Response;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use sori_db::Db;
-use std::sync::Arc;
-use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant, MissedTickBehavior};
-use tokio_util::sync::CancellationToken;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(ws))
+    OpenApiRouter::new()
+        .routes(routes!(ws))
+        .routes(routes!(ticket))
 }
 
-/// The caller of a socket: [`AuthUser`], with the token also accepted as `?token=`.
+/// How long a socket ticket works: enough to open the socket right after
+/// asking, too short to be worth stealing from a log.
+pub const TICKET_TTL: Duration = Duration::from_secs(30);
+
+/// A ticket to open the event socket once (`GET /v1/ws?ticket=`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WsTicket {
+    pub ticket: String,
+    /// Unix milliseconds after which the ticket is refused.
+    pub expires_at: i64,
+}
+
+/// Issues a single-use ticket for `GET /v1/ws?ticket=`, valid for 30 s, for
+/// clients that cannot send an `Authorization` header on a WebSocket
+/// (browsers). The socket belongs to the caller's session.
+#[utoipa::path(post, path = "/v1/ws/ticket", tag = "chat",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = WsTicket),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many tickets this hour; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn ticket(
+    State(db): State<Db>,
+    State(limits): State<Arc<CreationLimits>>,
+    user: AuthUser,
+) -> Result<(StatusCode, Json<WsTicket>), ApiError> {
+    limits.socket_tickets.take(&user.id)?;
+    let issued = sessions::random_token();
+    let now = now_ms();
+    let expires_at = (now + TICKET_TTL.as_millis() as i64).min(user.expires_at);
+    // Tickets nobody used are swept by whoever asks next.
+    sqlx::query("DELETE FROM ws_tickets WHERE expires_at < $1")
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+    sqlx::query(
+        "INSERT INTO ws_tickets (ticket_hash, session_hash, user_id, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(sessions::token_hash(&issued))
+    .bind(user.session_hash())
+    .bind(&user.id)
+    .bind(expires_at)
+    .execute(db.pool())
+    .await?;
+    let ticket = WsTicket {
+        ticket: issued,
+        expires_at,
+    };
+    Ok((StatusCode::CREATED, Json(ticket)))
+}
+
+/// The caller of a socket: [`AuthUser`] from the `Authorization` header, or
+/// from a `?ticket=`, redeemed (deleted) on first use.
 pub struct WsUser(pub AuthUser);
 
 impl<S> FromRequestParts<S> for WsUser
@@ -50,18 +116,43 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        if !parts.headers.contains_key(header::AUTHORIZATION) {
-            let query = parts.uri.query().unwrap_or_default();
-            let token = form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == "token")
-                .map(|(_, v)| v.into_owned());
-            if let Some(token) = token {
-                let value = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| ApiError::Unauthorized("malformed token"))?;
-                parts.headers.insert(header::AUTHORIZATION, value);
-            }
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return AuthUser::from_request_parts(parts, state).await.map(Self);
         }
-        AuthUser::from_request_parts(parts, state).await.map(Self)
+        let query = parts.uri.query().unwrap_or_default();
+        let ticket = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "ticket")
+            .map(|(_, v)| v.into_owned())
+            .ok_or(ApiError::Unauthorized(
+                "missing Authorization header or ?ticket= (POST /v1/ws/ticket)",
+            ))?;
+        redeem(&Db::from_ref(state), &Sessions::from_ref(state), &ticket)
+            .await
+            .map(Self)
+    }
+}
+
+/// The session a ticket was issued to, if the ticket is unused and
+/// unexpired and the session still live. The ticket is gone either way.
+async fn redeem(db: &Db, cache: &Sessions, ticket: &str) -> Result<AuthUser, ApiError> {
+    let refused = ApiError::Unauthorized("unknown, used or expired ticket");
+    let row: Option<(String, String, i64)> = sqlx::query_as(
+        "DELETE FROM ws_tickets WHERE ticket_hash = $1 \
+         RETURNING user_id, session_hash, expires_at",
+    )
+    .bind(sessions::token_hash(ticket))
+    .fetch_optional(db.pool())
+    .await?;
+    let (user_id, session_hash, expires_at) = row.ok_or(refused)?;
+    let now = now_ms();
+    if expires_at <= now {
+        return Err(ApiError::Unauthorized("unknown, used or expired ticket"));
+    }
+    match sessions::lookup(db, cache, &session_hash).await? {
+        Some(s) if s.expires_at > now && s.user_id == user_id => {
+            Ok(AuthUser::of_session(user_id, session_hash, s.expires_at))
+        }
+        _ => Err(ApiError::Unauthorized("the ticket's session has ended")),
     }
 }
 
@@ -69,12 +160,13 @@ where
 /// `message.new`, `message.read`, `presence`, `media.ready`, `media.failed`.
 #[utoipa::path(get, path = "/v1/ws", tag = "chat",
     security(("bearer" = [])),
-    params(("token" = Option<String>, Query, description = "The bearer token, for clients that cannot send an Authorization header")),
+    params(("ticket" = Option<String>, Query, description = "A ticket from `POST /v1/ws/ticket`, for clients that cannot send an Authorization header")),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket upgrade request"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Cannot receive events now", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many live sockets for this user; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn ws(
     State(state): State<AppState>,
@@ -83,24 +175,48 @@ async fn ws(
 ) -> Result<Response, ApiError> {
     let start = || listener::start(state.clone());
     state.realtime.ensure_started(start).await?;
+    refuse_past_socket_cap(&state.db, &user.id).await?;
     // Clients only answer pings and close: small buffers instead of the
     // 128 KiB read buffer tungstenite gives each connection by default.
     let upgrade = upgrade
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER)
-        .max_message_size(MAX_CLIENT_MESSAGE);
-    Ok(upgrade.on_upgrade(move |socket| connection(state, user.id, socket)))
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        // Else a single frame may be 16 MiB, buffered before the message cap applies.
+        .max_frame_size(MAX_CLIENT_MESSAGE);
+    Ok(upgrade.on_upgrade(move |socket| connection(state, user, socket)))
+}
+
+/// 429 when the user already holds [`MAX_SOCKETS_PER_USER`] live sockets,
+/// counted on every process through the presence table.
+async fn refuse_past_socket_cap(db: &Db, user_id: &str) -> Result<(), ApiError> {
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM ws_connections WHERE user_id = $1 AND expires_at > $2",
+    )
+    .bind(user_id)
+    .bind(now_ms())
+    .fetch_one(db.pool())
+    .await?;
+    if live >= MAX_SOCKETS_PER_USER {
+        // A dropped socket's row lasts until its next missed heartbeat.
+        return Err(ApiError::TooManyRequests { retry_after: 30 });
+    }
+    Ok(())
 }
 
 /// One socket's life: registered in the hub and the presence table, pumped
-/// until it closes or is dropped, then removed from both.
-async fn connection(state: AppState, user_id: String, socket: WebSocket) {
+/// until it closes, is dropped, or its session ends (expiry here, revocation
+/// through [`crate::core::sessions::ended`]), then removed from both.
+async fn connection(state: AppState, user: AuthUser, socket: WebSocket) {
     let rt = &state.realtime;
     let config = rt.config;
+    let user_id = user.id.clone();
     let conn_id = uuid::Uuid::now_v7().to_string();
     let (tx, rx) = mpsc::channel(config.queue.max(1));
     let cancel = CancellationToken::new();
-    rt.hub.register(&user_id, &conn_id, tx, cancel.clone());
+    rt.hub
+        .register(&user_id, &conn_id, user.session_hash(), tx, cancel.clone());
+    let expiry = end_at_expiry(user.expires_at, cancel.clone());
     let ttl = config.presence_ttl();
     match presence::connect(&state.db, &conn_id, &user_id, ttl).await {
         Ok(true) => announce(&state, &user_id).await,
@@ -110,6 +226,7 @@ async fn connection(state: AppState, user_id: String, socket: WebSocket) {
     let (sink, stream) = socket.split();
     let heartbeat = || rt.heartbeats.mark(&conn_id, &user_id);
     let end = pump(sink, stream, rx, &cancel, config, heartbeat).await;
+    expiry.abort();
     tracing::debug!(%user_id, %conn_id, end, "socket closed");
     rt.hub.unregister(&user_id, &conn_id);
     rt.heartbeats.forget(&conn_id);
@@ -118,6 +235,15 @@ async fn connection(state: AppState, user_id: String, socket: WebSocket) {
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "cannot record a disconnection"),
     }
+}
+
+/// Cancels the connection when its session expires (Unix ms `expires_at`).
+fn end_at_expiry(expires_at: i64, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let left = u64::try_from(expires_at - now_ms()).unwrap_or(0);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(left)).await;
+        cancel.cancel();
+    })
 }
 
 /// Tells the user's chat partners their presence changed.
@@ -169,7 +295,7 @@ where
             }
         };
         let outgoing = tokio::select! {
-            _ = cancel.cancelled() => return "slow consumer",
+            _ = cancel.cancelled() => return ended(&mut sink, config).await,
             _ = pong_deadline => return "missed pong",
             event = events.recv() => match event {
                 Some(text) => Message::Text(text.as_ref().into()),
@@ -195,10 +321,23 @@ where
         // A client that does not read blocks the send: bounded by the pong timeout.
         tokio::select! {
             sent = sink.send(outgoing) => if sent.is_err() { return "closed" },
-            _ = cancel.cancelled() => return "slow consumer",
+            _ = cancel.cancelled() => return ended(&mut sink, config).await,
             _ = tokio::time::sleep(config.pong_timeout) => return "send timed out",
         }
     }
+}
+
+/// Closes a cancelled connection (a slow consumer, an ended session) with
+/// a close frame, if the client takes it within a second (or the pong
+/// timeout, when shorter).
+async fn ended<Si: Sink<Message> + Unpin>(sink: &mut Si, config: WsConfig) -> &'static str {
+    let frame = CloseFrame {
+        code: close_code::POLICY,
+        reason: "closed by the server".into(),
+    };
+    let patience = config.pong_timeout.min(Duration::from_secs(1));
+    let _ = tokio::time::timeout(patience, sink.send(Message::Close(Some(frame)))).await;
+    "ended by the server"
 }
 
 #[cfg(test)]

@@ -243,6 +243,7 @@ fn attached() -> ApiError {
         (status = 409, description = "This media is already attached", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad text, or media not the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many comments this hour; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create(
     State(state): State<AppState>,
@@ -251,6 +252,7 @@ async fn create(
     JsonBody(req): JsonBody<CreateComment>,
 ) -> Result<(StatusCode, Json<CommentItem>), ApiError> {
     let content = content(req)?;
+    state.creation_limits.comments.take(&user.id)?;
     let post = post_for_action(&state.db, &user.id, &post_id).await?;
     if post.blocked {
         return Err(ApiError::Forbidden);

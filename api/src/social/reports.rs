@@ -13,8 +13,9 @@ use super::comments::uncount;
 use super::{oldest_first, require_admin};
 use crate::core::error::{on_unique, ApiError, FieldError, Problem};
 use crate::core::extractors::AuthUser;
+use crate::core::limits::CreationLimits;
 use crate::core::pagination::{Cursor, Page, PageQuery};
-use crate::core::sessions::Sessions;
+use crate::core::sessions;
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::{self, JsonBody, QueryParams};
@@ -24,6 +25,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use sori_db::Db;
 use sqlx::AnyConnection;
+use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -140,13 +142,16 @@ async fn check_target(db: &Db, reporter: &str, kind: &str, id: &str) -> Result<(
         (status = 409, description = "You already have an open report on this target", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad kind, reason or details, or no such target", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many reports this hour; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create(
     State(db): State<Db>,
+    State(limits): State<Arc<CreationLimits>>,
     user: AuthUser,
     JsonBody(req): JsonBody<CreateReport>,
 ) -> Result<(StatusCode, Json<Report>), ApiError> {
     check(&req)?;
+    limits.reports.take(&user.id)?;
     check_target(&db, &user.id, &req.target_kind, &req.target_id).await?;
     let id = uuid::Uuid::now_v7().to_string();
     sqlx::query(
@@ -234,19 +239,19 @@ pub struct Resolve {
         (status = 422, description = "Unknown action", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn resolve(
-    State(db): State<Db>,
-    State(sessions): State<Sessions>,
+    State(app): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<Resolve>,
 ) -> Result<Json<Report>, ApiError> {
-    require_admin(&db, &user.id).await?;
+    let db = &app.db;
+    require_admin(db, &user.id).await?;
     let state = match req.action.as_str() {
         "dismiss" => "dismissed",
         "remove" => "removed",
         _ => return Err(ApiError::invalid("action", "must be dismiss or remove")),
     };
-    let report = find(&db, &id).await?;
+    let report = find(db, &id).await?;
     if report.state != "open" {
         return Err(already_resolved());
     }
@@ -272,10 +277,9 @@ async fn resolve(
         Vec::new()
     };
     tx.commit().await?;
-    for token_hash in &revoked {
-        sessions.forget(token_hash);
-    }
-    find(&db, &id).await.map(Json)
+    // A removed user's sockets close and their devices stop receiving pushes.
+    sessions::ended(app.ending(), &report.target_id, &revoked).await?;
+    find(db, &id).await.map(Json)
 }
 
 fn already_resolved() -> ApiError {
@@ -316,8 +320,7 @@ async fn remove(
         .rows_affected();
     let mut revoked = Vec::new();
     if hidden == 1 && report.target_kind == "user" {
-        // Signed out everywhere: other API processes stop accepting a token
-        // when their cached session expires (`SORI_SESSION_CACHE_MS`).
+        // Signed out everywhere, on every process ([`sessions::ended`]).
         revoked =
             sqlx::query_scalar("DELETE FROM auth_tokens WHERE user_id = $1 RETURNING token_hash")
                 .bind(&report.target_id)

@@ -66,6 +66,9 @@ pub enum UploadError {
     TooLarge { expected: u64 },
     #[error("body has {got} bytes, the signed length is {expected}")]
     TooShort { expected: u64, got: u64 },
+    /// [`LocalStore::put_new_reader`]: the object was already uploaded.
+    #[error("the object already exists")]
+    Exists,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -137,7 +140,10 @@ impl LocalStore {
         let target = self.path_of(key)?;
         let mut source = tokio::fs::File::open(path).await?;
         let len = source.metadata().await?.len();
-        match self.write_atomically(&target, &mut source, len).await {
+        match self
+            .write_atomically(&target, &mut source, len, Replace::Yes)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(UploadError::Store(e)) => Err(e),
             Err(e) => Err(StoreError::Transient(format!("{}: {e}", path.display()))),
@@ -154,7 +160,25 @@ impl LocalStore {
         expected_len: u64,
     ) -> Result<u64, UploadError> {
         let target = self.path_of(key)?;
-        self.write_atomically(&target, body, expected_len).await
+        self.write_atomically(&target, body, expected_len, Replace::Yes)
+            .await
+    }
+
+    /// As [`LocalStore::put_reader`], but only if `key` does not exist yet
+    /// ([`UploadError::Exists`] otherwise): a signed upload URL then works
+    /// once, as S3's `If-None-Match: *`. Two racing uploads: one wins.
+    pub async fn put_new_reader(
+        &self,
+        key: &str,
+        body: &mut (impl AsyncRead + Unpin + Send),
+        expected_len: u64,
+    ) -> Result<u64, UploadError> {
+        let target = self.path_of(key)?;
+        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            return Err(UploadError::Exists);
+        }
+        self.write_atomically(&target, body, expected_len, Replace::No)
+            .await
     }
 
     async fn write_atomically(
@@ -162,6 +186,7 @@ impl LocalStore {
         target: &Path,
         body: &mut (impl AsyncRead + Unpin + Send),
         expected_len: u64,
+        replace: Replace,
     ) -> Result<u64, UploadError> {
         let dir = target.parent().unwrap_or(&self.root);
         tokio::fs::create_dir_all(dir)
@@ -171,21 +196,27 @@ impl LocalStore {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("object");
-        let temp = dir.join(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple()));
-        let result = copy_exact(body, &temp, expected_len).await;
-        match result {
-            Ok(n) => {
-                tokio::fs::rename(&temp, target)
+        let temp = PartFile(dir.join(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple())));
+        let n = copy_exact(body, &temp.0, expected_len).await?;
+        match replace {
+            Replace::Yes => {
+                tokio::fs::rename(&temp.0, target)
                     .await
                     .map_err(StoreError::Io)?;
-                sync_dir(dir).await;
-                Ok(n)
+                std::mem::forget(temp);
             }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&temp).await;
-                Err(e)
-            }
+            // A hard link fails when the target exists, atomically; the
+            // temporary name is then removed with the guard.
+            Replace::No => match tokio::fs::hard_link(&temp.0, target).await {
+                Ok(()) => drop(temp),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(UploadError::Exists)
+                }
+                Err(e) => return Err(StoreError::Io(e).into()),
+            },
         }
+        sync_dir(dir).await;
+        Ok(n)
     }
 
     /// Copies an object out to a local file; returns its size.
@@ -497,5 +528,24 @@ mod tests {
             assert!(validate_key(key).is_ok(), "{key:?} refused");
         }
         assert!(validate_key(&"a".repeat(1025)).is_err());
+    }
+}
+
+/// Whether a write may replace an existing object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    Yes,
+    No,
+}
+
+/// A partly written upload, removed when dropped: on an error, and also when
+/// the upload's future is dropped mid-way (a connection closed by the
+/// server's idle timeout), so no `.part` file is left behind. Forgotten once
+/// renamed into place.
+struct PartFile(PathBuf);
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }

@@ -243,7 +243,9 @@ impl S3Store {
 
     /// A URL the client PUTs exactly `content_length` bytes of `content_type`
     /// to. Both headers are part of the signature, so S3 rejects an upload
-    /// that differs from what the API accepted.
+    /// that differs from what the API accepted; so is `If-None-Match: *`, so
+    /// the URL works once: S3 refuses (412) to replace the object, and a
+    /// finished clip or image cannot be swapped for other bytes.
     pub async fn presign_put(
         &self,
         key: &str,
@@ -262,6 +264,7 @@ impl S3Store {
             .key(key)
             .content_type(content_type)
             .content_length(length)
+            .if_none_match("*")
             .presigned(config.clone())
             .await
             .map_err(|e| store_error("presign put", key, e))?;

@@ -9,10 +9,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// One connection's handles: its outgoing queue and the token that ends it.
+/// One connection's handles: its outgoing queue, the token that ends it,
+/// and the session (token hash) it was opened with.
 struct Conn {
     tx: mpsc::Sender<Arc<str>>,
     cancel: CancellationToken,
+    session: String,
 }
 
 /// Connections by user id, then connection id.
@@ -22,19 +24,44 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Registers a connection's queue; events for `user_id` reach it from now on.
+    /// Registers a connection's queue; events for `user_id` reach it from
+    /// now on, until it or its `session` ends.
     pub fn register(
         &self,
         user_id: &str,
         conn_id: &str,
+        session: &str,
         tx: mpsc::Sender<Arc<str>>,
         cancel: CancellationToken,
     ) {
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = Conn {
+            tx,
+            cancel,
+            session: session.to_owned(),
+        };
         users
             .entry(user_id.to_owned())
             .or_default()
-            .insert(conn_id.to_owned(), Conn { tx, cancel });
+            .insert(conn_id.to_owned(), conn);
+    }
+
+    /// Closes `user_id`'s connections opened with one of `sessions` (token
+    /// hashes): they were revoked. Returns how many were closed.
+    pub fn end_sessions(&self, user_id: &str, sessions: &[String]) -> usize {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(conns) = users.get_mut(user_id) else {
+            return 0;
+        };
+        let before = conns.len();
+        conns.retain(|_, conn| {
+            let ended = sessions.contains(&conn.session);
+            if ended {
+                conn.cancel.cancel();
+            }
+            !ended
+        });
+        before - conns.len()
     }
 
     pub fn unregister(&self, user_id: &str, conn_id: &str) {
