@@ -1,7 +1,9 @@
 //! End to end, the user's path through the real `sori` binary, in both modes,
 //! with a plain HTTP client only: sign up two people, one follows the other,
 //! upload a voice clip through the signed URL, wait for `ready`, post it with
-//! a `#tag`, see it in the follower's feed, play it, find it in explore.
+//! a `#tag`, see it in the follower's feed, play it, find it in explore;
+//! then delete the account and see every stored object of the clip erased
+//! (the files under the data directory, the bucket's keys).
 //!
 //! - embedded: `sori serve` with a fresh data directory and no other setting;
 //! - production: `sori migrate`, then one `sori api` and one `sori worker` on
@@ -18,11 +20,12 @@
 mod common;
 
 use common::aws::{production_env, Moto, PgSchema};
-use common::client::{ffprobe, Client, Person};
-use common::{api_and_worker, fixture, spawn};
+use common::client::{ffprobe, Client, Person, PASSWORD};
+use common::{api_and_worker, eventually, fixture, spawn};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::Path;
+use std::time::Duration;
 
 const FIXTURE: &str = "speech-mono-16k.m4a";
 const TAG: &str = "firstclip";
@@ -35,7 +38,8 @@ enum Completion {
 }
 
 /// The user's path against the API at `base`. `scratch` holds the download.
-async fn user_path(base: &str, completion: Completion, scratch: &Path) {
+/// Returns alice, who posted, and her clip's media id.
+async fn user_path(base: &str, completion: Completion, scratch: &Path) -> (Person, String) {
     let api = Client::new(base);
     let alice = api.sign_up("alice").await;
     let bob = api.sign_up("bob").await;
@@ -95,6 +99,62 @@ async fn user_path(base: &str, completion: Completion, scratch: &Path) {
         )
         .await;
     assert!(find(&found, post_id).is_some(), "not in explore: {found}");
+    (alice, media_id)
+}
+
+/// Alice deletes her account: her token stops working at once, and soon no
+/// stored object (original, outputs) of her clip is left among `objects()`.
+async fn delete_account(
+    base: &str,
+    alice: &Person,
+    media_id: &str,
+    objects: impl AsyncFn() -> Vec<String>,
+) {
+    let api = Client::new(base);
+    let hers = async || -> usize {
+        let all = objects().await;
+        all.iter().filter(|key| key.contains(media_id)).count()
+    };
+    // The original and the four outputs, at least.
+    assert!(hers().await >= 5, "{:?}", objects().await);
+    let body = json!({ "password": PASSWORD });
+    let me = Some(alice.token.as_str());
+    api.expect(
+        StatusCode::ACCEPTED,
+        Method::DELETE,
+        "/v1/me",
+        me,
+        Some(body),
+    )
+    .await;
+    api.expect(StatusCode::UNAUTHORIZED, Method::GET, "/v1/me", me, None)
+        .await;
+    eventually(
+        "her stored objects are erased",
+        Duration::from_secs(60),
+        || async { (hers().await == 0).then_some(()) },
+    )
+    .await;
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                out.push(rel.display().to_string());
+            }
+        }
+    }
+    out
 }
 
 fn find<'a>(page: &'a Value, post_id: &str) -> Option<&'a Value> {
@@ -165,7 +225,9 @@ async fn embedded_user_path() {
     let envs = [("SORI_DATA_DIR".to_owned(), data)];
     let mut server = spawn(dir.path(), &["serve"], &envs);
     server.wait_ready().await;
-    user_path(&server.base, Completion::Client, dir.path()).await;
+    let (alice, media_id) = user_path(&server.base, Completion::Client, dir.path()).await;
+    let blobs = dir.path().join("data").join("blobs");
+    delete_account(&server.base, &alice, &media_id, async || files(&blobs)).await;
     server.stop();
 }
 
@@ -193,8 +255,12 @@ async fn production(completion: Completion) {
 
     let (api, worker) = api_and_worker(dir.path(), &envs).await;
 
-    user_path(&api.base, completion, dir.path()).await;
+    let (alice, media_id) = user_path(&api.base, completion, dir.path()).await;
     assert_eq!(aws.queue_length(&queue.dead_letter_url).await, 0);
+    delete_account(&api.base, &alice, &media_id, async || {
+        aws.keys(&bucket, "").await
+    })
+    .await;
     api.stop();
     worker.stop();
     drop(schema);

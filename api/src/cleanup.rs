@@ -8,14 +8,15 @@
 //! unattached (so a post created meanwhile wins), then its objects. An object
 //! that cannot be deleted is logged and counted; it is left behind, not retried.
 //!
-//! The same task purges answers stored for `Idempotency-Key` requests once
+//! The same task finishes the erasure of deleted accounts
+//! ([`crate::effects::erasure::erase_pending`]), purges answers stored for `Idempotency-Key` requests once
 //! past their day ([`crate::core::idempotency::purge_expired`]), and expired
 //! tokens with the push devices registered with them
 //! ([`crate::core::sessions::purge_expired`]).
 
-use sori_codecs::OutputFormat;
+use crate::effects::erasure;
 use sori_db::Db;
-use sori_pipeline::store::{original_key, output_prefix, ObjectStore};
+use sori_pipeline::store::ObjectStore;
 use sqlx::Row;
 use std::future::Future;
 use std::time::Duration;
@@ -29,9 +30,6 @@ const UNATTACHED: &str = "NOT EXISTS (SELECT 1 FROM posts WHERE posts.media_id =
 
 /// Rows examined per query.
 pub const BATCH: i64 = 200;
-/// Processing attempts whose outputs are deleted, newest first (the worker
-/// already removes older versions after a success).
-const MAX_VERSIONS: i64 = 50;
 
 /// Why a pass stopped. Recoverable: the next pass starts over and resumes the work.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +52,6 @@ pub struct Swept {
 struct Candidate {
     id: String,
     original_key: String,
-    attempts: i64,
 }
 
 /// One pass: deletes every media created before `now_ms - ttl` that is not
@@ -94,7 +91,7 @@ async fn candidates(
     now_ms: i64,
 ) -> Result<Vec<Candidate>, sqlx::Error> {
     let sql = format!(
-        "SELECT id, original_key, CAST(attempts AS BIGINT) AS attempts FROM media \
+        "SELECT id, original_key FROM media \
          WHERE id > $1 AND created_at < $2 \
          AND (lease_until IS NULL OR lease_until < $3) AND {UNATTACHED} \
          ORDER BY id LIMIT $4"
@@ -111,7 +108,6 @@ async fn candidates(
             Ok(Candidate {
                 id: r.try_get("id")?,
                 original_key: r.try_get("original_key")?,
-                attempts: r.try_get("attempts")?,
             })
         })
         .collect()
@@ -130,21 +126,7 @@ async fn delete_row(db: &Db, id: &str, cutoff: i64) -> Result<bool, sqlx::Error>
 
 /// Deletes the original and the outputs of every attempt; returns how many deletions failed.
 async fn delete_objects(store: &ObjectStore, media: &Candidate) -> u64 {
-    let mut keys = vec![media.original_key.clone(), original_key(&media.id)];
-    keys.dedup();
-    let first = (media.attempts - MAX_VERSIONS + 1).max(1);
-    for version in first..=media.attempts {
-        let prefix = output_prefix(&media.id, version);
-        keys.extend(OutputFormat::ALL.map(|output| output.key(&prefix)));
-    }
-    let mut failed = 0;
-    for key in keys {
-        if let Err(e) = store.delete(&key).await {
-            tracing::warn!(error = %e, %key, media_id = %media.id, "cannot delete an object of cleaned-up media");
-            failed += 1;
-        }
-    }
-    failed
+    erasure::delete_media_objects(store, &media.id, &media.original_key).await
 }
 
 /// How often [`run`] sweeps for a given time to live: a 24th of it, between
@@ -178,6 +160,13 @@ pub async fn run(db: Db, store: ObjectStore, ttl: Duration, stop: impl Future<Ou
         // Expired tokens, the push devices registered with them, old tickets.
         if let Err(e) = crate::core::sessions::purge_expired(&db, now_ms()).await {
             tracing::warn!(error = %e, "expired session purge failed; retrying later");
+        }
+        // Deleted accounts whose erasure is unfinished (a crash, a failed
+        // object deletion, an upload URL still valid).
+        match erasure::erase_pending(&db, &store, now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(accounts = n, "finished erasing deleted accounts"),
+            Err(e) => tracing::warn!(error = %e, "account erasure pass failed; retrying later"),
         }
         // Stored answers to Idempotency-Key requests past their day.
         if let Err(e) = crate::core::idempotency::purge_expired(&db, now_ms()).await {

@@ -23,6 +23,7 @@ use crate::core::media_urls::UrlSigner;
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::{JsonBody, QueryParams};
+use crate::model::media::UPLOAD_URL_TTL;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -34,7 +35,6 @@ use sori_pipeline::media::{mark_queued, MediaError};
 use sori_pipeline::queue::JobQueue;
 use sori_pipeline::store::{original_key, ObjectStore, PresignedRequest, StoreError};
 use std::collections::BTreeMap;
-use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -60,8 +60,6 @@ const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/h
 /// Largest accepted upload: 50 MiB holds far more than the engine's
 /// duration limit at any bitrate a phone records.
 pub const MAX_UPLOAD_BYTES: i64 = 50 * 1024 * 1024;
-/// How long an upload URL works.
-const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 /// Largest waveform JSON answered; the engine writes far less (a few KiB a minute).
 const MAX_WAVEFORM_BYTES: u64 = 2 * 1024 * 1024;
 

@@ -80,6 +80,13 @@ fn table() -> Vec<Row> {
         row("post", "/v1/auth/logout", "/v1/auth/logout", none, [401, 204, 204, 204, 204]),
         row("get", "/v1/me", "/v1/me", none, [401, 200, 200, 200, 200]),
         row("patch", "/v1/me", "/v1/me", |_| json!({"bio": "hi"}), [401, 200, 200, 200, 200]),
+        // The caller's own account: sessions, password, deletion.
+        row("get", "/v1/me/sessions", "/v1/me/sessions", none, [401, 200, 200, 200, 200]),
+        row("delete", "/v1/me/sessions/{id}", "/v1/me/sessions/{owner_session}", none, [401, 404, 204, 404, 404]),
+        row("post", "/v1/auth/logout-all", "/v1/auth/logout-all", none, [401, 200, 200, 200, 200]),
+        row("post", "/v1/me/password", "/v1/me/password",
+            |_| json!({"current_password": PASSWORD, "new_password": "another horse"}), [401, 204, 204, 204, 204]),
+        row("delete", "/v1/me", "/v1/me", |_| json!({"password": PASSWORD}), [401, 202, 202, 202, 202]),
         row("get", "/v1/users/{id}", "/v1/users/{owner}", none, [401, 200, 200, 200, 200]),
         // Posts and feeds.
         row("post", "/v1/posts", "/v1/posts",
@@ -365,8 +372,15 @@ impl World {
         let audio_key = format!("media/{ready_media}/v1/audio.opus");
         let audio_blob = self.api.signed_path(&audio_key);
 
+        let owner_session: String =
+            sqlx::query_scalar("SELECT id FROM auth_tokens WHERE user_id = $1")
+                .bind(&owner.id)
+                .fetch_one(self.api.t.db.pool())
+                .await
+                .unwrap();
         let ids = vec![
             ("owner", owner.id.clone()),
+            ("owner_session", owner_session),
             ("owner_handle", owner.handle.clone()),
             ("post", post),
             ("post2", post2),

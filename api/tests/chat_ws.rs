@@ -418,6 +418,53 @@ async fn browsers_open_the_socket_with_a_single_use_ticket_not_the_token() {
 }
 
 #[tokio::test]
+async fn ending_a_session_by_id_or_deleting_the_account_closes_its_sockets() {
+    let s = Server::quick().await;
+    let alice = s.api.user("alice").await;
+    let login = json!({"handle": "alice", "password": "correct horse"});
+    let other = s
+        .api
+        .call(Method::POST, "/v1/auth/login", None, login)
+        .await;
+    let phone = User {
+        id: alice.id.clone(),
+        handle: alice.handle.clone(),
+        token: other.json["token"].as_str().unwrap().to_owned(),
+    };
+    let mut tablet_socket = s.connect(&alice).await;
+    let mut phone_socket = s.connect(&phone).await;
+    // The phone's session, ended from the tablet's "where you're logged in".
+    let sessions = s.api.get("/v1/me/sessions", &alice).await;
+    let phone_session = sessions.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .api
+        .delete(&format!("/v1/me/sessions/{phone_session}"), &alice)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    closed_by_server(&mut phone_socket).await;
+    // Deleting the account closes the rest.
+    let r = s
+        .api
+        .call(
+            Method::DELETE,
+            "/v1/me",
+            Some(&alice.token),
+            json!({"password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    closed_by_server(&mut tablet_socket).await;
+}
+
+#[tokio::test]
 async fn ending_a_session_closes_its_sockets_and_unregisters_its_devices() {
     let s = Server::quick().await;
     let alice = s.api.user("alice").await;

@@ -189,7 +189,7 @@ async fn an_expired_session_is_purged_with_the_devices_it_registered() {
     let api = Api::new().await;
     let mina = api.user("mina").await;
     // A second session of Mina's, which will expire.
-    let old = sori_api::core::sessions::issue_token(&api.t.db, &mina.id)
+    let old = sori_api::core::sessions::issue_token(&api.t.db, &mina.id, &Default::default())
         .await
         .unwrap();
     let old = User {

@@ -368,7 +368,7 @@ async fn a_removed_user_disappears_with_their_posts_and_comments() {
     );
     // A login that read the account just before the removal mints its token
     // after the removal deleted the others: that token does not work either.
-    let raced = sori_api::core::sessions::issue_token(&api.t.db, &alice.id)
+    let raced = sori_api::core::sessions::issue_token(&api.t.db, &alice.id, &Default::default())
         .await
         .unwrap();
     let raced = User {

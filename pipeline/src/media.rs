@@ -30,6 +30,9 @@ pub enum MediaState {
     Processing,
     Ready,
     Failed,
+    /// Its owner deleted their account: its objects are being deleted and
+    /// the row goes next; no worker may take it.
+    Erasing,
 }
 
 impl MediaState {
@@ -40,6 +43,7 @@ impl MediaState {
             Self::Processing => "processing",
             Self::Ready => "ready",
             Self::Failed => "failed",
+            Self::Erasing => "erasing",
         }
     }
 
@@ -50,13 +54,15 @@ impl MediaState {
             "processing" => Self::Processing,
             "ready" => Self::Ready,
             "failed" => Self::Failed,
+            "erasing" => Self::Erasing,
             _ => return None,
         })
     }
 
-    /// `ready` or `failed`: nothing more will happen without a new request.
+    /// `ready`, `failed` or `erasing`: nothing more will happen without a
+    /// new request.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Ready | Self::Failed)
+        matches!(self, Self::Ready | Self::Failed | Self::Erasing)
     }
 }
 

@@ -217,3 +217,31 @@ fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v)
 }
+
+#[tokio::test]
+async fn deleting_a_prefix_removes_every_version_under_it_and_nothing_beside() {
+    let store = store().await;
+    let wav = Path::new(FIXTURE);
+    let gone = [
+        "media/m1/v1/audio.opus",
+        "media/m1/v1/waveform.json",
+        "media/m1/v7/audio.opus",
+    ];
+    let kept = [
+        "media/m10/v1/audio.opus",
+        "media/m2/v1/audio.opus",
+        "originals/m1",
+    ];
+    for key in gone.iter().chain(&kept) {
+        store.put_file(key, wav, "audio/wav").await.unwrap();
+    }
+    store.delete_prefix("media/m1/").await.unwrap();
+    for key in gone {
+        assert_eq!(store.head(key).await.unwrap(), None, "{key} left");
+    }
+    for key in kept {
+        assert!(store.head(key).await.unwrap().is_some(), "{key} deleted");
+    }
+    // An empty prefix is nothing to do.
+    store.delete_prefix("media/m1/").await.unwrap();
+}

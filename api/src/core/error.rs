@@ -27,6 +27,10 @@ pub enum ApiError {
     /// Login to an account a moderator removed.
     #[error("this account was removed by a moderator")]
     AccountRemoved,
+    /// The password an action asks for again (a password change, deleting
+    /// the account) does not match. Not 401: the token itself is fine.
+    #[error("the password does not match")]
+    WrongPassword,
     /// A signed URL that is expired, or whose signature does not cover this
     /// request. Which of them is not said (it would help a forger); the log has it.
     #[error("the signed URL has expired or does not match this request (method, key, Content-Type, Content-Length)")]
@@ -137,6 +141,7 @@ impl ApiError {
                 (StatusCode::FORBIDDEN, "forbidden", "Forbidden")
             }
             Self::AccountRemoved => (StatusCode::FORBIDDEN, "account-removed", "Account removed"),
+            Self::WrongPassword => (StatusCode::FORBIDDEN, "wrong-password", "Wrong password"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::PayloadTooLarge { .. } => (

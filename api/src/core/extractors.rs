@@ -3,7 +3,7 @@
 
 use crate::core::error::ApiError;
 use crate::core::proxies::TrustedProxies;
-use crate::core::sessions::{self, Sessions};
+use crate::core::sessions::{self, SessionClient, Sessions};
 use crate::core::state::AppState;
 use crate::core::time::now_ms;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
@@ -89,5 +89,20 @@ where
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(a)| proxies.client(a.ip(), &parts.headers));
         Ok(Self(addr))
+    }
+}
+
+/// The client a login or sign-up comes from, recorded with the session it
+/// creates ([`SessionClient`]): its `User-Agent` and [`ClientAddr`]'s network.
+impl<S> FromRequestParts<S> for SessionClient
+where
+    Arc<TrustedProxies>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ClientAddr(addr) = ClientAddr::from_request_parts(parts, state).await?;
+        Ok(SessionClient::new(&parts.headers, addr))
     }
 }

@@ -13,6 +13,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sori_db::Db;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,19 +45,72 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Creates a token for `user_id` and stores its hash.
-pub async fn issue_token(db: &Db, user_id: &str) -> Result<IssuedToken, ApiError> {
+/// The client a session was issued to, as its owner sees it in the list of
+/// their sessions: the `User-Agent` it sent and a coarse address.
+#[derive(Debug, Clone, Default)]
+pub struct SessionClient {
+    pub user_agent: String,
+    /// [`coarse_address`] of the client's address; empty when unknown.
+    pub address: String,
+}
+
+/// Characters of a `User-Agent` kept: enough to tell devices apart.
+const MAX_USER_AGENT: usize = 200;
+
+impl SessionClient {
+    pub fn new(headers: &HeaderMap, addr: Option<IpAddr>) -> Self {
+        let user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_USER_AGENT)
+            .collect();
+        Self {
+            user_agent,
+            address: addr.map(coarse_address).unwrap_or_default(),
+        }
+    }
+}
+
+/// The network an address is in, not the address: an IPv4 /24 or an IPv6
+/// /48 (`203.0.113.0/24`), enough for "a session from an unfamiliar place"
+/// without keeping where someone is exactly.
+pub fn coarse_address(addr: IpAddr) -> String {
+    match addr.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let network = std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0);
+            format!("{network}/48")
+        }
+    }
+}
+
+/// Creates a token for `user_id`, issued to `client`, and stores its hash.
+pub async fn issue_token(
+    db: &Db,
+    user_id: &str,
+    client: &SessionClient,
+) -> Result<IssuedToken, ApiError> {
     let token = random_token();
     let now = now_ms();
     let expires_at = now + TOKEN_TTL.as_millis() as i64;
     sqlx::query(
-        "INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4)",
+        "INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at, id, \
+         last_used_at, user_agent, address) VALUES ($1, $2, $3, $4, $5, $3, $6, $7)",
     )
     .bind(token_hash(&token))
     .bind(user_id)
     .bind(now)
     .bind(expires_at)
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&client.user_agent)
+    .bind(&client.address)
     .execute(db.pool())
     .await?;
     Ok(IssuedToken { token, expires_at })
@@ -85,21 +139,47 @@ pub(crate) async fn lookup(
         return Ok(Some(session));
     }
     let generation = sessions.generation(hash);
-    let row: Option<(String, i64)> = sqlx::query_as(
-        "SELECT t.user_id, t.expires_at FROM auth_tokens t JOIN users u ON u.id = t.user_id \
+    let row: Option<(String, i64, i64)> = sqlx::query_as(
+        "SELECT t.user_id, t.expires_at, COALESCE(t.last_used_at, t.created_at) \
+             FROM auth_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND u.hidden_at IS NULL",
     )
     .bind(hash)
     .fetch_optional(db.pool())
     .await?;
-    let session = row.map(|(user_id, expires_at)| Session {
+    let Some((user_id, expires_at, last_used_at)) = row else {
+        return Ok(None);
+    };
+    touch(db, hash, last_used_at).await;
+    let session = Session {
         user_id,
         expires_at,
-    });
-    if let Some(session) = &session {
-        sessions.store(hash, generation, |_| session.clone());
+    };
+    sessions.store(hash, generation, |_| session.clone());
+    Ok(Some(session))
+}
+
+/// How stale a session's `last_used_at` may get: it is written when a
+/// request finds it older than this, so an active session costs one write
+/// per interval, not one per request.
+pub const LAST_USED_GRANULARITY: Duration = Duration::from_secs(5 * 60);
+
+/// Records that the session `hash` is in use, when its `last_used_at` is
+/// older than [`LAST_USED_GRANULARITY`]. A failure is logged, not raised: it
+/// must not fail the request it was noticed on.
+async fn touch(db: &Db, hash: &str, last_used_at: i64) {
+    let now = now_ms();
+    if now - last_used_at < LAST_USED_GRANULARITY.as_millis() as i64 {
+        return;
     }
-    Ok(session)
+    let touched = sqlx::query("UPDATE auth_tokens SET last_used_at = $1 WHERE token_hash = $2")
+        .bind(now)
+        .bind(hash)
+        .execute(db.pool())
+        .await;
+    if let Err(e) = touched {
+        tracing::warn!(error = %e, "cannot record a session's last use");
+    }
 }
 
 /// The session of a bearer token, if it is known and unexpired; for code
@@ -117,6 +197,26 @@ pub(crate) async fn revoke(ends: Ending<'_>, user_id: &str, hash: &str) -> Resul
         .execute(ends.db.pool())
         .await?;
     ended(ends, user_id, &[hash.to_owned()]).await
+}
+
+/// Deletes every token of `user_id` except the one whose hash is `keep`
+/// (none: all of them) and ends their sessions ([`ended`]): after a
+/// password change, "log out everywhere", account deletion. Returns how many
+/// ended.
+pub async fn revoke_all(
+    ends: Ending<'_>,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<usize, ApiError> {
+    let hashes: Vec<String> = sqlx::query_scalar(
+        "DELETE FROM auth_tokens WHERE user_id = $1 AND token_hash <> $2 RETURNING token_hash",
+    )
+    .bind(user_id)
+    .bind(keep.unwrap_or(""))
+    .fetch_all(ends.db.pool())
+    .await?;
+    ended(ends, user_id, &hashes).await?;
+    Ok(hashes.len())
 }
 
 /// Expired tokens deleted per statement by [`purge_expired`].
@@ -237,6 +337,16 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_kept_as_their_network() {
+        let v4: IpAddr = "203.0.113.77".parse().unwrap();
+        assert_eq!(coarse_address(v4), "203.0.113.0/24");
+        let v6: IpAddr = "2001:db8:abcd:12:1:2:3:4".parse().unwrap();
+        assert_eq!(coarse_address(v6), "2001:db8:abcd::/48");
+        let mapped: IpAddr = "::ffff:198.51.100.9".parse().unwrap();
+        assert_eq!(coarse_address(mapped), "198.51.100.0/24");
+    }
 
     #[test]
     fn tokens_are_stored_hashed() {

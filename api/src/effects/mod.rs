@@ -8,10 +8,12 @@
 //!   target (row in the transaction, event after it).
 //! - [`push`]: a push outbox entry, unless the recipient is online.
 //! - [`events`]: the chat's `message.new` and `message.read` events.
+//! - [`erasure`]: a deleted account's rows and stored objects, everywhere.
 //!
 //! Imports only [`crate::core`] and [`crate::model`]; `api/tests/module_layers.rs`
 //! checks it.
 
+pub mod erasure;
 pub mod events;
 pub mod notifications;
 pub mod push;

@@ -1,4 +1,11 @@
-//! Media columns as every answer carrying a clip shows them.
+//! Media columns as every answer carrying a clip shows them, and how long
+//! the upload URLs of new media work.
+
+use std::time::Duration;
+
+/// How long a presigned upload URL works: until then an object may still
+/// arrive under a media's key (account erasure waits this out).
+pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// `media.bars` holds a JSON array of 0–31 values (or an object with a `bars`
 /// array); anything else renders as no bars rather than failing the feed.

@@ -59,9 +59,10 @@ impl Api {
         for i in 0..n {
             let handle = format!("{prefix}{i}");
             let id = self.user_row(&handle, password_hash).await;
-            let issued = sori_api::core::sessions::issue_token(&self.t.db, &id)
-                .await
-                .unwrap();
+            let issued =
+                sori_api::core::sessions::issue_token(&self.t.db, &id, &Default::default())
+                    .await
+                    .unwrap();
             users.push(User {
                 id,
                 handle,

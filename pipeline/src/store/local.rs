@@ -261,6 +261,15 @@ impl LocalStore {
         }
     }
 
+    /// Removes the folder `prefix` (ending in `/`) and everything in it.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
+        let path = self.path_of(prefix.trim_end_matches('/'))?;
+        match tokio::fs::remove_dir_all(&path).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
     pub async fn presign_put(
         &self,
         key: &str,
@@ -528,6 +537,25 @@ mod tests {
             assert!(validate_key(key).is_ok(), "{key:?} refused");
         }
         assert!(validate_key(&"a".repeat(1025)).is_err());
+    }
+
+    #[tokio::test]
+    async fn deleting_a_prefix_removes_that_folder_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), &[1; 32], "http://x").unwrap();
+        for key in [
+            "media/m1/v1/a.opus",
+            "media/m1/v2/a.opus",
+            "media/m10/v1/a.opus",
+        ] {
+            let mut bytes: &[u8] = b"x";
+            store.put_reader(key, &mut bytes, 1).await.unwrap();
+        }
+        store.delete_prefix("media/m1/").await.unwrap();
+        assert!(store.head("media/m1/v2/a.opus").await.unwrap().is_none());
+        assert!(store.head("media/m10/v1/a.opus").await.unwrap().is_some());
+        store.delete_prefix("media/m1/").await.unwrap();
+        assert!(store.delete_prefix("../").await.is_err());
     }
 }
 

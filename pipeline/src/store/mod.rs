@@ -138,6 +138,21 @@ impl ObjectStore {
         }
     }
 
+    /// Removes every object whose key starts with `prefix` (a folder, ending
+    /// in `/`): all output versions of a media, whatever their number.
+    /// Removing an empty folder succeeds.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
+        if !prefix.ends_with('/') {
+            return Err(StoreError::Permanent(format!(
+                "delete_prefix: {prefix:?} does not end in '/'"
+            )));
+        }
+        match self {
+            Self::Local(s) => s.delete_prefix(prefix).await,
+            Self::S3(s) => s.delete_prefix(prefix).await,
+        }
+    }
+
     /// An upload URL bound to one content type and one exact length.
     pub async fn presign_put(
         &self,
@@ -284,7 +299,12 @@ pub fn original_key(media_id: &str) -> String {
 
 /// The prefix (ending in `/`) of one processing attempt's outputs.
 pub fn output_prefix(media_id: &str, version: i64) -> String {
-    format!("media/{media_id}/v{version}/")
+    format!("{}v{version}/", outputs_prefix(media_id))
+}
+
+/// The folder (ending in `/`) holding every processing attempt's outputs.
+pub fn outputs_prefix(media_id: &str) -> String {
+    format!("media/{media_id}/")
 }
 
 /// The media id an original's key names, if the key follows the layout.

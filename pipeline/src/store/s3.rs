@@ -241,6 +241,34 @@ impl S3Store {
         Ok(())
     }
 
+    /// Deletes every object under `prefix`, a listing page (up to 1000
+    /// keys) at a time.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
+        let mut continuation: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(continuation.take())
+                .send()
+                .await
+                .map_err(|e| store_error("list", prefix, e))?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    self.delete(key).await?;
+                }
+            }
+            match page.next_continuation_token() {
+                Some(token) if page.is_truncated() == Some(true) => {
+                    continuation = Some(token.to_owned())
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// A URL the client PUTs exactly `content_length` bytes of `content_type`
     /// to. Both headers are part of the signature, so S3 rejects an upload
     /// that differs from what the API accepted; so is `If-None-Match: *`, so

@@ -1,11 +1,18 @@
-//! Accounts: sign-up, login and logout, the caller's own profile, and public profiles.
+//! Accounts: sign-up, login and logout, the caller's own profile, and
+//! public profiles; the caller's [`sessions`], [`password`] change and
+//! account [`deletion`].
+
+mod deletion;
+mod password;
+mod sessions;
 
 use crate::core::error::{on_unique, ApiError, Problem};
 use crate::core::extractors::{AuthUser, ClientAddr};
 use crate::core::limits::CreationLimits;
+use crate::core::sessions::{issue_token, SessionClient};
 use crate::core::state::AppState;
 use crate::core::validation::{self, Checks, JsonBody};
-use crate::core::{passwords, sessions, time};
+use crate::core::{passwords, time};
 use crate::model::users::fold;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -25,6 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(me, update_me))
         .routes(routes!(user))
+        .merge(sessions::router())
+        .merge(password::router())
+        .merge(deletion::router())
 }
 
 /// A person's public profile.
@@ -102,6 +112,7 @@ async fn signup(
     State(db): State<Db>,
     State(limits): State<Arc<CreationLimits>>,
     ClientAddr(addr): ClientAddr,
+    client: SessionClient,
     JsonBody(req): JsonBody<SignupRequest>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
     limits.signup(addr)?;
@@ -128,7 +139,7 @@ async fn signup(
     .execute(db.pool())
     .await
     .map_err(|e| on_unique(e, || ApiError::Conflict("handle already taken".to_owned())))?;
-    let issued = sessions::issue_token(&db, &id).await?;
+    let issued = issue_token(&db, &id, &client).await?;
     let session = Session {
         token: issued.token,
         user_id: id,
@@ -154,6 +165,7 @@ async fn signup(
 async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
+    client: SessionClient,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<Session>, ApiError> {
     // Capped so guessed handles cannot grow the limiter's keys without bound.
@@ -181,7 +193,7 @@ async fn login(
     if removed {
         return Err(ApiError::AccountRemoved);
     }
-    let issued = sessions::issue_token(&state.db, &id).await?;
+    let issued = issue_token(&state.db, &id, &client).await?;
     Ok(Json(Session {
         token: issued.token,
         user_id: id,
