@@ -82,3 +82,13 @@ if [ "$mode" = test ]; then
         .venv-moto/bin/pip install -q 'moto[s3,sqs,server]>=5.1,<6' flask flask-cors
     fi
 fi
+
+# aiosmtpd: the SMTP server the mail tests start on loopback and read the
+# delivered messages from (api/tests/mail.rs), in a virtualenv at .venv-smtp/.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ "$mode" = test ] && ! [ -x "$root/.venv-smtp/bin/aiosmtpd" ]; then
+    cd "$root"
+    echo "setup: installing aiosmtpd into .venv-smtp" >&2
+    python3 -m venv .venv-smtp
+    .venv-smtp/bin/pip install -q 'aiosmtpd>=1.4,<2'
+fi

@@ -169,6 +169,16 @@ pub struct Settings {
     /// Events queued per WebSocket before its client counts as too slow and is dropped.
     #[arg(long, env = "SORI_WS_QUEUE", default_value_t = 256, global = true)]
     pub ws_queue: usize,
+    /// SMTP server for account mail (email verification, password reset):
+    /// `smtp://host:port`, `smtp://host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:password@host:465` [default: none; email and password
+    /// recovery answer 503]
+    #[arg(long, env = "SORI_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of account mail, e.g. `Sori <no-reply@example.com>`; required
+    /// with --smtp-url.
+    #[arg(long, env = "SORI_MAIL_FROM", global = true)]
+    pub mail_from: Option<String>,
     /// Push gateway receiving pushes to offline users as signed JSON POSTs
     /// (http:// or https://) [default: none; pushes wait in the outbox]
     #[arg(long, env = "SORI_PUSH_WEBHOOK_URL", global = true)]

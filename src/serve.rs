@@ -6,6 +6,7 @@ use anyhow::Context;
 use sori_api::core::cache::CacheConfig;
 use sori_api::core::http::HttpConfig;
 use sori_api::core::limits::CreationLimits;
+use sori_api::core::mail::Mailer;
 use sori_api::core::proxies::TrustedProxies;
 use sori_api::core::realtime::{Fanout, Realtime, WsConfig};
 use sori_api::core::server::ServerLimits;
@@ -20,6 +21,7 @@ use sori_pipeline::store::local::load_or_create_secret;
 use sori_pipeline::store::s3::S3Store;
 use sori_pipeline::store::{LocalStore, ObjectStore};
 use sori_pipeline::worker::{default_concurrency, Worker, WorkerConfig};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The name of the media job queue in the embedded queue table.
@@ -110,7 +112,8 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let queue = open_queue(settings, &db).await?;
     let metrics = PipelineMetrics::default();
     let fanout = open_fanout(settings, &db)?;
-    let state = AppState::new(db.clone())
+    let mailer = mailer(settings)?;
+    let mut state = AppState::new(db.clone())
         .with_public_url(&public_url)
         .with_metrics_token(settings.metrics_token.as_deref())
         .with_trusted_proxies(trusted_proxies)
@@ -127,6 +130,9 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
             feed_ttl: Duration::from_millis(settings.feed_cache_ms),
             ..CacheConfig::default()
         });
+    if let Some(mailer) = &mailer {
+        state = state.with_mailer(mailer.clone());
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -179,6 +185,15 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         Role::All | Role::Api => push_dispatcher(settings, &db, &state)?,
     }
     .map(|dispatcher| tokio::spawn(dispatcher.run(stopped())));
+    // The API role sends the mail outbox, when SMTP is configured.
+    let mail = match (role, mailer) {
+        (Role::All | Role::Api, Some(mailer)) => Some(tokio::spawn(sori_api::mail::run(
+            db.clone(),
+            mailer,
+            stopped(),
+        ))),
+        _ => None,
+    };
     let relay = queue
         .needs_relay()
         .then(|| tokio::spawn(relay_outbox(db.clone(), queue.clone(), stopped())));
@@ -219,6 +234,9 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     if let Some(push) = push {
         let _ = push.await;
     }
+    if let Some(mail) = mail {
+        let _ = mail.await;
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -247,6 +265,18 @@ fn ws_config(settings: &Settings) -> WsConfig {
         ping_interval: Duration::from_secs(settings.ws_ping_secs.max(1)),
         pong_timeout: Duration::from_secs(settings.ws_pong_timeout_secs.max(1)),
         queue: settings.ws_queue.max(1),
+    }
+}
+
+/// The mailer of `SORI_SMTP_URL` and `SORI_MAIL_FROM`; none without them.
+fn mailer(settings: &Settings) -> anyhow::Result<Option<Arc<Mailer>>> {
+    match (&settings.smtp_url, &settings.mail_from) {
+        (None, _) => {
+            tracing::info!("no SORI_SMTP_URL: email and password recovery are off");
+            Ok(None)
+        }
+        (Some(_), None) => anyhow::bail!("SORI_SMTP_URL needs SORI_MAIL_FROM"),
+        (Some(url), Some(from)) => Ok(Some(Arc::new(Mailer::new(url, from)?))),
     }
 }
 

@@ -2,9 +2,12 @@
 
 mod common;
 
-use common::client::Client;
-use common::{command, sori_command, spawn};
+use common::client::{Client, PASSWORD};
+use common::smtp::{code_in, free_port, header, SmtpServer};
+use common::{command, eventually, sori_command, spawn};
 use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::time::Duration;
 
 #[tokio::test]
 async fn serve_runs_on_embedded_defaults_and_stops_cleanly_on_sigterm() {
@@ -18,6 +21,81 @@ async fn serve_runs_on_embedded_defaults_and_stops_cleanly_on_sigterm() {
     }
     // The embedded database lives in ./data by default.
     assert!(dir.path().join("data/sori.db").exists());
+    sori.stop();
+}
+
+#[tokio::test]
+async fn serve_mails_a_password_reset_through_smtp() {
+    let smtp = SmtpServer::start(free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let envs = [
+        ("SORI_SMTP_URL", url.as_str()),
+        ("SORI_MAIL_FROM", "Sori <no-reply@sori.test>"),
+    ];
+    let mut sori = spawn(dir.path(), &["serve"], &envs);
+    sori.wait_ready().await;
+    let api = Client::new(&sori.base);
+    let alice = api.sign_up("alice").await;
+    let me = Some(alice.token.as_str());
+    let email = json!({"email": "alice@example.com"});
+    api.expect(
+        StatusCode::ACCEPTED,
+        Method::PUT,
+        "/v1/me/email",
+        me,
+        Some(email),
+    )
+    .await;
+    // The process's own relay sends it.
+    let mail = eventually("the code arrives", Duration::from_secs(30), || async {
+        smtp.messages().pop()
+    })
+    .await;
+    assert_eq!(header(&mail, "To"), "alice@example.com");
+    let code = json!({ "code": code_in(&mail) });
+    api.expect(
+        StatusCode::OK,
+        Method::POST,
+        "/v1/me/email/verify",
+        me,
+        Some(code),
+    )
+    .await;
+    let ask = json!({"email": "alice@example.com"});
+    api.expect(
+        StatusCode::ACCEPTED,
+        Method::POST,
+        "/v1/auth/password-reset",
+        None,
+        Some(ask),
+    )
+    .await;
+    let mail = eventually(
+        "the reset code arrives",
+        Duration::from_secs(30),
+        || async {
+            let mails = smtp.messages();
+            (mails.len() == 2).then(|| mails[1].clone())
+        },
+    )
+    .await;
+    let confirm = json!({"email": "alice@example.com", "code": code_in(&mail), "new_password": "a new passphrase"});
+    api.expect(
+        StatusCode::NO_CONTENT,
+        Method::POST,
+        "/v1/auth/password-reset/confirm",
+        None,
+        Some(confirm),
+    )
+    .await;
+    let (status, _) = api.call(Method::GET, "/v1/me", me, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let old = json!({"handle": "alice", "password": PASSWORD});
+    let (status, _) = api
+        .call(Method::POST, "/v1/auth/login", None, Some(old))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     sori.stop();
 }
 
@@ -106,6 +184,8 @@ fn help_lists_every_command_and_setting() {
         "SORI_IDLE_TIMEOUT_SECS",
         "SORI_MAX_CONNECTIONS",
         "SORI_PUSH_MESSAGE_TEXT",
+        "SORI_SMTP_URL",
+        "SORI_MAIL_FROM",
         "RUST_LOG",
         "AWS_ENDPOINT_URL",
         "AWS_REGION",

@@ -25,6 +25,7 @@ pub mod blobs;
 pub mod chat;
 pub mod cleanup;
 pub mod feed;
+pub mod mail;
 pub mod media;
 pub mod ops;
 pub mod playlists;

@@ -41,6 +41,7 @@ const USER_ROWS: &[(&str, &str)] = &[
     ("ws_tickets", "user_id = $1"),
     ("presence", "user_id = $1"),
     ("idempotency_keys", "user_id = $1"),
+    ("account_codes", "user_id = $1"),
 ];
 
 async fn count(api: &Api, table: &str, condition: &str, id: &str) -> i64 {
@@ -255,7 +256,15 @@ async fn deleting_an_account_erases_everything_it_owns_and_nothing_else() {
         .collect();
     assert_eq!(alices.len(), 3 * 7 + 1, "{alices:?}");
     for (table, condition) in USER_ROWS {
-        if !["ws_tickets", "presence", "idempotency_keys", "push_outbox"].contains(table) {
+        if ![
+            "ws_tickets",
+            "presence",
+            "idempotency_keys",
+            "push_outbox",
+            "account_codes",
+        ]
+        .contains(table)
+        {
             assert!(
                 count(&api, table, condition, &l.alice.id).await > 0,
                 "no {table} row to erase"

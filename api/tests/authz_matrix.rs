@@ -87,6 +87,13 @@ fn table() -> Vec<Row> {
         row("post", "/v1/me/password", "/v1/me/password",
             |_| json!({"current_password": PASSWORD, "new_password": "another horse"}), [401, 204, 204, 204, 204]),
         row("delete", "/v1/me", "/v1/me", |_| json!({"password": PASSWORD}), [401, 202, 202, 202, 202]),
+        row("put", "/v1/me/email", "/v1/me/email", |_| json!({"email": "me@example.com"}), [401, 202, 202, 202, 202]),
+        // No code was mailed to anyone here.
+        row("post", "/v1/me/email/verify", "/v1/me/email/verify", |_| json!({"code": "123456"}), [401, 422, 422, 422, 422]),
+        // Public: the same answer whoever asks, for any address.
+        row("post", "/v1/auth/password-reset", "/v1/auth/password-reset", |_| json!({"email": "x@example.com"}), [202; 5]),
+        row("post", "/v1/auth/password-reset/confirm", "/v1/auth/password-reset/confirm",
+            |_| json!({"email": "x@example.com", "code": "123456", "new_password": "another horse"}), [422; 5]),
         row("get", "/v1/users/{id}", "/v1/users/{owner}", none, [401, 200, 200, 200, 200]),
         // Posts and feeds.
         row("post", "/v1/posts", "/v1/posts",
@@ -227,7 +234,10 @@ struct World {
 }
 
 async fn world() -> World {
-    let api = Api::new().await;
+    // Mail is on (the outbox fills; nothing is sent in this test).
+    let mailer =
+        sori_api::core::mail::Mailer::new("smtp://127.0.0.1:9", "Sori <a@sori.test>").unwrap();
+    let api = Api::with(|state| state.with_mailer(std::sync::Arc::new(mailer))).await;
     let password_hash = sori_api::core::passwords::hash_password(PASSWORD.to_owned())
         .await
         .unwrap();

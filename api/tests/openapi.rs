@@ -30,6 +30,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/me/sessions/{id}"),
     ("post", "/v1/auth/logout-all"),
     ("post", "/v1/me/password"),
+    ("put", "/v1/me/email"),
+    ("post", "/v1/me/email/verify"),
+    ("post", "/v1/auth/password-reset"),
+    ("post", "/v1/auth/password-reset/confirm"),
     ("get", "/v1/users/{id}"),
     ("post", "/v1/posts"),
     ("get", "/v1/posts/{id}"),
@@ -159,6 +163,8 @@ async fn every_operation_documents_its_errors_and_security() {
         "/metrics",
         "/v1/auth/signup",
         "/v1/auth/login",
+        "/v1/auth/password-reset",
+        "/v1/auth/password-reset/confirm",
         "/v1/blobs/{key}",
     ];
     for (method, path) in operations(&doc) {

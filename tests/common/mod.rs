@@ -7,6 +7,9 @@ pub mod aws;
 pub mod browser;
 pub mod client;
 pub mod fault_proxy;
+/// The local SMTP server of the router tests' mail tests.
+#[path = "../../api/tests/support/smtp.rs"]
+pub mod smtp;
 /// The event socket read as the router tests read it: one reader for both.
 #[path = "../../api/tests/support/ws.rs"]
 pub mod ws;

@@ -1,8 +1,9 @@
 //! Accounts: sign-up, login and logout, the caller's own profile, and
-//! public profiles; the caller's [`sessions`], [`password`] change and
-//! account [`deletion`].
+//! public profiles; the caller's [`sessions`], [`password`] change,
+//! [`email`] and password recovery, and account [`deletion`].
 
 mod deletion;
+mod email;
 mod password;
 mod sessions;
 
@@ -35,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(sessions::router())
         .merge(password::router())
         .merge(deletion::router())
+        .merge(email::router())
 }
 
 /// A person's public profile.
@@ -55,6 +57,15 @@ pub struct User {
     /// Whether the caller follows them (false on the caller's own profile).
     #[sqlx(skip)]
     pub followed_by_me: bool,
+    /// The caller's email, on their own profile only (`GET /v1/me`); absent
+    /// elsewhere and when none is set.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Whether `email` is verified (it is then what password recovery uses).
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -222,7 +233,20 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusC
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn me(State(db): State<Db>, user: AuthUser) -> Result<Json<User>, ApiError> {
-    profile(&db, &user.id, &user.id).await.map(Json)
+    own_profile(&db, &user.id).await.map(Json)
+}
+
+/// The caller's profile as they see it: with their email.
+async fn own_profile(db: &Db, id: &str) -> Result<User, ApiError> {
+    let mut user = profile(db, id, id).await?;
+    let (email, verified_at): (Option<String>, Option<i64>) =
+        sqlx::query_as("SELECT email, email_verified_at FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await?;
+    user.email_verified = email.as_ref().map(|_| verified_at.is_some());
+    user.email = email;
+    Ok(user)
 }
 
 /// Changes the caller's display name or bio.
@@ -260,7 +284,7 @@ async fn update_me(
     .bind(&user.id)
     .execute(db.pool())
     .await?;
-    profile(&db, &user.id, &user.id).await.map(Json)
+    own_profile(&db, &user.id).await.map(Json)
 }
 
 /// Someone's public profile.

@@ -352,6 +352,11 @@ pub struct CreationLimits {
     pub devices: RateLimiter,
     /// Socket tickets issued, so reconnection loops stay bounded.
     pub socket_tickets: RateLimiter,
+    /// Mails asked for (verification codes, password resets) per recipient
+    /// address: nobody's inbox can be flooded through Sori.
+    pub mails_per_recipient: RateLimiter,
+    /// The same per client address, so one client cannot spray many inboxes.
+    pub mails_per_client: RateLimiter,
 }
 
 /// The window of [`CreationLimits`]' sign-ups, uploads and per-user actions.
@@ -385,6 +390,8 @@ impl CreationLimits {
             devices: hourly(30),
             // One reconnection every six seconds, all hour long.
             socket_tickets: hourly(600),
+            mails_per_recipient: hourly(5),
+            mails_per_client: hourly(30),
         }
     }
 
@@ -401,6 +408,17 @@ impl CreationLimits {
             Some(ip) => self.signups.take(&address_key(ip)),
             None => Ok(()),
         }
+    }
+}
+
+impl CreationLimits {
+    /// Counts a mail to `recipient` asked for from `addr`, refusing at
+    /// either limit (429 with `Retry-After`).
+    pub fn mail(&self, recipient: &str, addr: Option<IpAddr>) -> Result<(), ApiError> {
+        if let Some(ip) = addr {
+            self.mails_per_client.take(&address_key(ip))?;
+        }
+        self.mails_per_recipient.take(recipient)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod extractors;
 pub mod http;
 pub mod idempotency;
 pub mod limits;
+pub mod mail;
 pub mod media_urls;
 pub mod metrics;
 pub mod pagination;

@@ -2,6 +2,7 @@
 
 use crate::core::cache::{CacheConfig, FeedPages};
 use crate::core::limits::{CreationLimits, LoginLimiter};
+use crate::core::mail::Mailer;
 use crate::core::media_urls::{self, MediaUrls};
 use crate::core::metrics::Metrics;
 use crate::core::proxies::TrustedProxies;
@@ -48,6 +49,9 @@ pub struct AppState {
     pub feed_pages: Arc<FeedPages>,
     /// The bearer token `/metrics` asks for (`SORI_METRICS_TOKEN`); `None`: open.
     pub metrics_token: Option<Arc<str>>,
+    /// Sends the mail outbox (`SORI_SMTP_URL`); `None`: email and password
+    /// recovery answer 503, everything else works.
+    pub mailer: Option<Arc<Mailer>>,
 }
 
 impl AppState {
@@ -68,6 +72,7 @@ impl AppState {
             sessions: Arc::new(TtlCache::new(caches.session_ttl, caches.capacity)),
             feed_pages: Arc::new(FeedPages::new(caches.feed_ttl, caches.capacity)),
             metrics_token: None,
+            mailer: None,
         }
     }
 
@@ -130,6 +135,13 @@ impl AppState {
     /// counts as none).
     pub fn with_metrics_token(mut self, token: Option<&str>) -> Self {
         self.metrics_token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        self
+    }
+
+    /// Turns on email and password recovery, mail going through `mailer`
+    /// (the relay that sends it runs separately: [`crate::mail::run`]).
+    pub fn with_mailer(mut self, mailer: Arc<Mailer>) -> Self {
+        self.mailer = Some(mailer);
         self
     }
 

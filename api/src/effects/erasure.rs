@@ -58,7 +58,7 @@ pub async fn close_account(db: &Db, user_id: &str, now: i64) -> Result<bool, sql
     let closed = sqlx::query(
         "UPDATE users SET deleted_at = $2, hidden_at = COALESCE(hidden_at, $2), \
          handle = 'deleted', handle_lower = 'deleted:' || id, handle_fold = '', name_fold = '', \
-         display_name = $3, bio = '', password_hash = '' \
+         display_name = $3, bio = '', password_hash = '', email = NULL, email_verified_at = NULL \
          WHERE id = $1 AND deleted_at IS NULL",
     )
     .bind(user_id)
@@ -128,6 +128,7 @@ const ERASE_ROWS: &[&str] = &[
     "DELETE FROM presence WHERE user_id = $1",
     "DELETE FROM ws_connections WHERE user_id = $1",
     "DELETE FROM idempotency_keys WHERE user_id = $1",
+    "DELETE FROM account_codes WHERE user_id = $1",
     "DELETE FROM reports WHERE reporter_id = $1 OR (target_kind = 'user' AND target_id = $1) \
      OR (target_kind = 'post' AND target_id IN (SELECT id FROM posts WHERE author_id = $1)) \
      OR (target_kind = 'message' AND target_id IN (SELECT id FROM messages WHERE sender_id = $1))",

@@ -8,6 +8,7 @@
 
 pub mod fixtures;
 pub mod reply;
+pub mod smtp;
 pub mod ws;
 
 use axum::body::Body;
