@@ -2,8 +2,9 @@
 //! with a plain HTTP client only: sign up two people, one follows the other,
 //! upload a voice clip through the signed URL, wait for `ready`, post it with
 //! a `#tag`, see it in the follower's feed, play it, find it in explore;
-//! then delete the account and see every stored object of the clip erased
-//! (the files under the data directory, the bucket's keys).
+//! export the account's data and open the archive from its signed URL; then
+//! delete the account and see every stored object of the clip and the
+//! archive erased (the files under the data directory, the bucket's keys).
 //!
 //! - embedded: `sori serve` with a fresh data directory and no other setting;
 //! - production: `sori migrate`, then one `sori api` and one `sori worker` on
@@ -102,8 +103,51 @@ async fn user_path(base: &str, completion: Completion, scratch: &Path) -> (Perso
     (alice, media_id)
 }
 
+/// Alice exports her data: the archive, fetched with no token from its
+/// signed URL, holds her profile and her clip's original as uploaded.
+async fn export(base: &str, alice: &Person, media_id: &str) {
+    let api = Client::new(base);
+    let me = Some(alice.token.as_str());
+    api.expect(
+        StatusCode::ACCEPTED,
+        Method::POST,
+        "/v1/me/export",
+        me,
+        None,
+    )
+    .await;
+    let ready = eventually("the export is ready", Duration::from_secs(60), || async {
+        let status = api
+            .expect(StatusCode::OK, Method::GET, "/v1/me/export", me, None)
+            .await;
+        (status["state"] == "ready").then_some(status)
+    })
+    .await;
+    let url = ready["download_url"].as_str().unwrap();
+    let archive = reqwest::get(url).await.unwrap();
+    assert_eq!(archive.status(), StatusCode::OK);
+    let bytes = archive.bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a ZIP");
+    let original = std::fs::read(fixture(FIXTURE)).unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(
+        &mut zip.by_name(&format!("media/{media_id}/original")).unwrap(),
+        &mut got,
+    )
+    .unwrap();
+    assert!(
+        got == original,
+        "the archive's original differs from the upload"
+    );
+    assert!(zip.by_name(&format!("media/{media_id}/audio.opus")).is_ok());
+    let mut profile = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("profile.json").unwrap(), &mut profile).unwrap();
+    assert!(profile.contains("\"alice\""), "{profile}");
+}
+
 /// Alice deletes her account: her token stops working at once, and soon no
-/// stored object (original, outputs) of her clip is left among `objects()`.
+/// stored object (original, outputs, export archive) of hers is left among
+/// `objects()`.
 async fn delete_account(
     base: &str,
     alice: &Person,
@@ -113,10 +157,13 @@ async fn delete_account(
     let api = Client::new(base);
     let hers = async || -> usize {
         let all = objects().await;
-        all.iter().filter(|key| key.contains(media_id)).count()
+        let archive = format!("exports/{}/", alice.id);
+        all.iter()
+            .filter(|key| key.contains(media_id) || key.contains(&archive))
+            .count()
     };
-    // The original and the four outputs, at least.
-    assert!(hers().await >= 5, "{:?}", objects().await);
+    // The original, the four outputs and the archive, at least.
+    assert!(hers().await >= 6, "{:?}", objects().await);
     let body = json!({ "password": PASSWORD });
     let me = Some(alice.token.as_str());
     api.expect(
@@ -226,6 +273,7 @@ async fn embedded_user_path() {
     let mut server = spawn(dir.path(), &["serve"], &envs);
     server.wait_ready().await;
     let (alice, media_id) = user_path(&server.base, Completion::Client, dir.path()).await;
+    export(&server.base, &alice, &media_id).await;
     let blobs = dir.path().join("data").join("blobs");
     delete_account(&server.base, &alice, &media_id, async || files(&blobs)).await;
     server.stop();
@@ -257,6 +305,7 @@ async fn production(completion: Completion) {
 
     let (alice, media_id) = user_path(&api.base, completion, dir.path()).await;
     assert_eq!(aws.queue_length(&queue.dead_letter_url).await, 0);
+    export(&api.base, &alice, &media_id).await;
     delete_account(&api.base, &alice, &media_id, async || {
         aws.keys(&bucket, "").await
     })

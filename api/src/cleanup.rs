@@ -9,12 +9,13 @@
 //! that cannot be deleted is logged and counted; it is left behind, not retried.
 //!
 //! The same task finishes the erasure of deleted accounts
-//! ([`crate::effects::erasure::erase_pending`]), purges answers stored for `Idempotency-Key` requests once
+//! ([`crate::effects::erasure::erase_pending`]), builds data exports left
+//! pending and expires old ones ([`crate::effects::export::build_pending`]), purges answers stored for `Idempotency-Key` requests once
 //! past their day ([`crate::core::idempotency::purge_expired`]), and expired
 //! tokens with the push devices registered with them
 //! ([`crate::core::sessions::purge_expired`]).
 
-use crate::effects::erasure;
+use crate::effects::{erasure, export};
 use sori_db::Db;
 use sori_pipeline::store::ObjectStore;
 use sqlx::Row;
@@ -167,6 +168,10 @@ pub async fn run(db: Db, store: ObjectStore, ttl: Duration, stop: impl Future<Ou
             Ok(0) => {}
             Ok(n) => tracing::info!(accounts = n, "finished erasing deleted accounts"),
             Err(e) => tracing::warn!(error = %e, "account erasure pass failed; retrying later"),
+        }
+        // Data exports left pending, and archives past their time.
+        if let Err(e) = export::build_pending(&db, &store, now_ms()).await {
+            tracing::warn!(error = %e, "export pass failed; retrying later");
         }
         // Stored answers to Idempotency-Key requests past their day.
         if let Err(e) = crate::core::idempotency::purge_expired(&db, now_ms()).await {

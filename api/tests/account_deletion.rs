@@ -42,6 +42,7 @@ const USER_ROWS: &[(&str, &str)] = &[
     ("presence", "user_id = $1"),
     ("idempotency_keys", "user_id = $1"),
     ("account_codes", "user_id = $1"),
+    ("exports", "user_id = $1"),
 ];
 
 async fn count(api: &Api, table: &str, condition: &str, id: &str) -> i64 {
@@ -248,13 +249,25 @@ async fn life(api: &Api) -> Life {
 async fn deleting_an_account_erases_everything_it_owns_and_nothing_else() {
     let api = Api::new().await;
     let l = life(&api).await;
+    // Her data export, ready: its archive is hers too.
+    let r = api.post("/v1/me/export", &l.alice, Value::Null).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    for _ in 0..200 {
+        if api.get("/v1/me/export", &l.alice).await.json["state"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let before = objects(api.blobs.path());
     let alices: BTreeSet<String> = before
         .iter()
-        .filter(|key| l.alice_media.iter().any(|m| key.contains(m.as_str())))
+        .filter(|key| {
+            key.contains(&format!("exports/{}/", l.alice.id))
+                || l.alice_media.iter().any(|m| key.contains(m.as_str()))
+        })
         .cloned()
         .collect();
-    assert_eq!(alices.len(), 3 * 7 + 1, "{alices:?}");
+    assert_eq!(alices.len(), 3 * 7 + 1 + 1, "{alices:?}");
     for (table, condition) in USER_ROWS {
         if ![
             "ws_tickets",

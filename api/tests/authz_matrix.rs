@@ -87,6 +87,9 @@ fn table() -> Vec<Row> {
         row("post", "/v1/me/password", "/v1/me/password",
             |_| json!({"current_password": PASSWORD, "new_password": "another horse"}), [401, 204, 204, 204, 204]),
         row("delete", "/v1/me", "/v1/me", |_| json!({"password": PASSWORD}), [401, 202, 202, 202, 202]),
+        // No export was started in a scene.
+        row("post", "/v1/me/export", "/v1/me/export", none, [401, 202, 202, 202, 202]),
+        row("get", "/v1/me/export", "/v1/me/export", none, [401, 404, 404, 404, 404]),
         row("put", "/v1/me/email", "/v1/me/email", |_| json!({"email": "me@example.com"}), [401, 202, 202, 202, 202]),
         // No code was mailed to anyone here.
         row("post", "/v1/me/email/verify", "/v1/me/email/verify", |_| json!({"code": "123456"}), [401, 422, 422, 422, 422]),

@@ -30,6 +30,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/me/sessions/{id}"),
     ("post", "/v1/auth/logout-all"),
     ("post", "/v1/me/password"),
+    ("post", "/v1/me/export"),
+    ("get", "/v1/me/export"),
     ("put", "/v1/me/email"),
     ("post", "/v1/me/email/verify"),
     ("post", "/v1/auth/password-reset"),

@@ -1,9 +1,10 @@
 //! Accounts: sign-up, login and logout, the caller's own profile, and
 //! public profiles; the caller's [`sessions`], [`password`] change,
-//! [`email`] and password recovery, and account [`deletion`].
+//! [`email`] and password recovery, data [`export`], and account [`deletion`].
 
 mod deletion;
 mod email;
+mod export;
 mod password;
 mod sessions;
 
@@ -37,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(password::router())
         .merge(deletion::router())
         .merge(email::router())
+        .merge(export::router())
 }
 
 /// A person's public profile.

@@ -357,6 +357,8 @@ pub struct CreationLimits {
     pub mails_per_recipient: RateLimiter,
     /// The same per client address, so one client cannot spray many inboxes.
     pub mails_per_client: RateLimiter,
+    /// Data exports started: each reads everything an account holds.
+    pub exports: RateLimiter,
 }
 
 /// The window of [`CreationLimits`]' sign-ups, uploads and per-user actions.
@@ -392,6 +394,7 @@ impl CreationLimits {
             socket_tickets: hourly(600),
             mails_per_recipient: hourly(5),
             mails_per_client: hourly(30),
+            exports: hourly(3),
         }
     }
 

@@ -22,6 +22,7 @@
 //! object a late upload leaves is deleted too. A media a worker holds a
 //! live lease on is left for a later pass.
 
+use crate::effects::export::archive_key;
 use crate::model::media::UPLOAD_URL_TTL;
 use sori_db::Db;
 use sori_pipeline::store::{original_key, outputs_prefix, ObjectStore};
@@ -105,7 +106,9 @@ pub async fn erase(
     unlike(db, user_id).await?;
     uncomment(db, user_id).await?;
     in_one_transaction(db, user_id, ERASE_ROWS).await?;
-    if erase_media(db, store, user_id, now).await? == Erased::Pending {
+    let exports = erase_exports(db, store, user_id, now).await?;
+    if erase_media(db, store, user_id, now).await? == Erased::Pending || exports == Erased::Pending
+    {
         return Ok(Erased::Pending);
     }
     sqlx::query("UPDATE users SET purged_at = $2 WHERE id = $1 AND purged_at IS NULL")
@@ -207,6 +210,37 @@ async fn uncomment(db: &Db, user_id: &str) -> Result<(), sqlx::Error> {
             .await?;
     }
     tx.commit().await
+}
+
+/// Deletes the account's export archives and rows; an export a build
+/// holds right now waits for a later pass (its archive may still appear).
+async fn erase_exports(
+    db: &Db,
+    store: &ObjectStore,
+    user_id: &str,
+    now: i64,
+) -> Result<Erased, sqlx::Error> {
+    let exports: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT id, lease_until FROM exports WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_all(db.pool())
+            .await?;
+    let mut outcome = Erased::Done;
+    for (id, lease_until) in exports {
+        let key = archive_key(user_id, &id);
+        if lease_until.is_some_and(|until| until >= now) {
+            outcome = Erased::Pending;
+        } else if let Err(e) = store.delete(&key).await {
+            tracing::warn!(error = %e, %key, "cannot delete an export archive");
+            outcome = Erased::Pending;
+        } else {
+            sqlx::query("DELETE FROM exports WHERE id = $1")
+                .bind(&id)
+                .execute(db.pool())
+                .await?;
+        }
+    }
+    Ok(outcome)
 }
 
 /// Media rows examined per query.

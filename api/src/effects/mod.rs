@@ -10,12 +10,14 @@
 //! - [`events`]: the chat's `message.new` and `message.read` events.
 //! - [`erasure`]: a deleted account's rows and stored objects, everywhere.
 //! - [`mail`]: a mail in the outbox, sent by the relay.
+//! - [`export`]: the archive of everything an account holds.
 //!
 //! Imports only [`crate::core`] and [`crate::model`]; `api/tests/module_layers.rs`
 //! checks it.
 
 pub mod erasure;
 pub mod events;
+pub mod export;
 pub mod mail;
 pub mod notifications;
 pub mod push;
