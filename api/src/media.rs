@@ -14,10 +14,9 @@
 //!
 //! The API never proxies media bytes: it signs, checks and queues.
 
-pub mod image_size;
-
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
+use crate::core::images;
 use crate::core::media_urls::ClipUrls;
 use crate::core::media_urls::UrlSigner;
 use crate::core::state::AppState;
@@ -55,7 +54,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub const MAX_IMAGE_BYTES: i64 = 10 * 1024 * 1024;
 
 /// The image types a chat message may carry.
-const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/heic"];
+/// HEIC is not among them: [`crate::core::images`] says why.
+const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp"];
 
 /// Largest accepted upload: 50 MiB holds far more than the engine's
 /// duration limit at any bitrate a phone records.
@@ -90,7 +90,7 @@ const ACCEPTED_TYPES: &[&str] = &[
 #[serde(deny_unknown_fields)]
 pub struct CreateMedia {
     /// The recording's type, e.g. `audio/mp4` or `audio/webm;codecs=opus`;
-    /// or an image's (`image/jpeg`, `image/png`, `image/webp`, `image/heic`).
+    /// or an image's (`image/jpeg`, `image/png`, `image/webp`).
     pub content_type: String,
     /// Exact length of the upload, bytes (at most 50 MiB; 10 MiB for images).
     pub size_bytes: i64,
@@ -328,8 +328,17 @@ async fn create_media(
     let (content_type, kind, limit) = match (image, accepted_type(&req.content_type)) {
         (Some(t), _) => (t, "image", MAX_IMAGE_BYTES),
         (None, Some(t)) => (t, "audio", MAX_UPLOAD_BYTES),
+        (None, None)
+            if req
+                .content_type
+                .to_ascii_lowercase()
+                .starts_with("image/hei") =>
+        {
+            let why = "HEIC images are not supported: send a JPEG, PNG or WebP";
+            return Err(ApiError::invalid("content_type", why));
+        }
         (None, None) => {
-            let why = "not an audio type Sori can decode, nor a JPEG, PNG, WebP or HEIC image";
+            let why = "not an audio type Sori can decode, nor a JPEG, PNG or WebP image";
             return Err(ApiError::invalid("content_type", why));
         }
     };
@@ -547,26 +556,23 @@ async fn media_waveform(
     Ok((headers, bytes).into_response())
 }
 
-/// Reads an uploaded image's header: it must be of the declared type; its
-/// pixel size is stored and the media becomes `ready` (no processing).
+/// Reads an uploaded image's header ([`images::header`], no pixels
+/// decoded): it must be of the declared type and within the pixel limit;
+/// its upright size is stored and the media becomes `ready`.
 async fn complete_image(db: &Db, store: &ObjectStore, media: &MediaRow) -> Result<(), ApiError> {
-    use image_size::{probe, HEADER_BYTES};
-    let head = read_head(store, &media.original_key, HEADER_BYTES).await?;
-    let probed = probe(&head).filter(|p| p.content_type == media.content_type);
-    let Some(probed) = probed else {
+    let bytes = read_head(store, &media.original_key, MAX_IMAGE_BYTES as u64).await?;
+    let header =
+        images::header(&bytes).map_err(|e| ApiError::invalid("content_type", e.to_string()))?;
+    if header.content_type != media.content_type {
         let why = format!("the uploaded bytes are not a {} image", media.content_type);
         return Err(ApiError::invalid("content_type", why));
-    };
-    let (width, height) = match probed.size {
-        Some((w, h)) => (Some(i64::from(w)), Some(i64::from(h))),
-        None => (None, None),
-    };
+    }
     sqlx::query(
         "UPDATE media SET state = 'ready', width = $1, height = $2, updated_at = $3 \
          WHERE id = $4 AND state = 'awaiting_upload'",
     )
-    .bind(width)
-    .bind(height)
+    .bind(i64::from(header.width))
+    .bind(i64::from(header.height))
     .bind(time::now_ms())
     .bind(&media.id)
     .execute(db.pool())

@@ -18,6 +18,7 @@
 
 use crate::core::error::{on_unique, ApiError, Problem};
 use crate::core::extractors::AuthUser;
+use crate::core::media_urls::UrlSigner;
 use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::time;
@@ -142,7 +143,7 @@ const ITEMS_OF_L: &str = "FROM playlist_items i JOIN posts p ON p.id = i.post_id
 /// over `l` (playlists) and `o` (owner).
 fn select_playlists() -> String {
     format!(
-        "SELECT l.id, l.owner_id, o.handle, o.display_name, l.title, l.description, l.is_public, \
+        "SELECT l.id, l.owner_id, o.handle, o.display_name, o.avatar_version, l.title, l.description, l.is_public, \
            (SELECT COUNT(*) {ITEMS_OF_L} AND {visible}) AS item_count, \
            (SELECT CAST(COALESCE(SUM(m.duration_ms), 0) AS BIGINT) {ITEMS_OF_L} AND {visible}) \
              AS total_duration_ms, \
@@ -158,6 +159,7 @@ struct PlaylistRow {
     owner_id: String,
     handle: String,
     display_name: String,
+    avatar_version: Option<i64>,
     title: String,
     description: String,
     is_public: i64,
@@ -167,11 +169,14 @@ struct PlaylistRow {
     updated_at: i64,
 }
 
-impl From<PlaylistRow> for PlaylistSummary {
-    fn from(r: PlaylistRow) -> Self {
-        Self {
+impl PlaylistRow {
+    /// The answer shape, the owner's avatar URL signed by `urls`.
+    fn summary(self, urls: &UrlSigner) -> PlaylistSummary {
+        let r = self;
+        PlaylistSummary {
             id: r.id,
             owner: Author {
+                avatar_url: urls.avatar(&r.owner_id, r.avatar_version),
                 id: r.owner_id,
                 handle: r.handle,
                 display_name: r.display_name,
@@ -188,7 +193,7 @@ impl From<PlaylistRow> for PlaylistSummary {
 }
 
 /// The playlist as `viewer` may see it; 404 when it does not exist for them.
-async fn find_playlist(db: &Db, viewer: &str, id: &str) -> Result<PlaylistSummary, ApiError> {
+async fn find_playlist(db: &Db, viewer: &str, id: &str) -> Result<PlaylistRow, ApiError> {
     let sql = format!(
         "{} WHERE l.id = $2 AND {}",
         select_playlists(),
@@ -199,12 +204,12 @@ async fn find_playlist(db: &Db, viewer: &str, id: &str) -> Result<PlaylistSummar
         .bind(id)
         .fetch_optional(db.pool())
         .await?;
-    row.map(Into::into).ok_or(ApiError::NotFound)
+    row.ok_or(ApiError::NotFound)
 }
 
 /// The playlist with the items `viewer` sees, in order.
 async fn load_playlist(state: &AppState, viewer: &str, id: &str) -> Result<Playlist, ApiError> {
-    let mut playlist = find_playlist(&state.db, viewer, id).await?;
+    let row = find_playlist(&state.db, viewer, id).await?;
     let sql = format!(
         "{SELECT_ITEMS} JOIN playlist_items i ON i.post_id = p.id \
          WHERE i.playlist_id = $2 AND {visible} ORDER BY i.position LIMIT {MAX_ITEMS}",
@@ -216,6 +221,7 @@ async fn load_playlist(state: &AppState, viewer: &str, id: &str) -> Result<Playl
         .fetch_all(state.db.pool())
         .await?;
     let urls = state.media_urls.signer().await?;
+    let mut playlist = row.summary(&urls);
     let items: Vec<PostItem> = rows.into_iter().map(|r| r.into_item(&urls)).collect();
     // The counts of exactly the items returned (the summary was a separate read).
     playlist.item_count = items.len() as i64;
@@ -659,13 +665,13 @@ async fn remove_item(
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn user_playlists(
-    State(db): State<Db>,
+    State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<PlaylistSummary>>, ApiError> {
     let (limit, cursor) = query.resolve()?;
-    require_user(&db, &id).await?;
+    require_user(&state.db, &id).await?;
     let sql = format!(
         "{} WHERE l.owner_id = $2 AND {} \
          AND (l.created_at < $3 OR (l.created_at = $3 AND l.id < $4)) \
@@ -679,9 +685,10 @@ async fn user_playlists(
         .bind(cursor.created_at)
         .bind(cursor.id)
         .bind(i64::from(limit) + 1)
-        .fetch_all(db.pool())
+        .fetch_all(state.db.pool())
         .await?;
-    let items = rows.into_iter().map(PlaylistSummary::from).collect();
+    let urls = state.media_urls.signer().await?;
+    let items = rows.into_iter().map(|r| r.summary(&urls)).collect();
     Ok(Json(Page::from_rows(
         items,
         limit,

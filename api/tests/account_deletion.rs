@@ -211,6 +211,24 @@ async fn life(api: &Api) -> Life {
         .send_message(&alice, &room, json!({"kind": "voice", "media_id": voice}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    // Her avatar: three stored variants.
+    let png = {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::RgbImage::from_pixel(64, 64, image::Rgb([9, 9, 9]))
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    };
+    let (picture, _) = api.upload(&alice, "image/png", &png).await;
+    let r = api
+        .call(
+            Method::PUT,
+            "/v1/me/avatar",
+            Some(&alice.token),
+            json!({"media_id": picture}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
     let device = json!({"platform": "webhook", "push_token": "alice-phone"});
     let r = api
         .call(
@@ -263,11 +281,14 @@ async fn deleting_an_account_erases_everything_it_owns_and_nothing_else() {
         .iter()
         .filter(|key| {
             key.contains(&format!("exports/{}/", l.alice.id))
+                || key.contains(&format!("avatars/{}/", l.alice.id))
                 || l.alice_media.iter().any(|m| key.contains(m.as_str()))
         })
         .cloned()
         .collect();
-    assert_eq!(alices.len(), 3 * 7 + 1 + 1, "{alices:?}");
+    // Three clips' originals and outputs, an abandoned upload, an export
+    // archive, three avatar variants.
+    assert_eq!(alices.len(), 3 * 7 + 1 + 1 + 3, "{alices:?}");
     for (table, condition) in USER_ROWS {
         if ![
             "ws_tickets",

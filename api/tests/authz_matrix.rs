@@ -87,6 +87,9 @@ fn table() -> Vec<Row> {
         row("post", "/v1/me/password", "/v1/me/password",
             |_| json!({"current_password": PASSWORD, "new_password": "another horse"}), [401, 204, 204, 204, 204]),
         row("delete", "/v1/me", "/v1/me", |_| json!({"password": PASSWORD}), [401, 202, 202, 202, 202]),
+        // The scene's image is the owner's but only a PNG signature: undecodable.
+        row("put", "/v1/me/avatar", "/v1/me/avatar", |s| json!({"media_id": s.id("image_media")}), [401, 422, 422, 422, 422]),
+        row("delete", "/v1/me/avatar", "/v1/me/avatar", none, [401, 204, 204, 204, 204]),
         // No export was started in a scene.
         row("post", "/v1/me/export", "/v1/me/export", none, [401, 202, 202, 202, 202]),
         row("get", "/v1/me/export", "/v1/me/export", none, [401, 404, 404, 404, 404]),

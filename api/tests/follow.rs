@@ -96,8 +96,8 @@ async fn follower_lists_are_newest_first_in_pages() {
     for u in api.all_pages(&followers, &fans[0], 2).await {
         assert_eq!(
             u.as_object().unwrap().len(),
-            3,
-            "id, handle, display_name: {u}"
+            4,
+            "id, handle, display_name, avatar_url: {u}"
         );
         seen.push(u["handle"].as_str().unwrap().to_owned());
     }

@@ -30,6 +30,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/me/sessions/{id}"),
     ("post", "/v1/auth/logout-all"),
     ("post", "/v1/me/password"),
+    ("put", "/v1/me/avatar"),
+    ("delete", "/v1/me/avatar"),
     ("post", "/v1/me/export"),
     ("get", "/v1/me/export"),
     ("put", "/v1/me/email"),

@@ -44,7 +44,7 @@ async fn create_get_and_delete_a_post() {
     assert_eq!(post["tags"], json!(["night", "rain", "소리"]));
     assert_eq!(
         post["author"],
-        json!({"id": alice.id, "handle": "alice", "display_name": "ALICE"})
+        json!({"id": alice.id, "handle": "alice", "display_name": "ALICE", "avatar_url": null})
     );
     assert_eq!(post["state"], "ready");
     assert_eq!(post["duration_ms"], 1234);

@@ -1,7 +1,9 @@
 //! Accounts: sign-up, login and logout, the caller's own profile, and
 //! public profiles; the caller's [`sessions`], [`password`] change,
-//! [`email`] and password recovery, data [`export`], and account [`deletion`].
+//! [`email`] and password recovery, [`avatar`], data [`export`], and
+//! account [`deletion`].
 
+mod avatar;
 mod deletion;
 mod email;
 mod export;
@@ -39,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(deletion::router())
         .merge(email::router())
         .merge(export::router())
+        .merge(avatar::router())
 }
 
 /// A person's public profile.
@@ -59,6 +62,11 @@ pub struct User {
     /// Whether the caller follows them (false on the caller's own profile).
     #[sqlx(skip)]
     pub followed_by_me: bool,
+    /// Their avatar (a 256 px square JPEG), a signed URL; `null` without one.
+    #[sqlx(skip)]
+    pub avatar_url: Option<String>,
+    #[serde(skip)]
+    pub avatar_version: Option<i64>,
     /// The caller's email, on their own profile only (`GET /v1/me`); absent
     /// elsewhere and when none is set.
     #[sqlx(skip)]
@@ -234,17 +242,17 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusC
         (status = 200, body = User),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn me(State(db): State<Db>, user: AuthUser) -> Result<Json<User>, ApiError> {
-    own_profile(&db, &user.id).await.map(Json)
+async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>, ApiError> {
+    own_profile(&state, &user.id).await.map(Json)
 }
 
 /// The caller's profile as they see it: with their email.
-async fn own_profile(db: &Db, id: &str) -> Result<User, ApiError> {
-    let mut user = profile(db, id, id).await?;
+pub(crate) async fn own_profile(state: &AppState, id: &str) -> Result<User, ApiError> {
+    let mut user = profile(state, id, id).await?;
     let (email, verified_at): (Option<String>, Option<i64>) =
         sqlx::query_as("SELECT email, email_verified_at FROM users WHERE id = $1")
             .bind(id)
-            .fetch_one(db.pool())
+            .fetch_one(state.db.pool())
             .await?;
     user.email_verified = email.as_ref().map(|_| verified_at.is_some());
     user.email = email;
@@ -262,7 +270,7 @@ async fn own_profile(db: &Db, id: &str) -> Result<User, ApiError> {
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn update_me(
-    State(db): State<Db>,
+    State(state): State<AppState>,
     user: AuthUser,
     JsonBody(req): JsonBody<UpdateMe>,
 ) -> Result<Json<User>, ApiError> {
@@ -284,9 +292,9 @@ async fn update_me(
     .bind(bio)
     .bind(display_name.map(fold))
     .bind(&user.id)
-    .execute(db.pool())
+    .execute(state.db.pool())
     .await?;
-    own_profile(&db, &user.id).await.map(Json)
+    own_profile(&state, &user.id).await.map(Json)
 }
 
 /// Someone's public profile.
@@ -299,17 +307,17 @@ async fn update_me(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn user(
-    State(db): State<Db>,
+    State(state): State<AppState>,
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
-    let mut user = profile(&db, &id, &caller.id).await?;
+    let mut user = profile(&state, &id, &caller.id).await?;
     user.followed_by_me = sqlx::query_scalar::<_, i64>(
         "SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2",
     )
     .bind(&caller.id)
     .bind(&id)
-    .fetch_one(db.pool())
+    .fetch_one(state.db.pool())
     .await?
         > 0;
     Ok(Json(user))
@@ -318,9 +326,9 @@ async fn user(
 /// A profile as `viewer` sees it: a removed user is 404 except to themselves.
 /// The counts are index range counts (`follows_followee`, the `follows` key,
 /// `posts_author_feed` plus each post's media row).
-async fn profile(db: &Db, id: &str, viewer: &str) -> Result<User, ApiError> {
-    sqlx::query_as(
-        "SELECT u.id, u.handle, u.display_name, u.bio, u.created_at, \
+async fn profile(state: &AppState, id: &str, viewer: &str) -> Result<User, ApiError> {
+    let mut user: User = sqlx::query_as(
+        "SELECT u.id, u.handle, u.display_name, u.bio, u.created_at, u.avatar_version, \
          (SELECT COUNT(*) FROM follows f WHERE f.followee_id = u.id) AS follower_count, \
          (SELECT COUNT(*) FROM follows f WHERE f.follower_id = u.id) AS following_count, \
          (SELECT COUNT(*) FROM posts p JOIN media m ON m.id = p.media_id \
@@ -329,7 +337,10 @@ async fn profile(db: &Db, id: &str, viewer: &str) -> Result<User, ApiError> {
     )
     .bind(id)
     .bind(viewer)
-    .fetch_optional(db.pool())
+    .fetch_optional(state.db.pool())
     .await?
-    .ok_or(ApiError::NotFound)
+    .ok_or(ApiError::NotFound)?;
+    let urls = state.media_urls.signer().await?;
+    user.avatar_url = urls.avatar(&user.id, user.avatar_version);
+    Ok(user)
 }

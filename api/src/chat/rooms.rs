@@ -42,6 +42,8 @@ pub struct Member {
     pub id: String,
     pub handle: String,
     pub display_name: String,
+    /// Their avatar, a signed URL; `null` without one.
+    pub avatar_url: Option<String>,
 }
 
 /// A room from the caller's side.
@@ -79,6 +81,7 @@ struct RoomRow {
     other_read: String,
     handle: String,
     display_name: String,
+    avatar_version: Option<i64>,
     unread: i64,
 }
 
@@ -86,7 +89,7 @@ struct RoomRow {
 fn select_rooms() -> String {
     format!(
         "SELECT r.id, r.created_at, me.last_activity, r.last_message_id, \
-         o.user_id AS other_id, o.read_message_id AS other_read, u.handle, u.display_name, \
+         o.user_id AS other_id, o.read_message_id AS other_read, u.handle, u.display_name, u.avatar_version, \
          {UNREAD} AS unread \
          FROM chat_members me JOIN chat_rooms r ON r.id = me.room_id \
          JOIN chat_members o ON o.room_id = me.room_id AND o.user_id <> me.user_id \
@@ -101,6 +104,7 @@ async fn rooms(state: &AppState, rows: Vec<RoomRow>) -> Result<Vec<Room>, ApiErr
         .filter_map(|r| r.last_message_id.as_deref())
         .collect();
     let mut last: HashMap<String, MessageItem> = HashMap::new();
+    let urls = state.media_urls.signer().await?;
     if !ids.is_empty() {
         let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
@@ -111,7 +115,6 @@ async fn rooms(state: &AppState, rows: Vec<RoomRow>) -> Result<Vec<Room>, ApiErr
         for id in &ids {
             q = q.bind(*id);
         }
-        let urls = state.media_urls.signer().await?;
         for row in q.fetch_all(state.db.pool()).await? {
             let item = row.into_item(&urls);
             last.insert(item.id.clone(), item);
@@ -122,6 +125,7 @@ async fn rooms(state: &AppState, rows: Vec<RoomRow>) -> Result<Vec<Room>, ApiErr
         .map(|r| Room {
             last_message: r.last_message_id.and_then(|id| last.remove(&id)),
             other: Member {
+                avatar_url: urls.avatar(&r.other_id, r.avatar_version),
                 id: r.other_id,
                 handle: r.handle,
                 display_name: r.display_name,

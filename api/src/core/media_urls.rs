@@ -18,6 +18,7 @@
 //! [`UrlExpiry::windowed`].
 
 use crate::core::error::ApiError;
+use crate::core::images::{avatar_key, AVATAR_URL_SIZE};
 use serde::Serialize;
 use sori_codecs::OutputFormat;
 use sori_pipeline::clock::now_ms;
@@ -115,6 +116,13 @@ impl UrlSigner {
     /// not name its type).
     pub fn image(&self, key: &str, content_type: &str) -> Option<String> {
         self.sign(key, Some(content_type))
+    }
+
+    /// The URL of a user's avatar ([`AVATAR_URL_SIZE`] px square) at
+    /// `version`; `None` without one.
+    pub fn avatar(&self, user_id: &str, version: Option<i64>) -> Option<String> {
+        let key = avatar_key(user_id, version?, AVATAR_URL_SIZE);
+        self.sign(&key, Some("image/jpeg"))
     }
 
     /// The URL of one output of a ready media (the `/v1/media/{id}/audio`

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extractors;
 pub mod http;
 pub mod idempotency;
+pub mod images;
 pub mod limits;
 pub mod mail;
 pub mod media_urls;

@@ -59,7 +59,8 @@ pub async fn close_account(db: &Db, user_id: &str, now: i64) -> Result<bool, sql
     let closed = sqlx::query(
         "UPDATE users SET deleted_at = $2, hidden_at = COALESCE(hidden_at, $2), \
          handle = 'deleted', handle_lower = 'deleted:' || id, handle_fold = '', name_fold = '', \
-         display_name = $3, bio = '', password_hash = '', email = NULL, email_verified_at = NULL \
+         display_name = $3, bio = '', password_hash = '', email = NULL, email_verified_at = NULL, \
+         avatar_version = NULL \
          WHERE id = $1 AND deleted_at IS NULL",
     )
     .bind(user_id)
@@ -107,6 +108,11 @@ pub async fn erase(
     uncomment(db, user_id).await?;
     in_one_transaction(db, user_id, ERASE_ROWS).await?;
     let exports = erase_exports(db, store, user_id, now).await?;
+    let avatars = format!("avatars/{user_id}/");
+    if let Err(e) = store.delete_prefix(&avatars).await {
+        tracing::warn!(error = %e, prefix = %avatars, "cannot delete avatars");
+        return Ok(Erased::Pending);
+    }
     if erase_media(db, store, user_id, now).await? == Erased::Pending || exports == Erased::Pending
     {
         return Ok(Erased::Pending);

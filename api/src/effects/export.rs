@@ -66,7 +66,7 @@ const README: &str = "Your Sori data.\n\n\
 profile.json, posts.json, comments.json, likes.json, following.json, followers.json, \
 blocks.json, playlists.json, playlist_items.json, messages.json (every message of your \
 chat rooms), media.json: one JSON array each. Times are Unix milliseconds.\n\
-media/<id>/original is each clip or image as you uploaded it; media/<id>/audio.opus, \
+avatar.jpg is your profile picture; media/<id>/original is each clip or image as you uploaded it; media/<id>/audio.opus, \
 audio.caf, audio.webm and waveform.json are what Sori made of a clip.\n";
 
 /// A row as a JSON object, each column an integer, a string or null.
@@ -89,8 +89,21 @@ struct StoredFile {
     name: String,
 }
 
-/// The originals and outputs of the account's finished media.
+/// The account's avatar (largest variant), then the originals and outputs
+/// of its finished media.
 async fn stored_files(db: &Db, user_id: &str) -> Result<Vec<StoredFile>, sqlx::Error> {
+    let mut files = Vec::new();
+    let avatar: Option<i64> = sqlx::query_scalar("SELECT avatar_version FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await?
+        .flatten();
+    if let Some(version) = avatar {
+        files.push(StoredFile {
+            key: crate::core::images::avatar_key(user_id, version, 512),
+            name: "avatar.jpg".to_owned(),
+        });
+    }
     let media: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
         "SELECT id, state, original_key, output_prefix FROM media \
          WHERE owner_id = $1 AND state IN ('ready', 'failed') ORDER BY created_at, id",
@@ -98,7 +111,6 @@ async fn stored_files(db: &Db, user_id: &str) -> Result<Vec<StoredFile>, sqlx::E
     .bind(user_id)
     .fetch_all(db.pool())
     .await?;
-    let mut files = Vec::new();
     for (id, state, original, prefix) in media {
         files.push(StoredFile {
             key: original,

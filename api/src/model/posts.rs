@@ -54,7 +54,7 @@ impl PostItem {
 /// The columns of a [`PostItem`]; `$1` is the viewer (for `liked_by_me`).
 /// Callers append `WHERE …` over aliases `p` (posts), `u` (author), `m` (media).
 pub const SELECT_ITEMS: &str = "\
-    SELECT p.id, p.author_id, u.handle, u.display_name, p.caption, p.tags, p.media_id, \
+    SELECT p.id, p.author_id, u.handle, u.display_name, u.avatar_version, p.caption, p.tags, p.media_id, \
            m.state, m.duration_ms, m.bars, m.output_prefix, p.like_count, p.comment_count, \
            p.play_count, p.created_at, \
            CAST(CASE WHEN EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) \
@@ -68,6 +68,7 @@ pub struct PostRow {
     author_id: String,
     handle: String,
     display_name: String,
+    avatar_version: Option<i64>,
     caption: String,
     tags: String,
     media_id: String,
@@ -90,6 +91,7 @@ impl PostRow {
             bars: self.bars.as_deref().map(parse_bars).unwrap_or_default(),
             tags: serde_json::from_str(&self.tags).unwrap_or_default(),
             author: Author {
+                avatar_url: urls.avatar(&self.author_id, self.avatar_version),
                 id: self.author_id,
                 handle: self.handle,
                 display_name: self.display_name,

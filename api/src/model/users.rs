@@ -3,6 +3,7 @@
 //! names are stored and searched in.
 
 use crate::core::error::ApiError;
+use crate::core::media_urls::UrlSigner;
 use crate::core::pagination::{Cursor, Page};
 use serde::Serialize;
 use sori_db::Db;
@@ -16,6 +17,9 @@ pub struct Author {
     pub id: String,
     pub handle: String,
     pub display_name: String,
+    /// Their avatar (a 256 px square JPEG), a signed URL that works without
+    /// a token until it expires; `null` without one.
+    pub avatar_url: Option<String>,
 }
 
 /// A person in a list of people (followers, search results), with the time
@@ -25,11 +29,13 @@ pub struct AuthorRow {
     id: String,
     handle: String,
     display_name: String,
+    avatar_version: Option<i64>,
     created_at: i64,
 }
 
-/// A page of people from up to `limit + 1` [`AuthorRow`]s in list order.
-pub fn author_page(rows: Vec<AuthorRow>, limit: u32) -> Page<Author> {
+/// A page of people from up to `limit + 1` [`AuthorRow`]s in list order,
+/// their avatar URLs signed by `urls`.
+pub fn author_page(rows: Vec<AuthorRow>, limit: u32, urls: &UrlSigner) -> Page<Author> {
     let page = Page::from_rows(rows, limit, |r| Cursor {
         created_at: r.created_at,
         id: r.id.clone(),
@@ -38,6 +44,7 @@ pub fn author_page(rows: Vec<AuthorRow>, limit: u32) -> Page<Author> {
         .items
         .into_iter()
         .map(|r| Author {
+            avatar_url: urls.avatar(&r.id, r.avatar_version),
             id: r.id,
             handle: r.handle,
             display_name: r.display_name,

@@ -76,7 +76,7 @@ pub struct CommentItem {
 
 /// The columns of a [`CommentItem`] over aliases `c`, `u` (author), `m` (media).
 const SELECT_COMMENTS: &str = "\
-    SELECT c.id, c.post_id, c.author_id, u.handle, u.display_name, c.body, c.media_id, \
+    SELECT c.id, c.post_id, c.author_id, u.handle, u.display_name, u.avatar_version, c.body, c.media_id, \
            m.state, m.duration_ms, m.bars, m.output_prefix, c.created_at \
     FROM comments c JOIN users u ON u.id = c.author_id LEFT JOIN media m ON m.id = c.media_id ";
 
@@ -87,6 +87,7 @@ struct CommentRow {
     author_id: String,
     handle: String,
     display_name: String,
+    avatar_version: Option<i64>,
     body: String,
     media_id: Option<String>,
     state: Option<String>,
@@ -114,6 +115,7 @@ impl CommentRow {
             id: self.id,
             post_id: self.post_id,
             author: Author {
+                avatar_url: urls.avatar(&self.author_id, self.avatar_version),
                 id: self.author_id,
                 handle: self.handle,
                 display_name: self.display_name,

@@ -119,20 +119,20 @@ enum Side {
 /// follow first: removed users and users with a block to the viewer are left
 /// out. Walks `follows_followee` or `follows_follower_time` backwards.
 async fn list(
-    db: &Db,
+    state: &AppState,
     viewer: &str,
     of: &str,
     side: Side,
     query: &PageQuery,
 ) -> Result<Page<Author>, ApiError> {
     let (limit, cursor) = query.resolve()?;
-    require_user(db, of).await?;
+    require_user(&state.db, of).await?;
     let (mine, other) = match side {
         Side::Followers => ("followee_id", "follower_id"),
         Side::Following => ("follower_id", "followee_id"),
     };
     let sql = format!(
-        "SELECT u.id, u.handle, u.display_name, f.created_at FROM follows f \
+        "SELECT u.id, u.handle, u.display_name, u.avatar_version, f.created_at FROM follows f \
          JOIN users u ON u.id = f.{other} \
          WHERE f.{mine} = $2 AND {visible} \
          AND (f.created_at < $3 OR (f.created_at = $3 AND f.{other} < $4)) \
@@ -145,9 +145,10 @@ async fn list(
         .bind(cursor.created_at)
         .bind(&cursor.id)
         .bind(i64::from(limit) + 1)
-        .fetch_all(db.pool())
+        .fetch_all(state.db.pool())
         .await?;
-    Ok(author_page(rows, limit))
+    let urls = state.media_urls.signer().await?;
+    Ok(author_page(rows, limit, &urls))
 }
 
 /// Who follows a user, newest follow first.
@@ -161,12 +162,12 @@ async fn list(
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn followers(
-    State(db): State<Db>,
+    State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<Author>>, ApiError> {
-    list(&db, &user.id, &id, Side::Followers, &query)
+    list(&state, &user.id, &id, Side::Followers, &query)
         .await
         .map(Json)
 }
@@ -182,12 +183,12 @@ async fn followers(
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn following(
-    State(db): State<Db>,
+    State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<Author>>, ApiError> {
-    list(&db, &user.id, &id, Side::Following, &query)
+    list(&state, &user.id, &id, Side::Following, &query)
         .await
         .map(Json)
 }

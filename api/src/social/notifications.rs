@@ -6,6 +6,7 @@
 
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
+use crate::core::media_urls::UrlSigner;
 use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::time;
@@ -62,6 +63,7 @@ struct Row {
     actor_id: Option<String>,
     handle: Option<String>,
     display_name: Option<String>,
+    avatar_version: Option<i64>,
     post_id: Option<String>,
     comment_id: Option<String>,
     media_id: Option<String>,
@@ -71,9 +73,10 @@ struct Row {
 }
 
 impl Row {
-    fn into_item(self) -> NotificationItem {
+    fn into_item(self, urls: &UrlSigner) -> NotificationItem {
         let actor = match (self.actor_id, self.handle, self.display_name) {
             (Some(id), Some(handle), Some(display_name)) => Some(Author {
+                avatar_url: urls.avatar(&id, self.avatar_version),
                 id,
                 handle,
                 display_name,
@@ -113,13 +116,14 @@ fn shown() -> String {
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list(
-    State(db): State<Db>,
+    State(state): State<AppState>,
     user: AuthUser,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<NotificationPage>, ApiError> {
+    let db = &state.db;
     let (limit, cursor) = query.resolve()?;
     let sql = format!(
-        "SELECT n.id, n.kind, n.actor_id, a.handle, a.display_name, n.post_id, n.comment_id, \
+        "SELECT n.id, n.kind, n.actor_id, a.handle, a.display_name, a.avatar_version, n.post_id, n.comment_id, \
          n.media_id, n.body, n.created_at, n.read_at \
          FROM notifications n LEFT JOIN users a ON a.id = n.actor_id \
          WHERE n.user_id = $1 AND {shown} \
@@ -134,7 +138,8 @@ async fn list(
         .bind(i64::from(limit) + 1)
         .fetch_all(db.pool())
         .await?;
-    let items: Vec<NotificationItem> = rows.into_iter().map(Row::into_item).collect();
+    let urls = state.media_urls.signer().await?;
+    let items: Vec<NotificationItem> = rows.into_iter().map(|r| r.into_item(&urls)).collect();
     let page = Page::from_rows(items, limit, |n| Cursor {
         created_at: n.created_at,
         id: n.id.clone(),
@@ -142,7 +147,7 @@ async fn list(
     Ok(Json(NotificationPage {
         items: page.items,
         next_cursor: page.next_cursor,
-        unread_count: unread_count(&db, &user.id).await?,
+        unread_count: unread_count(db, &user.id).await?,
     }))
 }
 

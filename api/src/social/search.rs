@@ -122,7 +122,7 @@ async fn users(
     let low = fold(q);
     let high = format!("{low}\u{ffff}");
     let sql = format!(
-        "SELECT u.id, u.handle, u.display_name, u.created_at FROM users u \
+        "SELECT u.id, u.handle, u.display_name, u.avatar_version, u.created_at FROM users u \
          WHERE ((u.handle_fold >= $2 AND u.handle_fold < $3) \
              OR (u.name_fold >= $2 AND u.name_fold < $3)) \
          AND {visible} AND (u.created_at < $4 OR (u.created_at = $4 AND u.id < $5)) \
@@ -138,5 +138,6 @@ async fn users(
         .bind(i64::from(limit) + 1)
         .fetch_all(state.db.pool())
         .await?;
-    Ok(author_page(rows, limit))
+    let urls = state.media_urls.signer().await?;
+    Ok(author_page(rows, limit, &urls))
 }
