@@ -32,7 +32,9 @@ use sori_codecs::OutputFormat;
 use sori_db::Db;
 use sori_pipeline::media::{mark_queued, MediaError};
 use sori_pipeline::queue::JobQueue;
-use sori_pipeline::store::{original_key, ObjectStore, PresignedRequest, StoreError};
+use sori_pipeline::store::{
+    original_key, outputs_prefix, ObjectStore, PresignedRequest, StoreError,
+};
 use std::collections::BTreeMap;
 use tokio::io::AsyncReadExt;
 use utoipa::{IntoParams, ToSchema};
@@ -184,7 +186,11 @@ impl MediaRow {
         let (clip, image_url) = match self.kind.as_str() {
             "image" if ready => (
                 ClipUrls::default(),
-                urls.image(&self.original_key, &self.content_type),
+                urls.picture(
+                    &self.original_key,
+                    &self.content_type,
+                    self.output_prefix.as_deref(),
+                ),
             ),
             _ => (urls.clip(ready, self.output_prefix.as_deref()), None),
         };
@@ -556,23 +562,45 @@ async fn media_waveform(
     Ok((headers, bytes).into_response())
 }
 
-/// Reads an uploaded image's header ([`images::header`], no pixels
-/// decoded): it must be of the declared type and within the pixel limit;
-/// its upright size is stored and the media becomes `ready`.
+/// Checks an uploaded image ([`images::header`]: of the declared type,
+/// within the pixel limit), then makes what members are shown
+/// ([`images::chat_picture`]: upright, at most 2048 px, no metadata, and a
+/// thumbnail) under `media/{id}/`; the media becomes `ready` with the shown
+/// size.
 async fn complete_image(db: &Db, store: &ObjectStore, media: &MediaRow) -> Result<(), ApiError> {
     let bytes = read_head(store, &media.original_key, MAX_IMAGE_BYTES as u64).await?;
-    let header =
-        images::header(&bytes).map_err(|e| ApiError::invalid("content_type", e.to_string()))?;
+    let refused = |e: images::ImageError| ApiError::invalid("content_type", e.to_string());
+    let header = images::header(&bytes).map_err(refused)?;
     if header.content_type != media.content_type {
         let why = format!("the uploaded bytes are not a {} image", media.content_type);
         return Err(ApiError::invalid("content_type", why));
     }
+    let picture = tokio::task::spawn_blocking(move || images::chat_picture(&bytes))
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(refused)?;
+    let prefix = outputs_prefix(&media.id);
+    let dir = tempfile::tempdir().map_err(|e| internal(e.to_string()))?;
+    for (name, jpeg) in [
+        (images::DISPLAY_FILE, picture.display),
+        (images::THUMB_FILE, picture.thumbnail),
+    ] {
+        let path = dir.path().join(name);
+        tokio::fs::write(&path, jpeg)
+            .await
+            .map_err(|e| internal(e.to_string()))?;
+        store
+            .put_file(&format!("{prefix}{name}"), &path, "image/jpeg")
+            .await
+            .map_err(store_error)?;
+    }
     sqlx::query(
-        "UPDATE media SET state = 'ready', width = $1, height = $2, updated_at = $3 \
-         WHERE id = $4 AND state = 'awaiting_upload'",
+        "UPDATE media SET state = 'ready', width = $1, height = $2, output_prefix = $3, \
+         updated_at = $4 WHERE id = $5 AND state = 'awaiting_upload'",
     )
-    .bind(i64::from(header.width))
-    .bind(i64::from(header.height))
+    .bind(i64::from(picture.width))
+    .bind(i64::from(picture.height))
+    .bind(&prefix)
     .bind(time::now_ms())
     .bind(&media.id)
     .execute(db.pool())
@@ -628,7 +656,11 @@ async fn media_original(
         return Err(ApiError::Conflict(format!("media is {}", media.state)));
     }
     let urls = state.media_urls.signer().await?;
-    redirect(urls.image(&media.original_key, &media.content_type))
+    redirect(urls.picture(
+        &media.original_key,
+        &media.content_type,
+        media.output_prefix.as_deref(),
+    ))
 }
 
 /// A small stored object (at most [`MAX_WAVEFORM_BYTES`]) read into memory.

@@ -320,3 +320,40 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[tokio::test]
+async fn a_chat_picture_is_sent_on_upright_and_without_metadata() {
+    let api = Api::new().await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let (media, done) = api.upload(&alice, "image/jpeg", &phone_photo()).await;
+    assert_eq!(done.status, StatusCode::ACCEPTED, "{}", done.json);
+    let room = api.room(&alice, &bob).await;
+    let r = api
+        .send_message(&alice, &room, json!({"kind": "image", "media_id": media}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let history = api.get(&format!("/v1/chats/{room}/messages"), &bob).await;
+    let image = &history.json["items"][0]["image"];
+    assert_eq!(image["content_type"], "image/jpeg");
+    assert_eq!(
+        (image["width"].as_i64(), image["height"].as_i64()),
+        (Some(200), Some(400))
+    );
+    for (field, size) in [("image_url", (200, 400)), ("thumbnail_url", (160, 320))] {
+        let got = api
+            .fetch(Method::GET, image[field].as_str().unwrap(), &[])
+            .await;
+        assert_eq!(got.status, StatusCode::OK, "{field}");
+        assert!(
+            !got.body.windows(4).any(|w| w == b"Exif"),
+            "{field} keeps metadata"
+        );
+        let shown = image::load_from_memory(&got.body).unwrap().to_rgb8();
+        assert_eq!(shown.dimensions(), size, "{field}");
+        assert!(
+            is_red(shown.get_pixel(size.0 / 2, 5)),
+            "{field} is not upright"
+        );
+    }
+}

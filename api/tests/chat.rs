@@ -444,20 +444,23 @@ async fn images_upload_with_dimensions_and_are_served_to_members_only() {
         (image["width"].as_i64(), image["height"].as_i64()),
         (Some(640), Some(480))
     );
-    assert_eq!(image["content_type"], "image/png");
+    // What members are shown is a JPEG made from it, metadata left behind.
+    assert_eq!(image["content_type"], "image/jpeg");
     // The picture's signed URL: an `<img>` fetches it with no token, and it
-    // is served as the type it was checked to be.
+    // is served as the type it was made as.
     let url = image["image_url"].as_str().unwrap();
-    let signed = format!("{PUBLIC_URL}/v1/blobs/images/{id}?");
+    let signed = format!("{PUBLIC_URL}/v1/blobs/media/{id}/image.jpg?");
     assert!(url.starts_with(&signed), "{url}");
     let resp = api.fetch(Method::GET, url, &[]).await;
     assert_eq!(resp.status, StatusCode::OK);
-    assert_eq!(resp.header(header::CONTENT_TYPE), "image/png");
+    assert_eq!(resp.header(header::CONTENT_TYPE), "image/jpeg");
     assert_eq!(resp.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
     assert_eq!(resp.header(header::CONTENT_DISPOSITION), "inline");
-    assert_eq!(resp.body, bytes);
+    let shown = image::load_from_memory(&resp.body).unwrap();
+    assert_eq!((shown.width(), shown.height()), (640, 480));
+    assert_ne!(resp.body, bytes);
     // Served as another type only with a signature for it.
-    let retyped = url.replace("image%2Fpng", "text%2Fhtml");
+    let retyped = url.replace("image%2Fjpeg", "text%2Fhtml");
     let resp = api.fetch(Method::GET, &retyped, &[]).await;
     assert_eq!(resp.status, StatusCode::FORBIDDEN);
     // The members are sent to the same URL by the original route; others are refused.

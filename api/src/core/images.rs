@@ -1,4 +1,4 @@
-//! Uploaded pictures made safe to show: decoded with the `image` crate
+//! Uploaded pictures (avatars, chat pictures) made safe to show: decoded with the `image` crate
 //! (JPEG, PNG, WebP) under limits checked before any pixel is decoded (a
 //! decompression bomb is refused from its header), turned upright by its
 //! EXIF orientation, and re-encoded, which leaves every metadata block
@@ -31,6 +31,14 @@ pub fn avatar_key(user_id: &str, version: i64, size: u32) -> String {
 pub fn avatar_prefix(user_id: &str, version: i64) -> String {
     format!("avatars/{user_id}/{version}/")
 }
+
+/// A chat picture as shown: at most this many pixels on its long side.
+pub const DISPLAY_MAX: u32 = 2048;
+/// A chat picture's thumbnail: at most this many pixels on its long side.
+pub const THUMB_MAX: u32 = 320;
+/// The shown picture and the thumbnail, under the media's output folder.
+pub const DISPLAY_FILE: &str = "image.jpg";
+pub const THUMB_FILE: &str = "thumb.jpg";
 
 /// JPEG quality of the stored variants.
 const QUALITY: u8 = 85;
@@ -143,13 +151,49 @@ pub fn avatar_variants(bytes: &[u8]) -> Result<Vec<(u32, Vec<u8>)>, ImageError> 
         .iter()
         .map(|&size| {
             let square = image.resize_to_fill(size, size, FilterType::CatmullRom);
-            let mut out = Vec::new();
-            JpegEncoder::new_with_quality(&mut out, QUALITY)
-                .encode_image(&square.to_rgb8())
-                .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-            Ok((size, out))
+            Ok((size, jpeg(&square)?))
         })
         .collect()
+}
+
+/// A chat picture made safe to send on: upright, without metadata, at
+/// most [`DISPLAY_MAX`] px, with a thumbnail.
+#[derive(Debug)]
+pub struct ChatPicture {
+    pub display: Vec<u8>,
+    pub thumbnail: Vec<u8>,
+    /// The shown picture's size.
+    pub width: u32,
+    pub height: u32,
+}
+
+fn jpeg(image: &DynamicImage) -> Result<Vec<u8>, ImageError> {
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, QUALITY)
+        .encode_image(&image.to_rgb8())
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    Ok(out)
+}
+
+/// `image` scaled down (never up) to fit `max` × `max`.
+fn fit(image: &DynamicImage, max: u32) -> DynamicImage {
+    if image.width() <= max && image.height() <= max {
+        image.clone()
+    } else {
+        image.resize(max, max, FilterType::CatmullRom)
+    }
+}
+
+/// The shown version and thumbnail of a chat picture.
+pub fn chat_picture(bytes: &[u8]) -> Result<ChatPicture, ImageError> {
+    let image = decode(bytes)?;
+    let display = fit(&image, DISPLAY_MAX);
+    Ok(ChatPicture {
+        thumbnail: jpeg(&fit(&display, THUMB_MAX))?,
+        width: display.width(),
+        height: display.height(),
+        display: jpeg(&display)?,
+    })
 }
 
 #[cfg(test)]
@@ -189,6 +233,16 @@ mod tests {
             }
         }
         !crc
+    }
+
+    #[test]
+    fn chat_pictures_fit_their_bounds_and_keep_their_shape() {
+        let picture = chat_picture(&png(3000, 1500)).unwrap();
+        assert_eq!((picture.width, picture.height), (2048, 1024));
+        let thumb = image::load_from_memory(&picture.thumbnail).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (320, 160));
+        let small = chat_picture(&png(40, 30)).unwrap();
+        assert_eq!((small.width, small.height), (40, 30));
     }
 
     #[test]

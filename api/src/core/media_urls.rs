@@ -18,7 +18,7 @@
 //! [`UrlExpiry::windowed`].
 
 use crate::core::error::ApiError;
-use crate::core::images::{avatar_key, AVATAR_URL_SIZE};
+use crate::core::images::{avatar_key, AVATAR_URL_SIZE, DISPLAY_FILE, THUMB_FILE};
 use serde::Serialize;
 use sori_codecs::OutputFormat;
 use sori_pipeline::clock::now_ms;
@@ -116,6 +116,27 @@ impl UrlSigner {
     /// not name its type).
     pub fn image(&self, key: &str, content_type: &str) -> Option<String> {
         self.sign(key, Some(content_type))
+    }
+
+    /// The URL of an uploaded picture: the shown version under
+    /// `output_prefix` when it was made, else the upload itself (pictures
+    /// from before shown versions existed).
+    pub fn picture(
+        &self,
+        original_key: &str,
+        content_type: &str,
+        output_prefix: Option<&str>,
+    ) -> Option<String> {
+        match output_prefix {
+            Some(prefix) => self.sign(&format!("{prefix}{DISPLAY_FILE}"), Some("image/jpeg")),
+            None => self.image(original_key, content_type),
+        }
+    }
+
+    /// The URL of an uploaded picture's thumbnail, when it was made.
+    pub fn thumbnail(&self, output_prefix: Option<&str>) -> Option<String> {
+        let prefix = output_prefix?;
+        self.sign(&format!("{prefix}{THUMB_FILE}"), Some("image/jpeg"))
     }
 
     /// The URL of a user's avatar ([`AVATAR_URL_SIZE`] px square) at

@@ -35,7 +35,10 @@ pub struct Image {
     /// `Authorization` header: `GET` and `HEAD` of this image only, until it
     /// expires (`SORI_MEDIA_URL_TTL_SECS`, default 3600 s, to 1.25 times
     /// that after the answer was made). Only the room's members receive it.
+    /// The picture as sent on: upright, at most 2048 px, no metadata.
     pub image_url: Option<String>,
+    /// The same, at most 320 px, for the conversation view.
+    pub thumbnail_url: Option<String>,
 }
 
 /// One message as clients see it (history, `message.new`).
@@ -116,14 +119,20 @@ impl MessageRow {
                     })
                 }
                 _ => {
-                    let content_type = media.media_type.unwrap_or_default();
+                    let prefix = media.output_prefix.as_deref().filter(|_| ready);
+                    let declared = media.media_type.unwrap_or_default();
                     image = Some(Image {
                         image_url: media
                             .original_key
                             .filter(|_| ready)
-                            .and_then(|key| urls.image(&key, &content_type)),
+                            .and_then(|key| urls.picture(&key, &declared, prefix)),
+                        thumbnail_url: urls.thumbnail(prefix),
                         media_id,
-                        content_type,
+                        // What image_url serves.
+                        content_type: match prefix {
+                            Some(_) => "image/jpeg".to_owned(),
+                            None => declared,
+                        },
                         width: media.width,
                         height: media.height,
                     })
