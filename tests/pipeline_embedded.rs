@@ -483,14 +483,16 @@ async fn embedded_duplicate_during_a_long_job_leaves_no_dead_letter() {
     let long = long_wav(dir.path(), 600);
     let (db, id) = stored_media(dir.path(), &long, "audio/wav").await;
     // A short lease and two receives per message: the copy that finds the
-    // job running comes back after two seconds and uses up its receives
-    // before the job ends.
+    // job running comes back after three seconds and uses up its receives
+    // before the job ends. (Two seconds left the heartbeat, every half
+    // second, too little slack on a loaded 2-core machine: a stall of 1.5 s
+    // lost the lease to the copy.)
     let mut worker = sori(
         dir.path(),
         &["worker"],
         &[
             ("SORI_WORKERS", "2"),
-            ("SORI_JOB_VISIBILITY_SECS", "2"),
+            ("SORI_JOB_VISIBILITY_SECS", "3"),
             ("SORI_MAX_RECEIVES", "2"),
         ],
     );
