@@ -35,7 +35,10 @@ const USER_ROWS: &[(&str, &str)] = &[
     ("reports", "reporter_id = $1 OR target_id = $1"),
     ("plays", "user_id = $1"),
     ("devices", "user_id = $1"),
-    ("push_outbox", "user_id = $1"),
+    (
+        "push_outbox",
+        "user_id = $1 OR payload LIKE '%' || $1 || '%'",
+    ),
     ("playlists", "owner_id = $1"),
     ("messages", "sender_id = $1"),
     ("ws_tickets", "user_id = $1"),

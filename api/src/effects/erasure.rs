@@ -134,6 +134,8 @@ const ERASE_ROWS: &[&str] = &[
     "DELETE FROM ws_tickets WHERE user_id = $1",
     "DELETE FROM devices WHERE user_id = $1",
     "DELETE FROM push_outbox WHERE user_id = $1",
+    // Pushes still queued for others that carry its messages.
+    "DELETE FROM push_outbox WHERE payload LIKE '%\"sender_id\":\"' || $1 || '\"%'",
     "DELETE FROM presence WHERE user_id = $1",
     "DELETE FROM ws_connections WHERE user_id = $1",
     "DELETE FROM idempotency_keys WHERE user_id = $1",
