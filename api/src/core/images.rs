@@ -144,14 +144,34 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
 }
 
 /// The avatar variants of `bytes`: the centre square at each of
-/// [`AVATAR_SIZES`], as JPEG with no metadata.
+/// [`AVATAR_SIZES`], as JPEG with no metadata. The square is brought to the
+/// largest size once with the fast area-averaging `thumbnail` (a 12 MP
+/// photo in tens of milliseconds, where a Catmull-Rom pass over it took a
+/// second), and the smaller sizes come from that.
 pub fn avatar_variants(bytes: &[u8]) -> Result<Vec<(u32, Vec<u8>)>, ImageError> {
     let image = decode(bytes)?;
+    let side = image.width().min(image.height());
+    let square = image.crop_imm(
+        (image.width() - side) / 2,
+        (image.height() - side) / 2,
+        side,
+        side,
+    );
+    let largest = AVATAR_SIZES[AVATAR_SIZES.len() - 1];
+    let base = if side > largest {
+        square.thumbnail_exact(largest, largest)
+    } else {
+        square.resize_exact(largest, largest, FilterType::CatmullRom)
+    };
     AVATAR_SIZES
         .iter()
         .map(|&size| {
-            let square = image.resize_to_fill(size, size, FilterType::CatmullRom);
-            Ok((size, jpeg(&square)?))
+            let variant = if size == largest {
+                base.clone()
+            } else {
+                base.resize_exact(size, size, FilterType::CatmullRom)
+            };
+            Ok((size, jpeg(&variant)?))
         })
         .collect()
 }
@@ -175,12 +195,13 @@ fn jpeg(image: &DynamicImage) -> Result<Vec<u8>, ImageError> {
     Ok(out)
 }
 
-/// `image` scaled down (never up) to fit `max` × `max`.
+/// `image` scaled down (never up) to fit `max` × `max`, with the fast
+/// area-averaging `thumbnail`.
 fn fit(image: &DynamicImage, max: u32) -> DynamicImage {
     if image.width() <= max && image.height() <= max {
         image.clone()
     } else {
-        image.resize(max, max, FilterType::CatmullRom)
+        image.thumbnail(max, max)
     }
 }
 
