@@ -45,11 +45,12 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
     }
 }
 
-/// Prometheus text exposition of the process's metrics. When the server has
+/// The process's metrics in the OpenMetrics text format (Prometheus scrapes
+/// it as such), with the standard `process_*` metrics. When the server has
 /// a metrics token (`SORI_METRICS_TOKEN`), only requests with
 /// `Authorization: Bearer <that token>` get them; it is not a user's token.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses(
-    (status = 200, content_type = "text/plain", body = String),
+    (status = 200, content_type = "application/openmetrics-text", body = String),
     (status = 401, description = "The server requires its metrics token", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn metrics(
@@ -64,10 +65,7 @@ async fn metrics(
         }
     }
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::core::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     ))
 }

@@ -46,8 +46,34 @@ async fn metrics_count_requests_by_route() {
     get(&api, "/healthz").await;
     let r = get(&api, "/metrics").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.header(header::CONTENT_TYPE).starts_with("text/plain"));
+    assert_eq!(
+        r.header(header::CONTENT_TYPE),
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
     let body = text(&r);
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    // A counter's family is named without `_total`, its sample with it.
+    assert!(body.contains("# TYPE sori_http_requests counter"), "{body}");
+    // The standard process metrics, with values a live process has.
+    let value = |name: &str| -> f64 {
+        let line = body
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {body}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = value("process_start_time_seconds");
+    assert!(
+        started <= now + 1.0 && started > now - 3600.0,
+        "{started} vs {now}"
+    );
     assert!(
         body.contains(r#"sori_http_requests_total{method="GET",route="/healthz",status="200"} 1"#),
         "{body}"

@@ -116,20 +116,22 @@ impl Db {
         Ok(())
     }
 
-    /// True when the database answers and every embedded migration is applied:
-    /// what `/readyz` reports.
+    /// True when the database answers and every embedded migration is
+    /// applied: what `/readyz` reports. Migrations the binary does not know
+    /// (a newer release applied them) do not matter: migrations are additive
+    /// and backward compatible, so during a rolling update the old release's
+    /// processes stay ready on the new schema.
     pub async fn is_ready(&self) -> bool {
-        let expected = self
-            .migrator()
+        let applied: Result<Vec<i64>, _> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_all(&self.pool)
+                .await;
+        let Ok(applied) = applied else { return false };
+        self.migrator()
             .iter()
             .filter(|m| m.migration_type.is_up_migration())
-            .count() as i64;
-        let applied: Result<i64, _> =
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = $1")
-                .bind(true)
-                .fetch_one(&self.pool)
-                .await;
-        matches!(applied, Ok(n) if n == expected)
+            .all(|m| applied.contains(&m.version))
     }
 
     pub async fn close(&self) {
@@ -204,5 +206,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(users, 0);
+    }
+
+    #[tokio::test]
+    async fn a_schema_ahead_of_the_binary_is_ready_and_one_behind_is_not() {
+        let t = testing::fresh_db().await;
+        // A newer release applied a migration this binary does not have.
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+             SELECT 99990101000000, 'from a newer release', installed_on, success, checksum, execution_time \
+             FROM _sqlx_migrations WHERE version = 1",
+        )
+        .execute(t.db.pool())
+        .await
+        .unwrap();
+        assert!(t.db.is_ready().await);
+        // One of this binary's migrations missing: not ready.
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 2")
+            .execute(t.db.pool())
+            .await
+            .unwrap();
+        assert!(!t.db.is_ready().await);
     }
 }

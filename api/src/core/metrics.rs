@@ -91,15 +91,84 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics text exposition ([`CONTENT_TYPE`]): Sori's metrics,
+    /// then the standard `process_*` ones, then `# EOF`.
     pub fn render(&self) -> String {
         let mut out = String::new();
         if let Ok(registry) = self.registry.lock() {
             // Writing into a String cannot fail.
             let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         }
-        out
+        let body = out.strip_suffix("# EOF\n").unwrap_or(&out);
+        format!("{body}{}# EOF\n", process_metrics())
     }
+}
+
+/// What `/metrics` is served as: the format prometheus-client writes.
+/// Served as the classic `text/plain; version=0.0.4` instead, a counter's
+/// `# TYPE` line (named without `_total`) would not match its sample for
+/// scrapers parsing the classic format.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Linux's clock ticks per second in `/proc` (`USER_HZ`, fixed at 100 on
+/// every architecture Sori is built for).
+const USER_HZ: f64 = 100.0;
+
+/// The standard process metrics (CPU time, resident memory, open file
+/// descriptors, start time) from `/proc/self`, in OpenMetrics text; empty
+/// where `/proc` is absent.
+fn process_metrics() -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, sample: &str, value: f64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{sample} {value}\n"
+        ));
+    };
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name, which may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+    if let (Some(utime), Some(stime)) = (field(14), field(15)) {
+        let help = "Total user and system CPU time spent in seconds.";
+        let cpu = (utime + stime) / USER_HZ;
+        family(
+            "process_cpu_seconds",
+            "counter",
+            help,
+            "process_cpu_seconds_total",
+            cpu,
+        );
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    if let Some(kib) = rss_kib {
+        let (name, help) = (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+        );
+        family(name, "gauge", help, name, kib * 1024.0);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        let (name, help) = ("process_open_fds", "Number of open file descriptors.");
+        family(name, "gauge", help, name, fds.count() as f64);
+    }
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    if let (Some(boot), Some(start_ticks)) = (boot, field(22)) {
+        let name = "process_start_time_seconds";
+        let help = "Start time of the process since unix epoch in seconds.";
+        family(name, "gauge", help, name, boot + start_ticks / USER_HZ);
+    }
+    out
 }
 
 /// The `method` label: the standard methods by name, any other token
