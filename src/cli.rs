@@ -48,6 +48,9 @@ pub enum Command {
     /// Grants or revokes the admin role (moderation of reports) on DATABASE_URL.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Exits 0 when the server on SORI_LISTEN answers /readyz with 200 (a
+    /// container HEALTHCHECK without curl).
+    Healthcheck,
 }
 
 /// `sori admin grant|revoke HANDLE`.
@@ -488,5 +491,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(command) => crate::admin::run(&cli.settings, &command),
         Command::Backup(args) => crate::backup::run(&cli.settings, &args),
         Command::BucketCors => crate::bucket_cors::run(&cli.settings),
+        Command::Healthcheck => crate::healthcheck::run(&cli.settings),
     }
 }

@@ -5,6 +5,7 @@ mod backup;
 mod bench;
 mod bucket_cors;
 mod cli;
+mod healthcheck;
 mod logging;
 mod process;
 mod serve;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
             | cli::Command::Admin(_)
             | cli::Command::Backup(_)
             | cli::Command::BucketCors
+            | cli::Command::Healthcheck
     );
     logging::init(
         cli.settings.log_format,

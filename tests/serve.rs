@@ -21,7 +21,29 @@ async fn serve_runs_on_embedded_defaults_and_stops_cleanly_on_sigterm() {
     }
     // The embedded database lives in ./data by default.
     assert!(dir.path().join("data/sori.db").exists());
+    // The container's HEALTHCHECK: 0 while ready, a one-line reason after.
+    let listen = sori.base.trim_start_matches("http://").to_owned();
+    let healthcheck = || {
+        command(
+            dir.path(),
+            &["healthcheck"],
+            &[("SORI_LISTEN", listen.as_str())],
+        )
+        .output()
+        .unwrap()
+    };
+    let ready = healthcheck();
+    assert!(
+        ready.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
     sori.stop();
+    let gone = healthcheck();
+    assert!(!gone.status.success());
+    let stderr = String::from_utf8(gone.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("healthcheck"), "{stderr}");
 }
 
 #[tokio::test]
