@@ -161,3 +161,79 @@ async fn unknown_routes_are_404_with_a_request_id() {
     assert!(r.headers.contains_key("x-request-id"));
     assert_eq!(r.header(header::CONTENT_TYPE), "application/problem+json");
 }
+
+/// Every `sori_…` metric name the docs and the deployment files mention is
+/// one a process exposes (the API's metrics and the worker pool's, as
+/// `sori serve` registers both), so dashboards and alerts built from the
+/// docs find their series.
+#[tokio::test]
+async fn every_metric_the_docs_name_is_exposed() {
+    let state = sori_api::AppState::new(sori_db::testing::fresh_db().await.db.clone())
+        .with_pipeline_metrics(&sori_pipeline::metrics::PipelineMetrics::default());
+    let exposed = state.metrics.render();
+    let families: Vec<&str> = exposed
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let is_exposed = |name: &str| {
+        families.iter().any(|f| {
+            ["", "_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .any(|suffix| name == format!("{f}{suffix}"))
+        })
+    };
+    // Names in the docs that are not metrics: crates, databases, scripts.
+    let not_metrics = [
+        "sori_api",
+        "sori_db",
+        "sori_codecs",
+        "sori_pipeline",
+        "sori_bench",
+        "sori_chaos",
+        "sori_stack",
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = vec![root.join("README.md")];
+    for dir in ["docs", "deploy"] {
+        let mut pending = vec![root.join(dir)];
+        while let Some(next) = pending.pop() {
+            for entry in std::fs::read_dir(&next).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path
+                    .extension()
+                    .is_some_and(|e| ["md", "yaml", "yml", "json"].contains(&e.to_str().unwrap()))
+                {
+                    files.push(path);
+                }
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (at, _) in text.match_indices("sori_") {
+            if at > 0 && text.as_bytes()[at - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if !not_metrics.contains(&name.as_str()) && !is_exposed(&name) {
+                let shown = file
+                    .strip_prefix(&root)
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string();
+                missing.push(format!("{shown}: {name}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "named in the docs, not exposed: {missing:?}"
+    );
+}
