@@ -92,3 +92,12 @@ if [ "$mode" = test ] && ! [ -x "$root/.venv-smtp/bin/aiosmtpd" ]; then
     python3 -m venv .venv-smtp
     .venv-smtp/bin/pip install -q 'aiosmtpd>=1.4,<2'
 fi
+
+# kubernetes-validate: checks the Kubernetes manifests under deploy/k8s
+# against the API's schemas, offline (scripts/test.sh), in .venv-k8s/.
+if [ "$mode" = test ] && ! [ -x "$root/.venv-k8s/bin/kubernetes-validate" ]; then
+    cd "$root"
+    echo "setup: installing kubernetes-validate into .venv-k8s" >&2
+    python3 -m venv .venv-k8s
+    .venv-k8s/bin/pip install -q 'kubernetes-validate>=1.31,<2'
+fi

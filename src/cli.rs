@@ -317,6 +317,16 @@ pub struct Settings {
     /// Log line format.
     #[arg(long, env = "SORI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// Apply pending migrations when a role starts; set false where
+    /// `sori migrate` runs once per release (a Kubernetes Job).
+    #[arg(
+        long,
+        env = "SORI_MIGRATE_ON_START",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub migrate_on_start: bool,
     /// Seconds to let in-flight requests and jobs finish after SIGTERM/SIGINT.
     #[arg(
         long,

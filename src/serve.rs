@@ -45,21 +45,35 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Connects to `DATABASE_URL` and, unless `SORI_MIGRATE_ON_START=false`
+/// (production runs `sori migrate` once per release instead), migrates it.
 pub(crate) async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let url = settings.database_url()?;
-    let db = Db::connect(&url, 10)
-        .await
-        .with_context(|| format!("DATABASE_URL={}", redact(&url)))?;
-    db.migrate()
-        .await
-        .with_context(|| format!("DATABASE_URL={}: migrations", redact(&url)))?;
+    let db = connect(settings).await?;
+    if settings.migrate_on_start {
+        apply_migrations(settings, &db).await?;
+    }
     Ok(db)
 }
 
-/// `sori migrate`.
+async fn connect(settings: &Settings) -> anyhow::Result<Db> {
+    let url = settings.database_url()?;
+    Db::connect(&url, 10)
+        .await
+        .with_context(|| format!("DATABASE_URL={}", redact(&url)))
+}
+
+async fn apply_migrations(settings: &Settings, db: &Db) -> anyhow::Result<()> {
+    let url = settings.database_url()?;
+    db.migrate()
+        .await
+        .with_context(|| format!("DATABASE_URL={}: migrations", redact(&url)))
+}
+
+/// `sori migrate`: always, whatever `SORI_MIGRATE_ON_START` says.
 pub fn migrate(settings: &Settings) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let db = open_db(settings).await?;
+        let db = connect(settings).await?;
+        apply_migrations(settings, &db).await?;
         db.close().await;
         tracing::info!("migrations applied");
         Ok(())

@@ -207,6 +207,7 @@ fn help_lists_every_command_and_setting() {
         "SORI_MAX_CONNECTIONS",
         "SORI_PUSH_MESSAGE_TEXT",
         "SORI_SMTP_URL",
+        "SORI_MIGRATE_ON_START",
         "SORI_MAIL_FROM",
         "RUST_LOG",
         "AWS_ENDPOINT_URL",
@@ -232,4 +233,30 @@ fn help_lists_every_command_and_setting() {
     for flag in ["--out", "--target-lufs", "--true-peak", "--bitrate"] {
         assert!(help.contains(flag), "sori process --help lacks {flag}");
     }
+}
+
+#[tokio::test]
+async fn roles_skip_migrations_when_told_and_migrate_applies_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let url = format!("sqlite://{}/data/sori.db", dir.path().display());
+    let envs = [
+        ("DATABASE_URL", url.as_str()),
+        ("SORI_MIGRATE_ON_START", "false"),
+    ];
+    // A role's start-up connects but leaves the schema alone.
+    let out = command(dir.path(), &["admin", "grant", "nobody"], &envs)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let db = sori_db::Db::connect(&url, 1).await.unwrap();
+    assert!(!db.is_ready().await);
+    // `sori migrate` migrates whatever the setting says.
+    let out = command(dir.path(), &["migrate"], &envs).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(db.is_ready().await);
 }

@@ -110,9 +110,19 @@ impl Db {
         }
     }
 
-    /// Applies every pending migration of this backend.
+    /// Applies every pending migration of this backend. Migrations a newer
+    /// release applied are left alone (not an error): during a rolling update
+    /// the old release's processes start against the new schema, which is
+    /// additive and backward compatible (docs/SCALING.md).
     pub async fn migrate(&self) -> Result<(), DbError> {
-        self.migrator().run(&self.pool).await?;
+        // `migrations` is public only for `migrate!()`; copying it is the way
+        // to an owned migrator whose `ignore_missing` can be set.
+        let mut migrator = Migrator {
+            migrations: self.migrator().migrations.clone(),
+            ..Migrator::DEFAULT
+        };
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await?;
         Ok(())
     }
 
@@ -221,6 +231,8 @@ mod tests {
         .await
         .unwrap();
         assert!(t.db.is_ready().await);
+        // An old binary's start-up migration does not refuse the newer schema.
+        t.db.migrate().await.unwrap();
         // One of this binary's migrations missing: not ready.
         sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 2")
             .execute(t.db.pool())
