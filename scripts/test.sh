@@ -10,8 +10,10 @@ export SORI_TEST_DATABASE_URL="${SORI_TEST_DATABASE_URL:-postgres://postgres@127
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== Kubernetes manifests (schemas of the API; KEDA's CRDs are not bundled)"
-.venv-k8s/bin/kubernetes-validate --strict --quiet deploy/k8s/*.yaml 2>&1 | tee /dev/stderr \
-  | { ! grep -q '^ERROR'; }
+manifests="$(.venv-k8s/bin/kubernetes-validate --strict --quiet deploy/k8s/*.yaml 2>&1)" \
+  || { echo "$manifests"; exit 1; }
+echo "$manifests"
+if grep -q '^ERROR' <<<"$manifests"; then exit 1; fi
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
