@@ -327,6 +327,11 @@ pub struct Settings {
         global = true
     )]
     pub migrate_on_start: bool,
+    /// Seconds after SIGTERM/SIGINT during which /readyz answers 503 while
+    /// requests are still served, so load balancers stop sending before the
+    /// listener closes (0 where a preStop hook already waits).
+    #[arg(long, env = "SORI_DRAIN_SECS", default_value_t = 0, global = true)]
+    pub drain_secs: u64,
     /// Seconds to let in-flight requests and jobs finish after SIGTERM/SIGINT.
     #[arg(
         long,

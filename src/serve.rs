@@ -211,6 +211,7 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let relay = queue
         .needs_relay()
         .then(|| tokio::spawn(relay_outbox(db.clone(), queue.clone(), stopped())));
+    let draining = state.draining.clone();
     let router = match role {
         Role::Worker => sori_api::ops_app(state),
         Role::All | Role::Api => sori_api::app_with(state, &http_config),
@@ -224,12 +225,20 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
         }
     }
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
-    let server = sori_api::serve_router(listener, router, server_limits(settings), stopped());
-    // After the signal, in-flight requests get `grace` to finish.
+    // At the signal readiness turns off; the listener closes `drain` later.
+    let drain = Duration::from_secs(settings.drain_secs);
+    let signalled = stopped();
+    let listener_closes = async move {
+        signalled.await;
+        draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(drain).await;
+    };
+    let server = sori_api::serve_router(listener, router, server_limits(settings), listener_closes);
+    // After the drain, in-flight requests get `grace` to finish.
     let grace_over = stopped();
     tokio::select! {
         result = server => result.context("HTTP server")?,
-        _ = async { grace_over.await; tokio::time::sleep(grace).await } => {
+        _ = async { grace_over.await; tokio::time::sleep(drain + grace).await } => {
             tracing::warn!("grace period over; closing remaining connections");
         }
     }

@@ -208,6 +208,7 @@ fn help_lists_every_command_and_setting() {
         "SORI_PUSH_MESSAGE_TEXT",
         "SORI_SMTP_URL",
         "SORI_MIGRATE_ON_START",
+        "SORI_DRAIN_SECS",
         "SORI_MAIL_FROM",
         "RUST_LOG",
         "AWS_ENDPOINT_URL",
@@ -259,4 +260,25 @@ async fn roles_skip_migrations_when_told_and_migrate_applies_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(db.is_ready().await);
+}
+
+#[tokio::test]
+async fn at_sigterm_readiness_turns_off_while_requests_are_still_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sori = spawn(dir.path(), &["serve"], &[("SORI_DRAIN_SECS", "3")]);
+    sori.wait_ready().await;
+    let api = Client::new(&sori.base);
+    sori.send("-TERM");
+    // Within the drain: not ready, yet still answering.
+    let (ready, live) = eventually("readiness turns off", Duration::from_secs(2), || async {
+        let (ready, _) = api.call(Method::GET, "/readyz", None, None).await;
+        let (live, _) = api.call(Method::GET, "/healthz", None, None).await;
+        (ready == StatusCode::SERVICE_UNAVAILABLE).then_some((ready, live))
+    })
+    .await;
+    assert_eq!(
+        (ready, live),
+        (StatusCode::SERVICE_UNAVAILABLE, StatusCode::OK)
+    );
+    assert_eq!(sori.wait_exit(Duration::from_secs(30)), Some(0));
 }

@@ -30,12 +30,16 @@ async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
-/// Readiness: the database answers and its migrations are current.
+/// Readiness: the database answers and its migrations are current, and the
+/// process is not shutting down.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
     (status = 200, body = Status),
     (status = 503, body = Problem, content_type = "application/problem+json"),
 ))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::Unavailable("shutting down"));
+    }
     if state.db.is_ready().await {
         Ok(Json(Status { status: "ok" }))
     } else {

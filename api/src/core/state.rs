@@ -15,6 +15,7 @@ use sori_pipeline::media::MediaEvents;
 use sori_pipeline::metrics::{MetricSink, PipelineMetrics};
 use sori_pipeline::queue::JobQueue;
 use sori_pipeline::store::ObjectStore;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,10 @@ pub struct AppState {
     /// Sends the mail outbox (`SORI_SMTP_URL`); `None`: email and password
     /// recovery answer 503, everything else works.
     pub mailer: Option<Arc<Mailer>>,
+    /// Set at SIGTERM: `/readyz` answers 503 from then on, while the
+    /// listener still serves (`SORI_DRAIN_SECS`), so load balancers stop
+    /// sending here before it closes.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -73,6 +78,7 @@ impl AppState {
             feed_pages: Arc::new(FeedPages::new(caches.feed_ttl, caches.capacity)),
             metrics_token: None,
             mailer: None,
+            draining: Arc::default(),
         }
     }
 
