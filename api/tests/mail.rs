@@ -186,6 +186,39 @@ async fn codes_die_after_five_wrong_tries_or_at_their_expiry() {
 }
 
 #[tokio::test]
+async fn simultaneous_guesses_get_no_more_tries_than_sequential_ones() {
+    let smtp = SmtpServer::start(free_port());
+    let (api, mailer) = api_mailing(smtp.port).await;
+    let alice = api.user("alice").await;
+    let r = api
+        .call(
+            Method::PUT,
+            "/v1/me/email",
+            Some(&alice.token),
+            json!({"email": "a@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    relay(&api, &mailer).await;
+    let code = code_in(&smtp.messages()[0]);
+    // Twenty wrong guesses at once, none of them the code.
+    let guesses = (0..20).map(|i| {
+        let guess = format!("{:06}", (code.parse::<u32>().unwrap() + 1 + i) % 1_000_000);
+        api.post("/v1/me/email/verify", &alice, json!({ "code": guess }))
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let compared = answers
+        .iter()
+        .filter(|r| r.json["errors"][0]["message"] == "wrong code")
+        .count();
+    assert_eq!(compared, 5, "guesses compared with the code");
+    let r = api
+        .post("/v1/me/email/verify", &alice, json!({ "code": code }))
+        .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+}
+
+#[tokio::test]
 async fn a_password_reset_by_mail_ends_every_session_and_says_nothing_of_others() {
     let smtp = SmtpServer::start(free_port());
     let (api, mailer) = api_mailing(smtp.port).await;

@@ -154,8 +154,8 @@ async fn send_code(
 }
 
 /// Uses the account's code for `purpose`: the address it was sent to when
-/// `code` matches (the code is then gone); 422 on `code` when it does not
-/// (a wrong try is counted), has expired, or was used up.
+/// `code` matches (the code is then gone); 422 on `code` when it does not,
+/// has expired, or its tries are used up (every try counts).
 async fn use_code(
     state: &AppState,
     user_id: &str,
@@ -164,28 +164,22 @@ async fn use_code(
     now: i64,
 ) -> Result<String, ApiError> {
     let dead = || ApiError::invalid("code", "no valid code: ask for a new one");
-    let row: Option<(String, i64, i64)> = sqlx::query_as(
-        "SELECT code_hash, attempts, expires_at FROM account_codes \
-         WHERE user_id = $1 AND purpose = $2",
+    // Every try is counted before the code is compared, in one statement
+    // that refuses past the limit, so simultaneous guesses get no more
+    // tries than sequential ones.
+    let hash: Option<String> = sqlx::query_scalar(
+        "UPDATE account_codes SET attempts = attempts + 1 \
+         WHERE user_id = $1 AND purpose = $2 AND attempts < $3 AND expires_at > $4 \
+         RETURNING code_hash",
     )
     .bind(user_id)
     .bind(purpose)
+    .bind(MAX_TRIES)
+    .bind(now)
     .fetch_optional(state.db.pool())
     .await?;
-    let Some((hash, attempts, expires_at)) = row else {
-        return Err(dead());
-    };
-    if expires_at <= now || attempts >= MAX_TRIES {
-        return Err(dead());
-    }
+    let hash = hash.ok_or_else(dead)?;
     if hash != code_hash(user_id, purpose, code) {
-        sqlx::query(
-            "UPDATE account_codes SET attempts = attempts + 1 WHERE user_id = $1 AND purpose = $2",
-        )
-        .bind(user_id)
-        .bind(purpose)
-        .execute(state.db.pool())
-        .await?;
         return Err(ApiError::invalid("code", "wrong code"));
     }
     // Single use even when two requests race with the right code.
