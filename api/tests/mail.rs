@@ -31,6 +31,12 @@ async fn api_mailing(port: u16) -> (Api, Arc<Mailer>) {
     (Api::with(move |state| state.with_mailer(m)).await, mailer)
 }
 
+/// `PUT /v1/me/email` as `who`.
+async fn set_email(api: &Api, who: &User, body: Value) -> support::Reply {
+    api.call(Method::PUT, "/v1/me/email", Some(&who.token), body)
+        .await
+}
+
 /// Relays the outbox once, as the API role's relay does every second.
 async fn relay(api: &Api, mailer: &Mailer) -> sori_api::mail::Relayed {
     relay_once(&api.t.db, mailer, now_ms()).await.unwrap()
@@ -38,14 +44,7 @@ async fn relay(api: &Api, mailer: &Mailer) -> sori_api::mail::Relayed {
 
 /// Sets and verifies `who`'s `email` through the mail server.
 async fn verified(api: &Api, mailer: &Mailer, smtp: &SmtpServer, who: &User, email: &str) {
-    let r = api
-        .call(
-            Method::PUT,
-            "/v1/me/email",
-            Some(&who.token),
-            json!({ "email": email }),
-        )
-        .await;
+    let r = set_email(api, who, json!({ "email": email })).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
     relay(api, mailer).await;
     let code = code_in(smtp.messages().last().unwrap());
@@ -62,9 +61,7 @@ async fn a_mailed_code_verifies_the_address_once() {
     let alice = api.user("alice").await;
 
     let body = json!({ "email": "  Alice@Example.COM " });
-    let r = api
-        .call(Method::PUT, "/v1/me/email", Some(&alice.token), body)
-        .await;
+    let r = set_email(&api, &alice, body).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
     assert_eq!(
         r.json,
@@ -105,14 +102,7 @@ async fn a_mailed_code_verifies_the_address_once() {
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
 
     // Bob may claim the address, but not verify it while Alice holds it.
-    let r = api
-        .call(
-            Method::PUT,
-            "/v1/me/email",
-            Some(&bob.token),
-            json!({"email": "alice@example.com"}),
-        )
-        .await;
+    let r = set_email(&api, &bob, json!({"email": "alice@example.com"})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
     relay(&api, &mailer).await;
     let code = code_in(smtp.messages().last().unwrap());
@@ -122,14 +112,7 @@ async fn a_mailed_code_verifies_the_address_once() {
     assert_problem(&r, StatusCode::CONFLICT, "conflict");
     // Bad addresses are refused before anything is sent.
     for bad in ["not-an-address", "a@b", "two@@example.com", ""] {
-        let r = api
-            .call(
-                Method::PUT,
-                "/v1/me/email",
-                Some(&bob.token),
-                json!({"email": bad}),
-            )
-            .await;
+        let r = set_email(&api, &bob, json!({"email": bad})).await;
         assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     }
 }
@@ -139,14 +122,7 @@ async fn codes_die_after_five_wrong_tries_or_at_their_expiry() {
     let smtp = SmtpServer::start(free_port());
     let (api, mailer) = api_mailing(smtp.port).await;
     let alice = api.user("alice").await;
-    let r = api
-        .call(
-            Method::PUT,
-            "/v1/me/email",
-            Some(&alice.token),
-            json!({"email": "a@example.com"}),
-        )
-        .await;
+    let r = set_email(&api, &alice, json!({"email": "a@example.com"})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     relay(&api, &mailer).await;
     let code = code_in(&smtp.messages()[0]);
@@ -163,14 +139,7 @@ async fn codes_die_after_five_wrong_tries_or_at_their_expiry() {
         .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation");
     // A new code works, until it expires.
-    let r = api
-        .call(
-            Method::PUT,
-            "/v1/me/email",
-            Some(&alice.token),
-            json!({"email": "a@example.com"}),
-        )
-        .await;
+    let r = set_email(&api, &alice, json!({"email": "a@example.com"})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     relay(&api, &mailer).await;
     let code = code_in(smtp.messages().last().unwrap());
@@ -190,14 +159,7 @@ async fn simultaneous_guesses_get_no_more_tries_than_sequential_ones() {
     let smtp = SmtpServer::start(free_port());
     let (api, mailer) = api_mailing(smtp.port).await;
     let alice = api.user("alice").await;
-    let r = api
-        .call(
-            Method::PUT,
-            "/v1/me/email",
-            Some(&alice.token),
-            json!({"email": "a@example.com"}),
-        )
-        .await;
+    let r = set_email(&api, &alice, json!({"email": "a@example.com"})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     relay(&api, &mailer).await;
     let code = code_in(&smtp.messages()[0]);
@@ -313,14 +275,7 @@ async fn a_mail_server_outage_delays_mail_and_loses_none() {
     let port = free_port();
     let (api, mailer) = api_mailing(port).await;
     let alice = api.user("alice").await;
-    let r = api
-        .call(
-            Method::PUT,
-            "/v1/me/email",
-            Some(&alice.token),
-            json!({"email": "a@example.com"}),
-        )
-        .await;
+    let r = set_email(&api, &alice, json!({"email": "a@example.com"})).await;
     assert_eq!(
         r.status,
         StatusCode::ACCEPTED,
@@ -358,14 +313,7 @@ async fn a_mail_server_outage_delays_mail_and_loses_none() {
 async fn without_smtp_email_and_recovery_say_they_are_not_configured() {
     let api = Api::new().await;
     let alice = api.user("alice").await;
-    let r = api
-        .call(
-            Method::PUT,
-            "/v1/me/email",
-            Some(&alice.token),
-            json!({"email": "a@example.com"}),
-        )
-        .await;
+    let r = set_email(&api, &alice, json!({"email": "a@example.com"})).await;
     assert_problem(&r, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     assert!(r.json["detail"].as_str().unwrap().contains("SORI_SMTP_URL"));
     let r = api
