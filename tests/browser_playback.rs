@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::aws::{production_env, Moto, PgSchema};
+use common::aws::Backends;
 use common::{api_and_worker, browser, free_port, spawn};
 use serde_json::Value;
 use std::path::Path;
@@ -91,19 +91,12 @@ async fn a_web_app_on_another_origin_records_posts_and_plays_embedded() {
 
 #[tokio::test]
 async fn a_web_app_on_another_origin_records_posts_and_plays_in_production() {
-    let aws = Moto::connect().await;
-    let schema = PgSchema::create().await;
-    let bucket = aws.bucket().await;
-    let queue = aws.queue().await;
-    let dir = tempfile::tempdir().unwrap();
-    let wav = browser::speech_wav(dir.path(), SPEECH);
     let page_port = free_port();
-    let mut envs = production_env(&aws.endpoint, &schema.url, &bucket, &queue.url, dir.path());
-    envs.push((
-        "SORI_CORS_ORIGINS".to_owned(),
-        format!("http://127.0.0.1:{page_port}"),
-    ));
-    let (api, worker) = api_and_worker(dir.path(), &envs).await;
+    let b = Backends::new()
+        .await
+        .allow_origins(&format!("http://127.0.0.1:{page_port}"));
+    let wav = browser::speech_wav(b.dir.path(), SPEECH);
+    let (api, worker) = api_and_worker(b.dir.path(), &b.envs).await;
     let base = api.base.clone();
     let seen = tokio::task::spawn_blocking(move || run_browser(&base, page_port, &wav))
         .await
@@ -111,5 +104,4 @@ async fn a_web_app_on_another_origin_records_posts_and_plays_in_production() {
     check_playback(&seen, "X-Amz-Signature=");
     api.stop();
     worker.stop();
-    drop(schema);
 }

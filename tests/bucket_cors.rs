@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::aws::{production_env, Moto, PgSchema};
+use common::aws::Backends;
 use common::{command, free_port, Sori};
 use std::fs::File;
 use std::path::Path;
@@ -41,20 +41,17 @@ fn warnings(log: &str) -> Vec<&str> {
 
 #[tokio::test]
 async fn the_bucket_gets_the_rules_browsers_need_and_the_api_says_when_it_lacks_them() {
-    let aws = Moto::connect().await;
-    let schema = PgSchema::create().await;
-    let bucket = aws.bucket().await;
-    let queue = aws.queue().await;
-    let dir = tempfile::tempdir().unwrap();
     let local = format!("http://127.0.0.1:{}", free_port());
-    let mut envs = production_env(&aws.endpoint, &schema.url, &bucket, &queue.url, dir.path());
-    envs.push(("SORI_CORS_ORIGINS".to_owned(), format!("{APP},{local}")));
-    let migrated = command(dir.path(), &["migrate"], &envs).output().unwrap();
+    let b = Backends::new()
+        .await
+        .allow_origins(&format!("{APP},{local}"));
+    let (aws, bucket, dir, envs) = (&b.aws, &b.bucket, &b.dir, &b.envs);
+    let migrated = command(dir.path(), &["migrate"], envs).output().unwrap();
     assert!(migrated.status.success());
-    assert_eq!(aws.cors(&bucket).await, None, "a fresh bucket has no rules");
+    assert_eq!(aws.cors(bucket).await, None, "a fresh bucket has no rules");
 
     // No rules yet: one warning line naming both origins and the fix.
-    let log = api_log(dir.path(), &envs, "first.log").await;
+    let log = api_log(dir.path(), envs, "first.log").await;
     let found = warnings(&log);
     assert_eq!(found.len(), 1, "{log}");
     assert!(
@@ -63,7 +60,7 @@ async fn the_bucket_gets_the_rules_browsers_need_and_the_api_says_when_it_lacks_
         found[0]
     );
     assert!(found[0].contains("sori bucket-cors"), "{}", found[0]);
-    assert!(found[0].contains(&bucket), "{}", found[0]);
+    assert!(found[0].contains(bucket.as_str()), "{}", found[0]);
 
     // Rules for the app's origin only: the warning names the other one.
     let mut only_app = envs.clone();
@@ -77,7 +74,7 @@ async fn the_bucket_gets_the_rules_browsers_need_and_the_api_says_when_it_lacks_
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let log = api_log(dir.path(), &envs, "partial.log").await;
+    let log = api_log(dir.path(), envs, "partial.log").await;
     let found = warnings(&log);
     assert_eq!(found.len(), 1, "{log}");
     assert!(
@@ -89,7 +86,7 @@ async fn the_bucket_gets_the_rules_browsers_need_and_the_api_says_when_it_lacks_
     // Both origins: the bucket's configuration, read back, allows them to
     // upload with the signed type and play with ranges, and exposes what a
     // player reads; the API no longer warns.
-    let out = command(dir.path(), &["bucket-cors"], &envs)
+    let out = command(dir.path(), &["bucket-cors"], envs)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -102,7 +99,7 @@ async fn the_bucket_gets_the_rules_browsers_need_and_the_api_says_when_it_lacks_
         stdout.contains(&format!("CORS allows {APP}, {local}")),
         "{stdout}"
     );
-    let xml = aws.cors(&bucket).await.expect("CORS configuration");
+    let xml = aws.cors(bucket).await.expect("CORS configuration");
     for expected in [
         format!("<AllowedOrigin>{APP}</AllowedOrigin>"),
         format!("<AllowedOrigin>{local}</AllowedOrigin>"),
@@ -117,7 +114,7 @@ async fn the_bucket_gets_the_rules_browsers_need_and_the_api_says_when_it_lacks_
     ] {
         assert!(xml.contains(&expected), "{expected} not in {xml}");
     }
-    let log = api_log(dir.path(), &envs, "configured.log").await;
+    let log = api_log(dir.path(), envs, "configured.log").await;
     assert!(warnings(&log).is_empty(), "{log}");
 
     // Nothing to apply without origins: a one-line reason.
@@ -130,5 +127,4 @@ async fn the_bucket_gets_the_rules_browsers_need_and_the_api_says_when_it_lacks_
     assert!(!out.status.success());
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("SORI_CORS_ORIGINS"), "{stderr}");
-    drop(schema);
 }

@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::aws::{production_env, Moto, PgSchema, QueueCounts, TestQueue};
+use common::aws::{Backends, Moto, PgSchema, QueueCounts, TestQueue};
 use common::client::{check_outputs, ffprobe, Client, Person};
 use common::fault_proxy::FaultProxy;
 use common::{
@@ -54,12 +54,14 @@ struct Production {
 
 impl Production {
     async fn start() -> Self {
-        let aws = Moto::connect().await;
-        let schema = PgSchema::create().await;
-        let bucket = aws.bucket().await;
-        let queue = aws.queue().await;
-        let dir = tempfile::tempdir().unwrap();
-        let envs = production_env(&aws.endpoint, &schema.url, &bucket, &queue.url, dir.path());
+        let Backends {
+            aws,
+            bucket,
+            queue,
+            dir,
+            envs,
+            schema,
+        } = Backends::new().await;
         let out = command(dir.path(), &["migrate"], &envs).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "sori migrate: {stderr}");

@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::aws::{production_env, Moto, PgSchema};
+use common::aws::Backends;
 use common::client::{ffprobe, Client, Person, PASSWORD};
 use common::{api_and_worker, eventually, fixture, spawn};
 use reqwest::{Method, StatusCode};
@@ -291,26 +291,20 @@ async fn production_user_path_completed_by_the_storage_event() {
 
 /// `sori migrate`, one `sori api` and one `sori worker` on PostgreSQL, S3 and SQS.
 async fn production(completion: Completion) {
-    let aws = Moto::connect().await;
-    let schema = PgSchema::create().await;
-    let bucket = aws.bucket().await;
-    let queue = aws.queue().await;
+    let b = Backends::new().await;
+    let (aws, bucket, queue, dir) = (&b.aws, &b.bucket, &b.queue, &b.dir);
     if completion == Completion::StorageEvent {
-        aws.notify(&bucket, &queue.arn).await;
+        aws.notify(bucket, &queue.arn).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let envs = production_env(&aws.endpoint, &schema.url, &bucket, &queue.url, dir.path());
-
-    let (api, worker) = api_and_worker(dir.path(), &envs).await;
+    let (api, worker) = api_and_worker(dir.path(), &b.envs).await;
 
     let (alice, media_id) = user_path(&api.base, completion, dir.path()).await;
     assert_eq!(aws.queue_length(&queue.dead_letter_url).await, 0);
     export(&api.base, &alice, &media_id).await;
     delete_account(&api.base, &alice, &media_id, async || {
-        aws.keys(&bucket, "").await
+        aws.keys(bucket, "").await
     })
     .await;
     api.stop();
     worker.stop();
-    drop(schema);
 }

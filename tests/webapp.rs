@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::aws::{production_env, Moto, PgSchema};
+use common::aws::Backends;
 use common::{api_and_worker, browser, spawn};
 use serde_json::Value;
 use std::path::Path;
@@ -146,16 +146,11 @@ async fn two_people_use_the_web_app_embedded() {
 
 #[tokio::test]
 async fn two_people_use_the_web_app_in_production() {
-    let aws = Moto::connect().await;
-    let schema = PgSchema::create().await;
-    let bucket = aws.bucket().await;
-    let queue = aws.queue().await;
-    let dir = tempfile::tempdir().unwrap();
-    let envs = production_env(&aws.endpoint, &schema.url, &bucket, &queue.url, dir.path());
-    let (api, worker) = api_and_worker(dir.path(), &envs).await;
+    let b = Backends::new().await;
+    let (api, worker) = api_and_worker(b.dir.path(), &b.envs).await;
     let base = api.base.clone();
-    let path = dir.path().to_owned();
-    let store = aws.endpoint.trim_end_matches('/').to_owned();
+    let path = b.dir.path().to_owned();
+    let store = b.aws.endpoint.trim_end_matches('/').to_owned();
     let seen = tokio::task::spawn_blocking(move || run(&base, &path, &[store.as_str()]))
         .await
         .unwrap();
@@ -166,5 +161,4 @@ async fn two_people_use_the_web_app_in_production() {
         .contains("X-Amz-Signature="));
     api.stop();
     worker.stop();
-    drop(schema);
 }

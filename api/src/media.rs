@@ -580,17 +580,12 @@ async fn complete_image(db: &Db, store: &ObjectStore, media: &MediaRow) -> Resul
         .map_err(|e| internal(e.to_string()))?
         .map_err(refused)?;
     let prefix = outputs_prefix(&media.id);
-    let dir = tempfile::tempdir().map_err(|e| internal(e.to_string()))?;
     for (name, jpeg) in [
         (images::DISPLAY_FILE, picture.display),
         (images::THUMB_FILE, picture.thumbnail),
     ] {
-        let path = dir.path().join(name);
-        tokio::fs::write(&path, jpeg)
-            .await
-            .map_err(|e| internal(e.to_string()))?;
         store
-            .put_file(&format!("{prefix}{name}"), &path, "image/jpeg")
+            .put_bytes(&format!("{prefix}{name}"), &jpeg, "image/jpeg")
             .await
             .map_err(store_error)?;
     }
@@ -621,7 +616,7 @@ async fn read_head(store: &ObjectStore, key: &str, limit: u64) -> Result<Vec<u8>
         }
         // The whole object (images are at most MAX_IMAGE_BYTES), then its start.
         _ => {
-            bytes = read_through_temp_file(store, key).await?;
+            bytes = store.get_bytes(key).await.map_err(store_error)?;
             bytes.truncate(limit as usize);
         }
     }
@@ -683,27 +678,12 @@ async fn read_small(store: &ObjectStore, key: &str) -> Result<Vec<u8>, ApiError>
                 .map_err(|e| internal(e.to_string()))?;
             bytes
         }
-        _ => read_through_temp_file(store, key).await?,
+        _ => store.get_bytes(key).await.map_err(store_error)?,
     };
     if bytes.len() as u64 > MAX_WAVEFORM_BYTES {
         return Err(internal(format!("output {key} grew past the limit")));
     }
     Ok(bytes)
-}
-
-/// Downloads through a uniquely named temporary file, removed afterwards (the
-/// store streams to files; the size was checked just before).
-async fn read_through_temp_file(store: &ObjectStore, key: &str) -> Result<Vec<u8>, ApiError> {
-    let path = std::env::temp_dir().join(format!("sori-read-{}", uuid::Uuid::new_v4().simple()));
-    let read = async {
-        store.get_to_file(key, &path).await.map_err(store_error)?;
-        tokio::fs::read(&path)
-            .await
-            .map_err(|e| internal(e.to_string()))
-    }
-    .await;
-    let _ = tokio::fs::remove_file(&path).await;
-    read
 }
 
 fn internal(message: String) -> ApiError {

@@ -251,3 +251,33 @@ async fn guessing_the_current_password_with_a_stolen_token_is_throttled() {
     let r = api.call(Method::POST, "/v1/auth/login", None, body).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json);
 }
+
+/// Fifty wrong current passwords sent at once with a stolen token get no
+/// more checks than the account's login budget (five), and none of them
+/// changes the password.
+#[tokio::test]
+async fn fifty_simultaneous_password_change_guesses_get_five_checks_at_most() {
+    let api = Api::new().await;
+    let alice = api.user("alice").await;
+    let burst = (0..50).map(|i| {
+        let (api, alice) = (&api, &alice);
+        let body =
+            json!({"current_password": format!("guess {i}"), "new_password": "battery staple"});
+        async move { api.post("/v1/me/password", alice, body).await }
+    });
+    let replies = futures_util::future::join_all(burst).await;
+    let checked = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::FORBIDDEN)
+        .count();
+    let throttled = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!((1..=5).contains(&checked), "{checked} guesses checked");
+    assert_eq!(checked + throttled, 50, "other answers among the burst");
+    // No guess changed the password: the new one does not log in.
+    let body = json!({"handle": "alice", "password": "battery staple"});
+    let r = api.call(Method::POST, "/v1/auth/login", None, body).await;
+    assert_ne!(r.status, StatusCode::OK, "a guess changed the password");
+}

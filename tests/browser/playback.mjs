@@ -11,60 +11,19 @@
 // Prints one JSON line with what it measured; exits non-zero with the reason
 // on stderr when any step fails.
 
-import { createServer } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { loadChromium, launchOptions } from './chromium.mjs';
+import { runOnAppPage } from './chromium.mjs';
 
 const [apiBase, pagePort, wav, recordMs] = process.argv.slice(2);
 if (!apiBase || !pagePort || !wav || !recordMs) {
   console.error('usage: node playback.mjs API_BASE PAGE_PORT FAKE_MIC_WAV RECORD_MS');
   process.exit(2);
 }
-const chromium = await loadChromium();
-
-// The app's page, served from its own origin (another port than the API).
-const page_html = '<!doctype html><meta charset="utf-8"><title>Sori web app</title><body></body>';
-const server = createServer((req, res) => {
-  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-  res.end(page_html);
-});
-await new Promise((resolve) => server.listen(Number(pagePort), '127.0.0.1', resolve));
-
-const profile = mkdtempSync(join(tmpdir(), 'sori-chromium-'));
-const context = await chromium.launchPersistentContext(profile, launchOptions(wav));
-
-let exitCode = 0;
-try {
-  const page = context.pages()[0] || await context.newPage();
-  page.on('console', (m) => console.error(`page: ${m.text()}`));
-  await page.goto(`http://127.0.0.1:${pagePort}/`);
-  const result = await page.evaluate(userPath, { api: apiBase, recordMs: Number(recordMs) });
-  console.log(JSON.stringify(result));
-} catch (e) {
-  console.error(`browser path failed: ${e.stack || e}`);
-  exitCode = 1;
-} finally {
-  await context.close();
-  server.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-process.exit(exitCode);
+await runOnAppPage(pagePort, wav,
+  (page) => page.evaluate(userPath, { api: apiBase, recordMs: Number(recordMs) }));
 
 // Runs inside the page: everything a web app does, with fetch and the DOM.
 async function userPath({ api, recordMs }) {
-  const call = async (method, path, token, body) => {
-    const headers = {};
-    if (token) headers.authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const r = await fetch(api + path, {
-      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
+  const call = (method, path, token, body) => window.apiCall(api, method, path, token, body);
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const event = (el, name, ms) => new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no ${name} in ${ms} ms (error ${el.error && el.error.code})`)), ms);

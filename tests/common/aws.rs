@@ -42,6 +42,45 @@ pub fn production_env(
     .collect()
 }
 
+/// What a production-mode test starts from: a fresh schema, bucket and job
+/// queue (with its dead letters) on the test servers, a scratch directory,
+/// and the roles' environment for them. Stop the processes before dropping
+/// it: the schema goes with it.
+pub struct Backends {
+    pub aws: Moto,
+    pub bucket: String,
+    pub queue: TestQueue,
+    pub dir: tempfile::TempDir,
+    pub envs: Vec<(String, String)>,
+    pub schema: PgSchema,
+}
+
+impl Backends {
+    pub async fn new() -> Self {
+        let aws = Moto::connect().await;
+        let schema = PgSchema::create().await;
+        let bucket = aws.bucket().await;
+        let queue = aws.queue().await;
+        let dir = tempfile::tempdir().unwrap();
+        let envs = production_env(&aws.endpoint, &schema.url, &bucket, &queue.url, dir.path());
+        Self {
+            aws,
+            bucket,
+            queue,
+            dir,
+            envs,
+            schema,
+        }
+    }
+
+    /// Lets web apps on `origins` (comma-separated) call the API.
+    pub fn allow_origins(mut self, origins: &str) -> Self {
+        self.envs
+            .push(("SORI_CORS_ORIGINS".to_owned(), origins.to_owned()));
+        self
+    }
+}
+
 /// A fresh PostgreSQL schema (`t_<uuid>`, the name `scripts/test.sh` clears
 /// after an aborted run), dropped when this guard is.
 pub struct PgSchema {

@@ -45,14 +45,6 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string().into())
 }
 
-/// The bytes of a stored object (an image: at most 10 MiB).
-async fn read_object(store: &ObjectStore, key: &str) -> Result<Vec<u8>, ApiError> {
-    let dir = tempfile::tempdir().map_err(internal)?;
-    let path = dir.path().join("image");
-    store.get_to_file(key, &path).await.map_err(internal)?;
-    tokio::fs::read(&path).await.map_err(internal)
-}
-
 /// Stores the variants of `bytes` as a new avatar version of `user_id`; the
 /// version.
 async fn store_variants(
@@ -65,13 +57,10 @@ async fn store_variants(
         .map_err(internal)?
         .map_err(|e| ApiError::invalid("media_id", e.to_string()))?;
     let version = time::now_ms();
-    let dir = tempfile::tempdir().map_err(internal)?;
     for (size, jpeg) in variants {
-        let path = dir.path().join(format!("{size}.jpg"));
-        tokio::fs::write(&path, jpeg).await.map_err(internal)?;
         let key = avatar_key(user_id, version, size);
         store
-            .put_file(&key, &path, "image/jpeg")
+            .put_bytes(&key, &jpeg, "image/jpeg")
             .await
             .map_err(internal)?;
     }
@@ -135,7 +124,7 @@ async fn set_avatar(
         let why = "not a completed image of yours that is free to use";
         return Err(ApiError::invalid("media_id", why));
     };
-    let bytes = read_object(store, &original).await?;
+    let bytes = store.get_bytes(&original).await.map_err(internal)?;
     let version = store_variants(store, &user.id, bytes).await?;
     switch_version(&state, &user.id, Some(version)).await?;
     // The upload, with whatever metadata it carried, is not kept.

@@ -122,6 +122,29 @@ impl ObjectStore {
         }
     }
 
+    /// A small object's bytes (an image, a waveform; callers bound the size
+    /// first), through a temporary file removed afterwards.
+    pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("object");
+        self.get_to_file(key, &path).await?;
+        Ok(tokio::fs::read(&path).await?)
+    }
+
+    /// Stores bytes made in memory (image variants) as `key`, through a
+    /// temporary file removed afterwards.
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("object");
+        tokio::fs::write(&path, bytes).await?;
+        self.put_file(key, &path, content_type).await
+    }
+
     /// The object's size and type, or `None` when it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         match self {
