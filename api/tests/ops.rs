@@ -29,6 +29,28 @@ async fn readyz_is_ok_once_migrated() {
     assert_eq!(get(&api, "/readyz").await.status, StatusCode::OK);
 }
 
+/// `sori_ready` follows `/readyz`, and each change of its answer is
+/// counted, so a flapping process shows even between scrapes.
+#[tokio::test]
+async fn readiness_and_its_changes_are_metrics() {
+    let api = Api::new().await;
+    assert_eq!(get(&api, "/readyz").await.status, StatusCode::OK);
+    assert_eq!(get(&api, "/readyz").await.status, StatusCode::OK);
+    assert_eq!(api.metric("sori_ready"), 1.0);
+    assert_eq!(api.metric("sori_readiness_changes_total"), 0.0);
+    let draining = &api.state.draining;
+    for (drain, status) in [
+        (true, StatusCode::SERVICE_UNAVAILABLE),
+        (false, StatusCode::OK),
+        (true, StatusCode::SERVICE_UNAVAILABLE),
+    ] {
+        draining.store(drain, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(get(&api, "/readyz").await.status, status);
+    }
+    assert_eq!(api.metric("sori_ready"), 0.0);
+    assert_eq!(api.metric("sori_readiness_changes_total"), 3.0);
+}
+
 #[tokio::test]
 async fn readyz_refuses_while_migrations_are_pending() {
     let api = Api::unmigrated().await;
@@ -65,6 +87,7 @@ async fn metrics_count_requests_by_route() {
     assert!(value("process_cpu_seconds_total") > 0.0);
     assert!(value("process_resident_memory_bytes") > 1e6);
     assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -162,14 +185,17 @@ async fn unknown_routes_are_404_with_a_request_id() {
     assert_eq!(r.header(header::CONTENT_TYPE), "application/problem+json");
 }
 
-/// Every `sori_…` metric name the docs and the deployment files mention is
-/// one a process exposes (the API's metrics and the worker pool's, as
-/// `sori serve` registers both), so dashboards and alerts built from the
-/// docs find their series.
+/// Every `sori_…` and `process_…` metric name the docs and the deployment
+/// files mention (the dashboard's and the alerts' expressions among them)
+/// is one a process exposes (the API's metrics and the worker pool's, as
+/// `sori serve` registers both), so dashboards and alerts built from them
+/// find their series.
 #[tokio::test]
 async fn every_metric_the_docs_name_is_exposed() {
     let state = sori_api::AppState::new(sori_db::testing::fresh_db().await.db.clone())
         .with_pipeline_metrics(&sori_pipeline::metrics::PipelineMetrics::default());
+    // The push dispatcher's, which every API process runs.
+    sori_api::push::dispatch::PushMetrics::default().register(&state.metrics);
     let exposed = state.metrics.render();
     let families: Vec<&str> = exposed
         .lines()
@@ -183,8 +209,11 @@ async fn every_metric_the_docs_name_is_exposed() {
                 .any(|suffix| name == format!("{f}{suffix}"))
         })
     };
-    // Names in the docs that are not metrics: crates, databases, scripts.
+    // Names in the docs that are not metrics: crates, databases, scripts,
+    // functions, the `process_*` family as a whole.
     let not_metrics = [
+        "process_",
+        "process_file",
         "sori_api",
         "sori_db",
         "sori_codecs",
@@ -214,8 +243,12 @@ async fn every_metric_the_docs_name_is_exposed() {
     let mut missing = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        for (at, _) in text.match_indices("sori_") {
-            if at > 0 && text.as_bytes()[at - 1].is_ascii_alphanumeric() {
+        let named = text
+            .match_indices("sori_")
+            .chain(text.match_indices("process_"));
+        for (at, _) in named {
+            let before = at.checked_sub(1).map(|b| text.as_bytes()[b]);
+            if before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 continue;
             }
             let name: String = text[at..]

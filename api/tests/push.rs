@@ -730,3 +730,34 @@ async fn delivered_entries_are_purged_after_the_retention() {
     assert_eq!(left.len(), 1, "the undelivered entry stays");
     assert!(!left[0].delivered);
 }
+
+/// While the receiver is down the running dispatcher shows its waiting
+/// entries and retries on `/metrics`; once it recovers, the outbox empties.
+#[tokio::test]
+async fn the_outbox_depth_and_outcomes_are_metrics() {
+    let api = Api::new().await;
+    let db = api.t.db.clone();
+    let (mina, joon) = people(&api).await;
+    enqueue_messages(&db, &mina, &joon, 3).await;
+    let (rx, url) = receiver(Mode::Fail500).await;
+    let counted = DispatchConfig {
+        count_every: Duration::from_millis(20),
+        ..config()
+    };
+    let d = dispatcher(&db, &url, counted).with_metrics(&api.state.metrics);
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(d.run(async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    }));
+    api.metric_until("sori_push_retried_total", |v| v >= 3.0)
+        .await;
+    assert_eq!(api.metric("sori_push_outbox_pending"), 3.0);
+    rx.set(Mode::Accept);
+    api.metric_until("sori_push_outbox_pending", |v| v == 0.0)
+        .await;
+    api.metric_until("sori_push_delivered_total", |v| v == 3.0)
+        .await;
+    assert_eq!(api.metric("sori_push_dead_total"), 0.0);
+    stop_tx.send(true).unwrap();
+    running.await.unwrap();
+}

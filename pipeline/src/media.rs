@@ -152,6 +152,18 @@ pub async fn state_of(db: &Db, media_id: &str) -> Result<Option<MediaState>, Med
         .transpose()
 }
 
+/// How long the longest-waiting queued media has waited since it was queued
+/// (or re-queued), at `now`; zero when none waits. What users see as
+/// "processing" before any worker starts, whatever the queue's backend.
+pub async fn oldest_queued_wait(db: &Db, now: i64) -> Result<Duration, MediaError> {
+    let since: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(updated_at) FROM media WHERE state = 'queued'")
+            .fetch_one(db.pool())
+            .await?;
+    let waited = since.map_or(0, |t| now.saturating_sub(t).max(0));
+    Ok(Duration::from_millis(u64::try_from(waited).unwrap_or(0)))
+}
+
 /// A worker's hold on one media.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {

@@ -53,6 +53,8 @@ pub struct PipelineMetrics {
     pub queue_visible: Gauge,
     pub queue_in_flight: Gauge,
     pub queue_dead: Gauge,
+    /// Seconds the longest-waiting queued media has waited.
+    pub queue_oldest: Gauge,
     /// (visible + in flight) ÷ live worker processes (the registry).
     pub backlog_per_worker: Gauge<f64, AtomicU64>,
     /// Worker processes seen alive in the registry.
@@ -75,6 +77,7 @@ impl Default for PipelineMetrics {
             queue_visible: Gauge::default(),
             queue_in_flight: Gauge::default(),
             queue_dead: Gauge::default(),
+            queue_oldest: Gauge::default(),
             backlog_per_worker: Gauge::default(),
             live_workers: Gauge::default(),
             worker_slots: Gauge::default(),
@@ -134,6 +137,11 @@ impl PipelineMetrics {
             "queue_dead_messages",
             "Job messages in the dead letters",
             self.queue_dead.clone(),
+        );
+        sink.add(
+            "queue_oldest_seconds",
+            "Seconds the longest-waiting queued media has waited for a worker",
+            self.queue_oldest.clone(),
         );
         sink.add(
             "queue_backlog_per_worker",

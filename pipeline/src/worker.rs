@@ -17,6 +17,7 @@
 //! backoff and jitter; on the last allowed receive the media is marked
 //! `failed` with the last reason and the message goes on to the dead letters.
 
+use crate::clock::now_ms;
 use crate::job::{parse_message, JobMessage, Parsed};
 use crate::media::{self, Claim, Finished, Lease, MediaEvent, MediaEvents, MediaState};
 use crate::metrics::PipelineMetrics;
@@ -647,9 +648,8 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
         crate::reaper::run(&i.db, &i.queue, &cfg, &i.metrics).await;
     }
 
-    /// Samples queue depth into the metrics until aborted.
     /// Refreshes this pool's row in the worker registry and samples the
-    /// queue depth, every `depth_interval`.
+    /// queue depth and the oldest queued media's wait, every `depth_interval`.
     async fn sample_depth(self) {
         let m = &self.inner.metrics;
         loop {
@@ -676,6 +676,13 @@ impl<S: Store, Q: Queue> Worker<S, Q> {
                     m.backlog_per_worker.set(backlog);
                 }
                 Err(e) => tracing::debug!(error = %e, "cannot sample queue depth"),
+            }
+            match media::oldest_queued_wait(&self.inner.db, now_ms()).await {
+                Ok(waited) => {
+                    m.queue_oldest
+                        .set(i64::try_from(waited.as_secs()).unwrap_or(i64::MAX));
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot read the oldest queued media"),
             }
             tokio::time::sleep(self.inner.cfg.depth_interval).await;
         }

@@ -284,3 +284,43 @@ async fn config_for_worker_waits_longer_than_a_redelivery() {
     assert!(r.stale_after >= Duration::from_secs(15 * 60));
     assert_eq!(r.max_attempts, cfg.max_receives);
 }
+
+/// The oldest queued media's wait (`sori_queue_oldest_seconds`): zero with
+/// none queued, the longest wait among queued ones, and media a worker has
+/// claimed no longer count.
+#[tokio::test]
+async fn the_oldest_queued_wait_counts_only_queued_media() {
+    let env = Env::new(5).await;
+    let db = &env.t.db;
+    let now = sori_pipeline::clock::now_ms();
+    assert_eq!(
+        media::oldest_queued_wait(db, now).await.unwrap(),
+        Duration::ZERO
+    );
+    let older = env.queued_media().await;
+    let newer = env.queued_media().await;
+    for (id, ago) in [(&older, 90_000), (&newer, 30_000)] {
+        sqlx::query("UPDATE media SET updated_at = $1 WHERE id = $2")
+            .bind(now - ago)
+            .bind(id)
+            .execute(db.pool())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        media::oldest_queued_wait(db, now).await.unwrap(),
+        Duration::from_secs(90)
+    );
+    // Claimed 90 s ago and still running: no longer waiting.
+    env.receive_and_claim(&older, Duration::from_secs(60)).await;
+    sqlx::query("UPDATE media SET updated_at = $1 WHERE id = $2")
+        .bind(now - 90_000)
+        .bind(&older)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        media::oldest_queued_wait(db, now).await.unwrap(),
+        Duration::from_secs(30)
+    );
+}

@@ -7,8 +7,10 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -38,7 +40,22 @@ pub struct Metrics {
     pub http_duration: Family<RouteOnly, Histogram>,
     /// Feed pages served from memory or read from the database ([`crate::core::cache`]).
     pub feed_cache: Family<CacheResult, Counter>,
+    /// Open WebSocket connections of this process.
+    pub ws_connections: Gauge,
+    /// From an event's publication (by any process) to its hand-off to this
+    /// process's sockets.
+    pub ws_delivery: Histogram,
+    /// 1 when the last `/readyz` answered 200, else 0.
+    ready: Gauge,
+    /// How often `/readyz`'s answer changed: a count survives between
+    /// scrapes, where a flip and back of the gauge would not show.
+    readiness_changes: Counter,
+    /// The last `/readyz` answer: [`UNPROBED`], 0 or 1.
+    last_readiness: AtomicU8,
 }
+
+/// No `/readyz` answered yet: the first answer is not a change.
+const UNPROBED: u8 = 2;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -64,11 +81,40 @@ impl Default for Metrics {
              refreshed in the background) or the database (miss)",
             feed_cache.clone(),
         );
+        let ws_connections = Gauge::default();
+        registry.register(
+            "ws_connections",
+            "Open WebSocket connections of this process",
+            ws_connections.clone(),
+        );
+        let ws_delivery = Histogram::new(exponential_buckets(0.000_5, 2.0, 14));
+        registry.register(
+            "ws_delivery_seconds",
+            "From an event's publication to its hand-off to this process's sockets",
+            ws_delivery.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when the last /readyz answered 200, else 0",
+            ready.clone(),
+        );
+        let readiness_changes = Counter::default();
+        registry.register(
+            "readiness_changes",
+            "Times the /readyz answer changed (ready to unready or back)",
+            readiness_changes.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             http_requests,
             http_duration,
             feed_cache,
+            ws_connections,
+            ws_delivery,
+            ready,
+            readiness_changes,
+            last_readiness: AtomicU8::new(UNPROBED),
         }
     }
 }
@@ -77,6 +123,16 @@ impl Metrics {
     /// Counts one feed cache lookup: `"hit"`, `"stale"` or `"miss"`.
     pub fn feed_cache_lookup(&self, result: &'static str) {
         self.feed_cache.get_or_create(&CacheResult { result }).inc();
+    }
+
+    /// Records a `/readyz` answer, counting it as a change when it differs
+    /// from the previous one.
+    pub fn readiness(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+        let previous = self.last_readiness.swap(u8::from(ready), Ordering::Relaxed);
+        if previous != UNPROBED && previous != u8::from(ready) {
+            self.readiness_changes.inc();
+        }
     }
 
     /// Adds a metric owned elsewhere (worker, queue) to the `/metrics` page.
@@ -115,7 +171,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 const USER_HZ: f64 = 100.0;
 
 /// The standard process metrics (CPU time, resident memory, open file
-/// descriptors, start time) from `/proc/self`, in OpenMetrics text; empty
+/// descriptors and their limit, start time) from `/proc/self`, in OpenMetrics text; empty
 /// where `/proc` is absent.
 fn process_metrics() -> String {
     let mut out = String::new();
@@ -157,6 +213,19 @@ fn process_metrics() -> String {
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
         let (name, help) = ("process_open_fds", "Number of open file descriptors.");
         family(name, "gauge", help, name, fds.count() as f64);
+    }
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let max_fds = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|soft| soft.parse::<f64>().ok());
+    if let Some(max) = max_fds {
+        let (name, help) = (
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+        );
+        family(name, "gauge", help, name, max);
     }
     let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
         s.lines()

@@ -20,6 +20,7 @@ use super::{DeviceTarget, PushRequest, PushSender, SendError};
 use crate::core::metrics::Metrics;
 use futures_util::{FutureExt, StreamExt};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use rand::Rng;
 use sori_db::Db;
 use sori_pipeline::clock::{millis, now_ms};
@@ -59,6 +60,8 @@ pub struct DispatchConfig {
     pub retention: Duration,
     /// How often delivered entries past the retention are purged.
     pub purge_every: Duration,
+    /// How often the entries waiting to be sent are counted for `/metrics`.
+    pub count_every: Duration,
     /// Whether a chat message's text goes to the push gateway (FCM, the
     /// webhook) and onto the lock screen (`SORI_PUSH_MESSAGE_TEXT`). Off by
     /// default: the notification says who wrote, not what.
@@ -77,6 +80,7 @@ impl Default for DispatchConfig {
             max_attempts: 12,
             retention: Duration::from_secs(7 * 86_400),
             purge_every: Duration::from_secs(600),
+            count_every: Duration::from_secs(15),
             message_text: false,
         }
     }
@@ -94,16 +98,19 @@ pub struct Pass {
     pub dead: u64,
 }
 
-/// Pushes delivered, retried and dead, for `/metrics`.
+/// Pushes delivered, retried and dead, and the outbox's waiting entries,
+/// for `/metrics`.
 #[derive(Debug, Clone, Default)]
 pub struct PushMetrics {
     pub delivered: Counter,
     pub retried: Counter,
     pub dead: Counter,
+    pub pending: Gauge,
 }
 
 impl PushMetrics {
-    fn register(&self, metrics: &Metrics) {
+    /// Adds these to `metrics` (done by [`Dispatcher::with_metrics`]).
+    pub fn register(&self, metrics: &Metrics) {
         metrics.register(
             "push_delivered",
             "Push outbox entries a sender accepted",
@@ -118,6 +125,11 @@ impl PushMetrics {
             "push_dead",
             "Push outbox entries given up (refused, or out of attempts)",
             self.dead.clone(),
+        );
+        metrics.register(
+            "push_outbox_pending",
+            "Push outbox entries neither delivered nor given up (due or backing off)",
+            self.pending.clone(),
         );
     }
 }
@@ -186,11 +198,22 @@ impl<S: PushSender> Dispatcher<S> {
     }
 
     /// Runs passes until `stop` resolves, purging delivered entries past the
-    /// retention every `purge_every`. Failures are logged and retried.
+    /// retention every `purge_every` and counting the waiting ones every
+    /// `count_every`. Failures are logged and retried.
     pub async fn run(self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         let mut next_purge = tokio::time::Instant::now();
+        let mut next_count = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= next_count {
+                next_count += self.config.count_every;
+                match self.pending().await {
+                    Ok(n) => {
+                        self.metrics.pending.set(n);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "cannot count the push outbox"),
+                }
+            }
             let full = match self.run_once().await {
                 Ok(pass) => pass.claimed as i64 >= self.config.batch,
                 Err(e) => {
@@ -214,6 +237,16 @@ impl<S: PushSender> Dispatcher<S> {
                 _ = tokio::time::sleep(pause) => {}
             }
         }
+    }
+
+    /// Entries neither delivered nor dead (the partial index of the
+    /// dispatcher's scan holds exactly these).
+    pub async fn pending(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM push_outbox WHERE delivered_at IS NULL AND dead_at IS NULL",
+        )
+        .fetch_one(self.db.pool())
+        .await
     }
 
     /// Deletes delivered entries older than the retention; returns how many.

@@ -27,7 +27,9 @@ pub async fn start(state: AppState) -> Result<(), ApiError> {
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match media.recv().await {
-                Ok(e) => hub.deliver(std::slice::from_ref(&e.owner_id), &media_event(&e)),
+                Ok(e) => {
+                    hub.deliver(std::slice::from_ref(&e.owner_id), &media_event(&e));
+                }
                 Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "media events lagged"),
                 Err(RecvError::Closed) => break,
             }
@@ -104,7 +106,11 @@ async fn forward(state: &AppState, envelope: Envelope) {
             state.feed_pages.forget(user_id);
         }
     }
-    state.realtime.hub.deliver(&envelope.user_ids, &event);
+    let queued = state.realtime.hub.deliver(&envelope.user_ids, &event);
+    if let (true, Some(published)) = (queued > 0, envelope.published_ms) {
+        let ms = (sori_pipeline::clock::now_ms() - published).max(0);
+        state.metrics.ws_delivery.observe(ms as f64 / 1000.0);
+    }
 }
 
 /// Ends revoked sessions in this process: forgets them from the session

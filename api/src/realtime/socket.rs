@@ -216,6 +216,7 @@ async fn connection(state: AppState, user: AuthUser, socket: WebSocket) {
     let cancel = CancellationToken::new();
     rt.hub
         .register(&user_id, &conn_id, user.session_hash(), tx, cancel.clone());
+    state.metrics.ws_connections.inc();
     let expiry = end_at_expiry(user.expires_at, cancel.clone());
     let ttl = config.presence_ttl();
     match presence::connect(&state.db, &conn_id, &user_id, ttl).await {
@@ -229,6 +230,7 @@ async fn connection(state: AppState, user: AuthUser, socket: WebSocket) {
     expiry.abort();
     tracing::debug!(%user_id, %conn_id, end, "socket closed");
     rt.hub.unregister(&user_id, &conn_id);
+    state.metrics.ws_connections.dec();
     rt.heartbeats.forget(&conn_id);
     match presence::disconnect(&state.db, &conn_id, &user_id).await {
         Ok(true) => announce(&state, &user_id).await,

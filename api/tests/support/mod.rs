@@ -282,8 +282,32 @@ impl Api {
     }
 }
 
-/// Reading lists and the document.
+/// Reading lists, the document and the metrics.
 impl Api {
+    /// One sample of the process's metrics (as `/metrics` renders them), by
+    /// its full name with labels, e.g. `sori_push_dead_total`.
+    pub fn metric(&self, series: &str) -> f64 {
+        let body = self.state.metrics.render();
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{series} ")))
+            .unwrap_or_else(|| panic!("no {series} in {body}"))
+            .parse()
+            .unwrap_or_else(|e| panic!("{series}: {e}"))
+    }
+
+    /// Waits up to 10 s for the sample `series` to read a value `ok` accepts.
+    pub async fn metric_until(&self, series: &str, ok: impl Fn(f64) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !ok(self.metric(series)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{series} stays at {}",
+                self.metric(series)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// The ids of a list route's first page, in order.
     pub async fn ids(&self, path: &str, who: &User) -> Vec<String> {
         self.get(path, who).await.ids()

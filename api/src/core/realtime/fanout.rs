@@ -46,6 +46,10 @@ pub struct Envelope {
     pub event: Option<Event>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// Unix milliseconds of the publication, for the delivery latency
+    /// (`sori_ws_delivery_seconds`; across hosts it includes clock skew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_ms: Option<i64>,
 }
 
 /// How events reach the other processes.
@@ -87,6 +91,7 @@ impl Fanout {
             user_ids,
             event: Some(event),
             message_id: None,
+            published_ms: Some(sori_pipeline::clock::now_ms()),
         };
         match self {
             Self::Local(tx) => {

@@ -74,23 +74,28 @@ impl Hub {
         }
     }
 
-    /// Queues `event` on every connection of each user. Never waits: a full
-    /// queue cancels its connection (a slow consumer), which then closes.
-    pub fn deliver(&self, user_ids: &[String], event: &Event) {
+    /// Queues `event` on every connection of each user; returns on how
+    /// many. Never waits: a full queue cancels its connection (a slow
+    /// consumer), which then closes.
+    pub fn deliver(&self, user_ids: &[String], event: &Event) -> usize {
         let text: Arc<str> = match serde_json::to_string(event) {
             Ok(text) => text.into(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot serialize an event");
-                return;
+                return 0;
             }
         };
+        let mut queued = 0;
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
         for user_id in user_ids {
             let Some(conns) = users.get_mut(user_id) else {
                 continue;
             };
             conns.retain(|conn_id, conn| match conn.tx.try_send(text.clone()) {
-                Ok(()) => true,
+                Ok(()) => {
+                    queued += 1;
+                    true
+                }
                 Err(_) => {
                     tracing::info!(%user_id, %conn_id, "dropping a connection whose queue is full");
                     conn.cancel.cancel();
@@ -98,6 +103,7 @@ impl Hub {
                 }
             });
         }
+        queued
     }
 
     /// Live connections of `user_id` in this process.
