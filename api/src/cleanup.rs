@@ -16,18 +16,12 @@
 //! ([`crate::core::sessions::purge_expired`]).
 
 use crate::effects::{erasure, export};
+use crate::model::media::UNATTACHED;
 use sori_db::Db;
 use sori_pipeline::store::ObjectStore;
 use sqlx::Row;
 use std::future::Future;
 use std::time::Duration;
-
-/// What makes a media "attached": a post's clip, a voice comment's, or a chat
-/// message's. Referenced as `media.id`; a new kind of attachment is one more
-/// `AND NOT EXISTS (…)` here.
-const UNATTACHED: &str = "NOT EXISTS (SELECT 1 FROM posts WHERE posts.media_id = media.id) \
-     AND NOT EXISTS (SELECT 1 FROM comments WHERE comments.media_id = media.id) \
-     AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.media_id = media.id)";
 
 /// Rows examined per query.
 pub const BATCH: i64 = 200;

@@ -179,6 +179,39 @@ async fn open_sockets_and_delivery_latency_are_metrics() {
         .await;
 }
 
+/// An edit and an unsend reach every device of both members.
+#[tokio::test]
+async fn edits_and_unsends_reach_every_device_of_both_members() {
+    let s = Server::quick().await;
+    let (alice, bob) = (s.api.user("alice").await, s.api.user("bob").await);
+    let room = s.api.room(&alice, &bob).await;
+    let mut sockets = [
+        s.connect(&bob).await,
+        s.connect(&bob).await,
+        s.connect(&alice).await,
+    ];
+    let id = s.api.text_message(&alice, &room, "helo").await;
+    let path = format!("/v1/chats/{room}/messages/{id}");
+    let body = json!({"text": "hello"});
+    let r = s
+        .api
+        .call(Method::PATCH, &path, Some(&alice.token), body)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    for socket in &mut sockets {
+        let edited = next_event(socket, "message.edited").await;
+        assert_eq!(edited["id"], id.as_str());
+        assert_eq!(edited["text"], "hello");
+        assert!(edited["edited_at"].as_i64().is_some());
+    }
+    let r = s.api.delete(&path, &alice).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
+    for socket in &mut sockets {
+        let deleted = next_event(socket, "message.deleted").await;
+        assert_eq!(deleted, json!({"room_id": room, "id": id}));
+    }
+}
+
 #[tokio::test]
 async fn read_receipts_reach_the_sender() {
     let s = Server::quick().await;

@@ -59,6 +59,8 @@ struct World {
     media: String,
     comment: String,
     room: String,
+    /// Alice's message in the room.
+    message: String,
     playlist: String,
     report: String,
     doc: Value,
@@ -81,6 +83,7 @@ async fn world() -> World {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let comment = r.id();
     let room = api.room(&alice, &bob).await;
+    let message = api.text_message(&alice, &room, "hello").await;
     let body = json!({"title": "mix", "description": "", "public": true});
     let playlist = api.post("/v1/playlists", &alice, body).await.id();
     let body = json!({"target_kind": "post", "target_id": post, "reason": "spam"});
@@ -94,6 +97,7 @@ async fn world() -> World {
         media,
         comment,
         room,
+        message,
         playlist,
         report,
         doc,
@@ -235,6 +239,7 @@ fn concrete(w: &World, path: &str) -> String {
                 "media" => w.media.clone(),
                 "comments" => w.comment.clone(),
                 "chats" => w.room.clone(),
+                "messages" => w.message.clone(),
                 "playlists" => w.playlist.clone(),
                 "reports" => w.report.clone(),
                 other => panic!("no resource for {{id}} under /{other}/ in {path}"),

@@ -83,6 +83,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/chats"),
     ("get", "/v1/chats/{id}/messages"),
     ("post", "/v1/chats/{id}/messages"),
+    ("patch", "/v1/chats/{id}/messages/{message_id}"),
+    ("delete", "/v1/chats/{id}/messages/{message_id}"),
     ("post", "/v1/chats/{id}/read"),
     ("get", "/v1/users/{id}/presence"),
     ("get", "/v1/ws"),

@@ -231,6 +231,7 @@ async fn insert(
         client_id: req.client_id.clone(),
         media_id: media_id.clone(),
         created_at: now_ms(),
+        edited_at: None,
         media: columns,
     };
     let item = row.into_item(urls);

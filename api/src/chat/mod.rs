@@ -3,6 +3,7 @@
 //! recipient's sockets get the events through [`crate::realtime`], and a
 //! recipient with no live connection gets a push through the outbox.
 
+pub mod changes;
 pub mod messages;
 pub mod rooms;
 
@@ -14,7 +15,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 /// Room and message routes, merged by [`crate::app`].
 pub fn router() -> OpenApiRouter<AppState> {
-    rooms::router().merge(messages::router())
+    rooms::router()
+        .merge(messages::router())
+        .merge(changes::router())
 }
 
 /// The other member of `room_id` when the caller is a member; 404 otherwise,

@@ -23,7 +23,7 @@
 //! live lease on is left for a later pass.
 
 use crate::effects::export::archive_key;
-use crate::model::media::UPLOAD_URL_TTL;
+use crate::model::media::{UNATTACHED, UPLOAD_URL_TTL};
 use sori_db::Db;
 use sori_pipeline::store::{original_key, outputs_prefix, ObjectStore};
 use std::collections::HashMap;
@@ -336,6 +336,33 @@ pub async fn delete_media_objects(
         failed += 1;
     }
     failed
+}
+
+/// Deletes a media just detached from what used it (its chat message
+/// unsent) at once, rather than a media time to live later: the row, if
+/// still unattached and held by no worker (a held one is left to the
+/// media sweep, which waits for the lease), then its objects. Returns
+/// whether it was deleted; objects that cannot be deleted are logged.
+pub async fn delete_detached_media(
+    db: &Db,
+    store: &ObjectStore,
+    media_id: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "DELETE FROM media WHERE id = $1 AND (lease_until IS NULL OR lease_until < $2) \
+         AND {UNATTACHED} RETURNING original_key"
+    );
+    let original: Option<String> = sqlx::query_scalar(&sql)
+        .bind(media_id)
+        .bind(now)
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(original) = original else {
+        return Ok(false);
+    };
+    delete_media_objects(store, media_id, &original).await;
+    Ok(true)
 }
 
 /// Erases `user_id` until done or until a pass leaves work for later (the

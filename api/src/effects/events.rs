@@ -15,6 +15,20 @@ pub fn message_new(item: &MessageItem) -> Event {
     )
 }
 
+/// `message.edited`: the message as it now reads (`edited_at` set).
+pub fn message_edited(item: &MessageItem) -> Event {
+    Event::new(
+        "message.edited",
+        serde_json::to_value(item).unwrap_or_default(),
+    )
+}
+
+/// `message.deleted`: the sender unsent message `id` of `room_id`.
+pub fn message_deleted(room_id: &str, id: &str) -> Event {
+    let data = serde_json::json!({ "room_id": room_id, "id": id });
+    Event::new("message.deleted", data)
+}
+
 /// `message.read`: `user_id` has read the room up to `message_id`, at `read_at` (Unix ms).
 pub fn message_read(room_id: &str, user_id: &str, message_id: &str, read_at: i64) -> Event {
     let data = serde_json::json!({

@@ -5,6 +5,13 @@ use std::time::Duration;
 
 /// How long a presigned upload URL works: until then an object may still
 /// arrive under a media's key (account erasure waits this out).
+/// What makes a media "attached": a post's clip, a voice comment's, or a chat
+/// message's. Referenced as `media.id`; a new kind of attachment is one more
+/// `AND NOT EXISTS (…)` here.
+pub const UNATTACHED: &str = "NOT EXISTS (SELECT 1 FROM posts WHERE posts.media_id = media.id) \
+     AND NOT EXISTS (SELECT 1 FROM comments WHERE comments.media_id = media.id) \
+     AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.media_id = media.id)";
+
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// `media.bars` holds a JSON array of 0–31 values (or an object with a `bars`

@@ -56,6 +56,8 @@ pub struct MessageItem {
     pub voice: Option<Voice>,
     pub image: Option<Image>,
     pub created_at: i64,
+    /// When the sender last edited the text; `null` as sent.
+    pub edited_at: Option<i64>,
 }
 
 impl MessageItem {
@@ -69,7 +71,7 @@ impl MessageItem {
 
 /// Messages with their media; a query appends `WHERE …`.
 pub const SELECT_MESSAGES: &str = "\
-    SELECT m.id, m.room_id, m.sender_id, m.kind, m.body, m.client_id, m.media_id, m.created_at, \
+    SELECT m.id, m.room_id, m.sender_id, m.kind, m.body, m.client_id, m.media_id, m.created_at, m.edited_at, \
     md.state AS media_state, md.content_type AS media_type, md.duration_ms, md.bars, md.width, md.height, \
     md.output_prefix, md.original_key \
     FROM messages m LEFT JOIN media md ON md.id = m.media_id";
@@ -84,6 +86,7 @@ pub struct MessageRow {
     pub client_id: Option<String>,
     pub media_id: Option<String>,
     pub created_at: i64,
+    pub edited_at: Option<i64>,
     #[sqlx(flatten)]
     pub media: MediaColumns,
 }
@@ -149,6 +152,7 @@ impl MessageRow {
             voice,
             image,
             created_at: self.created_at,
+            edited_at: self.edited_at,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! processes, the pending presence heartbeats, and the socket settings.
 //!
 //! A socket only receives events as JSON `{"type", "data"}`: `message.new`,
-//! `message.read`, `presence`, `media.ready` / `media.failed`,
+//! `message.edited`, `message.deleted`, `message.read`, `presence`, `media.ready` / `media.failed`,
 //! `notification`. An event is published once through the [`Fanout`]; every
 //! process forwards what it receives to the sockets of the named users it
 //! holds, on every device. The routes (`GET /v1/ws`, presence) and the
