@@ -100,6 +100,7 @@ fn check(seen: &Value) {
         "a 2 s voice message plays {voice} s"
     );
     assert_eq!(seen["photo_width"], 192);
+    assert_eq!(seen["edited_and_unsent_live"], true);
     let order = |key: &str| -> Vec<String> {
         serde_json::from_value(seen[key].clone()).unwrap_or_else(|e| panic!("{key}: {e}"))
     };

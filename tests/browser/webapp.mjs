@@ -5,7 +5,8 @@
 //   A signs up and posts a recorded clip; B signs up, finds A by search,
 //   follows, sees the post in the feed, plays it to the end, seeks, likes
 //   it, leaves a voice comment and a text one; A sees the notifications
-//   arrive live; A and B chat (text, voice and a photo) with live delivery
+//   arrive live; A and B chat (text, voice and a photo, an edit and an
+//   unsend) with live delivery
 //   and read markers; B explores A's tag, adds the post to a new playlist
 //   and plays the playlist; B edits the profile, logs out and back in.
 //
@@ -253,6 +254,19 @@ try {
   await until(b, () => document.querySelector('.msg.theirs img')?.naturalWidth > 0);
   seen.photo_width = await photo.evaluate((img) => img.naturalWidth);
   await a.locator('.msg.mine img').waitFor();
+  // A fixes a message and unsends another; B's conversation follows live.
+  const thanks = a.locator('.msg.mine', { hasText: 'Thanks Ben!' });
+  await thanks.getByRole('button', { name: 'Edit message' }).click();
+  await thanks.getByLabel('New text').fill('Thanks Ben! Here is a voice note and a photo.');
+  await thanks.getByRole('button', { name: 'Save' }).click();
+  await b.locator('.msg.theirs', { hasText: 'a voice note and a photo.' }).filter({ hasText: 'edited' }).waitFor();
+  await a.getByLabel('Message', { exact: true }).fill('Oops, wrong chat');
+  await a.getByRole('button', { name: 'Send', exact: true }).click();
+  await b.locator('.msg.theirs', { hasText: 'Oops, wrong chat' }).waitFor();
+  await a.locator('.msg.mine', { hasText: 'Oops, wrong chat' }).getByRole('button', { name: 'Unsend message' }).click();
+  await b.locator('.msg.theirs', { hasText: 'Oops, wrong chat' }).waitFor({ state: 'detached' });
+  await a.locator('.msg.mine', { hasText: 'Oops, wrong chat' }).waitFor({ state: 'detached' });
+  seen.edited_and_unsent_live = true;
   await audit(a, 'conversation');
   await a.screenshot({ path: join(shots, 'conversation.png') });
 

@@ -1,6 +1,6 @@
 // Chat: the room list (unread counts, presence) and a conversation with
-// live delivery over the socket, text, voice and image messages, and read
-// markers ("Seen").
+// live delivery over the socket, text, voice and image messages, read
+// markers ("Seen"), and editing (15 minutes) and unsending one's own.
 
 import { api, query, uploadMedia, waitForMedia } from '../api.js';
 import { h, ago, busy, field, fill, say } from '../ui.js';
@@ -20,6 +20,9 @@ function presenceDot(userId, ctx) {
   ctx.listen('presence', (p) => { if (p.user_id === userId) show(p); });
   return dot;
 }
+
+/** How long after sending a message's text may be edited (the server's window). */
+const EDIT_WINDOW_MS = 15 * 60 * 1000;
 
 function preview(m) {
   if (!m) return 'No messages yet';
@@ -42,7 +45,7 @@ export async function chatsScreen(_params, ctx) {
       : h('li', { class: 'empty' }, 'No conversations yet: open someone\'s profile and choose Message.'));
   };
   await load();
-  ctx.listen('message.new', () => load().catch((e) => console.warn(e.message)));
+  for (const kind of ['message.new', 'message.deleted']) ctx.listen(kind, () => load().catch((e) => console.warn(e.message)));
   return h('section', { 'aria-labelledby': 'chats-title' }, h('h1', { id: 'chats-title' }, 'Chats'), list);
 }
 
@@ -71,7 +74,45 @@ export async function conversationScreen([id], ctx) {
     if (m.text && m.kind === 'text') body.push(h('p', {}, m.text));
     else if (m.text) body.push(h('p', { class: 'caption' }, m.text));
     return h('li', { class: mine ? 'msg mine' : 'msg theirs', dataset: { id: m.id } },
-      body, h('time', {}, ago(m.created_at)), mine ? h('span', { class: 'seen', hidden: true }, ' · Seen') : null);
+      body, h('time', {}, ago(m.created_at)), m.edited_at ? ' · edited' : null,
+      mine ? h('span', { class: 'seen', hidden: true }, ' · Seen') : null,
+      mine ? actions(m) : null);
+  };
+  // Edit (text messages, within the window) and unsend, on my messages.
+  const actions = (m) => {
+    const unsend = h('button', { type: 'button', class: 'link', 'aria-label': 'Unsend message' }, 'Unsend');
+    unsend.addEventListener('click', () => busy(unsend, async () => {
+      await api('DELETE', `/v1/chats/${id}/messages/${m.id}`);
+      remove(m.id);
+    }));
+    if (m.kind !== 'text' || Date.now() - m.created_at > EDIT_WINDOW_MS) return h('span', { class: 'actions' }, ' ', unsend);
+    const edit = h('button', { type: 'button', class: 'link', 'aria-label': 'Edit message' }, 'Edit');
+    edit.addEventListener('click', () => {
+      const input = h('input', { name: 'edit', value: m.text, maxlength: 4000, autocomplete: 'off' });
+      const save = h('button', { type: 'submit' }, 'Save');
+      const form = h('form', { class: 'inline' }, field('New text', input), save);
+      form.addEventListener('submit', (e) => {
+        e.preventDefault();
+        if (!input.value.trim()) return;
+        busy(save, async () => replace(await api('PATCH', `/v1/chats/${id}/messages/${m.id}`, { text: input.value })));
+      });
+      seen.get(m.id)?.append(form);
+      input.focus();
+    });
+    return h('span', { class: 'actions' }, ' ', edit, ' ', unsend);
+  };
+  const replace = (m) => {
+    const old = seen.get(m.id);
+    if (!old) return;
+    const el = bubble(m);
+    seen.set(m.id, el);
+    old.replaceWith(el);
+    showSeen();
+  };
+  const remove = (messageId) => {
+    seen.get(messageId)?.remove();
+    seen.delete(messageId);
+    showSeen();
   };
   const showSeen = () => {
     // "Seen" under my newest message at or before the other member's read position.
@@ -115,6 +156,8 @@ export async function conversationScreen([id], ctx) {
     if (m.sender_id !== ctx.me.id) markRead();
     showSeen();
   });
+  ctx.listen('message.edited', (m) => { if (m.room_id === id) replace(m); });
+  ctx.listen('message.deleted', (d) => { if (d.room_id === id) remove(d.id); });
   ctx.listen('message.read', (r) => {
     if (r.room_id === id && r.user_id === room.other.id) { readUpTo = r.message_id; showSeen(); }
   });
