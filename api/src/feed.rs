@@ -6,17 +6,20 @@
 //! from the cursor: `posts_author_feed` for the feed and profiles,
 //! `posts_time` for explore, the `post_tags` primary key for a tag.
 //!
-//! Posts removed by a moderator, posts of removed users, and (outside the
-//! feed) posts of users with a block to the viewer are left out of every
-//! list: [`crate::model::rules::visible`] adds those conditions as column checks on
-//! rows the walk reads anyway and primary-key probes of `blocks`. The feed
-//! needs no block check: it shows only followed authors, and blocking removes
-//! the follows both ways (see [`crate::social::blocks`]).
+//! Posts removed by a moderator, posts of removed users, posts not meant for
+//! the viewer (`followers` ones to non-followers, others' `private` ones),
+//! and (outside the feed) posts of users with a block to the viewer are left
+//! out of every list: [`crate::model::rules::visible`] adds those conditions
+//! as column checks on rows the walk reads anyway and primary-key probes of
+//! `blocks` and `follows`. The feed needs no block check: it shows only
+//! followed authors, and blocking removes the follows both ways (see
+//! [`crate::social::blocks`]). Muted authors leave the feed and explore, not
+//! profiles ([`crate::model::rules::not_muted`]).
 //!
 //! Feed pages are kept in memory per viewer and query, and read again in the
 //! background once older than `SORI_FEED_CACHE_MS` ([`crate::core::cache::FeedPages`]):
-//! the caller's own writes clear them at once, others' posts, likes and
-//! comments appear within twice that time.
+//! the caller's own writes (a mute included) clear them at once; others'
+//! posts, likes, comments and visibility changes show within twice that time.
 
 use crate::core::cache::{CachedJson, Lookup};
 use crate::core::error::{ApiError, Problem};
@@ -26,7 +29,7 @@ use crate::core::state::AppState;
 use crate::core::validation::{self, QueryParams};
 use crate::model::dialect;
 use crate::model::posts::{page, tag_page, PostItem, SELECT_ITEMS};
-use crate::model::rules::visible;
+use crate::model::rules::{not_muted, visible};
 use crate::model::users::require_user;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -52,7 +55,7 @@ const NEWEST_FIRST: &str = "ORDER BY p.created_at DESC, p.id DESC LIMIT $4";
 /// The feed query: the page's post ids ([`dialect::feed_ids`]), then the
 /// full rows of those `limit + 1` posts.
 fn feed_sql(backend: Backend) -> String {
-    let ids = dialect::feed_ids(backend);
+    let ids = dialect::feed_ids(backend, &not_muted(backend, "$1", "f.followee_id"));
     format!("{SELECT_ITEMS} WHERE p.id IN ({ids}) AND {BEFORE_CURSOR} {NEWEST_FIRST}")
 }
 
@@ -124,7 +127,8 @@ pub struct TagQuery {
     pub tag: Option<String>,
 }
 
-/// Everyone's ready posts, newest first, optionally only those with a tag.
+/// Everyone's ready posts the caller may hear, newest first, without
+/// authors the caller muted; optionally only those with a tag.
 #[utoipa::path(get, path = "/v1/explore", tag = "feed",
     security(("bearer" = [])),
     params(TagQuery, PageQuery),
@@ -141,8 +145,9 @@ async fn explore(
 ) -> Result<Json<Page<PostItem>>, ApiError> {
     let Some(raw) = tag.tag.filter(|t| !t.is_empty()) else {
         let sql = format!(
-            "{SELECT_ITEMS} WHERE m.state = 'ready' AND {} AND {BEFORE_CURSOR} {NEWEST_FIRST}",
-            visible()
+            "{SELECT_ITEMS} WHERE m.state = 'ready' AND {} AND {} AND {BEFORE_CURSOR} {NEWEST_FIRST}",
+            visible(),
+            not_muted(state.db.backend(), "$1", "p.author_id")
         );
         return page(&state, &sql, &user.id, &query, &[]).await.map(Json);
     };

@@ -32,6 +32,7 @@ const USER_ROWS: &[(&str, &str)] = &[
     ("comments", "author_id = $1"),
     ("notifications", "user_id = $1 OR actor_id = $1"),
     ("blocks", "blocker_id = $1 OR blocked_id = $1"),
+    ("mutes", "muter_id = $1 OR muted_id = $1"),
     ("reports", "reporter_id = $1 OR target_id = $1"),
     ("plays", "user_id = $1"),
     ("devices", "user_id = $1"),
@@ -185,6 +186,8 @@ async fn life(api: &Api) -> Life {
     api.follow(&carol, &alice).await;
     api.follow(&carol, &bob).await;
     api.block(&alice, &dave).await;
+    api.mute(&alice, &carol).await;
+    api.mute(&bob, &alice).await;
     for (who, kind, target) in [(&alice, "post", &bob_post), (&bob, "post", &alice_post)] {
         let body = json!({"target_kind": kind, "target_id": target, "reason": "spam"});
         let r = api.post("/v1/reports", who, body).await;

@@ -395,6 +395,64 @@ async fn offline_recipients_get_a_push_and_online_ones_do_not() {
     );
 }
 
+#[tokio::test]
+async fn presence_is_for_chat_partners_and_can_be_hidden() {
+    let api = Api::new().await;
+    let (alice, bob, carol) = (
+        api.user("alice").await,
+        api.user("bob").await,
+        api.user("carol").await,
+    );
+    api.room(&alice, &bob).await;
+    sqlx::query(
+        "INSERT INTO ws_connections (id, user_id, expires_at, created_at) VALUES ('c', $1, $2, 0)",
+    )
+    .bind(&bob.id)
+    .bind(sori_pipeline::clock::now_ms() + 60_000)
+    .execute(api.t.db.pool())
+    .await
+    .unwrap();
+    let bobs = format!("/v1/users/{}/presence", bob.id);
+    assert_eq!(api.get(&bobs, &alice).await.json["online"], true);
+    assert_eq!(api.get(&bobs, &bob).await.json["online"], true);
+    // A stranger learns nothing, not even that bob can be asked.
+    assert_problem(
+        &api.get(&bobs, &carol).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    let told = sori_api::realtime::presence::partners(&api.t.db, &bob.id)
+        .await
+        .unwrap();
+    assert_eq!(told, [alice.id.as_str()]);
+
+    // Bob hides his presence: offline and never seen to alice, and his
+    // changes are told to nobody; he still sees his own.
+    let r = api
+        .patch("/v1/me", &bob, json!({"show_presence": false}))
+        .await;
+    assert_eq!(r.json["show_presence"], false, "{}", r.json);
+    let hidden = api.get(&bobs, &alice).await;
+    assert_eq!(
+        (&hidden.json["online"], &hidden.json["last_seen"]),
+        (&json!(false), &Value::Null)
+    );
+    assert_eq!(api.get(&bobs, &bob).await.json["online"], true);
+    let told = sori_api::realtime::presence::partners(&api.t.db, &bob.id)
+        .await
+        .unwrap();
+    assert!(told.is_empty());
+    // Blocked, alice is a stranger again.
+    api.patch("/v1/me", &bob, json!({"show_presence": true}))
+        .await;
+    api.block(&bob, &alice).await;
+    assert_problem(
+        &api.get(&bobs, &alice).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+}
+
 /// A real PNG of that size (one colour: a few hundred bytes).
 fn png(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_pixel(width, height, image::Rgb([200, 30, 30]));

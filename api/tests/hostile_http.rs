@@ -192,7 +192,9 @@ fn sample(doc: &Value, schema: &Value) -> Value {
     if let Some(first) = schema["enum"].as_array().and_then(|a| a.first()) {
         return first.clone();
     }
-    if let Some(first) = schema["oneOf"].as_array().and_then(|a| a.first()) {
+    // An optional field is `oneOf: [null, T]`: a sample of `T`, not of null.
+    let mut alternatives = schema["oneOf"].as_array().into_iter().flatten();
+    if let Some(first) = alternatives.find(|s| s["type"] != "null") {
         return sample(doc, first);
     }
     match json_type(doc, schema).as_deref() {

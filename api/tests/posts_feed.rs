@@ -111,8 +111,10 @@ async fn bad_posts_are_refused_naming_the_field() {
     assert_eq!(r.fields(), ["tags"]);
     let r = create(json!({"media_id": mine, "tags": "rain"})).await;
     assert_eq!(r.fields(), ["tags"]);
-    let r = create(json!({"media_id": mine, "visibility": "public"})).await;
+    let r = create(json!({"media_id": mine, "visibility": "friends"})).await;
     assert_eq!(r.fields(), ["visibility"]);
+    let r = create(json!({"media_id": mine, "audience": "public"})).await;
+    assert_eq!(r.fields(), ["audience"]);
 
     assert_eq!(
         create(json!({"media_id": mine})).await.status,

@@ -72,6 +72,17 @@ export function field(label, input) {
   return h('label', { class: 'field' }, h('span', {}, label), input);
 }
 
+/** Who may hear a post, as the API names it and as people read it. */
+export const VISIBILITY = { public: 'Everyone', followers: 'My followers', private: 'Only me' };
+
+/** A `<select>` of [`VISIBILITY`], named `name`, with `value` chosen. */
+export function visibilitySelect(name, value = 'public') {
+  const select = h('select', { name },
+    Object.entries(VISIBILITY).map(([v, text]) => h('option', { value: v }, text)));
+  select.value = value || 'public';
+  return select;
+}
+
 /** Runs `action` for a button, disabled while it runs, reporting failure. */
 export async function busy(button, action) {
   button.disabled = true;

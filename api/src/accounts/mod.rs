@@ -17,6 +17,8 @@ use crate::core::sessions::{issue_token, SessionClient};
 use crate::core::state::AppState;
 use crate::core::validation::{self, Checks, JsonBody};
 use crate::core::{passwords, time};
+use crate::model::posts::Visibility;
+use crate::model::rules::audience;
 use crate::model::users::fold;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -57,11 +59,18 @@ pub struct User {
     pub follower_count: i64,
     /// Whom they follow.
     pub following_count: i64,
-    /// Their posts others can see: ready and not removed.
+    /// Their posts the caller may hear: ready, not removed, and public,
+    /// followers-only to a follower, or any on the caller's own profile.
     pub post_count: i64,
     /// Whether the caller follows them (false on the caller's own profile).
     #[sqlx(skip)]
     pub followed_by_me: bool,
+    /// Whether the caller has muted them (a mute in force).
+    #[sqlx(skip)]
+    pub muted_by_me: bool,
+    /// Whether the caller blocks them.
+    #[sqlx(skip)]
+    pub blocked_by_me: bool,
     /// Their avatar (a 256 px square JPEG), a signed URL; `null` without one.
     #[sqlx(skip)]
     pub avatar_url: Option<String>,
@@ -76,6 +85,16 @@ pub struct User {
     #[sqlx(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
+    /// The visibility the caller's new posts get unless they name one, on
+    /// their own profile only.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_visibility: Option<String>,
+    /// Whether chat partners see the caller online and when last seen, on
+    /// their own profile only.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub show_presence: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -113,6 +132,10 @@ pub struct UpdateMe {
     pub display_name: Option<String>,
     /// At most 300 characters.
     pub bio: Option<String>,
+    /// The visibility new posts get when their request names none.
+    pub default_visibility: Option<Visibility>,
+    /// Whether chat partners see you online and when you were last seen.
+    pub show_presence: Option<bool>,
 }
 
 const MAX_BIO: usize = 300;
@@ -249,17 +272,27 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>,
 /// The caller's profile as they see it: with their email.
 pub(crate) async fn own_profile(state: &AppState, id: &str) -> Result<User, ApiError> {
     let mut user = profile(state, id, id).await?;
-    let (email, verified_at): (Option<String>, Option<i64>) =
-        sqlx::query_as("SELECT email, email_verified_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_one(state.db.pool())
-            .await?;
+    let (email, verified_at, default_visibility, show_presence): (
+        Option<String>,
+        Option<i64>,
+        String,
+        i64,
+    ) = sqlx::query_as(
+        "SELECT email, email_verified_at, default_visibility, show_presence FROM users \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(state.db.pool())
+    .await?;
     user.email_verified = email.as_ref().map(|_| verified_at.is_some());
     user.email = email;
+    user.default_visibility = Some(default_visibility);
+    user.show_presence = Some(show_presence != 0);
     Ok(user)
 }
 
-/// Changes the caller's display name or bio.
+/// Changes the caller's display name, bio, default post visibility or
+/// whether chat partners see their presence.
 #[utoipa::path(patch, path = "/v1/me", tag = "accounts",
     security(("bearer" = [])),
     request_body = UpdateMe,
@@ -286,11 +319,15 @@ async fn update_me(
     checks.finish()?;
     sqlx::query(
         "UPDATE users SET display_name = COALESCE($1, display_name), bio = COALESCE($2, bio), \
-         name_fold = COALESCE($3, name_fold) WHERE id = $4",
+         name_fold = COALESCE($3, name_fold), \
+         default_visibility = COALESCE($4, default_visibility), \
+         show_presence = COALESCE($5, show_presence) WHERE id = $6",
     )
     .bind(display_name)
     .bind(bio)
     .bind(display_name.map(fold))
+    .bind(req.default_visibility.map(Visibility::as_str))
+    .bind(req.show_presence.map(i64::from))
     .bind(&user.id)
     .execute(state.db.pool())
     .await?;
@@ -312,14 +349,20 @@ async fn user(
     Path(id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
     let mut user = profile(&state, &id, &caller.id).await?;
-    user.followed_by_me = sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2",
+    let (follows, mutes, blocks): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2), \
+         (SELECT COUNT(*) FROM mutes WHERE muter_id = $1 AND muted_id = $2 \
+          AND (until IS NULL OR until > $3)), \
+         (SELECT COUNT(*) FROM blocks WHERE blocker_id = $1 AND blocked_id = $2)",
     )
     .bind(&caller.id)
     .bind(&id)
+    .bind(time::now_ms())
     .fetch_one(state.db.pool())
-    .await?
-        > 0;
+    .await?;
+    user.followed_by_me = follows > 0;
+    user.muted_by_me = mutes > 0;
+    user.blocked_by_me = blocks > 0;
     Ok(Json(user))
 }
 
@@ -327,19 +370,22 @@ async fn user(
 /// The counts are index range counts (`follows_followee`, the `follows` key,
 /// `posts_author_feed` plus each post's media row).
 async fn profile(state: &AppState, id: &str, viewer: &str) -> Result<User, ApiError> {
-    let mut user: User = sqlx::query_as(
+    let sql = format!(
         "SELECT u.id, u.handle, u.display_name, u.bio, u.created_at, u.avatar_version, \
          (SELECT COUNT(*) FROM follows f WHERE f.followee_id = u.id) AS follower_count, \
          (SELECT COUNT(*) FROM follows f WHERE f.follower_id = u.id) AS following_count, \
          (SELECT COUNT(*) FROM posts p JOIN media m ON m.id = p.media_id \
-          WHERE p.author_id = u.id AND p.hidden_at IS NULL AND m.state = 'ready') AS post_count \
+          WHERE p.author_id = u.id AND p.hidden_at IS NULL AND m.state = 'ready' \
+          AND {audience}) AS post_count \
          FROM users u WHERE u.id = $1 AND (u.hidden_at IS NULL OR u.id = $2)",
-    )
-    .bind(id)
-    .bind(viewer)
-    .fetch_optional(state.db.pool())
-    .await?
-    .ok_or(ApiError::NotFound)?;
+        audience = audience("$2"),
+    );
+    let mut user: User = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(viewer)
+        .fetch_optional(state.db.pool())
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let urls = state.media_urls.signer().await?;
     user.avatar_url = urls.avatar(&user.id, user.avatar_version);
     Ok(user)

@@ -153,6 +153,7 @@ const ERASE_ROWS: &[&str] = &[
     "DELETE FROM posts WHERE author_id = $1",
     "DELETE FROM follows WHERE follower_id = $1 OR followee_id = $1",
     "DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1",
+    "DELETE FROM mutes WHERE muter_id = $1 OR muted_id = $1",
     "DELETE FROM plays WHERE user_id = $1",
     "DELETE FROM playlists WHERE owner_id = $1",
 ];

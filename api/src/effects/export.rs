@@ -49,12 +49,13 @@ pub fn archive_key(user_id: &str, export_id: &str) -> String {
 /// Each JSON file of the archive and the query filling it (`$1`: the user).
 const SECTIONS: &[(&str, &str)] = &[
     ("profile", "SELECT id, handle, display_name, bio, email, email_verified_at, created_at FROM users WHERE id = $1"),
-    ("posts", "SELECT id, media_id, caption, tags, like_count, comment_count, play_count, hidden_at, created_at FROM posts WHERE author_id = $1 ORDER BY created_at, id"),
+    ("posts", "SELECT id, media_id, caption, tags, visibility, edited_at, like_count, comment_count, play_count, hidden_at, created_at FROM posts WHERE author_id = $1 ORDER BY created_at, id"),
     ("comments", "SELECT id, post_id, body AS text, media_id, hidden_at, created_at FROM comments WHERE author_id = $1 ORDER BY created_at, id"),
     ("likes", "SELECT post_id, created_at FROM likes WHERE user_id = $1 ORDER BY created_at"),
     ("following", "SELECT f.followee_id AS user_id, u.handle, f.created_at FROM follows f JOIN users u ON u.id = f.followee_id WHERE f.follower_id = $1 ORDER BY f.created_at"),
     ("followers", "SELECT f.follower_id AS user_id, u.handle, f.created_at FROM follows f JOIN users u ON u.id = f.follower_id WHERE f.followee_id = $1 ORDER BY f.created_at"),
     ("blocks", "SELECT b.blocked_id AS user_id, u.handle, b.created_at FROM blocks b JOIN users u ON u.id = b.blocked_id WHERE b.blocker_id = $1 ORDER BY b.created_at"),
+    ("mutes", "SELECT mu.muted_id AS user_id, u.handle, mu.until, mu.created_at FROM mutes mu JOIN users u ON u.id = mu.muted_id WHERE mu.muter_id = $1 ORDER BY mu.created_at"),
     ("playlists", "SELECT id, title, description, is_public, created_at, updated_at FROM playlists WHERE owner_id = $1 ORDER BY created_at"),
     ("playlist_items", "SELECT i.playlist_id, i.post_id, i.position, i.added_at FROM playlist_items i JOIN playlists p ON p.id = i.playlist_id WHERE p.owner_id = $1 ORDER BY i.playlist_id, i.position"),
     ("messages", "SELECT m.id, m.room_id, m.sender_id, m.kind, m.body AS text, m.media_id, m.created_at FROM messages m JOIN chat_members cm ON cm.room_id = m.room_id AND cm.user_id = $1 WHERE m.kind <> 'read' AND m.hidden_at IS NULL ORDER BY m.room_id, m.created_at, m.id"),
@@ -64,7 +65,7 @@ const SECTIONS: &[(&str, &str)] = &[
 /// What the archive's `README.txt` says.
 const README: &str = "Your Sori data.\n\n\
 profile.json, posts.json, comments.json, likes.json, following.json, followers.json, \
-blocks.json, playlists.json, playlist_items.json, messages.json (every message of your \
+blocks.json, mutes.json, playlists.json, playlist_items.json, messages.json (every message of your \
 chat rooms), media.json: one JSON array each. Times are Unix milliseconds.\n\
 avatar.jpg is your profile picture; media/<id>/original is each clip or image as you uploaded it; media/<id>/audio.opus, \
 audio.caf, audio.webm and waveform.json are what Sori made of a clip.\n";

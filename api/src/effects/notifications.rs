@@ -4,13 +4,15 @@
 //!
 //! Every row is written by [`notify`] inside the transaction of the action
 //! itself, so an action and its notification exist together or not at all;
-//! the recipient's sockets are told once it has committed ([`tell`]). Likes
-//! and follows are told once per actor and target (partial unique indexes
-//! of 0007; [`notify`] inserts with `ON CONFLICT DO NOTHING`).
+//! the recipient's sockets are told once it has committed ([`tell`]). Likes,
+//! follows and a caption's mentions are told once per actor and target
+//! (partial unique indexes of 0007 and 0019; [`notify`] inserts with `ON
+//! CONFLICT DO NOTHING`), so an edited caption tells only new mentions.
 
 use crate::core::error::ApiError;
 use crate::core::realtime::{Event, Realtime};
 use crate::core::time;
+use crate::model::posts::Audience;
 use crate::model::rules::blocked_either_way;
 use sori_db::Db;
 use sqlx::AnyConnection;
@@ -123,10 +125,17 @@ pub fn mentioned_handles(text: &str) -> Vec<String> {
     handles
 }
 
-/// The ids of the users `author` mentions in `text` who should be told:
-/// existing, not removed, not the author, no block either way. Read before
+/// The ids of the users `author` mentions in `text` (a caption or comment
+/// of a post with the audience `post`) who should be told: existing, not
+/// removed, not the author, no block either way, and able to hear the post,
+/// so a mention does not lead to a post its reader may not see. Read before
 /// the action's transaction, which then writes one [`notify`] per id.
-pub async fn mention_targets(db: &Db, author: &str, text: &str) -> Result<Vec<String>, ApiError> {
+pub async fn mention_targets(
+    db: &Db,
+    author: &str,
+    text: &str,
+    post: &Audience,
+) -> Result<Vec<String>, ApiError> {
     let mut ids = Vec::new();
     for handle in mentioned_handles(text) {
         let id: Option<String> = sqlx::query_scalar(
@@ -138,7 +147,7 @@ pub async fn mention_targets(db: &Db, author: &str, text: &str) -> Result<Vec<St
         let Some(id) = id.filter(|id| id != author) else {
             continue;
         };
-        if !blocked_either_way(db, author, &id).await? {
+        if !blocked_either_way(db, author, &id).await? && post.includes(db, &id).await? {
             ids.push(id);
         }
     }

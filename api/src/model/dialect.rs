@@ -14,24 +14,41 @@ pub fn json_strings(backend: Backend, param: &str) -> String {
     }
 }
 
+/// SQL: the database's clock in Unix milliseconds, for conditions that
+/// lapse (a mute's `until`) in statements whose text stays the same.
+pub fn now_ms(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        Backend::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+    }
+}
+
 /// The feed's page of post ids for the viewer `$1`, before the cursor
 /// (`$2` time, `$3` id), at most `$4` of them, newest first. Both forms pick
 /// them from `posts_author_feed` alone (index-only: author, time, id, media
 /// id, hidden). A followed author's post counts once its media is ready,
 /// checked as "not in `media_not_ready`" (a small partial index) rather than
 /// by reading each candidate's media row. Removed posts are skipped by
-/// `hidden_at`, which the index also carries (0007), and removed authors by
-/// one primary-key probe of `users` per followed author, not per post.
+/// `hidden_at` and others' private posts by `visibility`, which the index
+/// also carries (0007, 0019), and removed or muted authors by one
+/// primary-key probe of `users` and `mutes` per followed author, not per post.
 /// PostgreSQL takes at most one page per author (`LATERAL … LIMIT`), bounding a
 /// page by followees × limit index entries; SQLite has no LATERAL and reads
 /// each followed author's index range before the cursor (measured in
 /// `benches/feed-load.sh`).
-pub fn feed_ids(backend: Backend) -> String {
+///
+/// `followee_heard` is SQL over `f.followee_id`: the viewer's mute filter
+/// (`rules::not_muted`), passed in as the rules sit above this module.
+pub fn feed_ids(backend: Backend, followee_heard: &str) -> String {
     let visible = "(p2.author_id = $1 OR NOT EXISTS (SELECT 1 FROM media m2 {HINT} \
                    WHERE m2.id = p2.media_id AND m2.state <> 'ready'))";
-    let before = "(p2.created_at, p2.id) < ($2, $3) AND p2.hidden_at IS NULL";
-    let author_shown = "NOT EXISTS (SELECT 1 FROM users hu WHERE hu.id = f.followee_id \
-                        AND hu.hidden_at IS NOT NULL)";
+    // A follower sees public and followers-only posts; private ones are the author's.
+    let before = "(p2.created_at, p2.id) < ($2, $3) AND p2.hidden_at IS NULL \
+                  AND (p2.author_id = $1 OR p2.visibility <> 'private')";
+    let author_shown = format!(
+        "NOT EXISTS (SELECT 1 FROM users hu WHERE hu.id = f.followee_id \
+         AND hu.hidden_at IS NOT NULL) AND {followee_heard}"
+    );
     let newest = "ORDER BY p2.created_at DESC, p2.id DESC LIMIT $4";
     match backend {
         Backend::Postgres => format!(

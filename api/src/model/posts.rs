@@ -10,10 +10,62 @@ use crate::core::media_urls::{ClipUrls, UrlSigner};
 use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
 use crate::model::media::parse_bars;
-use crate::model::rules::visible;
+use crate::model::rules::{not_muted, visible};
 use crate::model::users::Author;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// Who may hear a post (see [`crate::model::rules::audience`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Everyone signed in.
+    Public,
+    /// The author's followers.
+    Followers,
+    /// The author alone.
+    Private,
+}
+
+impl Visibility {
+    /// The stored value (`posts.visibility`, `users.default_visibility`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Followers => "followers",
+            Self::Private => "private",
+        }
+    }
+}
+
+/// A post's author and visibility: whom it reaches, for telling mentioned
+/// users only when they may hear it ([`Audience::includes`]).
+#[derive(Debug, Clone)]
+pub struct Audience {
+    pub author_id: String,
+    pub visibility: String,
+}
+
+impl Audience {
+    /// Whether `user` may hear the post by its visibility (blocks and
+    /// removals are checked apart).
+    pub async fn includes(&self, db: &sori_db::Db, user: &str) -> Result<bool, sqlx::Error> {
+        if user == self.author_id || self.visibility == "public" {
+            return Ok(true);
+        }
+        if self.visibility == "private" {
+            return Ok(false);
+        }
+        let follows: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2",
+        )
+        .bind(user)
+        .bind(&self.author_id)
+        .fetch_one(db.pool())
+        .await?;
+        Ok(follows > 0)
+    }
+}
 
 /// A post as clients render it, without further requests.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -23,6 +75,10 @@ pub struct PostItem {
     pub caption: String,
     /// Normalized, lowercase, without `#`.
     pub tags: Vec<String>,
+    /// Who may hear it: `public`, `followers` (the author's) or `private` (the author alone).
+    pub visibility: String,
+    /// When the author last changed its caption or tags (Unix milliseconds); `null` if never.
+    pub edited_at: Option<i64>,
     pub media_id: String,
     /// The media's processing state: `ready` for everyone else's posts.
     pub state: String,
@@ -54,7 +110,8 @@ impl PostItem {
 /// The columns of a [`PostItem`]; `$1` is the viewer (for `liked_by_me`).
 /// Callers append `WHERE …` over aliases `p` (posts), `u` (author), `m` (media).
 pub const SELECT_ITEMS: &str = "\
-    SELECT p.id, p.author_id, u.handle, u.display_name, u.avatar_version, p.caption, p.tags, p.media_id, \
+    SELECT p.id, p.author_id, u.handle, u.display_name, u.avatar_version, p.caption, p.tags, \
+           p.visibility, p.edited_at, p.media_id, \
            m.state, m.duration_ms, m.bars, m.output_prefix, p.like_count, p.comment_count, \
            p.play_count, p.created_at, \
            CAST(CASE WHEN EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) \
@@ -71,6 +128,8 @@ pub struct PostRow {
     avatar_version: Option<i64>,
     caption: String,
     tags: String,
+    visibility: String,
+    edited_at: Option<i64>,
     media_id: String,
     state: String,
     duration_ms: Option<i64>,
@@ -98,6 +157,8 @@ impl PostRow {
             },
             id: self.id,
             caption: self.caption,
+            visibility: self.visibility,
+            edited_at: self.edited_at,
             media_id: self.media_id,
             state: self.state,
             duration_ms: self.duration_ms,
@@ -134,8 +195,8 @@ pub async fn page(
     Ok(Page::from_rows(items, limit, PostItem::cursor))
 }
 
-/// Ready posts with a normalized `tag` the viewer may see, newest first:
-/// explore by tag, and search for posts.
+/// Ready posts with a normalized `tag` the viewer may see, newest first,
+/// without muted authors: explore by tag, and search for posts.
 pub async fn tag_page(
     state: &AppState,
     viewer: &str,
@@ -145,10 +206,11 @@ pub async fn tag_page(
     // Walks the tag's index; `t.created_at` is the post's, so the cursor applies to both.
     let sql = format!(
         "{SELECT_ITEMS} JOIN post_tags t ON t.post_id = p.id \
-         WHERE t.tag = $5 AND m.state = 'ready' AND {} \
+         WHERE t.tag = $5 AND m.state = 'ready' AND {} AND {} \
          AND (t.created_at < $2 OR (t.created_at = $2 AND t.post_id < $3)) \
          ORDER BY t.created_at DESC, t.post_id DESC LIMIT $4",
-        visible()
+        visible(),
+        not_muted(state.db.backend(), "$1", "p.author_id")
     );
     page(state, &sql, viewer, query, &[tag]).await
 }

@@ -1,8 +1,9 @@
 //! Who sees what, as SQL fragments every list composes and as the checks
-//! before an action: blocks, moderators' removals, post visibility, chat
-//! media, and being online.
+//! before an action: blocks, mutes, moderators' removals, post visibility
+//! (a post's audience), chat media, and being online.
 
-use sori_db::Db;
+use crate::model::dialect;
+use sori_db::{Backend, Db};
 
 /// SQL: no block between the users `a` and `b` (columns or parameters), in
 /// either direction. Two probes of the `blocks` primary key, rather than one
@@ -23,14 +24,49 @@ pub fn user_visible(alias: &str, viewer: &str) -> String {
     )
 }
 
+/// SQL: the post aliased `p` is meant for `viewer` by its visibility:
+/// `public` for everyone, `followers` for the author's followers, `private`
+/// for the author alone — and the author always. One probe of the `follows`
+/// key, only for followers-only posts.
+pub fn audience(viewer: &str) -> String {
+    format!(
+        "(p.visibility = 'public' OR p.author_id = {viewer} OR (p.visibility = 'followers' \
+         AND EXISTS (SELECT 1 FROM follows fa WHERE fa.follower_id = {viewer} \
+         AND fa.followee_id = p.author_id)))"
+    )
+}
+
 /// SQL over the aliases of [`crate::model::posts::SELECT_ITEMS`]: the post
 /// is shown to the viewer `$1` at all — neither it nor its author removed by
 /// a moderator, no block between the viewer and the author (two probes of
-/// the `blocks` key).
+/// the `blocks` key), and the viewer in its [`audience`].
 pub fn visible() -> String {
     format!(
-        "p.hidden_at IS NULL AND u.hidden_at IS NULL AND {}",
-        not_blocked("$1", "p.author_id")
+        "p.hidden_at IS NULL AND u.hidden_at IS NULL AND {} AND {}",
+        not_blocked("$1", "p.author_id"),
+        audience("$1")
+    )
+}
+
+/// SQL: `viewer` is an admin and the post aliased `p` has been reported:
+/// moderators look up and hear reported posts whatever their visibility
+/// (and once removed, to restore them), and no others beyond what anyone sees.
+pub fn reported_to_admin(viewer: &str) -> String {
+    format!(
+        "(EXISTS (SELECT 1 FROM users ad WHERE ad.id = {viewer} AND ad.role = 'admin') \
+         AND EXISTS (SELECT 1 FROM reports rp WHERE rp.target_kind = 'post' AND rp.target_id = p.id))"
+    )
+}
+
+/// SQL: `viewer` has no mute of `author` in force (one probe of the `mutes`
+/// key). Mutes quiet the feed, explore (by tag too, which post search
+/// shares) and notifications; profiles, people search and direct links still
+/// show the muted user.
+pub fn not_muted(backend: Backend, viewer: &str, author: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM mutes mu WHERE mu.muter_id = {viewer} AND mu.muted_id = {author} \
+         AND (mu.until IS NULL OR mu.until > {now}))",
+        now = dialect::now_ms(backend)
     )
 }
 

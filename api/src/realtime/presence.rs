@@ -160,12 +160,15 @@ async fn seen(db: &Db, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
 }
 
 /// The users who share a room with `user_id` and no block with them: those
-/// told of their presence (a block hides presence as it hides the room).
+/// told of their presence (a block hides presence as it hides the room);
+/// nobody when the user hides it (`show_presence` off).
 pub async fn partners(db: &Db, user_id: &str) -> Result<Vec<String>, sqlx::Error> {
     let sql = format!(
         "SELECT o.user_id FROM chat_members me JOIN chat_members o \
          ON o.room_id = me.room_id AND o.user_id <> me.user_id \
-         WHERE me.user_id = $1 AND {} ORDER BY me.last_activity DESC LIMIT $2",
+         WHERE me.user_id = $1 AND {} \
+         AND EXISTS (SELECT 1 FROM users s WHERE s.id = $1 AND s.show_presence = 1) \
+         ORDER BY me.last_activity DESC LIMIT $2",
         not_blocked("me.user_id", "o.user_id")
     );
     sqlx::query_scalar(&sql)
@@ -198,14 +201,17 @@ pub async fn status(db: &Db, user_id: &str) -> Result<Presence, sqlx::Error> {
     })
 }
 
-/// Whether the user is online on any device, and when they were last seen.
+/// Whether the user is online on any device, and when they were last seen:
+/// for the user themself and their chat partners only (a room between
+/// them, no block). A user who hides their presence is shown offline and
+/// never seen.
 #[utoipa::path(get, path = "/v1/users/{id}/presence", tag = "chat",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     responses(
         (status = 200, body = Presence),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user, or a block between you", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user, no chat between you, or a block", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_presence(
     State(db): State<Db>,
@@ -213,8 +219,35 @@ async fn get_presence(
     Path(id): Path<String>,
 ) -> Result<Json<Presence>, ApiError> {
     require_user(&db, &id).await?;
-    if blocked_either_way(&db, &user.id, &id).await? {
+    if id == user.id {
+        return Ok(Json(status(&db, &id).await?));
+    }
+    if !chat_partners(&db, &user.id, &id).await? || blocked_either_way(&db, &user.id, &id).await? {
         return Err(ApiError::NotFound);
     }
+    let shown: i64 = sqlx::query_scalar("SELECT show_presence FROM users WHERE id = $1")
+        .bind(&id)
+        .fetch_one(db.pool())
+        .await?;
+    if shown == 0 {
+        return Ok(Json(Presence {
+            user_id: id,
+            online: false,
+            last_seen: None,
+        }));
+    }
     Ok(Json(status(&db, &id).await?))
+}
+
+/// Whether `a` and `b` share a chat room.
+async fn chat_partners(db: &Db, a: &str, b: &str) -> Result<bool, sqlx::Error> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM chat_members me JOIN chat_members o \
+         ON o.room_id = me.room_id WHERE me.user_id = $1 AND o.user_id = $2",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(found > 0)
 }

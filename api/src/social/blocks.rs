@@ -7,20 +7,26 @@
 //! a block check of its own: the feed only shows followed authors, and no
 //! follow can exist (or be created) across a block.
 
+use super::{relation_page, Relation};
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
+use crate::core::pagination::{Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::time;
-use crate::model::users::require_user;
+use crate::core::validation::QueryParams;
+use crate::model::users::{require_user, Author};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::Json;
 use sori_db::Db;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// Block routes, merged by [`super::router`].
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(block, unblock))
+    OpenApiRouter::new()
+        .routes(routes!(block, unblock))
+        .routes(routes!(list))
 }
 
 /// The user to block or unblock must exist and not be the caller.
@@ -92,4 +98,23 @@ async fn unblock(
         .execute(db.pool())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The people the caller blocks, newest first, to undo them.
+#[utoipa::path(get, path = "/v1/me/blocks", tag = "social",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, body = Page<Author>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<Page<Author>>, ApiError> {
+    relation_page(&state, &user.id, Relation::Blocks, &query)
+        .await
+        .map(Json)
 }

@@ -266,7 +266,7 @@ async fn create(
             (String::new(), Some(media))
         }
     };
-    let mut mentioned = mention_targets(&state.db, &user.id, &text).await?;
+    let mut mentioned = mention_targets(&state.db, &user.id, &text, &post.audience()).await?;
     // The post's author hears of the comment already.
     mentioned.retain(|id| *id != post.author_id);
     let id = uuid::Uuid::now_v7().to_string();

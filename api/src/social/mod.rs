@@ -10,18 +10,22 @@ pub mod blocks;
 pub mod comments;
 pub mod follows;
 pub mod likes;
+pub mod mutes;
 pub mod notifications;
 pub mod plays;
 pub mod reports;
 pub mod search;
 
 use crate::core::error::ApiError;
-use crate::core::pagination::{Cursor, PageQuery};
+use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
 use sori_db::Db;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::model::rules::blocked_either_way;
+use crate::model::dialect;
+use crate::model::posts::Audience;
+use crate::model::rules::{audience, blocked_either_way};
+use crate::model::users::{author_page, Author, AuthorRow};
 
 /// Every social route, merged by [`crate::app`].
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(likes::router())
         .merge(comments::router())
         .merge(blocks::router())
+        .merge(mutes::router())
         .merge(reports::router())
         .merge(search::router())
         .merge(plays::router())
@@ -40,31 +45,97 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug)]
 pub struct PostTarget {
     pub author_id: String,
+    /// `public`, `followers` or `private`.
+    pub visibility: String,
     /// A block stands between the caller and the author, in either direction.
     pub blocked: bool,
 }
 
+impl PostTarget {
+    /// Whom the post reaches, for mentions in a comment on it.
+    pub fn audience(&self) -> Audience {
+        Audience {
+            author_id: self.author_id.clone(),
+            visibility: self.visibility.clone(),
+        }
+    }
+}
+
 /// Finds a post the caller may act on: 404 when it does not exist, was
-/// removed (or its author was), or is still processing and not the caller's.
-/// Whether a block stands in the way is returned, not decided: acting is
-/// refused with 403, reading answers 404.
+/// removed (or its author was), is not meant for the caller
+/// ([`audience`]), or is still processing and not the caller's. Whether a
+/// block stands in the way is returned, not decided: acting is refused with
+/// 403, reading answers 404.
 pub async fn post_for_action(db: &Db, caller: &str, post_id: &str) -> Result<PostTarget, ApiError> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT p.author_id, m.state FROM posts p JOIN users u ON u.id = p.author_id \
+    let sql = format!(
+        "SELECT p.author_id, p.visibility, m.state FROM posts p JOIN users u ON u.id = p.author_id \
          JOIN media m ON m.id = p.media_id \
-         WHERE p.id = $1 AND p.hidden_at IS NULL AND u.hidden_at IS NULL",
-    )
-    .bind(post_id)
-    .fetch_optional(db.pool())
-    .await?;
-    let Some((author_id, state)) = row else {
+         WHERE p.id = $2 AND p.hidden_at IS NULL AND u.hidden_at IS NULL AND {}",
+        audience("$1")
+    );
+    let row: Option<(String, String, String)> = sqlx::query_as(&sql)
+        .bind(caller)
+        .bind(post_id)
+        .fetch_optional(db.pool())
+        .await?;
+    let Some((author_id, visibility, state)) = row else {
         return Err(ApiError::NotFound);
     };
     if state != "ready" && author_id != caller {
         return Err(ApiError::NotFound);
     }
     let blocked = author_id != caller && blocked_either_way(db, caller, &author_id).await?;
-    Ok(PostTarget { author_id, blocked })
+    Ok(PostTarget {
+        author_id,
+        visibility,
+        blocked,
+    })
+}
+
+/// A list of people the caller keeps apart: whom they block or mute.
+#[derive(Debug, Clone, Copy)]
+pub enum Relation {
+    Blocks,
+    Mutes,
+}
+
+/// A page of the people in the caller's [`Relation`], newest first (walks
+/// `blocks_list` or `mutes_list`), leaving out removed users and lapsed mutes.
+pub async fn relation_page(
+    state: &AppState,
+    caller: &str,
+    relation: Relation,
+    query: &PageQuery,
+) -> Result<Page<Author>, ApiError> {
+    let (limit, cursor) = query.resolve()?;
+    let (table, mine, other, in_force) = match relation {
+        Relation::Blocks => ("blocks", "blocker_id", "blocked_id", "1 = 1".to_owned()),
+        Relation::Mutes => (
+            "mutes",
+            "muter_id",
+            "muted_id",
+            format!(
+                "(r.until IS NULL OR r.until > {})",
+                dialect::now_ms(state.db.backend())
+            ),
+        ),
+    };
+    let sql = format!(
+        "SELECT u.id, u.handle, u.display_name, u.avatar_version, r.created_at \
+         FROM {table} r JOIN users u ON u.id = r.{other} \
+         WHERE r.{mine} = $1 AND u.hidden_at IS NULL AND {in_force} \
+         AND (r.created_at < $2 OR (r.created_at = $2 AND r.{other} < $3)) \
+         ORDER BY r.created_at DESC, r.{other} DESC LIMIT $4"
+    );
+    let rows: Vec<AuthorRow> = sqlx::query_as(&sql)
+        .bind(caller)
+        .bind(cursor.created_at)
+        .bind(&cursor.id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(state.db.pool())
+        .await?;
+    let urls = state.media_urls.signer().await?;
+    Ok(author_page(rows, limit, &urls))
 }
 
 /// 403 unless the caller's role is `admin` (granted with `sori admin grant`).

@@ -11,12 +11,12 @@ use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::{JsonBody, QueryParams};
-use crate::model::rules::not_blocked;
+use crate::model::rules::{audience, not_blocked, not_muted};
 use crate::model::users::Author;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sori_db::Db;
+use sori_db::{Backend, Db};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -98,11 +98,16 @@ impl Row {
 }
 
 /// SQL: the notification `n` (with its actor `a`, left-joined) is shown to
-/// `$1`: no actor, or one not removed and without a block since.
-fn shown() -> String {
+/// `$1`: no actor, or one not removed, without a block since and not muted;
+/// and no post, or one `$1` may still hear (a post turned private takes its
+/// mentions and comments out of others' lists).
+fn shown(backend: Backend) -> String {
     format!(
-        "(n.actor_id IS NULL OR (a.hidden_at IS NULL AND {}))",
-        not_blocked("$1", "n.actor_id")
+        "(n.actor_id IS NULL OR (a.hidden_at IS NULL AND {} AND {})) \
+         AND (n.post_id IS NULL OR EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND {}))",
+        not_blocked("$1", "n.actor_id"),
+        not_muted(backend, "$1", "n.actor_id"),
+        audience("$1"),
     )
 }
 
@@ -129,7 +134,7 @@ async fn list(
          WHERE n.user_id = $1 AND {shown} \
          AND (n.created_at < $2 OR (n.created_at = $2 AND n.id < $3)) \
          ORDER BY n.created_at DESC, n.id DESC LIMIT $4",
-        shown = shown(),
+        shown = shown(db.backend()),
     );
     let rows: Vec<Row> = sqlx::query_as(&sql)
         .bind(&user.id)
@@ -156,7 +161,7 @@ async fn unread_count(db: &Db, user: &str) -> Result<i64, ApiError> {
     let sql = format!(
         "SELECT COUNT(*) FROM notifications n LEFT JOIN users a ON a.id = n.actor_id \
          WHERE n.user_id = $1 AND n.read_at IS NULL AND {}",
-        shown()
+        shown(db.backend())
     );
     Ok(sqlx::query_scalar(&sql)
         .bind(user)

@@ -19,6 +19,7 @@ use crate::core::sessions;
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::{self, JsonBody, QueryParams};
+use crate::model::rules::audience;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -109,10 +110,15 @@ fn check(req: &CreateReport) -> Result<(), ApiError> {
     }
 }
 
-/// The target must exist and be visible; a message, to a member of its room.
+/// The target must exist and be visible; a post, to someone it is meant
+/// for; a message, to a member of its room.
 async fn check_target(db: &Db, reporter: &str, kind: &str, id: &str) -> Result<(), ApiError> {
+    let post = format!(
+        "SELECT COUNT(*) FROM posts p WHERE p.id = $1 AND p.hidden_at IS NULL AND {}",
+        audience("$2")
+    );
     let sql = match kind {
-        "post" => "SELECT COUNT(*) FROM posts WHERE id = $1 AND hidden_at IS NULL",
+        "post" => post.as_str(),
         "comment" => "SELECT COUNT(*) FROM comments WHERE id = $1 AND hidden_at IS NULL",
         "user" => "SELECT COUNT(*) FROM users WHERE id = $1 AND hidden_at IS NULL",
         _ => {
@@ -122,7 +128,7 @@ async fn check_target(db: &Db, reporter: &str, kind: &str, id: &str) -> Result<(
         }
     };
     let mut query = sqlx::query_scalar(sql).bind(id);
-    if kind == "message" {
+    if kind == "message" || kind == "post" {
         query = query.bind(reporter);
     }
     let found: i64 = query.fetch_one(db.pool()).await?;

@@ -327,6 +327,14 @@ impl Api {
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
     }
 
+    /// `muter` mutes `muted` until unmuted.
+    pub async fn mute(&self, muter: &User, muted: &User) {
+        let r = self
+            .put(&format!("/v1/users/{}/mute", muted.id), muter)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
+    }
+
     /// The chat room of `who` and `with`, opened (or found) by `who`.
     pub async fn room(&self, who: &User, with: &User) -> String {
         let r = self

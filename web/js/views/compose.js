@@ -3,7 +3,7 @@
 // until the clip is ready.
 
 import { api, uploadMedia, waitForMedia } from '../api.js';
-import { h, busy, field, fill } from '../ui.js';
+import { h, busy, field, fill, visibilitySelect } from '../ui.js';
 import { recorderPanel } from '../recorder.js';
 
 const STATE_TEXT = {
@@ -15,6 +15,7 @@ const STATE_TEXT = {
 export function composeScreen(_params, ctx) {
   const caption = h('textarea', { name: 'caption', maxlength: 500, rows: 2 });
   const tags = h('input', { name: 'tags', autocomplete: 'off', placeholder: 'e.g. morning coffee' });
+  const visibility = visibilitySelect('visibility', ctx.me.default_visibility);
   const post = h('button', { type: 'submit', disabled: true }, 'Post');
   const recorder = recorderPanel({ label: 'voice post', onChange: (blob) => { post.disabled = !blob; } });
   const progress = h('progress', { max: 1, value: 0, hidden: true, 'aria-label': 'Upload progress' });
@@ -23,6 +24,7 @@ export function composeScreen(_params, ctx) {
     recorder,
     field('Caption', caption),
     field('Tags (separated by spaces)', tags),
+    field('Who can hear it', visibility),
     post, progress, status);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -37,6 +39,7 @@ export function composeScreen(_params, ctx) {
         media_id: mediaId,
         caption: caption.value,
         tags: tags.value.split(/[\s,]+/).map((t) => t.replace(/^#/, '')).filter(Boolean),
+        visibility: visibility.value,
       }, { idempotencyKey: crypto.randomUUID() });
       progress.hidden = true;
       recorder.reset();

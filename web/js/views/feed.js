@@ -53,6 +53,22 @@ export function exploreScreen([tag], ctx) {
     timeline('/v1/explore', { tag }, ctx, tag ? `No posts tagged #${tag} yet.` : 'No posts yet.'));
 }
 
+/**
+ * A button that turns `user[flag]` on (PUT `path`) and off (DELETE), its
+ * name `labels[0]` while off and `labels[1]` while on.
+ */
+function toggle(user, flag, labels, path) {
+  const button = h('button', { type: 'button', class: 'secondary' });
+  const show = () => { button.textContent = labels[user[flag] ? 1 : 0]; };
+  show();
+  button.addEventListener('click', () => busy(button, async () => {
+    await api(user[flag] ? 'DELETE' : 'PUT', path);
+    user[flag] = !user[flag];
+    show();
+  }));
+  return button;
+}
+
 /** `#/users/{id}`: a profile, follow/unfollow, message, and their posts. */
 export async function userScreen([id], ctx) {
   const user = await api('GET', `/v1/users/${id}`);
@@ -83,7 +99,9 @@ export async function userScreen([id], ctx) {
       const room = await api('POST', '/v1/chats', { user_id: user.id });
       location.hash = `#/chats/${room.id}`;
     }));
-    actions.append(follow, ' ', message);
+    const mute = toggle(user, 'muted_by_me', ['Mute', 'Unmute'], `/v1/users/${user.id}/mute`);
+    const block = toggle(user, 'blocked_by_me', ['Block', 'Unblock'], `/v1/users/${user.id}/block`);
+    actions.append(follow, ' ', message, ' ', mute, ' ', block);
   } else {
     actions.append(h('a', { href: '#/me', class: 'button' }, 'Edit profile'));
   }

@@ -2,7 +2,7 @@
 // and the caller's own profile.
 
 import { api, query, session } from '../api.js';
-import { h, ago, busy, field, fill, say, userLink } from '../ui.js';
+import { h, ago, busy, field, fill, say, userLink, visibilitySelect } from '../ui.js';
 import { postCard } from './posts.js';
 
 /** `#/search`: people by handle or name, posts by caption, and a tag. */
@@ -90,12 +90,19 @@ export function meScreen(_params, ctx) {
   const name = h('input', { name: 'display_name', value: ctx.me.display_name, maxlength: 50, required: true });
   const bio = h('textarea', { name: 'bio', maxlength: 300, rows: 3 });
   bio.value = ctx.me.bio || '';
+  const visibility = visibilitySelect('default_visibility', ctx.me.default_visibility);
+  const presence = h('input', { type: 'checkbox', name: 'show_presence' });
+  presence.checked = ctx.me.show_presence !== false;
   const save = h('button', { type: 'submit' }, 'Save profile');
-  const form = h('form', { class: 'stack' }, field('Display name', name), field('Bio', bio), save);
+  const form = h('form', { class: 'stack' }, field('Display name', name), field('Bio', bio),
+    field('Who hears new posts', visibility), field('Show chat partners when I am online', presence), save);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     busy(save, async () => {
-      Object.assign(ctx.me, await api('PATCH', '/v1/me', { display_name: name.value, bio: bio.value }));
+      Object.assign(ctx.me, await api('PATCH', '/v1/me', {
+        display_name: name.value, bio: bio.value, default_visibility: visibility.value,
+        show_presence: presence.checked,
+      }));
       document.getElementById('me-link').textContent = ctx.me.display_name;
       say('Profile saved.');
     });

@@ -2,7 +2,7 @@
 // the post's own screen with its comments, text or voice.
 
 import { api, uploadMedia, waitForMedia } from '../api.js';
-import { h, ago, busy, count, say, userLink, field, fill, onScrollEnd } from '../ui.js';
+import { h, ago, busy, count, say, userLink, field, fill, onScrollEnd, VISIBILITY } from '../ui.js';
 import { clipPlayer } from '../player.js';
 import { recorderPanel } from '../recorder.js';
 
@@ -33,7 +33,9 @@ export function postCard(post, ctx, { onEnded } = {}) {
   }));
   const tags = post.tags.map((t) => h('a', { href: `#/explore/${encodeURIComponent(t)}`, class: 'tag' }, `#${t}`));
   const card = h('article', { class: 'post', 'aria-label': `Voice post by ${post.author.display_name}` },
-    h('header', {}, userLink(post.author), h('time', { datetime: new Date(post.created_at).toISOString() }, ago(post.created_at))),
+    h('header', {}, userLink(post.author), h('time', { datetime: new Date(post.created_at).toISOString() }, ago(post.created_at)),
+      post.visibility !== 'public' ? h('span', { class: 'audience' }, ` · ${VISIBILITY[post.visibility]}`) : null,
+      post.edited_at ? h('span', { class: 'edited' }, ' · edited') : null),
     post.caption ? h('p', { class: 'caption' }, post.caption) : null,
     tags.length ? h('p', { class: 'tags' }, tags) : null,
     post.state === 'ready' ? player : h('p', { class: 'state' }, `Processing (${post.state})…`),
