@@ -480,19 +480,23 @@ async fn second_media(db: &Db, file: &Path, dir: &Path) -> String {
 #[tokio::test]
 async fn embedded_duplicate_during_a_long_job_leaves_no_dead_letter() {
     let dir = tempfile::tempdir().unwrap();
-    let long = long_wav(dir.path(), 600);
+    // Fourteen minutes of audio (the longest clip is fifteen): the job runs
+    // long enough for the copy to use up both its receives (about six
+    // seconds apart) before it ends.
+    let long = long_wav(dir.path(), 840);
     let (db, id) = stored_media(dir.path(), &long, "audio/wav").await;
     // A short lease and two receives per message: the copy that finds the
-    // job running comes back after three seconds and uses up its receives
-    // before the job ends. (Two seconds left the heartbeat, every half
-    // second, too little slack on a loaded 2-core machine: a stall of 1.5 s
-    // lost the lease to the copy.)
+    // job running comes back once the lease would end and uses up its
+    // receives before the job ends. The lease is six seconds because a
+    // loaded 2-core machine was seen taking three seconds for one SQLite
+    // write: a shorter lease (two, then three seconds) lost the job to the
+    // copy while its heartbeat's renewal waited on the disk.
     let mut worker = sori(
         dir.path(),
         &["worker"],
         &[
             ("SORI_WORKERS", "2"),
-            ("SORI_JOB_VISIBILITY_SECS", "3"),
+            ("SORI_JOB_VISIBILITY_SECS", "6"),
             ("SORI_MAX_RECEIVES", "2"),
         ],
     );

@@ -101,6 +101,7 @@ fn check(seen: &Value) {
     );
     assert_eq!(seen["photo_width"], 192);
     assert_eq!(seen["edited_and_unsent_live"], true);
+    assert_eq!(seen["follow_request_approved"], true);
     let order = |key: &str| -> Vec<String> {
         serde_json::from_value(seen[key].clone()).unwrap_or_else(|e| panic!("{key}: {e}"))
     };

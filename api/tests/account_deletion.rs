@@ -33,6 +33,7 @@ const USER_ROWS: &[(&str, &str)] = &[
     ("notifications", "user_id = $1 OR actor_id = $1"),
     ("blocks", "blocker_id = $1 OR blocked_id = $1"),
     ("mutes", "muter_id = $1 OR muted_id = $1"),
+    ("follow_requests", "requester_id = $1 OR target_id = $1"),
     ("reports", "reporter_id = $1 OR target_id = $1"),
     ("plays", "user_id = $1"),
     ("devices", "user_id = $1"),
@@ -188,6 +189,13 @@ async fn life(api: &Api) -> Life {
     api.block(&alice, &dave).await;
     api.mute(&alice, &carol).await;
     api.mute(&bob, &alice).await;
+    // Carol's account is private: alice's follow is a request.
+    let r = api.patch("/v1/me", &carol, json!({"private": true})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let r = api
+        .put(&format!("/v1/users/{}/follow", carol.id), &alice)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
     for (who, kind, target) in [(&alice, "post", &bob_post), (&bob, "post", &alice_post)] {
         let body = json!({"target_kind": kind, "target_id": target, "reason": "spam"});
         let r = api.post("/v1/reports", who, body).await;

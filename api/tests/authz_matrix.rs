@@ -136,6 +136,10 @@ fn table() -> Vec<Row> {
         row("put", "/v1/users/{id}/follow", "/v1/users/{owner}/follow", none, [401, 204, 422, 403, 204]),
         row("delete", "/v1/users/{id}/follow", "/v1/users/{owner}/follow", none, [401, 204, 422, 204, 204]),
         row("get", "/v1/users/{id}/followers", "/v1/users/{owner}/followers", none, [401, 200, 200, 200, 200]),
+        row("get", "/v1/me/follow-requests", "/v1/me/follow-requests", none, [401, 200, 200, 200, 200]),
+        // Nobody asked anyone to follow in a scene: no request to answer.
+        row("post", "/v1/me/follow-requests/{user_id}/approve", "/v1/me/follow-requests/{owner}/approve", none, [401, 404, 404, 404, 404]),
+        row("post", "/v1/me/follow-requests/{user_id}/decline", "/v1/me/follow-requests/{owner}/decline", none, [401, 404, 404, 404, 404]),
         row("get", "/v1/users/{id}/following", "/v1/users/{owner}/following", none, [401, 200, 200, 200, 200]),
         row("put", "/v1/posts/{id}/like", "/v1/posts/{post}/like", none, [401, 204, 204, 403, 204]),
         row("delete", "/v1/posts/{id}/like", "/v1/posts/{post}/like", none, [401, 204, 204, 204, 204]),

@@ -233,6 +233,7 @@ fn concrete(w: &World, path: &str) -> String {
     for segment in path.split('/') {
         let filled = match segment {
             "{post_id}" => w.post.clone(),
+            "{user_id}" => w.bob.id.clone(),
             "{device_id}" => "phone".to_owned(),
             "{key}" => "originals/x".to_owned(),
             s if s.starts_with('{') => match collection {

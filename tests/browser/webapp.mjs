@@ -222,7 +222,7 @@ try {
   await audit(b, 'explore');
 
   // Chat: B writes, A sees it live, reads it, B sees "Seen".
-  await b.locator('article.post', { hasText: 'Morning hello from Ana' }).getByRole('link', { name: /Ana Kim/ }).click();
+  await b.locator('article.post', { hasText: 'Morning hello from Ana' }).getByRole('link', { name: /Ana Kim/ }).first().click();
   await b.getByRole('button', { name: 'Message' }).click();
   await b.getByRole('heading', { name: /Ana Kim/ }).waitFor();
   await b.getByLabel('Message', { exact: true }).fill('Hi Ana! Loved your clip.');
@@ -338,6 +338,25 @@ try {
   await b.getByRole('button', { name: 'Log in' }).click();
   await b.locator('article.post', { hasText: 'Morning hello from Ana' }).waitFor();
   seen.logged_back_in = true;
+
+  // A turns private; B, no longer following, asks; A approves from the notifications.
+  await go(a, 'Ana Kim');
+  await a.getByLabel('Private account: I approve my followers').check();
+  await a.getByRole('button', { name: 'Save profile' }).click();
+  await a.getByText('Profile saved.').waitFor();
+  await b.locator('article.post', { hasText: 'Morning hello from Ana' }).getByRole('link', { name: /Ana Kim/ }).first().click();
+  await b.getByText('private account').waitFor();
+  await b.getByRole('button', { name: 'Unfollow' }).click();
+  await b.getByRole('button', { name: 'Ask to follow' }).click();
+  await b.getByRole('button', { name: 'Requested (cancel)' }).waitFor();
+  await go(a, 'Notifications');
+  const request = a.locator('.notices li', { hasText: 'asks to follow you' }).first();
+  await audit(a, 'follow request');
+  await request.getByRole('button', { name: 'Approve' }).click();
+  await request.getByText('Approved.').waitFor();
+  await b.reload();
+  await b.getByRole('button', { name: 'Unfollow' }).waitFor();
+  seen.follow_request_approved = true;
 
   console.log(JSON.stringify(seen));
 } catch (e) {

@@ -17,6 +17,8 @@ use crate::core::sessions::{issue_token, SessionClient};
 use crate::core::state::AppState;
 use crate::core::validation::{self, Checks, JsonBody};
 use crate::core::{passwords, time};
+use crate::effects::follows;
+use crate::effects::notifications::tell;
 use crate::model::posts::Visibility;
 use crate::model::rules::audience;
 use crate::model::users::fold;
@@ -65,6 +67,16 @@ pub struct User {
     /// Whether the caller follows them (false on the caller's own profile).
     #[sqlx(skip)]
     pub followed_by_me: bool,
+    /// A private account: following it is a request it approves, and its
+    /// posts reach its followers only.
+    #[sqlx(skip)]
+    pub private: bool,
+    #[serde(skip)]
+    pub is_private: i64,
+    /// Whether the caller has asked to follow them (a private account) and
+    /// awaits approval.
+    #[sqlx(skip)]
+    pub requested_by_me: bool,
     /// Whether the caller has muted them (a mute in force).
     #[sqlx(skip)]
     pub muted_by_me: bool,
@@ -136,6 +148,10 @@ pub struct UpdateMe {
     pub default_visibility: Option<Visibility>,
     /// Whether chat partners see you online and when you were last seen.
     pub show_presence: Option<bool>,
+    /// A private account approves its followers (follows become requests),
+    /// and its posts reach followers only. Turning it off accepts every
+    /// pending request.
+    pub private: Option<bool>,
 }
 
 const MAX_BIO: usize = 300;
@@ -317,20 +333,30 @@ async fn update_me(
         checks.check("bio", validation::text(bio, 0, MAX_BIO));
     }
     checks.finish()?;
+    let mut tx = state.db.pool().begin().await?;
     sqlx::query(
         "UPDATE users SET display_name = COALESCE($1, display_name), bio = COALESCE($2, bio), \
          name_fold = COALESCE($3, name_fold), \
          default_visibility = COALESCE($4, default_visibility), \
-         show_presence = COALESCE($5, show_presence) WHERE id = $6",
+         show_presence = COALESCE($5, show_presence), \
+         is_private = COALESCE($6, is_private) WHERE id = $7",
     )
     .bind(display_name)
     .bind(bio)
     .bind(display_name.map(fold))
     .bind(req.default_visibility.map(Visibility::as_str))
     .bind(req.show_presence.map(i64::from))
+    .bind(req.private.map(i64::from))
     .bind(&user.id)
-    .execute(state.db.pool())
+    .execute(&mut *tx)
     .await?;
+    // Turning public accepts whoever asked meanwhile.
+    let written = match req.private {
+        Some(false) => follows::accept_all(&mut tx, &user.id).await?,
+        _ => Vec::new(),
+    };
+    tx.commit().await?;
+    tell(&state.realtime, written).await;
     own_profile(&state, &user.id).await.map(Json)
 }
 
@@ -349,8 +375,9 @@ async fn user(
     Path(id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
     let mut user = profile(&state, &id, &caller.id).await?;
-    let (follows, mutes, blocks): (i64, i64, i64) = sqlx::query_as(
+    let (follows, requests, mutes, blocks): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2), \
+         (SELECT COUNT(*) FROM follow_requests WHERE requester_id = $1 AND target_id = $2), \
          (SELECT COUNT(*) FROM mutes WHERE muter_id = $1 AND muted_id = $2 \
           AND (until IS NULL OR until > $3)), \
          (SELECT COUNT(*) FROM blocks WHERE blocker_id = $1 AND blocked_id = $2)",
@@ -361,6 +388,7 @@ async fn user(
     .fetch_one(state.db.pool())
     .await?;
     user.followed_by_me = follows > 0;
+    user.requested_by_me = requests > 0;
     user.muted_by_me = mutes > 0;
     user.blocked_by_me = blocks > 0;
     Ok(Json(user))
@@ -371,7 +399,7 @@ async fn user(
 /// `posts_author_feed` plus each post's media row).
 async fn profile(state: &AppState, id: &str, viewer: &str) -> Result<User, ApiError> {
     let sql = format!(
-        "SELECT u.id, u.handle, u.display_name, u.bio, u.created_at, u.avatar_version, \
+        "SELECT u.id, u.handle, u.display_name, u.bio, u.created_at, u.avatar_version, u.is_private, \
          (SELECT COUNT(*) FROM follows f WHERE f.followee_id = u.id) AS follower_count, \
          (SELECT COUNT(*) FROM follows f WHERE f.follower_id = u.id) AS following_count, \
          (SELECT COUNT(*) FROM posts p JOIN media m ON m.id = p.media_id \
@@ -388,5 +416,6 @@ async fn profile(state: &AppState, id: &str, viewer: &str) -> Result<User, ApiEr
         .ok_or(ApiError::NotFound)?;
     let urls = state.media_urls.signer().await?;
     user.avatar_url = urls.avatar(&user.id, user.avatar_version);
+    user.private = user.is_private != 0;
     Ok(user)
 }

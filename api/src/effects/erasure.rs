@@ -152,6 +152,7 @@ const ERASE_ROWS: &[&str] = &[
     "DELETE FROM notifications WHERE user_id = $1 OR actor_id = $1",
     "DELETE FROM posts WHERE author_id = $1",
     "DELETE FROM follows WHERE follower_id = $1 OR followee_id = $1",
+    "DELETE FROM follow_requests WHERE requester_id = $1 OR target_id = $1",
     "DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1",
     "DELETE FROM mutes WHERE muter_id = $1 OR muted_id = $1",
     "DELETE FROM plays WHERE user_id = $1",

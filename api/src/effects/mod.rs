@@ -6,6 +6,7 @@
 //!
 //! - [`notifications`]: a follow, like, comment or mention notifies its
 //!   target (row in the transaction, event after it).
+//! - [`follows`]: a follow, or a request to a private account, and accepting them.
 //! - [`push`]: a push outbox entry, unless the recipient is online.
 //! - [`events`]: the chat's `message.new` and `message.read` events.
 //! - [`erasure`]: a deleted account's rows and stored objects, everywhere.
@@ -18,6 +19,7 @@
 pub mod erasure;
 pub mod events;
 pub mod export;
+pub mod follows;
 pub mod mail;
 pub mod notifications;
 pub mod push;

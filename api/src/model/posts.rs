@@ -50,20 +50,21 @@ impl Audience {
     /// Whether `user` may hear the post by its visibility (blocks and
     /// removals are checked apart).
     pub async fn includes(&self, db: &sori_db::Db, user: &str) -> Result<bool, sqlx::Error> {
-        if user == self.author_id || self.visibility == "public" {
+        if user == self.author_id {
             return Ok(true);
         }
         if self.visibility == "private" {
             return Ok(false);
         }
-        let follows: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2",
+        let (private, follows): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT is_private FROM users WHERE id = $2), \
+             (SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2)",
         )
         .bind(user)
         .bind(&self.author_id)
         .fetch_one(db.pool())
         .await?;
-        Ok(follows > 0)
+        Ok(follows > 0 || (self.visibility == "public" && private == 0))
     }
 }
 

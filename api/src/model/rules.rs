@@ -26,13 +26,16 @@ pub fn user_visible(alias: &str, viewer: &str) -> String {
 
 /// SQL: the post aliased `p` is meant for `viewer` by its visibility:
 /// `public` for everyone, `followers` for the author's followers, `private`
-/// for the author alone — and the author always. One probe of the `follows`
-/// key, only for followers-only posts.
+/// for the author alone — and the author always. A private account's
+/// public posts reach its followers only. Probes of the `users` key (public
+/// posts) and the `follows` key (the rest), each only when needed.
 pub fn audience(viewer: &str) -> String {
     format!(
-        "(p.visibility = 'public' OR p.author_id = {viewer} OR (p.visibility = 'followers' \
-         AND EXISTS (SELECT 1 FROM follows fa WHERE fa.follower_id = {viewer} \
-         AND fa.followee_id = p.author_id)))"
+        "(p.author_id = {viewer} \
+         OR (p.visibility = 'public' AND NOT EXISTS (SELECT 1 FROM users pa \
+             WHERE pa.id = p.author_id AND pa.is_private = 1)) \
+         OR (p.visibility <> 'private' AND EXISTS (SELECT 1 FROM follows fa \
+             WHERE fa.follower_id = {viewer} AND fa.followee_id = p.author_id)))"
     )
 }
 

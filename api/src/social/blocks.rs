@@ -38,7 +38,7 @@ async fn check_target(db: &Db, caller: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Blocks a user, and removes the follows between you both ways.
+/// Blocks a user, and removes the follows and follow requests between you both ways.
 #[utoipa::path(put, path = "/v1/users/{id}/block", tag = "social",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
@@ -64,14 +64,18 @@ async fn block(
     .bind(time::now_ms())
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
+    for sql in [
         "DELETE FROM follows WHERE (follower_id = $1 AND followee_id = $2) \
          OR (follower_id = $2 AND followee_id = $1)",
-    )
-    .bind(&user.id)
-    .bind(&id)
-    .execute(&mut *tx)
-    .await?;
+        "DELETE FROM follow_requests WHERE (requester_id = $1 AND target_id = $2) \
+         OR (requester_id = $2 AND target_id = $1)",
+    ] {
+        sqlx::query(sql)
+            .bind(&user.id)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

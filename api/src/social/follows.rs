@@ -4,16 +4,17 @@
 //! Follow and unfollow are idempotent: following someone already followed,
 //! or unfollowing someone not followed, succeeds and changes nothing. A new
 //! follow notifies the followed user in the same transaction, once per
-//! follower (re-following writes no second notification).
+//! follower (re-following writes no second notification). Following a
+//! private account asks it instead ([`super::follow_requests`]).
 
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Page, PageQuery};
 use crate::core::realtime::Realtime;
 use crate::core::state::AppState;
-use crate::core::time;
 use crate::core::validation::QueryParams;
-use crate::effects::notifications::{notify, tell, Notice};
+use crate::effects::follows;
+use crate::effects::notifications::tell;
 use crate::model::rules::{blocked_either_way, user_visible};
 use crate::model::users::{author_page, require_user, Author, AuthorRow};
 use axum::extract::{Path, State};
@@ -40,12 +41,14 @@ async fn check_target(db: &Db, caller: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Follows a user: their ready posts appear in the caller's feed. Refused
-/// while either blocks the other.
+/// Follows a user: their ready posts appear in the caller's feed. A
+/// private account is asked instead (202), and the follow starts when it
+/// approves. Refused while either blocks the other.
 #[utoipa::path(put, path = "/v1/users/{id}/follow", tag = "social",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     responses(
+        (status = 202, description = "Requested: the account is private and approves its followers (also when already requested)"),
         (status = 204, description = "Followed (also when already followed)"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A block stands between you", body = Problem, content_type = "application/problem+json"),
@@ -62,32 +65,49 @@ async fn follow(
     if blocked_either_way(&db, &user.id, &id).await? {
         return Err(ApiError::Forbidden);
     }
+    let ask = is_private(&db, &id).await? && !already_follows(&db, &user.id, &id).await?;
     let mut tx = db.pool().begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO follows (follower_id, followee_id, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (follower_id, followee_id) DO NOTHING",
-    )
-    .bind(&user.id)
-    .bind(&id)
-    .bind(time::now_ms())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let mut written = Vec::new();
-    if inserted == 1 {
-        written.extend(notify(&mut tx, Notice::new(&id, "follow", &user.id)).await?);
-    }
+    let written = if ask {
+        follows::request(&mut tx, &user.id, &id).await?
+    } else {
+        follows::follow(&mut tx, &user.id, &id).await?
+    };
     tx.commit().await?;
-    tell(&realtime, written).await;
-    Ok(StatusCode::NO_CONTENT)
+    tell(&realtime, written.into_iter().collect()).await;
+    Ok(if ask {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::NO_CONTENT
+    })
 }
 
-/// Stops following a user.
+/// Whether `id` is a private account (approves its followers).
+async fn is_private(db: &Db, id: &str) -> Result<bool, ApiError> {
+    let private: i64 = sqlx::query_scalar("SELECT is_private FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_one(db.pool())
+        .await?;
+    Ok(private != 0)
+}
+
+/// Whether `follower` follows `followee` already.
+async fn already_follows(db: &Db, follower: &str, followee: &str) -> Result<bool, ApiError> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2",
+    )
+    .bind(follower)
+    .bind(followee)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(found > 0)
+}
+
+/// Stops following a user, or withdraws a request to follow them.
 #[utoipa::path(delete, path = "/v1/users/{id}/follow", tag = "social",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     responses(
-        (status = 204, description = "Not followed (also when it was not)"),
+        (status = 204, description = "Not followed nor requested (also when it was not)"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unfollowing yourself", body = Problem, content_type = "application/problem+json"),
@@ -98,11 +118,18 @@ async fn unfollow(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     check_target(&db, &user.id, &id).await?;
-    sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2")
-        .bind(&user.id)
-        .bind(&id)
-        .execute(db.pool())
-        .await?;
+    let mut tx = db.pool().begin().await?;
+    for sql in [
+        "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2",
+        "DELETE FROM follow_requests WHERE requester_id = $1 AND target_id = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(&user.id)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -8,6 +8,7 @@
 
 pub mod blocks;
 pub mod comments;
+pub mod follow_requests;
 pub mod follows;
 pub mod likes;
 pub mod mutes;
@@ -31,6 +32,7 @@ use crate::model::users::{author_page, Author, AuthorRow};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(follows::router())
+        .merge(follow_requests::router())
         .merge(likes::router())
         .merge(comments::router())
         .merge(blocks::router())
@@ -92,15 +94,18 @@ pub async fn post_for_action(db: &Db, caller: &str, post_id: &str) -> Result<Pos
     })
 }
 
-/// A list of people the caller keeps apart: whom they block or mute.
+/// A list of people only the caller sees: whom they block or mute, and who
+/// asks to follow them.
 #[derive(Debug, Clone, Copy)]
 pub enum Relation {
     Blocks,
     Mutes,
+    FollowRequests,
 }
 
 /// A page of the people in the caller's [`Relation`], newest first (walks
-/// `blocks_list` or `mutes_list`), leaving out removed users and lapsed mutes.
+/// `blocks_list`, `mutes_list` or `follow_requests_target`), leaving out
+/// removed users and lapsed mutes.
 pub async fn relation_page(
     state: &AppState,
     caller: &str,
@@ -110,6 +115,12 @@ pub async fn relation_page(
     let (limit, cursor) = query.resolve()?;
     let (table, mine, other, in_force) = match relation {
         Relation::Blocks => ("blocks", "blocker_id", "blocked_id", "1 = 1".to_owned()),
+        Relation::FollowRequests => (
+            "follow_requests",
+            "target_id",
+            "requester_id",
+            "1 = 1".to_owned(),
+        ),
         Relation::Mutes => (
             "mutes",
             "muter_id",

@@ -32,3 +32,18 @@ CREATE UNIQUE INDEX notifications_one_caption_mention ON notifications(user_id, 
 
 -- Whether chat partners see the user online and when last seen (1) or not (0).
 ALTER TABLE users ADD COLUMN show_presence BIGINT NOT NULL DEFAULT 1;
+
+-- A private account (1) approves its followers: a follow becomes a request,
+-- and its posts reach followers only, public ones too.
+ALTER TABLE users ADD COLUMN is_private BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE follow_requests (
+    requester_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    target_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at   BIGINT NOT NULL,
+    PRIMARY KEY (requester_id, target_id)
+);
+-- The account's list of requests, newest first.
+CREATE INDEX follow_requests_target ON follow_requests(target_id, created_at, requester_id);
+-- A request is told once, however often it is cancelled and made again.
+CREATE UNIQUE INDEX notifications_one_follow_request ON notifications(user_id, actor_id)
+    WHERE kind = 'follow_request';

@@ -82,15 +82,28 @@ export async function userScreen([id], ctx) {
   if (!mine) {
     const follow = h('button', { type: 'button' });
     const showFollow = () => {
-      follow.textContent = user.followed_by_me ? 'Unfollow' : 'Follow';
-      follow.setAttribute('aria-pressed', String(user.followed_by_me));
+      const on = user.followed_by_me || user.requested_by_me;
+      follow.textContent = user.followed_by_me ? 'Unfollow'
+        : user.requested_by_me ? 'Requested (cancel)'
+          : user.private ? 'Ask to follow' : 'Follow';
+      follow.setAttribute('aria-pressed', String(on));
     };
     showFollow();
     follow.addEventListener('click', () => busy(follow, async () => {
-      const now = !user.followed_by_me;
-      await api(now ? 'PUT' : 'DELETE', `/v1/users/${user.id}/follow`);
-      user.followed_by_me = now;
-      user.follower_count += now ? 1 : -1;
+      if (user.followed_by_me || user.requested_by_me) {
+        await api('DELETE', `/v1/users/${user.id}/follow`);
+        if (user.followed_by_me) user.follower_count -= 1;
+        user.followed_by_me = false;
+        user.requested_by_me = false;
+      } else if (user.private) {
+        // A private account approves its followers: this is a request.
+        await api('PUT', `/v1/users/${user.id}/follow`);
+        user.requested_by_me = true;
+      } else {
+        await api('PUT', `/v1/users/${user.id}/follow`);
+        user.followed_by_me = true;
+        user.follower_count += 1;
+      }
       showFollow();
       showCounts();
     }));
@@ -106,7 +119,8 @@ export async function userScreen([id], ctx) {
     actions.append(h('a', { href: '#/me', class: 'button' }, 'Edit profile'));
   }
   return h('section', { 'aria-labelledby': 'user-title' },
-    h('h1', { id: 'user-title' }, user.display_name, ' ', h('span', { class: 'handle' }, `@${user.handle}`)),
+    h('h1', { id: 'user-title' }, user.display_name, ' ', h('span', { class: 'handle' }, `@${user.handle}`),
+      user.private ? h('span', { class: 'audience' }, ' · private account') : null),
     user.bio ? h('p', { class: 'bio' }, user.bio) : null,
     counts, actions,
     h('h2', {}, 'Posts'),

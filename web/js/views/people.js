@@ -41,6 +41,8 @@ const NOTICE_TEXT = {
   like: 'liked your post',
   comment: 'commented on your post',
   mention: 'mentioned you',
+  follow_request: 'asks to follow you',
+  follow_accepted: 'accepted your request to follow',
   'media.ready': 'Your clip is ready',
   'media.failed': 'Your clip could not be processed',
 };
@@ -52,7 +54,23 @@ function notice(n) {
     n.actor ? [userLink(n.actor), ' ', what] : what,
     n.body?.reason ? `: ${n.body.reason}` : '',
     target ? [' — ', target] : '',
-    ' ', h('time', {}, ago(n.created_at)));
+    ' ', h('time', {}, ago(n.created_at)),
+    n.kind === 'follow_request' && n.actor ? requestAnswers(n.actor) : null);
+}
+
+/** Approve and Decline buttons for a follow request; gone once answered. */
+function requestAnswers(actor) {
+  const answers = h('span', { class: 'answers' });
+  for (const [label, verb, done] of [['Approve', 'approve', 'Approved.'], ['Decline', 'decline', 'Declined.']]) {
+    const button = h('button', { type: 'button', class: 'link' }, label);
+    button.addEventListener('click', () => busy(button, async () => {
+      // 404: answered already (here or on another device).
+      await api('POST', `/v1/me/follow-requests/${actor.id}/${verb}`).catch((e) => { if (e.status !== 404) throw e; });
+      fill(answers, ` ${done}`);
+    }));
+    answers.append(' ', button);
+  }
+  return answers;
 }
 
 /** `#/notifications`: newest first; opening the screen marks them read. */
@@ -91,17 +109,20 @@ export function meScreen(_params, ctx) {
   const bio = h('textarea', { name: 'bio', maxlength: 300, rows: 3 });
   bio.value = ctx.me.bio || '';
   const visibility = visibilitySelect('default_visibility', ctx.me.default_visibility);
+  const locked = h('input', { type: 'checkbox', name: 'private' });
+  locked.checked = Boolean(ctx.me.private);
   const presence = h('input', { type: 'checkbox', name: 'show_presence' });
   presence.checked = ctx.me.show_presence !== false;
   const save = h('button', { type: 'submit' }, 'Save profile');
   const form = h('form', { class: 'stack' }, field('Display name', name), field('Bio', bio),
-    field('Who hears new posts', visibility), field('Show chat partners when I am online', presence), save);
+    field('Who hears new posts', visibility), field('Private account: I approve my followers', locked),
+    field('Show chat partners when I am online', presence), save);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     busy(save, async () => {
       Object.assign(ctx.me, await api('PATCH', '/v1/me', {
         display_name: name.value, bio: bio.value, default_visibility: visibility.value,
-        show_presence: presence.checked,
+        show_presence: presence.checked, private: locked.checked,
       }));
       document.getElementById('me-link').textContent = ctx.me.display_name;
       say('Profile saved.');

@@ -1,0 +1,169 @@
+//! Router tests of private accounts, on the backend `SORI_TEST_DB` names:
+//! following one is a request it approves or declines, the requester may
+//! withdraw it, a block removes it, and turning public accepts every
+//! pending one; until approved, a requester hears none of its posts, not
+//! even public ones.
+
+mod support;
+
+use axum::http::StatusCode;
+use serde_json::json;
+use support::{assert_problem, Api, User};
+
+async fn kinds(api: &Api, who: &User) -> Vec<String> {
+    let r = api.get("/v1/notifications", who).await;
+    r.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn requesters(api: &Api, who: &User) -> Vec<String> {
+    api.all_pages("/v1/me/follow-requests", who, 2)
+        .await
+        .iter()
+        .map(|u| u["handle"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `who` asks to follow `whom` (a private account): 202.
+async fn ask(api: &Api, who: &User, whom: &User) {
+    let r = api.put(&format!("/v1/users/{}/follow", whom.id), who).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+}
+
+async fn make_private(api: &Api, who: &User, private: bool) {
+    let r = api.patch("/v1/me", who, json!({"private": private})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["private"], private);
+}
+
+#[tokio::test]
+async fn a_private_account_approves_its_followers() {
+    let api = Api::new().await;
+    let (ana, ben, cat) = (
+        api.user("ana").await,
+        api.user("ben").await,
+        api.user("cat").await,
+    );
+    make_private(&api, &ana, true).await;
+    let post = api.post_with(&ana, "#public but private account").await;
+    let followers_only = api
+        .post(
+            "/v1/posts",
+            &ana,
+            json!({"media_id": api.media(&ana, "ready").await, "visibility": "followers"}),
+        )
+        .await
+        .id();
+
+    ask(&api, &ben, &ana).await;
+    ask(&api, &ben, &ana).await;
+    ask(&api, &cat, &ana).await;
+    assert_eq!(requesters(&api, &ana).await, ["cat", "ben"]);
+    assert_eq!(
+        kinds(&api, &ana).await,
+        ["follow_request", "follow_request"]
+    );
+    let profile = api.get(&format!("/v1/users/{}", ana.id), &ben).await;
+    assert_eq!(
+        (&profile.json["private"], &profile.json["requested_by_me"]),
+        (&json!(true), &json!(true))
+    );
+    assert_eq!(profile.json["follower_count"], 0);
+    assert_eq!(profile.json["post_count"], 0);
+    // Asking is not following: nothing of ana's reaches ben yet.
+    assert!(api.feed_ids(&ben).await.is_empty());
+    assert!(api
+        .ids(&format!("/v1/users/{}/posts", ana.id), &ben)
+        .await
+        .is_empty());
+    assert!(api.ids("/v1/explore", &ben).await.is_empty());
+    let r = api.get(&format!("/v1/posts/{post}"), &ben).await;
+    assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
+
+    // Approved, ben follows and hears both; he is told.
+    let r = api
+        .post(
+            &format!("/v1/me/follow-requests/{}/approve", ben.id),
+            &ana,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
+    assert_eq!(
+        api.feed_ids(&ben).await,
+        [followers_only.clone(), post.clone()]
+    );
+    assert_eq!(kinds(&api, &ben).await, ["follow_accepted"]);
+    assert_eq!(kinds(&api, &ana).await[0], "follow");
+    assert_eq!(requesters(&api, &ana).await, ["cat"]);
+    // Answering twice finds nothing.
+    let again = format!("/v1/me/follow-requests/{}/approve", ben.id);
+    assert_problem(
+        &api.post(&again, &ana, json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    // A follower's follow call stays a follow.
+    let r = api.put(&format!("/v1/users/{}/follow", ana.id), &ben).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+
+    // Declined, cat is not told and still hears nothing.
+    let r = api
+        .post(
+            &format!("/v1/me/follow-requests/{}/decline", cat.id),
+            &ana,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(kinds(&api, &cat).await.is_empty());
+    assert!(requesters(&api, &ana).await.is_empty());
+    assert!(api
+        .ids(&format!("/v1/users/{}/posts", ana.id), &cat)
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn requests_are_withdrawn_blocked_and_accepted_on_turning_public() {
+    let api = Api::new().await;
+    let (ana, ben, cat, dan) = (
+        api.user("ana").await,
+        api.user("ben").await,
+        api.user("cat").await,
+        api.user("dan").await,
+    );
+    make_private(&api, &ana, true).await;
+    let post = api.ready_post(&ana).await;
+    for who in [&ben, &cat, &dan] {
+        ask(&api, who, &ana).await;
+    }
+    // Ben withdraws his; ana blocks cat (which removes cat's).
+    let r = api
+        .delete(&format!("/v1/users/{}/follow", ana.id), &ben)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    api.block(&ana, &cat).await;
+    assert_eq!(requesters(&api, &ana).await, ["dan"]);
+    let r = api
+        .post(
+            &format!("/v1/me/follow-requests/{}/approve", ben.id),
+            &ana,
+            json!({}),
+        )
+        .await;
+    assert_problem(&r, StatusCode::NOT_FOUND, "not-found");
+
+    // Turning public accepts dan's, and everyone hears ana's public post again.
+    make_private(&api, &ana, false).await;
+    assert!(requesters(&api, &ana).await.is_empty());
+    assert_eq!(api.feed_ids(&dan).await, [post.as_str()]);
+    assert_eq!(kinds(&api, &dan).await, ["follow_accepted"]);
+    assert_eq!(api.ids("/v1/explore", &ben).await, [post.as_str()]);
+    let r = api.put(&format!("/v1/users/{}/follow", ana.id), &ben).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}
