@@ -74,7 +74,17 @@ async fn a_private_account_approves_its_followers() {
     );
     assert_eq!(profile.json["follower_count"], 0);
     assert_eq!(profile.json["post_count"], 0);
-    // Asking is not following: nothing of ana's reaches ben yet.
+    // Asking is not following: nothing of ana's reaches ben yet, nor whom
+    // she follows or who follows her.
+    for list in ["followers", "following"] {
+        let path = format!("/v1/users/{}/{list}", ana.id);
+        assert_problem(
+            &api.get(&path, &ben).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+        assert_eq!(api.get(&path, &ana).await.status, StatusCode::OK);
+    }
     assert!(api.feed_ids(&ben).await.is_empty());
     assert!(api
         .ids(&format!("/v1/users/{}/posts", ana.id), &ben)
@@ -100,6 +110,10 @@ async fn a_private_account_approves_its_followers() {
     assert_eq!(kinds(&api, &ben).await, ["follow_accepted"]);
     assert_eq!(kinds(&api, &ana).await[0], "follow");
     assert_eq!(requesters(&api, &ana).await, ["cat"]);
+    let followers = api
+        .ids(&format!("/v1/users/{}/followers", ana.id), &ben)
+        .await;
+    assert_eq!(followers, [ben.id.as_str()]);
     // Answering twice finds nothing.
     let again = format!("/v1/me/follow-requests/{}/approve", ben.id);
     assert_problem(

@@ -144,7 +144,7 @@ enum Side {
 
 /// A page of `of`'s followers or followees as `viewer` sees them, newest
 /// follow first: removed users and users with a block to the viewer are left
-/// out. Walks `follows_followee` or `follows_follower_time` backwards.
+/// out; 403 for a private account's lists unless the viewer follows it. Walks `follows_followee` or `follows_follower_time` backwards.
 async fn list(
     state: &AppState,
     viewer: &str,
@@ -154,6 +154,13 @@ async fn list(
 ) -> Result<Page<Author>, ApiError> {
     let (limit, cursor) = query.resolve()?;
     require_user(&state.db, of).await?;
+    // A private account's lists are for itself and its followers.
+    if viewer != of
+        && is_private(&state.db, of).await?
+        && !already_follows(&state.db, viewer, of).await?
+    {
+        return Err(ApiError::Forbidden);
+    }
     let (mine, other) = match side {
         Side::Followers => ("followee_id", "follower_id"),
         Side::Following => ("follower_id", "followee_id"),
@@ -185,6 +192,7 @@ async fn list(
     responses(
         (status = 200, body = Page<Author>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A private account you do not follow", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -206,6 +214,7 @@ async fn followers(
     responses(
         (status = 200, body = Page<Author>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A private account you do not follow", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
