@@ -20,7 +20,7 @@ use crate::core::{passwords, time};
 use crate::effects::follows;
 use crate::effects::notifications::tell;
 use crate::model::posts::Visibility;
-use crate::model::rules::audience;
+use crate::model::rules::{audience, mute_in_force};
 use crate::model::users::fold;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -375,18 +375,18 @@ async fn user(
     Path(id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
     let mut user = profile(&state, &id, &caller.id).await?;
-    let (follows, requests, mutes, blocks): (i64, i64, i64, i64) = sqlx::query_as(
+    let sql = format!(
         "SELECT (SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2), \
          (SELECT COUNT(*) FROM follow_requests WHERE requester_id = $1 AND target_id = $2), \
-         (SELECT COUNT(*) FROM mutes WHERE muter_id = $1 AND muted_id = $2 \
-          AND (until IS NULL OR until > $3)), \
+         (SELECT COUNT(*) FROM mutes mu WHERE mu.muter_id = $1 AND mu.muted_id = $2 AND {}), \
          (SELECT COUNT(*) FROM blocks WHERE blocker_id = $1 AND blocked_id = $2)",
-    )
-    .bind(&caller.id)
-    .bind(&id)
-    .bind(time::now_ms())
-    .fetch_one(state.db.pool())
-    .await?;
+        mute_in_force(state.db.backend(), "mu")
+    );
+    let (follows, requests, mutes, blocks): (i64, i64, i64, i64) = sqlx::query_as(&sql)
+        .bind(&caller.id)
+        .bind(&id)
+        .fetch_one(state.db.pool())
+        .await?;
     user.followed_by_me = follows > 0;
     user.requested_by_me = requests > 0;
     user.muted_by_me = mutes > 0;

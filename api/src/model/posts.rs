@@ -10,7 +10,7 @@ use crate::core::media_urls::{ClipUrls, UrlSigner};
 use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
 use crate::model::media::parse_bars;
-use crate::model::rules::{not_muted, visible};
+use crate::model::rules::{audience, not_muted, visible};
 use crate::model::users::Author;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -48,23 +48,21 @@ pub struct Audience {
 
 impl Audience {
     /// Whether `user` may hear the post by its visibility (blocks and
-    /// removals are checked apart).
+    /// removals are checked apart): [`audience`] over the post's author and
+    /// visibility as a one-row table, so the rule is written once.
     pub async fn includes(&self, db: &sori_db::Db, user: &str) -> Result<bool, sqlx::Error> {
-        if user == self.author_id {
-            return Ok(true);
-        }
-        if self.visibility == "private" {
-            return Ok(false);
-        }
-        let (private, follows): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT is_private FROM users WHERE id = $2), \
-             (SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2)",
-        )
-        .bind(user)
-        .bind(&self.author_id)
-        .fetch_one(db.pool())
-        .await?;
-        Ok(follows > 0 || (self.visibility == "public" && private == 0))
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT CAST($2 AS TEXT) AS author_id, \
+             CAST($3 AS TEXT) AS visibility) p WHERE {}",
+            audience("$1")
+        );
+        let found: i64 = sqlx::query_scalar(&sql)
+            .bind(user)
+            .bind(&self.author_id)
+            .bind(&self.visibility)
+            .fetch_one(db.pool())
+            .await?;
+        Ok(found > 0)
     }
 }
 

@@ -68,7 +68,16 @@ pub fn reported_to_admin(viewer: &str) -> String {
 pub fn not_muted(backend: Backend, viewer: &str, author: &str) -> String {
     format!(
         "NOT EXISTS (SELECT 1 FROM mutes mu WHERE mu.muter_id = {viewer} AND mu.muted_id = {author} \
-         AND (mu.until IS NULL OR mu.until > {now}))",
+         AND {})",
+        mute_in_force(backend, "mu")
+    )
+}
+
+/// SQL: the `mutes` row aliased `alias` has not lapsed: for good, or its
+/// `until` still ahead of the database's clock.
+pub fn mute_in_force(backend: Backend, alias: &str) -> String {
+    format!(
+        "({alias}.until IS NULL OR {alias}.until > {now})",
         now = dialect::now_ms(backend)
     )
 }

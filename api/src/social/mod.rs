@@ -23,9 +23,8 @@ use crate::core::state::AppState;
 use sori_db::Db;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::model::dialect;
 use crate::model::posts::Audience;
-use crate::model::rules::{audience, blocked_either_way};
+use crate::model::rules::{audience, blocked_either_way, mute_in_force};
 use crate::model::users::{author_page, Author, AuthorRow};
 
 /// Every social route, merged by [`crate::app`].
@@ -125,10 +124,7 @@ pub async fn relation_page(
             "mutes",
             "muter_id",
             "muted_id",
-            format!(
-                "(r.until IS NULL OR r.until > {})",
-                dialect::now_ms(state.db.backend())
-            ),
+            mute_in_force(state.db.backend(), "r"),
         ),
     };
     let sql = format!(
