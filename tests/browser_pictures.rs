@@ -11,7 +11,7 @@
 mod common;
 
 use common::aws::Backends;
-use common::{api_and_worker, browser, free_port, spawn};
+use common::{api_and_worker, browser, spawn};
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
@@ -20,12 +20,11 @@ use std::time::Duration;
 /// The whole browser run, at most.
 const BROWSER_DEADLINE: Duration = Duration::from_secs(180);
 
-/// Runs the page's path against `api` from `http://127.0.0.1:{page_port}`,
-/// saving the archive as `archive`; what the page saw.
-fn run_browser(api: &str, page_port: u16, archive: &Path) -> Value {
-    let port = page_port.to_string();
+/// Runs the page's path against `api` from `origin`, saving the archive as
+/// `archive`; what the page saw.
+fn run_browser(api: &str, origin: &str, archive: &Path) -> Value {
     let archive = archive.display().to_string();
-    browser::run_script("pictures.mjs", &[api, &port, &archive], BROWSER_DEADLINE)
+    browser::run_script("pictures.mjs", &[api, origin, &archive], BROWSER_DEADLINE)
 }
 
 /// An RGB triple as the canvas read it.
@@ -90,23 +89,20 @@ fn check(seen: &Value, archive: &Path, signed_marker: &str) {
 #[tokio::test]
 async fn a_web_app_shows_pictures_and_downloads_the_export_embedded() {
     let dir = tempfile::tempdir().unwrap();
-    let page_port = free_port();
+    let origin = browser::app_origin();
     let envs = [
         (
             "SORI_DATA_DIR".to_owned(),
             dir.path().join("data").display().to_string(),
         ),
-        (
-            "SORI_CORS_ORIGINS".to_owned(),
-            format!("http://127.0.0.1:{page_port}"),
-        ),
+        ("SORI_CORS_ORIGINS".to_owned(), origin.clone()),
     ];
     let mut server = spawn(dir.path(), &["serve"], &envs);
     server.wait_ready().await;
     let base = server.base.clone();
     let archive = dir.path().join("export.zip");
     let saved = archive.clone();
-    let seen = tokio::task::spawn_blocking(move || run_browser(&base, page_port, &saved))
+    let seen = tokio::task::spawn_blocking(move || run_browser(&base, &origin, &saved))
         .await
         .unwrap();
     check(&seen, &archive, "/v1/blobs/");
@@ -115,15 +111,13 @@ async fn a_web_app_shows_pictures_and_downloads_the_export_embedded() {
 
 #[tokio::test]
 async fn a_web_app_shows_pictures_and_downloads_the_export_in_production() {
-    let page_port = free_port();
-    let b = Backends::new()
-        .await
-        .allow_origins(&format!("http://127.0.0.1:{page_port}"));
+    let origin = browser::app_origin();
+    let b = Backends::new().await.allow_origins(&origin);
     let (api, worker) = api_and_worker(b.dir.path(), &b.envs).await;
     let base = api.base.clone();
     let archive = b.dir.path().join("export.zip");
     let saved = archive.clone();
-    let seen = tokio::task::spawn_blocking(move || run_browser(&base, page_port, &saved))
+    let seen = tokio::task::spawn_blocking(move || run_browser(&base, &origin, &saved))
         .await
         .unwrap();
     check(&seen, &archive, "X-Amz-Signature=");

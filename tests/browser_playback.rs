@@ -14,7 +14,7 @@
 mod common;
 
 use common::aws::Backends;
-use common::{api_and_worker, browser, free_port, spawn};
+use common::{api_and_worker, browser, spawn};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -27,15 +27,14 @@ const BROWSER_DEADLINE: Duration = Duration::from_secs(180);
 /// What the fake microphone says.
 const SPEECH: &str = "Hello from the browser. This is a voice post recorded by a web app.";
 
-/// Runs the page's path against `api` with the page served from
-/// `http://127.0.0.1:{page_port}`; what the page measured.
-fn run_browser(api: &str, page_port: u16, wav: &Path) -> Value {
-    let port = page_port.to_string();
+/// Runs the page's path against `api` with the page at `origin`; what the
+/// page measured.
+fn run_browser(api: &str, origin: &str, wav: &Path) -> Value {
     let record_ms = RECORD_MS.to_string();
     let wav = wav.display().to_string();
     browser::run_script(
         "playback.mjs",
-        &[api, &port, &wav, &record_ms],
+        &[api, origin, &wav, &record_ms],
         BROWSER_DEADLINE,
     )
 }
@@ -70,19 +69,18 @@ fn check_playback(seen: &Value, signed_marker: &str) {
 async fn a_web_app_on_another_origin_records_posts_and_plays_embedded() {
     let dir = tempfile::tempdir().unwrap();
     let wav = browser::speech_wav(dir.path(), SPEECH);
-    let page_port = free_port();
-    let origin = format!("http://127.0.0.1:{page_port}");
+    let origin = browser::app_origin();
     let envs = [
         (
             "SORI_DATA_DIR".to_owned(),
             dir.path().join("data").display().to_string(),
         ),
-        ("SORI_CORS_ORIGINS".to_owned(), origin),
+        ("SORI_CORS_ORIGINS".to_owned(), origin.clone()),
     ];
     let mut server = spawn(dir.path(), &["serve"], &envs);
     server.wait_ready().await;
     let base = server.base.clone();
-    let seen = tokio::task::spawn_blocking(move || run_browser(&base, page_port, &wav))
+    let seen = tokio::task::spawn_blocking(move || run_browser(&base, &origin, &wav))
         .await
         .unwrap();
     check_playback(&seen, "/v1/blobs/media/");
@@ -91,14 +89,12 @@ async fn a_web_app_on_another_origin_records_posts_and_plays_embedded() {
 
 #[tokio::test]
 async fn a_web_app_on_another_origin_records_posts_and_plays_in_production() {
-    let page_port = free_port();
-    let b = Backends::new()
-        .await
-        .allow_origins(&format!("http://127.0.0.1:{page_port}"));
+    let origin = browser::app_origin();
+    let b = Backends::new().await.allow_origins(&origin);
     let wav = browser::speech_wav(b.dir.path(), SPEECH);
     let (api, worker) = api_and_worker(b.dir.path(), &b.envs).await;
     let base = api.base.clone();
-    let seen = tokio::task::spawn_blocking(move || run_browser(&base, page_port, &wav))
+    let seen = tokio::task::spawn_blocking(move || run_browser(&base, &origin, &wav))
         .await
         .unwrap();
     check_playback(&seen, "X-Amz-Signature=");

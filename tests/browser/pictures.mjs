@@ -10,18 +10,18 @@
 // DOWNLOAD_PATH for the test to open.
 //
 // Run by tests/browser_pictures.rs:
-//   node pictures.mjs API_BASE PAGE_PORT DOWNLOAD_PATH
+//   node pictures.mjs API_BASE PAGE_ORIGIN DOWNLOAD_PATH
 // Prints one JSON line with what it saw; exits non-zero with the reason on
 // stderr when any step fails.
 
 import { runOnAppPage } from './chromium.mjs';
 
-const [apiBase, pagePort, downloadPath] = process.argv.slice(2);
-if (!apiBase || !pagePort || !downloadPath) {
-  console.error('usage: node pictures.mjs API_BASE PAGE_PORT DOWNLOAD_PATH');
+const [apiBase, pageOrigin, downloadPath] = process.argv.slice(2);
+if (!apiBase || !pageOrigin || !downloadPath) {
+  console.error('usage: node pictures.mjs API_BASE PAGE_ORIGIN DOWNLOAD_PATH');
   process.exit(2);
 }
-await runOnAppPage(pagePort, null, async (page) => {
+await runOnAppPage(pageOrigin, null, async (page) => {
   const seen = await page.evaluate(pictures, { api: apiBase });
   // The archive's link, clicked: Chromium downloads what the URL serves.
   const started = page.waitForEvent('download', { timeout: 30000 });

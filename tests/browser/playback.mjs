@@ -7,18 +7,18 @@
 // be finite), seek, and fetch a byte range of it cross-origin.
 //
 // Run by tests/browser_playback.rs:
-//   node playback.mjs API_BASE PAGE_PORT FAKE_MIC_WAV RECORD_MS
+//   node playback.mjs API_BASE PAGE_ORIGIN FAKE_MIC_WAV RECORD_MS
 // Prints one JSON line with what it measured; exits non-zero with the reason
 // on stderr when any step fails.
 
 import { runOnAppPage } from './chromium.mjs';
 
-const [apiBase, pagePort, wav, recordMs] = process.argv.slice(2);
-if (!apiBase || !pagePort || !wav || !recordMs) {
-  console.error('usage: node playback.mjs API_BASE PAGE_PORT FAKE_MIC_WAV RECORD_MS');
+const [apiBase, pageOrigin, wav, recordMs] = process.argv.slice(2);
+if (!apiBase || !pageOrigin || !wav || !recordMs) {
+  console.error('usage: node playback.mjs API_BASE PAGE_ORIGIN FAKE_MIC_WAV RECORD_MS');
   process.exit(2);
 }
-await runOnAppPage(pagePort, wav,
+await runOnAppPage(pageOrigin, wav,
   (page) => page.evaluate(userPath, { api: apiBase, recordMs: Number(recordMs) }));
 
 // Runs inside the page: everything a web app does, with fetch and the DOM.

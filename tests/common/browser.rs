@@ -12,6 +12,15 @@ pub fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
+/// The origin a browser test's web app page is served from:
+/// `http://localhost:PORT`. The scripts answer it through Playwright's
+/// routing, so nothing listens on the port and no other process can take
+/// it; the host `localhost` keeps it another origin than the API's
+/// `127.0.0.1` whatever the port, and a secure context (the microphone).
+pub fn app_origin() -> String {
+    format!("http://localhost:{}", super::free_port())
+}
+
 /// A 48 kHz mono WAV of `text` spoken by espeak-ng, for Chromium's fake
 /// microphone (which loops it).
 pub fn speech_wav(dir: &Path, text: &str) -> PathBuf {
