@@ -11,7 +11,8 @@
 mod common;
 
 use common::aws::Backends;
-use common::{api_and_worker, browser, spawn};
+use common::browser::{self, AppPage};
+use common::{api_and_worker, spawn};
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
@@ -20,11 +21,11 @@ use std::time::Duration;
 /// The whole browser run, at most.
 const BROWSER_DEADLINE: Duration = Duration::from_secs(180);
 
-/// Runs the page's path against `api` from `origin`, saving the archive as
-/// `archive`; what the page saw.
-fn run_browser(api: &str, origin: &str, archive: &Path) -> Value {
+/// Runs the page's path against `api` from the web app served as `page`,
+/// saving the archive as `archive`; what the page saw.
+fn run_browser(api: &str, page: AppPage, archive: &Path) -> Value {
     let archive = archive.display().to_string();
-    browser::run_script("pictures.mjs", &[api, origin, &archive], BROWSER_DEADLINE)
+    browser::run_page_script("pictures.mjs", page, &[api, &archive], BROWSER_DEADLINE)
 }
 
 /// An RGB triple as the canvas read it.
@@ -89,20 +90,20 @@ fn check(seen: &Value, archive: &Path, signed_marker: &str) {
 #[tokio::test]
 async fn a_web_app_shows_pictures_and_downloads_the_export_embedded() {
     let dir = tempfile::tempdir().unwrap();
-    let origin = browser::app_origin();
+    let page = AppPage::bind();
     let envs = [
         (
             "SORI_DATA_DIR".to_owned(),
             dir.path().join("data").display().to_string(),
         ),
-        ("SORI_CORS_ORIGINS".to_owned(), origin.clone()),
+        ("SORI_CORS_ORIGINS".to_owned(), page.origin.clone()),
     ];
     let mut server = spawn(dir.path(), &["serve"], &envs);
     server.wait_ready().await;
     let base = server.base.clone();
     let archive = dir.path().join("export.zip");
     let saved = archive.clone();
-    let seen = tokio::task::spawn_blocking(move || run_browser(&base, &origin, &saved))
+    let seen = tokio::task::spawn_blocking(move || run_browser(&base, page, &saved))
         .await
         .unwrap();
     check(&seen, &archive, "/v1/blobs/");
@@ -111,13 +112,13 @@ async fn a_web_app_shows_pictures_and_downloads_the_export_embedded() {
 
 #[tokio::test]
 async fn a_web_app_shows_pictures_and_downloads_the_export_in_production() {
-    let origin = browser::app_origin();
-    let b = Backends::new().await.allow_origins(&origin);
+    let page = AppPage::bind();
+    let b = Backends::new().await.allow_origins(&page.origin);
     let (api, worker) = api_and_worker(b.dir.path(), &b.envs).await;
     let base = api.base.clone();
     let archive = b.dir.path().join("export.zip");
     let saved = archive.clone();
-    let seen = tokio::task::spawn_blocking(move || run_browser(&base, &origin, &saved))
+    let seen = tokio::task::spawn_blocking(move || run_browser(&base, page, &saved))
         .await
         .unwrap();
     check(&seen, &archive, "X-Amz-Signature=");

@@ -14,7 +14,8 @@
 mod common;
 
 use common::aws::Backends;
-use common::{api_and_worker, browser, spawn};
+use common::browser::{self, AppPage};
+use common::{api_and_worker, spawn};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -27,14 +28,15 @@ const BROWSER_DEADLINE: Duration = Duration::from_secs(180);
 /// What the fake microphone says.
 const SPEECH: &str = "Hello from the browser. This is a voice post recorded by a web app.";
 
-/// Runs the page's path against `api` with the page at `origin`; what the
-/// page measured.
-fn run_browser(api: &str, origin: &str, wav: &Path) -> Value {
+/// Runs the page's path against `api` with the web app served as `page`;
+/// what the page measured.
+fn run_browser(api: &str, page: AppPage, wav: &Path) -> Value {
     let record_ms = RECORD_MS.to_string();
     let wav = wav.display().to_string();
-    browser::run_script(
+    browser::run_page_script(
         "playback.mjs",
-        &[api, origin, &wav, &record_ms],
+        page,
+        &[api, &wav, &record_ms],
         BROWSER_DEADLINE,
     )
 }
@@ -69,18 +71,18 @@ fn check_playback(seen: &Value, signed_marker: &str) {
 async fn a_web_app_on_another_origin_records_posts_and_plays_embedded() {
     let dir = tempfile::tempdir().unwrap();
     let wav = browser::speech_wav(dir.path(), SPEECH);
-    let origin = browser::app_origin();
+    let page = AppPage::bind();
     let envs = [
         (
             "SORI_DATA_DIR".to_owned(),
             dir.path().join("data").display().to_string(),
         ),
-        ("SORI_CORS_ORIGINS".to_owned(), origin.clone()),
+        ("SORI_CORS_ORIGINS".to_owned(), page.origin.clone()),
     ];
     let mut server = spawn(dir.path(), &["serve"], &envs);
     server.wait_ready().await;
     let base = server.base.clone();
-    let seen = tokio::task::spawn_blocking(move || run_browser(&base, &origin, &wav))
+    let seen = tokio::task::spawn_blocking(move || run_browser(&base, page, &wav))
         .await
         .unwrap();
     check_playback(&seen, "/v1/blobs/media/");
@@ -89,12 +91,12 @@ async fn a_web_app_on_another_origin_records_posts_and_plays_embedded() {
 
 #[tokio::test]
 async fn a_web_app_on_another_origin_records_posts_and_plays_in_production() {
-    let origin = browser::app_origin();
-    let b = Backends::new().await.allow_origins(&origin);
+    let page = AppPage::bind();
+    let b = Backends::new().await.allow_origins(&page.origin);
     let wav = browser::speech_wav(b.dir.path(), SPEECH);
     let (api, worker) = api_and_worker(b.dir.path(), &b.envs).await;
     let base = api.base.clone();
-    let seen = tokio::task::spawn_blocking(move || run_browser(&base, &origin, &wav))
+    let seen = tokio::task::spawn_blocking(move || run_browser(&base, page, &wav))
         .await
         .unwrap();
     check_playback(&seen, "X-Amz-Signature=");

@@ -2,6 +2,7 @@
 // playwright-core, and the launch options with a fake microphone.
 
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -58,24 +59,31 @@ function installApiCall() {
 }
 
 /**
- * Opens an empty page at `origin` (an app's own origin, another than the
- * API's) in Chromium with the fake microphone playing `wav` (or none) and
- * `window.apiCall` installed, runs `use(page)`, prints its answer as one JSON
- * line, and exits: 0, or 1 with the reason on stderr. The page is answered
- * by Playwright's routing, not a listening socket, so no other process on
- * the machine can hold or take its port.
+ * Serves an empty page at `origin` (`http://127.0.0.1:PORT`, an app's own
+ * origin, another than the API's) on the listening socket the test handed
+ * over as standard input, opens it in Chromium with the fake microphone
+ * playing `wav` (or none) and `window.apiCall` installed, runs `use(page)`,
+ * prints its answer as one JSON line, and exits: 0, or 1 with the reason on
+ * stderr. The test bound the socket before starting Sori, so no other
+ * process could take the port meanwhile.
  */
 export async function runOnAppPage(origin, wav, use) {
   const chromium = await loadChromium();
   const html = '<!doctype html><meta charset="utf-8"><title>Sori web app</title><body></body>';
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd: 0 }, resolve);
+  });
   const profile = mkdtempSync(join(tmpdir(), 'sori-chromium-'));
   const options = { ...launchOptions(wav), acceptDownloads: true };
   const context = await chromium.launchPersistentContext(profile, options);
   let exitCode = 0;
   try {
     await context.addInitScript(installApiCall);
-    await context.route(`${origin}/`, (route) =>
-      route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: html }));
     const page = context.pages()[0] || await context.newPage();
     page.on('console', (m) => console.error(`page: ${m.text()}`));
     await page.goto(`${origin}/`);
@@ -85,6 +93,7 @@ export async function runOnAppPage(origin, wav, use) {
     exitCode = 1;
   } finally {
     await context.close();
+    server.close();
     rmSync(profile, { recursive: true, force: true });
   }
   process.exit(exitCode);

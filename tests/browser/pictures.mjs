@@ -10,15 +10,15 @@
 // DOWNLOAD_PATH for the test to open.
 //
 // Run by tests/browser_pictures.rs:
-//   node pictures.mjs API_BASE PAGE_ORIGIN DOWNLOAD_PATH
+//   node pictures.mjs PAGE_ORIGIN API_BASE DOWNLOAD_PATH < page socket
 // Prints one JSON line with what it saw; exits non-zero with the reason on
 // stderr when any step fails.
 
 import { runOnAppPage } from './chromium.mjs';
 
-const [apiBase, pageOrigin, downloadPath] = process.argv.slice(2);
+const [pageOrigin, apiBase, downloadPath] = process.argv.slice(2);
 if (!apiBase || !pageOrigin || !downloadPath) {
-  console.error('usage: node pictures.mjs API_BASE PAGE_ORIGIN DOWNLOAD_PATH');
+  console.error('usage: node pictures.mjs PAGE_ORIGIN API_BASE DOWNLOAD_PATH');
   process.exit(2);
 }
 await runOnAppPage(pageOrigin, null, async (page) => {

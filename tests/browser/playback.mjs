@@ -7,15 +7,15 @@
 // be finite), seek, and fetch a byte range of it cross-origin.
 //
 // Run by tests/browser_playback.rs:
-//   node playback.mjs API_BASE PAGE_ORIGIN FAKE_MIC_WAV RECORD_MS
+//   node playback.mjs PAGE_ORIGIN API_BASE FAKE_MIC_WAV RECORD_MS < page socket
 // Prints one JSON line with what it measured; exits non-zero with the reason
 // on stderr when any step fails.
 
 import { runOnAppPage } from './chromium.mjs';
 
-const [apiBase, pageOrigin, wav, recordMs] = process.argv.slice(2);
+const [pageOrigin, apiBase, wav, recordMs] = process.argv.slice(2);
 if (!apiBase || !pageOrigin || !wav || !recordMs) {
-  console.error('usage: node playback.mjs API_BASE PAGE_ORIGIN FAKE_MIC_WAV RECORD_MS');
+  console.error('usage: node playback.mjs PAGE_ORIGIN API_BASE FAKE_MIC_WAV RECORD_MS');
   process.exit(2);
 }
 await runOnAppPage(pageOrigin, wav,

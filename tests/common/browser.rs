@@ -3,6 +3,8 @@
 //! Debian's Chromium) to its single JSON line.
 
 use serde_json::Value;
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,13 +14,22 @@ pub fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// The origin a browser test's web app page is served from:
-/// `http://localhost:PORT`. The scripts answer it through Playwright's
-/// routing, so nothing listens on the port and no other process can take
-/// it; the host `localhost` keeps it another origin than the API's
-/// `127.0.0.1` whatever the port, and a secure context (the microphone).
-pub fn app_origin() -> String {
-    format!("http://localhost:{}", super::free_port())
+/// The web app page of a browser test, on its own origin
+/// `http://127.0.0.1:PORT`: the socket is bound here, before Sori starts
+/// (whose CORS settings name the origin), and handed to the script as its
+/// standard input, where it serves the page; so no other process can take
+/// the port in between.
+pub struct AppPage {
+    listener: TcpListener,
+    pub origin: String,
+}
+
+impl AppPage {
+    pub fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        Self { listener, origin }
+    }
 }
 
 /// A 48 kHz mono WAV of `text` spoken by espeak-ng, for Chromium's fake
@@ -47,6 +58,18 @@ pub fn speech_wav(dir: &Path, text: &str) -> PathBuf {
 /// line of output; fails with its stderr when it fails or takes longer than
 /// `deadline`.
 pub fn run_script(script: &str, args: &[&str], deadline: Duration) -> Value {
+    run(script, args, Stdio::null(), deadline)
+}
+
+/// [`run_script`] for a script serving `page` (its socket as standard input).
+pub fn run_page_script(script: &str, page: AppPage, args: &[&str], deadline: Duration) -> Value {
+    let mut all = vec![page.origin.as_str()];
+    all.extend_from_slice(args);
+    let socket = Stdio::from(OwnedFd::from(page.listener));
+    run(script, &all, socket, deadline)
+}
+
+fn run(script: &str, args: &[&str], stdin: Stdio, deadline: Duration) -> Value {
     let dir = browser_dir();
     assert!(
         dir.join("node_modules/playwright-core").exists()
@@ -58,6 +81,7 @@ pub fn run_script(script: &str, args: &[&str], deadline: Duration) -> Value {
         .arg(dir.join(script))
         .args(args)
         .current_dir(&dir)
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
