@@ -229,6 +229,16 @@ pub struct Settings {
         global = true
     )]
     pub push_message_text: bool,
+    /// Seconds a social push (a like, a comment, a follow…) waits after its
+    /// first event, so a burst on one post becomes one push ("Mina and 3
+    /// others liked your post"); chat pushes never wait.
+    #[arg(
+        long,
+        env = "SORI_PUSH_COLLAPSE_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub push_collapse_secs: u64,
     /// Sign-ups accepted from one client address per hour (0: no limit).
     #[arg(
         long,

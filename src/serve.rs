@@ -324,6 +324,7 @@ fn push_dispatcher(
         max_attempts: settings.push_max_attempts.max(1),
         retention: Duration::from_secs(settings.push_retention_secs),
         message_text: settings.push_message_text,
+        collapse_window: Duration::from_secs(settings.push_collapse_secs),
         ..DispatchConfig::default()
     };
     let dispatcher = Dispatcher::new(db.clone(), sender, config).with_metrics(&state.metrics);

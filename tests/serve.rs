@@ -206,6 +206,7 @@ fn help_lists_every_command_and_setting() {
         "SORI_IDLE_TIMEOUT_SECS",
         "SORI_MAX_CONNECTIONS",
         "SORI_PUSH_MESSAGE_TEXT",
+        "SORI_PUSH_COLLAPSE_SECS",
         "SORI_SMTP_URL",
         "SORI_MIGRATE_ON_START",
         "SORI_DRAIN_SECS",

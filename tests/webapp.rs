@@ -15,7 +15,7 @@ mod common;
 
 use common::aws::Backends;
 use common::{api_and_worker, browser, spawn};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
@@ -102,6 +102,10 @@ fn check(seen: &Value) {
     assert_eq!(seen["photo_width"], 192);
     assert_eq!(seen["edited_and_unsent_live"], true);
     assert_eq!(seen["follow_request_approved"], true);
+    assert_eq!(
+        seen["like_switches_after_reload"],
+        json!([true, false, true])
+    );
     let order = |key: &str| -> Vec<String> {
         serde_json::from_value(seen[key].clone()).unwrap_or_else(|e| panic!("{key}: {e}"))
     };

@@ -33,6 +33,7 @@ const USER_ROWS: &[(&str, &str)] = &[
     ("notifications", "user_id = $1 OR actor_id = $1"),
     ("blocks", "blocker_id = $1 OR blocked_id = $1"),
     ("mutes", "muter_id = $1 OR muted_id = $1"),
+    ("notification_settings", "user_id = $1"),
     ("follow_requests", "requester_id = $1 OR target_id = $1"),
     ("reports", "reporter_id = $1 OR target_id = $1"),
     ("plays", "user_id = $1"),
@@ -189,6 +190,10 @@ async fn life(api: &Api) -> Life {
     api.block(&alice, &dave).await;
     api.mute(&alice, &carol).await;
     api.mute(&bob, &alice).await;
+    let r = api
+        .notification_settings(&alice, json!({"like": {"push": false}}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
     // Carol's account is private: alice's follow is a request.
     let r = api.patch("/v1/me", &carol, json!({"private": true})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);

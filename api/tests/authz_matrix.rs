@@ -137,6 +137,8 @@ fn table() -> Vec<Row> {
         row("delete", "/v1/users/{id}/follow", "/v1/users/{owner}/follow", none, [401, 204, 422, 204, 204]),
         row("get", "/v1/users/{id}/followers", "/v1/users/{owner}/followers", none, [401, 200, 200, 200, 200]),
         row("get", "/v1/me/follow-requests", "/v1/me/follow-requests", none, [401, 200, 200, 200, 200]),
+        row("get", "/v1/me/notification-settings", "/v1/me/notification-settings", none, [401, 200, 200, 200, 200]),
+        row("put", "/v1/me/notification-settings", "/v1/me/notification-settings", |_| json!({"like": {"push": false}}), [401, 200, 200, 200, 200]),
         // Nobody asked anyone to follow in a scene: no request to answer.
         row("post", "/v1/me/follow-requests/{user_id}/approve", "/v1/me/follow-requests/{owner}/approve", none, [401, 404, 404, 404, 404]),
         row("post", "/v1/me/follow-requests/{user_id}/decline", "/v1/me/follow-requests/{owner}/decline", none, [401, 404, 404, 404, 404]),
@@ -168,6 +170,12 @@ fn table() -> Vec<Row> {
         row("post", "/v1/posts/{id}/plays", "/v1/posts/{post}/plays", none, [401, 200, 200, 404, 200]),
         row("get", "/v1/notifications", "/v1/notifications", none, [401, 200, 200, 200, 200]),
         row("post", "/v1/notifications/read", "/v1/notifications/read", |_| json!({}), [401, 200, 200, 200, 200]),
+        row("delete", "/v1/notifications/{id}", "/v1/notifications/{owner_notification}", none, [401, 404, 204, 404, 404]),
+        // Moderation: admins only. The post was never removed: nothing to restore.
+        row("get", "/v1/admin/audit", "/v1/admin/audit", none, [401, 403, 403, 403, 200]),
+        row("post", "/v1/admin/restore", "/v1/admin/restore",
+            |s| json!({"target_kind": "post", "target_id": s.id("post")}), [401, 403, 403, 403, 409]),
+        row("post", "/v1/admin/announcements", "/v1/admin/announcements", |_| json!({"text": "hello"}), [401, 403, 403, 403, 201]),
         // Playlists: a private one exists only for its owner.
         row("post", "/v1/playlists", "/v1/playlists", |_| json!({"title": "new"}), [401, 201, 201, 201, 201]),
         row("get", "/v1/playlists/{id}", "/v1/playlists/{private_playlist}", none, [401, 404, 200, 404, 404]),
@@ -400,6 +408,13 @@ impl World {
         self.must(&other, Method::PUT, &like, Value::Null, 204)
             .await;
 
+        let owner_notification: String =
+            sqlx::query_scalar("SELECT id FROM notifications WHERE user_id = $1 AND kind = 'like'")
+                .bind(&owner.id)
+                .fetch_one(self.api.t.db.pool())
+                .await
+                .unwrap();
+
         let audio_key = format!("media/{ready_media}/v1/audio.opus");
         let audio_blob = self.api.signed_path(&audio_key);
 
@@ -427,6 +442,7 @@ impl World {
             ("message", message),
             ("comment", comment),
             ("report", report),
+            ("owner_notification", owner_notification),
             ("audio_blob", audio_blob),
         ];
         let secrets = vec![

@@ -514,15 +514,7 @@ async fn ending_a_session_by_id_or_deleting_the_account_closes_its_sockets() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     closed_by_server(&mut phone_socket).await;
     // Deleting the account closes the rest.
-    let r = s
-        .api
-        .call(
-            Method::DELETE,
-            "/v1/me",
-            Some(&alice.token),
-            json!({"password": "correct horse"}),
-        )
-        .await;
+    let r = s.api.delete_account(&alice).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
     closed_by_server(&mut tablet_socket).await;
 }

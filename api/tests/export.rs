@@ -104,6 +104,10 @@ async fn the_archive_holds_the_accounts_data_and_files() {
         StatusCode::NOT_FOUND,
         "not-found",
     );
+    let r = api
+        .notification_settings(&alice, json!({"like": {"push": false}}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
     let r = api.post("/v1/me/export", &alice, Value::Null).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
     let status = finished(&api, &alice).await;
@@ -137,6 +141,11 @@ async fn the_archive_holds_the_accounts_data_and_files() {
     assert_eq!(json_entry(&files, "following.json")[0]["handle"], "bob");
     assert_eq!(json_entry(&files, "followers.json")[0]["handle"], "bob");
     assert_eq!(json_entry(&files, "playlists.json")[0]["title"], "faves");
+    let switches = &json_entry(&files, "notification_settings.json")[0];
+    assert_eq!(
+        (&switches["kind"], &switches["inbox"], &switches["push"]),
+        (&json!("like"), &json!(1), &json!(0))
+    );
     let texts: Vec<Value> = json_entry(&files, "messages.json")
         .as_array()
         .unwrap()

@@ -761,3 +761,178 @@ async fn the_outbox_depth_and_outcomes_are_metrics() {
     stop_tx.send(true).unwrap();
     running.await.unwrap();
 }
+
+// ---------------------------------------------------------- social pushes
+
+/// The outbox's entries for `who` as (kind, collapsed), oldest first.
+async fn pushes_for(db: &Db, who: &User) -> Vec<(String, i64)> {
+    sqlx::query(
+        "SELECT kind, CAST(collapsed AS BIGINT) AS collapsed FROM push_outbox \
+         WHERE user_id = $1 ORDER BY created_at, id",
+    )
+    .bind(&who.id)
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get("kind"), r.get("collapsed")))
+    .collect()
+}
+
+fn kinds(list: &[(&str, i64)]) -> Vec<(String, i64)> {
+    list.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+}
+
+/// What the phone of the request shows: (title, body).
+fn shown(request: &Seen) -> (String, String) {
+    let devices = request.body["devices"].as_array().unwrap();
+    let phone = devices.iter().find(|d| d["device_id"] == "phone").unwrap();
+    let n = &phone["fcm"]["message"]["notification"];
+    (
+        n["title"].as_str().unwrap().to_owned(),
+        n["body"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_burst_of_likes_is_one_push_naming_the_last_and_counting_the_others() {
+    let api = Api::new().await;
+    let db = api.t.db.clone();
+    let (mina, _) = people(&api).await;
+    let post = api.ready_post(&mina).await;
+    let mut fans = Vec::new();
+    for (handle, name) in [
+        ("ara", "Ara"),
+        ("boram", "Bo Kim"),
+        ("cyan", "Cy"),
+        ("dae", "Dae"),
+    ] {
+        let fan = api.user_named(handle, name).await;
+        let r = api.put(&format!("/v1/posts/{post}/like"), &fan).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
+        fans.push(fan);
+    }
+    // Unliking and liking again is not a new event.
+    api.delete(&format!("/v1/posts/{post}/like"), &fans[0])
+        .await;
+    api.put(&format!("/v1/posts/{post}/like"), &fans[0]).await;
+    assert_eq!(pushes_for(&db, &mina).await, kinds(&[("like", 4)]));
+
+    // Within the collapse window nothing is sent; after it, one push.
+    let (rx, url) = receiver(Mode::Accept).await;
+    let waiting = DispatchConfig {
+        collapse_window: Duration::from_secs(60),
+        ..config()
+    };
+    assert_eq!(
+        dispatcher(&db, &url, waiting)
+            .run_once()
+            .await
+            .unwrap()
+            .claimed,
+        0
+    );
+    let now = DispatchConfig {
+        collapse_window: Duration::ZERO,
+        ..config()
+    };
+    let d = dispatcher(&db, &url, now);
+    assert_eq!(d.run_once().await.unwrap().delivered, 1);
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        shown(&requests[0]),
+        ("Dae and 3 others".to_owned(), "liked your post".to_owned())
+    );
+    assert_eq!(requests[0].body["kind"], "like");
+    assert_eq!(requests[0].body["data"]["post_id"], post.as_str());
+    assert_eq!(requests[0].body["data"]["actor_id"], fans[3].id.as_str());
+    assert_eq!(requests[0].body["data"]["count"], 4);
+
+    // A like after the push went out is a push of its own.
+    let late = api.user_named("eun", "Eun").await;
+    api.put(&format!("/v1/posts/{post}/like"), &late).await;
+    assert_eq!(
+        pushes_for(&db, &mina).await,
+        kinds(&[("like", 4), ("like", 1)])
+    );
+    drain(&d, &db).await;
+    assert_eq!(
+        shown(&rx.requests()[1]),
+        ("Eun".to_owned(), "liked your post".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_collapsing_push_waits_for_its_window_and_a_chat_message_does_not() {
+    let api = Api::new().await;
+    let db = api.t.db.clone();
+    let (mina, joon) = people(&api).await;
+    api.follow(&joon, &mina).await;
+    let room = api.room(&joon, &mina).await;
+    api.text_message(&joon, &room, "hi").await;
+    assert_eq!(
+        pushes_for(&db, &mina).await,
+        kinds(&[("follow", 1), ("message.new", 1)])
+    );
+    let (rx, url) = receiver(Mode::Accept).await;
+    let pass = dispatcher(&db, &url, config()).run_once().await.unwrap();
+    assert_eq!(pass.delivered, 1, "the message only");
+    assert_eq!(rx.requests()[0].body["kind"], "message.new");
+}
+
+#[tokio::test]
+async fn settings_mutes_blocks_and_an_open_app_decide_what_is_pushed() {
+    let api = Api::new().await;
+    let db = api.t.db.clone();
+    let (mina, joon) = people(&api).await;
+    let ara = api.user("ara").await;
+    let post = api.ready_post(&mina).await;
+    let r = api
+        .notification_settings(
+            &mina,
+            json!({"like": {"push": false}, "message": {"push": false}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+
+    // Likes and chat messages: off. A comment: on.
+    api.put(&format!("/v1/posts/{post}/like"), &joon).await;
+    let room = api.room(&joon, &mina).await;
+    api.text_message(&joon, &room, "hi").await;
+    let comment = json!({"text": "lovely"});
+    api.post(
+        &format!("/v1/posts/{post}/comments"),
+        &joon,
+        comment.clone(),
+    )
+    .await;
+    assert_eq!(pushes_for(&db, &mina).await, kinds(&[("comment", 1)]));
+    // The like is still in her list: only its push is off.
+    let r = api.get("/v1/notifications", &mina).await;
+    let listed: Vec<&str> = r.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["comment", "like"]);
+
+    // Someone she mutes is not pushed; a block withdraws a waiting push.
+    api.mute(&mina, &ara).await;
+    api.follow(&ara, &mina).await;
+    let bo = api.user("bomi").await;
+    api.follow(&bo, &mina).await;
+    assert_eq!(
+        pushes_for(&db, &mina).await,
+        kinds(&[("comment", 1), ("follow", 1)])
+    );
+    api.block(&bo, &mina).await;
+    assert_eq!(pushes_for(&db, &mina).await, kinds(&[("comment", 1)]));
+
+    // While an app of hers is connected she is told live, not pushed.
+    api.online(&mina).await;
+    api.post(&format!("/v1/posts/{post}/comments"), &joon, comment)
+        .await;
+    assert_eq!(pushes_for(&db, &mina).await, kinds(&[("comment", 1)]));
+}

@@ -32,6 +32,18 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend of an open connection: for code handed a transaction's
+    /// connection rather than the [`Db`].
+    pub fn of(conn: &AnyConnection) -> Self {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+}
+
 /// Why the database could not be opened or migrated.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -432,12 +432,17 @@ fn failure_body(state: MediaState, reason: &str) -> serde_json::Value {
 }
 
 /// Writes the owner's notification of `event`, inside the caller's
-/// transaction; the post the media belongs to, if any, is linked.
+/// transaction; the post the media belongs to, if any, is linked. An owner
+/// with no live connection (the app closed while the clip was processed)
+/// also gets a push, unless they turned media pushes off: the API's push
+/// outbox entry (`sori_api::effects::push`), written here by hand because
+/// this crate sits below the API.
 pub(crate) async fn notify(
     conn: &mut AnyConnection,
     event: &MediaEvent,
     body: &serde_json::Value,
 ) -> Result<(), MediaError> {
+    let now = now_ms();
     sqlx::query(
         "INSERT INTO notifications (id, user_id, kind, post_id, media_id, body, created_at) \
          VALUES ($1, $2, $3, (SELECT id FROM posts WHERE media_id = $4), $4, $5, $6)",
@@ -447,7 +452,25 @@ pub(crate) async fn notify(
     .bind(event.kind())
     .bind(&event.media_id)
     .bind(body.to_string())
-    .bind(now_ms())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let mut payload = serde_json::json!({ "media_id": event.media_id });
+    if let Some(reason) = body.get("reason") {
+        payload["reason"] = reason.clone();
+    }
+    sqlx::query(
+        "INSERT INTO push_outbox (id, user_id, kind, payload, next_attempt_at, created_at) \
+         SELECT $1, $2, $3, $4, $5, $5 \
+         WHERE NOT EXISTS (SELECT 1 FROM notification_settings \
+             WHERE user_id = $2 AND kind = 'media' AND push = 0) \
+         AND NOT EXISTS (SELECT 1 FROM ws_connections WHERE user_id = $2 AND expires_at > $5)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&event.owner_id)
+    .bind(event.kind())
+    .bind(payload.to_string())
+    .bind(now)
     .execute(conn)
     .await?;
     Ok(())

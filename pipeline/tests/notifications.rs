@@ -1,7 +1,8 @@
 //! The `media.ready` / `media.failed` notification rows and in-process events
 //! the worker writes when a media reaches a final state, on the backend named
 //! by `SORI_TEST_DB`: exactly one per media, in the same transaction as the
-//! state change, none for a duplicate delivery.
+//! state change, none for a duplicate delivery; and the push for an owner
+//! with no app connected, unless they turned media pushes off.
 
 use sori_codecs::CodecError;
 use sori_db::testing::{fresh_db, TestDb};
@@ -137,6 +138,20 @@ impl Env {
         .unwrap()
     }
 
+    /// The push outbox's `(user_id, kind, payload)` rows naming `media_id`.
+    async fn pushes(&self, media_id: &str) -> Vec<(String, String, serde_json::Value)> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT user_id, kind, payload FROM push_outbox WHERE payload LIKE '%' || $1 || '%'",
+        )
+        .bind(media_id)
+        .fetch_all(self.t.db.pool())
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(u, k, p)| (u, k, serde_json::from_str(&p).unwrap()))
+            .collect()
+    }
+
     async fn failure(&self, media_id: &str) -> (String, Option<String>) {
         sqlx::query_as("SELECT state, failure FROM media WHERE id = $1")
             .bind(media_id)
@@ -186,12 +201,49 @@ async fn a_processed_fixture_notifies_its_owner_once() {
         event(&owner, &id, MediaState::Ready)
     );
 
+    // Its owner has no app connected: one push, in the same transaction.
+    let pushes = env.pushes(&id).await;
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(
+        (pushes[0].0.as_str(), pushes[0].1.as_str()),
+        (owner.as_str(), "media.ready")
+    );
+    assert_eq!(pushes[0].2["media_id"], id.as_str());
+
     // A duplicate delivery finds the media finished: no row, no event.
     env.send_again(&id).await;
     let outcomes = env.deliver(&worker).await;
     assert_eq!(outcomes, [Outcome::AlreadyFinished(MediaState::Ready)]);
     assert_eq!(env.notifications(&id).await.len(), 1);
+    assert_eq!(env.pushes(&id).await.len(), 1);
     assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[tokio::test]
+async fn an_owner_with_media_pushes_off_or_an_app_open_is_not_pushed() {
+    let env = Env::new(5).await;
+    let worker = env.worker(None);
+    let (quiet, first) = env.queued_media("speech-mono-16k.m4a").await;
+    env.exec(
+        "INSERT INTO notification_settings (user_id, kind, inbox, push) VALUES ($1, 'media', 1, 0)",
+        &[&quiet],
+    )
+    .await;
+    let (online, second) = env.queued_media("speech-mono-16k.m4a").await;
+    env.exec(
+        "INSERT INTO ws_connections (id, user_id, expires_at, created_at) \
+         VALUES ('c1', $1, 9000000000000, 0)",
+        &[&online],
+    )
+    .await;
+    let mut outcomes = env.deliver(&worker).await;
+    outcomes.extend(env.deliver(&worker).await);
+    let ready = Outcome::Ready { version: 1 };
+    assert_eq!(outcomes, [ready.clone(), ready]);
+    for id in [&first, &second] {
+        assert_eq!(env.notifications(id).await.len(), 1, "still in the list");
+        assert!(env.pushes(id).await.is_empty());
+    }
 }
 
 #[tokio::test]
@@ -218,6 +270,10 @@ async fn a_poison_file_notifies_its_failure_once_with_the_reason() {
     assert_eq!(rows[0].post_id, None);
     let body: serde_json::Value = serde_json::from_str(rows[0].body.as_deref().unwrap()).unwrap();
     assert_eq!(body["reason"].as_str(), Some(reason.as_str()));
+    let pushes = env.pushes(&id).await;
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(pushes[0].1, "media.failed");
+    assert_eq!(pushes[0].2["reason"].as_str(), Some(reason.as_str()));
     assert_eq!(
         events.try_recv().unwrap(),
         event(&owner, &id, MediaState::Failed)

@@ -6,7 +6,7 @@
 //   follows, sees the post in the feed, plays it to the end, seeks, likes
 //   it, leaves a voice comment and a text one; A sees the notifications
 //   arrive live; A and B chat (text, voice and a photo, an edit and an
-//   unsend) with live delivery
+//   unsend) with live delivery; A turns off pushes of likes in her settings
 //   and read markers; B explores A's tag, adds the post to a new playlist
 //   and plays the playlist; B edits the profile, logs out and back in.
 //
@@ -212,6 +212,7 @@ try {
     await a.locator('.notices').getByText(text).first().waitFor();
   }
   await audit(a, 'notifications');
+  await a.screenshot({ path: join(shots, 'notifications.png') });
   seen.a_unread_after_opening = await badge(a, 'notice-badge');
 
   // B explores A's tag.
@@ -357,6 +358,21 @@ try {
   await b.reload();
   await b.getByRole('button', { name: 'Unfollow' }).waitFor();
   seen.follow_request_approved = true;
+
+  // A keeps likes in her notifications but stops their pushes; it holds after a reload.
+  await go(a, 'Ana Kim');
+  await a.getByLabel('Likes: pushed to my phone').uncheck();
+  await a.getByRole('button', { name: 'Save notification settings' }).click();
+  await a.getByText('Notification settings saved.').waitFor();
+  await audit(a, 'notification settings');
+  await a.screenshot({ path: join(shots, 'settings.png'), fullPage: true });
+  await a.reload();
+  await a.getByLabel('Likes: in my notifications').waitFor();
+  seen.like_switches_after_reload = [
+    await a.getByLabel('Likes: in my notifications').isChecked(),
+    await a.getByLabel('Likes: pushed to my phone').isChecked(),
+    await a.getByLabel('Comments: pushed to my phone').isChecked(),
+  ];
 
   console.log(JSON.stringify(seen));
 } catch (e) {

@@ -38,7 +38,17 @@ function badge(id, count) {
   el.hidden = !count;
 }
 
-const setUnread = (r) => badge('notice-badge', r.unread_count);
+// The unread badge. Answers can cross: a count asked for before the list
+// marked everything read may arrive after; each new count outdates the
+// answers still on their way.
+let unreadAsked = 0;
+const setUnread = (r) => { unreadAsked += 1; badge('notice-badge', r.unread_count); };
+function refreshUnread() {
+  const asked = ++unreadAsked;
+  api('GET', '/v1/notifications?limit=1')
+    .then((r) => { if (asked === unreadAsked) setUnread(r); })
+    .catch(() => {});
+}
 
 async function refreshChats() {
   const rooms = await api('GET', '/v1/chats?limit=100');
@@ -95,7 +105,7 @@ async function signIn() {
   if (!me) { events.close(); return true; }
   document.getElementById('me-link').textContent = me.display_name;
   events.connect();
-  api('GET', '/v1/notifications?limit=1').then(setUnread).catch(() => {});
+  refreshUnread();
   refreshChats().catch(() => {});
   return true;
 }
@@ -110,9 +120,7 @@ function offline() {
 }
 
 events.on('notification', () => {
-  if (!location.hash.startsWith('#/notifications')) {
-    api('GET', '/v1/notifications?limit=1').then(setUnread).catch(() => {});
-  }
+  if (!location.hash.startsWith('#/notifications')) refreshUnread();
 });
 events.on('message.new', (m) => {
   if (m.sender_id !== me?.id && !location.hash.startsWith(`#/chats/${m.room_id}`)) refreshChats().catch(() => {});

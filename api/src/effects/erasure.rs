@@ -136,6 +136,9 @@ const ERASE_ROWS: &[&str] = &[
     "DELETE FROM push_outbox WHERE user_id = $1",
     // Pushes still queued for others that carry its messages.
     "DELETE FROM push_outbox WHERE payload LIKE '%\"sender_id\":\"' || $1 || '\"%'",
+    // And those its likes, comments and follows caused.
+    "DELETE FROM push_outbox WHERE payload LIKE '%\"actor_id\":\"' || $1 || '\"%'",
+    "DELETE FROM notification_settings WHERE user_id = $1",
     "DELETE FROM presence WHERE user_id = $1",
     "DELETE FROM ws_connections WHERE user_id = $1",
     "DELETE FROM idempotency_keys WHERE user_id = $1",

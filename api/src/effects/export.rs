@@ -56,6 +56,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("followers", "SELECT f.follower_id AS user_id, u.handle, f.created_at FROM follows f JOIN users u ON u.id = f.follower_id WHERE f.followee_id = $1 ORDER BY f.created_at"),
     ("blocks", "SELECT b.blocked_id AS user_id, u.handle, b.created_at FROM blocks b JOIN users u ON u.id = b.blocked_id WHERE b.blocker_id = $1 ORDER BY b.created_at"),
     ("mutes", "SELECT mu.muted_id AS user_id, u.handle, mu.until, mu.created_at FROM mutes mu JOIN users u ON u.id = mu.muted_id WHERE mu.muter_id = $1 ORDER BY mu.created_at"),
+    ("notification_settings", "SELECT kind, inbox, push FROM notification_settings WHERE user_id = $1 ORDER BY kind"),
     ("playlists", "SELECT id, title, description, is_public, created_at, updated_at FROM playlists WHERE owner_id = $1 ORDER BY created_at"),
     ("playlist_items", "SELECT i.playlist_id, i.post_id, i.position, i.added_at FROM playlist_items i JOIN playlists p ON p.id = i.playlist_id WHERE p.owner_id = $1 ORDER BY i.playlist_id, i.position"),
     ("messages", "SELECT m.id, m.room_id, m.sender_id, m.kind, m.body AS text, m.media_id, m.created_at FROM messages m JOIN chat_members cm ON cm.room_id = m.room_id AND cm.user_id = $1 WHERE m.kind <> 'read' AND m.hidden_at IS NULL ORDER BY m.room_id, m.created_at, m.id"),
@@ -65,7 +66,7 @@ const SECTIONS: &[(&str, &str)] = &[
 /// What the archive's `README.txt` says.
 const README: &str = "Your Sori data.\n\n\
 profile.json, posts.json, comments.json, likes.json, following.json, followers.json, \
-blocks.json, mutes.json, playlists.json, playlist_items.json, messages.json (every message of your \
+blocks.json, mutes.json, notification_settings.json (the kinds you turned off somewhere), playlists.json, playlist_items.json, messages.json (every message of your \
 chat rooms), media.json: one JSON array each. Times are Unix milliseconds.\n\
 avatar.jpg is your profile picture; media/<id>/original is each clip or image as you uploaded it; media/<id>/audio.opus, \
 audio.caf, audio.webm and waveform.json are what Sori made of a clip.\n";

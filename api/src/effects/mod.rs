@@ -12,10 +12,12 @@
 //! - [`erasure`]: a deleted account's rows and stored objects, everywhere.
 //! - [`mail`]: a mail in the outbox, sent by the relay.
 //! - [`export`]: the archive of everything an account holds.
+//! - [`audit`]: the record of an admin action.
 //!
 //! Imports only [`crate::core`] and [`crate::model`]; `api/tests/module_layers.rs`
 //! checks it.
 
+pub mod audit;
 pub mod erasure;
 pub mod events;
 pub mod export;

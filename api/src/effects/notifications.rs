@@ -8,13 +8,19 @@
 //! follows and a caption's mentions are told once per actor and target
 //! (partial unique indexes of 0007 and 0019; [`notify`] inserts with `ON
 //! CONFLICT DO NOTHING`), so an edited caption tells only new mentions.
+//!
+//! A notification written also queues its push ([`push_of`]) for a user
+//! with no live connection, in the same transaction; the user's settings
+//! turn either off per kind (`notification_settings`): the list hides what
+//! its inbox switch turned off, and the socket is not told of it.
 
 use crate::core::error::ApiError;
 use crate::core::realtime::{Event, Realtime};
 use crate::core::time;
+use crate::effects::push::PushEntry;
 use crate::model::posts::Audience;
-use crate::model::rules::blocked_either_way;
-use sori_db::Db;
+use crate::model::rules::{blocked_either_way, turned_off, Channel};
+use sori_db::{Backend, Db};
 use sqlx::AnyConnection;
 
 /// One notification to write.
@@ -60,8 +66,9 @@ pub struct Written {
     event: Event,
 }
 
-/// Writes a notification inside the caller's transaction; a repeat of a
-/// like or follow notification is silently skipped (`None`).
+/// Writes a notification and its push inside the caller's transaction; a
+/// repeat of a like or follow notification is silently skipped (`None`),
+/// and so is the socket event of a kind the user keeps out of their inbox.
 pub async fn notify(
     conn: &mut AnyConnection,
     n: Notice<'_>,
@@ -79,17 +86,62 @@ pub async fn notify(
     .bind(n.post_id)
     .bind(n.comment_id)
     .bind(now)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
-    let data = serde_json::json!({
-        "id": id, "kind": n.kind, "actor_id": n.actor_id,
-        "post_id": n.post_id, "comment_id": n.comment_id, "created_at": now,
+    if inserted == 0 {
+        return Ok(None);
+    }
+    push_of(&n, &id, Backend::of(conn))
+        .at(now)
+        .write(conn)
+        .await?;
+    if in_inbox(conn, n.user_id, n.kind).await? {
+        let data = serde_json::json!({
+            "id": id, "kind": n.kind, "actor_id": n.actor_id,
+            "post_id": n.post_id, "comment_id": n.comment_id, "created_at": now,
+        });
+        return Ok(Some(Written {
+            user_id: n.user_id.to_owned(),
+            event: Event::new("notification", data),
+        }));
+    }
+    Ok(None)
+}
+
+/// The push of the notification `id`, for a user with no live connection.
+/// The dispatcher names the actor and says what they did; a burst on one
+/// target (the likes, comments or mentions of one post; new followers; new
+/// requests) collapses into one waiting push.
+fn push_of<'a>(n: &Notice<'a>, id: &str, backend: Backend) -> PushEntry<'a> {
+    let payload = serde_json::json!({
+        "notification_id": id, "actor_id": n.actor_id,
+        "post_id": n.post_id, "comment_id": n.comment_id,
     });
-    Ok((inserted == 1).then(|| Written {
-        user_id: n.user_id.to_owned(),
-        event: Event::new("notification", data),
-    }))
+    let entry = PushEntry::new(n.user_id, n.kind, &payload)
+        .unless_online()
+        .from_actor(n.actor_id, backend);
+    match (n.kind, n.post_id) {
+        ("like" | "comment" | "mention", Some(post)) => {
+            entry.collapse(format!("{}:{post}", n.kind))
+        }
+        ("follow" | "follow_request", _) => entry.collapse(n.kind.to_owned()),
+        _ => entry,
+    }
+}
+
+/// Whether `user` keeps notifications of `kind` in their inbox.
+async fn in_inbox(conn: &mut AnyConnection, user: &str, kind: &str) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "SELECT CAST(CASE WHEN {} THEN 0 ELSE 1 END AS BIGINT)",
+        turned_off("$1", "$2", Channel::Inbox)
+    );
+    let on: i64 = sqlx::query_scalar(&sql)
+        .bind(user)
+        .bind(kind)
+        .fetch_one(conn)
+        .await?;
+    Ok(on == 1)
 }
 
 /// Sends a `notification` event to each recipient's sockets, on any API

@@ -1,11 +1,18 @@
 //! Push outbox entries, written inside the transaction (or the statement)
 //! of what causes them, so a push is recorded exactly when its cause is: a
-//! chat message to a member with no live connection. The push resource's
-//! dispatcher ([`crate::push::dispatch`]) delivers them later.
+//! chat message, or a notification, to a user with no live connection. The
+//! push resource's dispatcher ([`crate::push::dispatch`]) delivers them later.
+//!
+//! Every entry is skipped, in the same statement, when its user turned push
+//! off for its kind (`notification_settings`); one caused by another user is
+//! skipped when either blocks the other or the user mutes them; and one with
+//! a collapse key merges into a waiting entry of the same key, so a burst of
+//! likes on one post is one push ("A and 3 others liked your post").
 
 use crate::core::sql::{AnyQuery, Params};
 use crate::core::time::now_ms;
-use crate::model::rules::live_connection;
+use crate::model::rules::{live_connection, not_blocked, not_muted, turned_off, Channel};
+use sori_db::Backend;
 use sqlx::AnyConnection;
 
 /// One outbox entry of event `kind` (e.g. `message.new`) for a user, due at once.
@@ -17,6 +24,9 @@ pub struct PushEntry<'a> {
     payload: String,
     now: i64,
     unless_online: bool,
+    /// Who caused it, and the backend (for the mute's clock).
+    actor: Option<(&'a str, Backend)>,
+    collapse_key: Option<String>,
 }
 
 impl<'a> PushEntry<'a> {
@@ -29,6 +39,8 @@ impl<'a> PushEntry<'a> {
             payload: payload.to_string(),
             now: now_ms(),
             unless_online: false,
+            actor: None,
+            collapse_key: None,
         }
     }
 
@@ -36,6 +48,19 @@ impl<'a> PushEntry<'a> {
     /// checked in the same statement: what a chat message to them does.
     pub fn unless_online(mut self) -> Self {
         self.unless_online = true;
+        self
+    }
+
+    /// Caused by `actor`: not written across a block, nor when the user mutes them.
+    pub fn from_actor(mut self, actor: &'a str, backend: Backend) -> Self {
+        self.actor = Some((actor, backend));
+        self
+    }
+
+    /// Merges into the user's waiting entry of the same `key`, if any,
+    /// taking this payload and counting one more event (`collapsed`).
+    pub fn collapse(mut self, key: String) -> Self {
+        self.collapse_key = Some(key);
         self
     }
 
@@ -51,25 +76,45 @@ impl<'a> PushEntry<'a> {
     /// `WITH`). Bind them with [`PushEntry::bind`] right after the values
     /// numbered before.
     pub fn insert_sql(&self, params: &mut Params) -> String {
-        let [id, user, kind, payload, now] = [(); 5].map(|()| params.take());
-        let mut sql = format!(
-            "INSERT INTO push_outbox (id, user_id, kind, payload, next_attempt_at, created_at) \
-             SELECT {id}, {user}, {kind}, {payload}, {now}, {now}"
-        );
+        let [id, user, kind, payload, now, key] = [(); 6].map(|()| params.take());
+        let mut conditions = vec![format!("NOT {}", turned_off(&user, &kind, Channel::Push))];
         if self.unless_online {
-            sql.push_str(&format!(" WHERE NOT {}", live_connection(&user, &now)));
+            conditions.push(format!("NOT {}", live_connection(&user, &now)));
+        }
+        if let Some((_, backend)) = self.actor {
+            let actor = params.take();
+            conditions.push(not_blocked(&user, &actor));
+            conditions.push(not_muted(backend, &user, &actor));
+        }
+        let mut sql = format!(
+            "INSERT INTO push_outbox (id, user_id, kind, payload, next_attempt_at, created_at, collapse_key) \
+             SELECT {id}, {user}, {kind}, {payload}, {now}, {now}, {key} WHERE {}",
+            conditions.join(" AND ")
+        );
+        if self.collapse_key.is_some() {
+            // The partial unique index of 0020: an entry no dispatcher has tried yet.
+            sql.push_str(
+                " ON CONFLICT (user_id, collapse_key) WHERE collapse_key IS NOT NULL \
+                 AND attempts = 0 AND delivered_at IS NULL AND dead_at IS NULL \
+                 DO UPDATE SET payload = excluded.payload, collapsed = push_outbox.collapsed + 1",
+            );
         }
         sql
     }
 
     /// Binds the values of [`PushEntry::insert_sql`], in its order.
     pub fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
-        query
+        let query = query
             .bind(&self.id)
             .bind(self.user_id)
             .bind(self.kind)
             .bind(&self.payload)
             .bind(self.now)
+            .bind(self.collapse_key.as_deref());
+        match self.actor {
+            Some((actor, _)) => query.bind(actor),
+            None => query,
+        }
     }
 
     /// Writes the entry on the connection of the transaction that writes its cause.
@@ -78,6 +123,30 @@ impl<'a> PushEntry<'a> {
         self.bind(sqlx::query(&sql)).execute(conn).await?;
         Ok(())
     }
+}
+
+/// SQL: the `push_outbox` entry was caused by `actor` (a column or
+/// parameter): its payload names them as `actor_id`, as every entry a
+/// notification writes does.
+pub fn caused_by(actor: &str) -> String {
+    format!("payload LIKE '%\"actor_id\":\"' || {actor} || '\"%'")
+}
+
+/// Withdraws the pushes not yet sent that either user caused for the other:
+/// what a block does, so a like from before it does not arrive after it.
+pub async fn withdraw_between(
+    conn: &mut AnyConnection,
+    a: &str,
+    b: &str,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "DELETE FROM push_outbox WHERE delivered_at IS NULL AND dead_at IS NULL \
+         AND ((user_id = $1 AND {}) OR (user_id = $2 AND {}))",
+        caused_by("$2"),
+        caused_by("$1")
+    );
+    sqlx::query(&sql).bind(a).bind(b).execute(conn).await?;
+    Ok(())
 }
 
 /// Records a push of event `kind` with `payload` for `user_id`, due at

@@ -116,3 +116,67 @@ pub async fn can_see_media(db: &Db, media_id: &str, user_id: &str) -> Result<boo
     .await?;
     Ok(found > 0)
 }
+
+/// The kinds of notification a user may turn off, each for the in-app list
+/// and for push: what `GET|PUT /v1/me/notification-settings` lists.
+pub const SETTING_KINDS: [&str; 7] = [
+    "follow",
+    "follow_request",
+    "like",
+    "comment",
+    "mention",
+    "message",
+    "media",
+];
+
+/// Notification and push kinds governed by a setting of another name; every
+/// other kind is its own setting.
+const SETTING_OF: &[(&str, &str)] = &[
+    ("follow_accepted", "follow_request"),
+    ("media.ready", "media"),
+    ("media.failed", "media"),
+    ("message.new", "message"),
+];
+
+/// The setting (one of [`SETTING_KINDS`], or none) that governs
+/// notification or push `kind`.
+pub fn setting_of(kind: &str) -> &str {
+    SETTING_OF
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(kind, |(_, setting)| setting)
+}
+
+/// Where a notification reaches its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// `GET /v1/notifications` and the socket's `notification` event.
+    Inbox,
+    /// A push to the user's devices.
+    Push,
+}
+
+impl Channel {
+    /// Its column in `notification_settings`.
+    pub fn column(self) -> &'static str {
+        match self {
+            Channel::Inbox => "inbox",
+            Channel::Push => "push",
+        }
+    }
+}
+
+/// SQL: `user` turned `channel` off for the notifications of kind `kind`
+/// (a column or parameter holding a notification kind, mapped to its
+/// setting here as [`setting_of`] does).
+pub fn turned_off(user: &str, kind: &str, channel: Channel) -> String {
+    let mapped: String = SETTING_OF
+        .iter()
+        .map(|(k, setting)| format!(" WHEN '{k}' THEN '{setting}'"))
+        .collect();
+    format!(
+        "EXISTS (SELECT 1 FROM notification_settings ns WHERE ns.user_id = {user} \
+         AND ns.kind = (CASE {kind}{mapped} ELSE {kind} END) AND ns.{column} = 0)",
+        column = channel.column()
+    )
+}

@@ -66,6 +66,10 @@ pub struct DispatchConfig {
     /// webhook) and onto the lock screen (`SORI_PUSH_MESSAGE_TEXT`). Off by
     /// default: the notification says who wrote, not what.
     pub message_text: bool,
+    /// How long an entry with a collapse key (a like, a follow…) waits after
+    /// its first event before it is sent, so a burst becomes one push
+    /// (`SORI_PUSH_COLLAPSE_SECS`).
+    pub collapse_window: Duration,
 }
 
 impl Default for DispatchConfig {
@@ -82,6 +86,7 @@ impl Default for DispatchConfig {
             purge_every: Duration::from_secs(600),
             count_every: Duration::from_secs(15),
             message_text: false,
+            collapse_window: Duration::from_secs(30),
         }
     }
 }
@@ -141,6 +146,10 @@ struct Claimed {
     kind: String,
     payload: String,
     attempts: i64,
+    /// How many events a collapsed entry stands for (1 when not collapsed).
+    collapsed: i64,
+    /// When its first event happened.
+    created_at: i64,
     lease_until: i64,
 }
 
@@ -269,15 +278,19 @@ impl<S: PushSender> Dispatcher<S> {
         }
     }
 
-    /// The due entries this dispatcher wins, each counted as one more attempt.
+    /// The due entries this dispatcher wins, each counted as one more
+    /// attempt. An entry with a collapse key is due once its collapse window
+    /// has passed since its first event.
     async fn claim(&self, now: i64) -> Result<Vec<Claimed>, sqlx::Error> {
         let due = sqlx::query(
             "SELECT id, next_attempt_at FROM push_outbox \
              WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1 \
+             AND (collapse_key IS NULL OR created_at <= $3) \
              ORDER BY next_attempt_at, id LIMIT $2",
         )
         .bind(now)
         .bind(self.config.batch)
+        .bind(now - millis(self.config.collapse_window))
         .fetch_all(self.db.pool())
         .await?;
         let lease_until = now + millis(self.config.lease);
@@ -302,7 +315,8 @@ impl<S: PushSender> Dispatcher<S> {
         let row = sqlx::query(
             "UPDATE push_outbox SET next_attempt_at = $1, attempts = attempts + 1 \
              WHERE id = $2 AND next_attempt_at = $3 AND delivered_at IS NULL AND dead_at IS NULL \
-             RETURNING user_id, kind, payload, CAST(attempts AS BIGINT) AS attempts",
+             RETURNING user_id, kind, payload, CAST(attempts AS BIGINT) AS attempts, \
+             CAST(collapsed AS BIGINT) AS collapsed, created_at",
         )
         .bind(lease_until)
         .bind(&id)
@@ -316,6 +330,8 @@ impl<S: PushSender> Dispatcher<S> {
                 kind: r.try_get("kind")?,
                 payload: r.try_get("payload")?,
                 attempts: r.try_get("attempts")?,
+                collapsed: r.try_get("collapsed")?,
+                created_at: r.try_get("created_at")?,
                 lease_until,
             })
         })
@@ -357,11 +373,20 @@ impl<S: PushSender> Dispatcher<S> {
                 fields.remove("text");
             }
         }
-        let sender_name = match data.get("sender_name") {
+        if entry.collapsed > 1 {
+            let people = self.people(entry, &data).await?;
+            if let Some(fields) = data.as_object_mut() {
+                fields.insert("count".to_owned(), people.into());
+            }
+        }
+        let name = match data.get("sender_name") {
             Some(_) => None,
-            None => self.display_name(data.get("sender_id")).await?,
+            None => {
+                let who = data.get("sender_id").or_else(|| data.get("actor_id"));
+                self.display_name(who).await?
+            }
         };
-        let content = Content::of_entry(&entry.id, &entry.kind, &data, sender_name.as_deref());
+        let content = Content::of_entry(&entry.id, &entry.kind, &data, name.as_deref());
         let rows = sqlx::query(
             "SELECT device_id, platform, push_token FROM devices WHERE user_id = $1 \
              ORDER BY device_id LIMIT $2",
@@ -389,6 +414,23 @@ impl<S: PushSender> Dispatcher<S> {
             data,
             devices,
         })
+    }
+
+    /// How many different people a collapsed entry stands for (two
+    /// comments of one person count once): the actors of its user's
+    /// notifications of its kind, on its post, since its first event.
+    async fn people(&self, entry: &Claimed, data: &serde_json::Value) -> Result<i64, sqlx::Error> {
+        let post = data.get("post_id").and_then(serde_json::Value::as_str);
+        sqlx::query_scalar(
+            "SELECT CAST(COUNT(DISTINCT actor_id) AS BIGINT) FROM notifications \
+             WHERE user_id = $1 AND kind = $2 AND created_at >= $3 AND (post_id = $4 OR $4 IS NULL)",
+        )
+        .bind(&entry.user_id)
+        .bind(&entry.kind)
+        .bind(entry.created_at)
+        .bind(post)
+        .fetch_one(self.db.pool())
+        .await
     }
 
     /// The current display name of the user `id` names, if any.

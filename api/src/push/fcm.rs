@@ -26,27 +26,69 @@ pub struct Content {
 }
 
 impl Content {
-    /// The content of entry `id` of event `kind`. `sender_name` is the title
-    /// when the payload carries none.
-    pub fn of_entry(id: &str, kind: &str, payload: &Value, sender_name: Option<&str>) -> Self {
-        let field = |name: &str| payload.get(name).and_then(Value::as_str);
-        let title = field("sender_name")
-            .or(sender_name)
-            .unwrap_or("Sori")
-            .to_owned();
-        let body = match kind {
-            "message.new" => message_body(field("message_kind"), field("text")),
-            _ => "You have a new notification".to_owned(),
+    /// The content of entry `id` of event `kind`. `name` is the sender's or
+    /// actor's name, looked up, when the payload carries no `sender_name`;
+    /// `count` in the payload is how many events a collapsed entry stands for.
+    pub fn of_entry(id: &str, kind: &str, payload: &Value, name: Option<&str>) -> Self {
+        let field = |key: &str| payload.get(key).and_then(Value::as_str);
+        let who = field("sender_name").or(name);
+        let count = payload.get("count").and_then(Value::as_i64).unwrap_or(1);
+        let (title, body) = match (kind, social_action(kind)) {
+            ("message.new", _) => (
+                who.unwrap_or("Sori").to_owned(),
+                message_body(field("message_kind"), field("text")),
+            ),
+            (_, Some(action)) => (people(who.unwrap_or("Someone"), count), action.to_owned()),
+            ("announcement", _) => (
+                "Sori".to_owned(),
+                preview(field("text").unwrap_or_default()),
+            ),
+            ("media.ready", _) => ("Sori".to_owned(), "Your clip is ready".to_owned()),
+            ("media.failed", _) => (
+                "Sori".to_owned(),
+                "Your clip could not be processed".to_owned(),
+            ),
+            _ => (
+                who.unwrap_or("Sori").to_owned(),
+                "You have a new notification".to_owned(),
+            ),
         };
         let mut data = data_strings(payload);
         data.insert("event".to_owned(), kind.to_owned());
         data.insert("push_id".to_owned(), id.to_owned());
+        // One conversation, or one post's likes (comments…), group together.
+        let thread = field("chat_id")
+            .map(str::to_owned)
+            .or_else(|| field("post_id").map(|post| format!("{kind}:{post}")));
         Self {
             title,
             body,
             data,
-            thread: field("chat_id").map(str::to_owned),
+            thread,
         }
+    }
+}
+
+/// What the actor of a social notification did, as the push's body.
+fn social_action(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "like" => "liked your post",
+        "comment" => "commented on your post",
+        "mention" => "mentioned you",
+        "follow" => "started following you",
+        "follow_request" => "asked to follow you",
+        "follow_accepted" => "accepted your follow request",
+        _ => return None,
+    })
+}
+
+/// The title of a push standing for `count` events: "Mina", "Mina and 1
+/// other", "Mina and 3 others".
+fn people(name: &str, count: i64) -> String {
+    match count {
+        ..=1 => name.to_owned(),
+        2 => format!("{name} and 1 other"),
+        n => format!("{name} and {} others", n - 1),
     }
 }
 
@@ -198,5 +240,31 @@ mod tests {
         assert_eq!(content.title, "Joon");
         assert_eq!(Content::of_entry("p", "x", &payload, None).title, "Sori");
         assert_eq!(content.thread, None);
+    }
+
+    #[test]
+    fn a_collapsed_social_push_names_the_last_actor_and_counts_the_others() {
+        let payload = json!({"actor_id": "u1", "post_id": "p9", "count": 4});
+        let content = Content::of_entry("e", "like", &payload, Some("Mina"));
+        assert_eq!(content.title, "Mina and 3 others");
+        assert_eq!(content.body, "liked your post");
+        assert_eq!(content.thread.as_deref(), Some("like:p9"));
+        let one = Content::of_entry("e", "follow", &json!({"actor_id": "u1"}), Some("Joon"));
+        assert_eq!(
+            (one.title.as_str(), one.body.as_str()),
+            ("Joon", "started following you")
+        );
+        let two = Content::of_entry("e", "comment", &json!({"count": 2}), Some("Joon"));
+        assert_eq!(two.title, "Joon and 1 other");
+        let ready = Content::of_entry("e", "media.ready", &json!({"media_id": "m"}), None);
+        assert_eq!(
+            (ready.title.as_str(), ready.body.as_str()),
+            ("Sori", "Your clip is ready")
+        );
+        let news = Content::of_entry("e", "announcement", &json!({"text": "We are\nback"}), None);
+        assert_eq!(
+            (news.title.as_str(), news.body.as_str()),
+            ("Sori", "We are back")
+        );
     }
 }

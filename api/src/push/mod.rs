@@ -1,5 +1,6 @@
-//! Push to offline users. What causes a push (a chat message to a member with
-//! no live connection) records it inside its own transaction
+//! Push to offline users. What causes a push (a chat message, a like,
+//! comment, mention, follow or follow request, a clip processed, an
+//! announcement, to a user with no live connection) records it inside its own transaction
 //! ([`crate::effects::push`]), so the push is recorded exactly when the
 //! message is; a [`dispatch`]er delivers the outbox later through a
 //! pluggable [`PushSender`] and keeps an entry until a sender accepts it (or
@@ -16,6 +17,14 @@
 //! `chat_id`, `message_id`, `sender_id`, `sender_name` (the title; looked up
 //! from `sender_id` when absent), `message_kind` (`text` | `voice` | `image`)
 //! and `text` (the preview of a text message).
+//!
+//! # Other entries
+//! A notification's push (`like`, `comment`, `mention`, `follow`,
+//! `follow_request`, `follow_accepted`) carries `notification_id`,
+//! `actor_id` (whose name is the title), `post_id` and `comment_id`; a
+//! collapsed one gains `count`, the people it stands for ("Mina and 3
+//! others"). `media.ready` and `media.failed` carry `media_id` (and the
+//! failure's `reason`); `announcement` carries `announcement_id` and `text`.
 
 pub mod devices;
 pub mod dispatch;

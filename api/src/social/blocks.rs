@@ -14,6 +14,7 @@ use crate::core::pagination::{Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::QueryParams;
+use crate::effects::push;
 use crate::model::users::{require_user, Author};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -38,7 +39,8 @@ async fn check_target(db: &Db, caller: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Blocks a user, and removes the follows and follow requests between you both ways.
+/// Blocks a user, and removes the follows, follow requests and waiting
+/// pushes between you both ways.
 #[utoipa::path(put, path = "/v1/users/{id}/block", tag = "social",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
@@ -76,6 +78,7 @@ async fn block(
             .execute(&mut *tx)
             .await?;
     }
+    push::withdraw_between(&mut tx, &user.id, &id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

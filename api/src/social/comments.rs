@@ -357,3 +357,15 @@ pub async fn uncount(conn: &mut sqlx::AnyConnection, post_id: &str) -> Result<()
         .await?;
     Ok(())
 }
+
+/// One more comment on the post of comment `comment_id`: a removed comment restored.
+pub async fn recount(conn: &mut sqlx::AnyConnection, comment_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE posts SET comment_count = comment_count + 1 \
+         WHERE id = (SELECT post_id FROM comments WHERE id = $1)",
+    )
+    .bind(comment_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -11,7 +11,9 @@ pub mod comments;
 pub mod follow_requests;
 pub mod follows;
 pub mod likes;
+pub mod moderation;
 pub mod mutes;
+pub mod notification_settings;
 pub mod notifications;
 pub mod plays;
 pub mod reports;
@@ -20,6 +22,7 @@ pub mod search;
 use crate::core::error::ApiError;
 use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
+use crate::effects::audit::{self, AuditEntry};
 use sori_db::Db;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -40,6 +43,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(search::router())
         .merge(plays::router())
         .merge(notifications::router())
+        .merge(notification_settings::router())
+        .merge(moderation::router())
 }
 
 /// A post someone wants to act on (like, comment, play).
@@ -158,15 +163,34 @@ pub async fn require_admin(db: &Db, caller: &str) -> Result<(), ApiError> {
 }
 
 /// Grants (`admin = true`) or revokes the admin role of the user with this
-/// handle (any case): what `sori admin` does. False when no user has it.
+/// handle (any case): what `sori admin` does, recorded in the audit log as
+/// the command line's. False when no user has it.
 pub async fn set_admin(db: &Db, handle: &str, admin: bool) -> Result<bool, sqlx::Error> {
-    let role = if admin { "admin" } else { "user" };
-    let changed = sqlx::query("UPDATE users SET role = $1 WHERE handle_lower = $2")
-        .bind(role)
-        .bind(handle.to_ascii_lowercase())
-        .execute(db.pool())
-        .await?;
-    Ok(changed.rows_affected() == 1)
+    let (role, action) = if admin {
+        ("admin", "role.grant")
+    } else {
+        ("user", "role.revoke")
+    };
+    let mut tx = db.pool().begin().await?;
+    let id: Option<String> =
+        sqlx::query_scalar("UPDATE users SET role = $1 WHERE handle_lower = $2 RETURNING id")
+            .bind(role)
+            .bind(handle.to_ascii_lowercase())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(id) = id else {
+        return Ok(false);
+    };
+    let entry = AuditEntry {
+        actor_id: None,
+        action,
+        target_kind: "user",
+        target_id: &id,
+        reason: Some("sori admin"),
+    };
+    audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// The limit and position of an oldest-first page: [`PageQuery::resolve`]

@@ -19,6 +19,7 @@ use crate::core::sessions;
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::{self, JsonBody, QueryParams};
+use crate::effects::audit::{self, AuditEntry};
 use crate::model::rules::audience;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -228,6 +229,8 @@ async fn list(
 pub struct Resolve {
     /// `dismiss` (nothing wrong) or `remove` (hide the target everywhere).
     pub action: String,
+    /// Why, for the audit log (at most 500 characters).
+    pub reason: Option<String>,
 }
 
 /// Resolves an open report. Admins only.
@@ -257,6 +260,7 @@ async fn resolve(
         "remove" => "removed",
         _ => return Err(ApiError::invalid("action", "must be dismiss or remove")),
     };
+    let reason = audit_reason(req.reason.as_deref())?;
     let report = find(db, &id).await?;
     if report.state != "open" {
         return Err(already_resolved());
@@ -282,10 +286,34 @@ async fn resolve(
     } else {
         Vec::new()
     };
+    let entry = AuditEntry {
+        actor_id: Some(&user.id),
+        action: &format!("report.{}", req.action),
+        target_kind: &report.target_kind,
+        target_id: &report.target_id,
+        reason,
+    };
+    audit::record(&mut tx, entry).await?;
     tx.commit().await?;
     // A removed user's sockets close and their devices stop receiving pushes.
     sessions::ended(app.ending(), &report.target_id, &revoked).await?;
     find(db, &id).await.map(Json)
+}
+
+/// Most characters of an admin's reason.
+const MAX_REASON_CHARS: usize = 500;
+
+/// An admin's reason for the audit log: trimmed, empty as none, at most
+/// [`MAX_REASON_CHARS`].
+pub fn audit_reason(reason: Option<&str>) -> Result<Option<&str>, ApiError> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        return Err(ApiError::invalid(
+            "reason",
+            format!("at most {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    Ok(reason)
 }
 
 fn already_resolved() -> ApiError {

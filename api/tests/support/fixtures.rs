@@ -327,6 +327,35 @@ impl Api {
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.json);
     }
 
+    /// `PUT /v1/me/notification-settings` as `who`.
+    pub async fn notification_settings(&self, who: &User, body: Value) -> Reply {
+        let path = "/v1/me/notification-settings";
+        self.call(Method::PUT, path, Some(&who.token), body).await
+    }
+
+    /// `DELETE /v1/me` as `who`, with the fixtures' password.
+    pub async fn delete_account(&self, who: &User) -> Reply {
+        let body = json!({"password": "correct horse"});
+        self.call(Method::DELETE, "/v1/me", Some(&who.token), body)
+            .await
+    }
+
+    /// A live connection of `who` for the next minute, as an open socket
+    /// leaves: what decides that a chat message or notification is not pushed.
+    pub async fn online(&self, who: &User) {
+        let now = sori_pipeline::clock::now_ms();
+        sqlx::query(
+            "INSERT INTO ws_connections (id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&who.id)
+        .bind(now + 60_000)
+        .bind(now)
+        .execute(self.t.db.pool())
+        .await
+        .unwrap();
+    }
+
     /// `muter` mutes `muted` until unmuted.
     pub async fn mute(&self, muter: &User, muted: &User) {
         let r = self
