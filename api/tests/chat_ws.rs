@@ -1,7 +1,8 @@
 //! The event socket over real connections (the router served on a loopback
 //! port, clients speaking WebSocket), on the backend `SORI_TEST_DB` names:
 //! delivery to every device, read receipts, presence on connect, close and
-//! missed pongs, slow consumers dropped, `media.ready`, and authentication.
+//! missed pongs, slow consumers dropped, `media.ready`, notifications (not
+//! of a kind kept out of the inbox) and announcements, and authentication.
 
 mod support;
 
@@ -439,6 +440,50 @@ async fn follows_likes_comments_and_mentions_arrive_as_notifications() {
     let listed = s.api.get("/v1/notifications", &alice).await.json;
     assert_eq!(listed["items"][2]["id"], follow["id"]);
     assert_eq!(listed["unread_count"], 3);
+}
+
+#[tokio::test]
+async fn a_kind_kept_out_of_the_inbox_is_not_told_and_an_announcement_is() {
+    let s = Server::quick().await;
+    let alice = s.api.user("alice").await;
+    let bob = s.api.user("bob").await;
+    let admin = s.api.user("root").await;
+    s.api.make_admin(&admin).await;
+    let post = s.api.ready_post(&alice).await;
+    let off = json!({"like": {"inbox": false}});
+    assert_eq!(
+        s.api.notification_settings(&alice, off).await.status,
+        StatusCode::OK
+    );
+    let mut socket = s.connect(&alice).await;
+
+    // Her like switch is off: the follow after the like is the first event.
+    s.api.put(&format!("/v1/posts/{post}/like"), &bob).await;
+    s.api.follow(&bob, &alice).await;
+    let first = next_event(&mut socket, "notification").await;
+    assert_eq!(first["kind"], "follow");
+
+    let r = s
+        .api
+        .post(
+            "/v1/admin/announcements",
+            &admin,
+            json!({"text": "Maintenance at 3"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let told = next_event(&mut socket, "notification").await;
+    assert_eq!(told["kind"], "announcement");
+    let listed = s.api.get("/v1/notifications", &alice).await.json;
+    assert_eq!(listed["items"][0]["id"], told["id"]);
+    assert_eq!(listed["items"][0]["body"]["text"], "Maintenance at 3");
+    // Connected, she is told live and not pushed.
+    let pushed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM push_outbox WHERE user_id = $1")
+        .bind(&alice.id)
+        .fetch_one(s.api.t.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(pushed, 0);
 }
 
 /// A ticket for `who` from `POST /v1/ws/ticket`.

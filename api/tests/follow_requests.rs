@@ -108,7 +108,8 @@ async fn a_private_account_approves_its_followers() {
         [followers_only.clone(), post.clone()]
     );
     assert_eq!(kinds(&api, &ben).await, ["follow_accepted"]);
-    assert_eq!(kinds(&api, &ana).await[0], "follow");
+    // Answered, ben's request leaves her list; cat's still waits there.
+    assert_eq!(kinds(&api, &ana).await, ["follow", "follow_request"]);
     assert_eq!(requesters(&api, &ana).await, ["cat"]);
     let followers = api
         .ids(&format!("/v1/users/{}/followers", ana.id), &ben)
@@ -136,6 +137,10 @@ async fn a_private_account_approves_its_followers() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert!(kinds(&api, &cat).await.is_empty());
     assert!(requesters(&api, &ana).await.is_empty());
+    assert_eq!(kinds(&api, &ana).await, ["follow"]);
+    // Asked again, the request is listed again, and told no second time.
+    ask(&api, &cat, &ana).await;
+    assert_eq!(kinds(&api, &ana).await, ["follow", "follow_request"]);
     assert!(api
         .ids(&format!("/v1/users/{}/posts", ana.id), &cat)
         .await

@@ -123,13 +123,16 @@ impl Row {
 }
 
 /// SQL: the notification `n` (with its actor `a`, left-joined) is shown to
-/// `$1`: a kind `$1` keeps in their inbox; no actor, or one not removed,
+/// `$1`: a kind `$1` keeps in their inbox; a follow request only while it
+/// waits for an answer (told once, it shows again if asked again); no actor, or one not removed,
 /// without a block since and not muted; and no post, or one `$1` may still
 /// hear (a post turned private takes its mentions and comments out of
 /// others' lists).
 fn shown(backend: Backend) -> String {
     format!(
         "NOT {} \
+         AND (n.kind <> 'follow_request' OR EXISTS (SELECT 1 FROM follow_requests fr \
+              WHERE fr.requester_id = n.actor_id AND fr.target_id = $1)) \
          AND (n.actor_id IS NULL OR (a.hidden_at IS NULL AND {} AND {})) \
          AND (n.post_id IS NULL OR EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND {}))",
         turned_off("$1", "n.kind", Channel::Inbox),
