@@ -374,6 +374,19 @@ try {
     await a.getByLabel('Comments: pushed to my phone').isChecked(),
   ];
 
+  // A fixes her caption and lets only her followers hear the post.
+  await go(a, 'Feed');
+  const mine = a.locator('article.post', { hasText: 'Morning hello from Ana' }).first();
+  await mine.getByRole('button', { name: 'Edit' }).click();
+  await mine.getByLabel('Caption').fill('Morning hello from Ana, fixed');
+  await mine.getByLabel('Who hears it').selectOption('followers');
+  await audit(a, 'edit post');
+  await mine.getByRole('button', { name: 'Save changes' }).click();
+  const edited = a.locator('article.post', { hasText: 'Morning hello from Ana, fixed' }).first();
+  await edited.locator('.edited').waitFor();
+  seen.post_after_edit = await edited.locator('header').textContent();
+  await a.screenshot({ path: join(shots, 'edited.png') });
+
   console.log(JSON.stringify(seen));
 } catch (e) {
   console.error(`web app path failed: ${e.stack || e}\nseen so far: ${JSON.stringify(seen)}`);

@@ -2,7 +2,7 @@
 // the post's own screen with its comments, text or voice.
 
 import { api, uploadMedia, waitForMedia } from '../api.js';
-import { h, ago, busy, count, say, userLink, field, fill, onScrollEnd, VISIBILITY } from '../ui.js';
+import { h, ago, busy, count, say, userLink, field, fill, onScrollEnd, VISIBILITY, visibilitySelect } from '../ui.js';
 import { clipPlayer } from '../player.js';
 import { recorderPanel } from '../recorder.js';
 
@@ -33,9 +33,11 @@ export function postCard(post, ctx, { onEnded } = {}) {
   }));
   const tags = post.tags.map((t) => h('a', { href: `#/explore/${encodeURIComponent(t)}`, class: 'tag' }, `#${t}`));
   const card = h('article', { class: 'post', 'aria-label': `Voice post by ${post.author.display_name}` },
-    h('header', {}, userLink(post.author), h('time', { datetime: new Date(post.created_at).toISOString() }, ago(post.created_at)),
-      post.visibility !== 'public' ? h('span', { class: 'audience' }, ` · ${VISIBILITY[post.visibility]}`) : null,
-      post.edited_at ? h('span', { class: 'edited' }, ' · edited') : null),
+    h('header', {}, userLink(post.author),
+      h('span', { class: 'meta' },
+        h('time', { datetime: new Date(post.created_at).toISOString() }, ago(post.created_at)),
+        post.visibility !== 'public' ? h('span', { class: 'audience' }, ` · ${VISIBILITY[post.visibility]}`) : null,
+        post.edited_at ? h('span', { class: 'edited' }, ' · edited') : null)),
     post.caption ? h('p', { class: 'caption' }, post.caption) : null,
     tags.length ? h('p', { class: 'tags' }, tags) : null,
     post.state === 'ready' ? player : h('p', { class: 'state' }, `Processing (${post.state})…`),
@@ -43,9 +45,39 @@ export function postCard(post, ctx, { onEnded } = {}) {
       like,
       h('a', { href: `#/posts/${post.id}`, class: 'comments' }, `Comments (${post.comment_count})`),
       addToPlaylist(post, ctx),
+      post.author.id === ctx.me.id ? editButton(post, ctx, () => card) : null,
       plays));
   card.player = player;
   return card;
+}
+
+/** The author's "Edit": the caption and who hears the post, changed in place. */
+function editButton(post, ctx, card) {
+  const button = h('button', { type: 'button', 'aria-expanded': 'false' }, 'Edit');
+  button.addEventListener('click', () => {
+    const caption = h('textarea', { name: 'caption', maxlength: 500, rows: 2 });
+    caption.value = post.caption || '';
+    const visibility = visibilitySelect('visibility', post.visibility);
+    const save = h('button', { type: 'submit' }, 'Save changes');
+    const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
+    const form = h('form', { class: 'stack edit-post', 'aria-label': 'Edit post' },
+      field('Caption', caption), field('Who hears it', visibility), h('p', {}, save, ' ', cancel));
+    const close = () => { form.remove(); button.hidden = false; button.setAttribute('aria-expanded', 'false'); button.focus(); };
+    cancel.addEventListener('click', close);
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      busy(save, async () => {
+        const updated = await api('PATCH', `/v1/posts/${post.id}`, { caption: caption.value, visibility: visibility.value });
+        card().replaceWith(postCard(updated, ctx));
+        say('Post updated.');
+      });
+    });
+    button.hidden = true;
+    button.setAttribute('aria-expanded', 'true');
+    card().append(form);
+    caption.focus();
+  });
+  return button;
 }
 
 /** "Add to playlist": picks one of the caller's playlists. */
