@@ -421,7 +421,7 @@ async fn presence_is_for_chat_partners_and_can_be_hidden() {
         StatusCode::NOT_FOUND,
         "not-found",
     );
-    let told = sori_api::realtime::presence::partners(&api.t.db, &bob.id)
+    let told = sori_api::model::presence::partners(&api.t.db, &bob.id)
         .await
         .unwrap();
     assert_eq!(told, [alice.id.as_str()]);
@@ -438,7 +438,7 @@ async fn presence_is_for_chat_partners_and_can_be_hidden() {
         (&json!(false), &Value::Null)
     );
     assert_eq!(api.get(&bobs, &bob).await.json["online"], true);
-    let told = sori_api::realtime::presence::partners(&api.t.db, &bob.id)
+    let told = sori_api::model::presence::partners(&api.t.db, &bob.id)
         .await
         .unwrap();
     assert!(told.is_empty());

@@ -237,6 +237,36 @@ async fn read_receipts_reach_the_sender() {
 }
 
 #[tokio::test]
+async fn hiding_presence_tells_partners_offline_and_showing_it_tells_the_truth() {
+    let s = Server::quick().await;
+    let (alice, bob) = (s.api.user("alice").await, s.api.user("bob").await);
+    s.api.room(&alice, &bob).await;
+    let mut alices = s.connect(&alice).await;
+    let _bobs = s.connect(&bob).await;
+    let online = next_event(&mut alices, "presence").await;
+    assert_eq!(online["online"], true);
+
+    let r = s
+        .api
+        .patch("/v1/me", &bob, json!({"show_presence": false}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let hidden = next_event(&mut alices, "presence").await;
+    assert_eq!(
+        (&hidden["user_id"], &hidden["online"], &hidden["last_seen"]),
+        (&json!(bob.id), &json!(false), &Value::Null)
+    );
+    s.api
+        .patch("/v1/me", &bob, json!({"show_presence": true}))
+        .await;
+    let shown = next_event(&mut alices, "presence").await;
+    assert_eq!(
+        (&shown["user_id"], &shown["online"]),
+        (&json!(bob.id), &json!(true))
+    );
+}
+
+#[tokio::test]
 async fn presence_follows_the_last_connection_of_a_user() {
     let s = Server::quick().await;
     let (alice, bob) = (s.api.user("alice").await, s.api.user("bob").await);

@@ -85,6 +85,17 @@ async fn a_timed_mute_lapses_on_its_own() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert!(api.feed_ids(&alice).await.is_empty());
     assert_eq!(handles(&api, "/v1/me/mutes", &alice).await, ["bob"]);
+    // The list says when it lapses; a mute for good, never.
+    let carol = api.user("carol").await;
+    api.mute(&alice, &carol).await;
+    let listed = api.get("/v1/me/mutes", &alice).await.json;
+    assert_eq!(listed["items"][0]["handle"], "carol");
+    assert!(listed["items"][0]["until"].is_null());
+    let until = listed["items"][1]["until"].as_i64().unwrap();
+    let expected = sori_pipeline::clock::now_ms() + 30 * 60_000;
+    assert!((until - expected).abs() < 60_000, "{until} vs {expected}");
+    api.delete(&format!("/v1/users/{}/mute", carol.id), &alice)
+        .await;
 
     // Thirty minutes later (the row's end moved into the past).
     sqlx::query("UPDATE mutes SET until = until - 1800001")

@@ -17,6 +17,7 @@ use crate::core::sessions::{issue_token, SessionClient};
 use crate::core::state::AppState;
 use crate::core::validation::{self, Checks, JsonBody};
 use crate::core::{passwords, time};
+use crate::effects::events;
 use crate::effects::follows;
 use crate::effects::notifications::tell;
 use crate::model::posts::Visibility;
@@ -357,6 +358,9 @@ async fn update_me(
     };
     tx.commit().await?;
     tell(&state.realtime, written).await;
+    if let Some(shown) = req.show_presence {
+        events::presence_setting_changed(&state, &user.id, shown).await?;
+    }
     own_profile(&state, &user.id).await.map(Json)
 }
 

@@ -9,5 +9,6 @@ pub mod dialect;
 pub mod media;
 pub mod messages;
 pub mod posts;
+pub mod presence;
 pub mod rules;
 pub mod users;

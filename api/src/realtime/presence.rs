@@ -20,21 +20,17 @@ use crate::core::extractors::AuthUser;
 use crate::core::realtime::Heartbeats;
 use crate::core::state::AppState;
 use crate::model::dialect::json_strings;
-use crate::model::rules::{blocked_either_way, live_connection, not_blocked};
+use crate::model::presence::{is_live, status, Presence};
+use crate::model::rules::blocked_either_way;
 use crate::model::users::require_user;
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Serialize;
 use sori_db::Db;
 use sori_pipeline::clock::now_ms;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// Chat partners told about a user's presence change, most recent rooms first.
-const MAX_PARTNERS: i64 = 1_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_presence))
@@ -42,20 +38,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Whether `user_id` has a live connection at `now` ([`live_connection`]).
-async fn is_live(db: &Db, user_id: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let sql = format!(
-        "SELECT CAST(CASE WHEN {} THEN 1 ELSE 0 END AS BIGINT)",
-        live_connection("$1", "$2")
-    );
-    let live: i64 = sqlx::query_scalar(&sql)
-        .bind(user_id)
-        .bind(now)
-        .fetch_one(db.pool())
-        .await?;
-    Ok(live == 1)
 }
 
 /// Records a new connection; true when the user was offline before it.
@@ -159,48 +141,6 @@ async fn seen(db: &Db, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// The users who share a room with `user_id` and no block with them: those
-/// told of their presence (a block hides presence as it hides the room);
-/// nobody when the user hides it (`show_presence` off).
-pub async fn partners(db: &Db, user_id: &str) -> Result<Vec<String>, sqlx::Error> {
-    let sql = format!(
-        "SELECT o.user_id FROM chat_members me JOIN chat_members o \
-         ON o.room_id = me.room_id AND o.user_id <> me.user_id \
-         WHERE me.user_id = $1 AND {} \
-         AND EXISTS (SELECT 1 FROM users s WHERE s.id = $1 AND s.show_presence = 1) \
-         ORDER BY me.last_activity DESC LIMIT $2",
-        not_blocked("me.user_id", "o.user_id")
-    );
-    sqlx::query_scalar(&sql)
-        .bind(user_id)
-        .bind(MAX_PARTNERS)
-        .fetch_all(db.pool())
-        .await
-}
-
-/// A user's presence.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Presence {
-    pub user_id: String,
-    /// True while any of the user's devices has a live connection.
-    pub online: bool,
-    /// Unix ms of the last heartbeat or disconnect; null if never connected.
-    pub last_seen: Option<i64>,
-}
-
-pub async fn status(db: &Db, user_id: &str) -> Result<Presence, sqlx::Error> {
-    let online = is_live(db, user_id, now_ms()).await?;
-    let last_seen = sqlx::query_scalar("SELECT last_seen FROM presence WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(Presence {
-        user_id: user_id.to_owned(),
-        online,
-        last_seen,
-    })
-}
-
 /// Whether the user is online on any device, and when they were last seen:
 /// for the user themself and their chat partners only (a room between
 /// them, no block). A user who hides their presence is shown offline and
@@ -230,11 +170,7 @@ async fn get_presence(
         .fetch_one(db.pool())
         .await?;
     if shown == 0 {
-        return Ok(Json(Presence {
-            user_id: id,
-            online: false,
-            last_seen: None,
-        }));
+        return Ok(Json(Presence::hidden(&id)));
     }
     Ok(Json(status(&db, &id).await?))
 }

@@ -20,6 +20,7 @@ use crate::core::realtime::{Event, WsConfig};
 use crate::core::sessions::{self, Sessions};
 use crate::core::state::AppState;
 use crate::core::time::now_ms;
+use crate::model::presence as model_presence;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
@@ -251,8 +252,8 @@ fn end_at_expiry(expires_at: i64, cancel: CancellationToken) -> tokio::task::Joi
 /// Tells the user's chat partners their presence changed.
 async fn announce(state: &AppState, user_id: &str) {
     let result = async {
-        let partners = presence::partners(&state.db, user_id).await?;
-        let now = presence::status(&state.db, user_id).await?;
+        let partners = model_presence::partners(&state.db, user_id).await?;
+        let now = model_presence::status(&state.db, user_id).await?;
         Ok::<_, sqlx::Error>((partners, now))
     }
     .await;

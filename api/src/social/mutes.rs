@@ -15,9 +15,10 @@ use crate::model::users::{require_user, Author};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sori_db::Db;
-use utoipa::IntoParams;
+use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -112,12 +113,21 @@ async fn unmute(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A muted person, and until when.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Muted {
+    #[serde(flatten)]
+    pub user: Author,
+    /// Unix milliseconds when the mute lapses; `null`: until unmuted.
+    pub until: Option<i64>,
+}
+
 /// The people the caller has muted (mutes in force), newest first, to undo them.
 #[utoipa::path(get, path = "/v1/me/mutes", tag = "social",
     security(("bearer" = [])),
     params(PageQuery),
     responses(
-        (status = 200, body = Page<Author>),
+        (status = 200, body = Page<Muted>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -125,8 +135,27 @@ async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     QueryParams(query): QueryParams<PageQuery>,
-) -> Result<Json<Page<Author>>, ApiError> {
-    relation_page(&state, &user.id, Relation::Mutes, &query)
-        .await
-        .map(Json)
+) -> Result<Json<Page<Muted>>, ApiError> {
+    let page = relation_page(&state, &user.id, Relation::Mutes, &query).await?;
+    // The caller's mutes with an end: few, read at once for the page.
+    let timed: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+        "SELECT muted_id, until FROM mutes WHERE muter_id = $1 AND until IS NOT NULL",
+    )
+    .bind(&user.id)
+    .fetch_all(state.db.pool())
+    .await?
+    .into_iter()
+    .collect();
+    let items = page
+        .items
+        .into_iter()
+        .map(|user| Muted {
+            until: timed.get(&user.id).copied(),
+            user,
+        })
+        .collect();
+    Ok(Json(Page {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
