@@ -186,3 +186,61 @@ async fn requests_are_withdrawn_blocked_and_accepted_on_turning_public() {
     let r = api.put(&format!("/v1/users/{}/follow", ana.id), &ben).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
+
+/// `(follows, requests)` rows between `a` and `b`, either way.
+async fn between(api: &Api, a: &User, b: &User) -> (i64, i64) {
+    let count = |table: &str, x: &str, y: &str| {
+        format!(
+            "SELECT COUNT(*) FROM {table} WHERE ({x} = $1 AND {y} = $2) OR ({x} = $2 AND {y} = $1)"
+        )
+    };
+    let mut counts = [0; 2];
+    for (i, sql) in [
+        count("follows", "follower_id", "followee_id"),
+        count("follow_requests", "requester_id", "target_id"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        counts[i] = sqlx::query_scalar(sql)
+            .bind(&a.id)
+            .bind(&b.id)
+            .fetch_one(api.t.db.pool())
+            .await
+            .unwrap();
+    }
+    (counts[0], counts[1])
+}
+
+/// An approval racing the requester's withdrawal, or the account's block,
+/// leaves what one order or the other would: never a follow that outlives
+/// the withdrawal or the block.
+#[tokio::test]
+async fn an_approval_racing_a_withdrawal_or_a_block_leaves_no_follow() {
+    let api = Api::new().await;
+    let ana = api.user("ana").await;
+    make_private(&api, &ana, true).await;
+    for round in 0..10 {
+        let ben = api.user(&format!("ben{round}")).await;
+        ask(&api, &ben, &ana).await;
+        let approve = format!("/v1/me/follow-requests/{}/approve", ben.id);
+        let follow = format!("/v1/users/{}/follow", ana.id);
+        let (approved, withdrawn) = tokio::join!(
+            api.post(&approve, &ana, json!({})),
+            api.delete(&follow, &ben),
+        );
+        assert!(
+            [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND].contains(&approved.status),
+            "{}",
+            approved.json
+        );
+        assert_eq!(withdrawn.status, StatusCode::NO_CONTENT);
+        assert_eq!(between(&api, &ana, &ben).await, (0, 0), "round {round}");
+
+        ask(&api, &ben, &ana).await;
+        let block = format!("/v1/users/{}/block", ben.id);
+        let (_, blocked) = tokio::join!(api.post(&approve, &ana, json!({})), api.put(&block, &ana));
+        assert_eq!(blocked.status, StatusCode::NO_CONTENT);
+        assert_eq!(between(&api, &ana, &ben).await, (0, 0), "round {round}");
+    }
+}

@@ -66,11 +66,13 @@ async fn block(
     .bind(time::now_ms())
     .execute(&mut *tx)
     .await?;
+    // Requests before follows: an approval under way holds its request, so
+    // this waits for it and then deletes the follow it made.
     for sql in [
-        "DELETE FROM follows WHERE (follower_id = $1 AND followee_id = $2) \
-         OR (follower_id = $2 AND followee_id = $1)",
         "DELETE FROM follow_requests WHERE (requester_id = $1 AND target_id = $2) \
          OR (requester_id = $2 AND target_id = $1)",
+        "DELETE FROM follows WHERE (follower_id = $1 AND followee_id = $2) \
+         OR (follower_id = $2 AND followee_id = $1)",
     ] {
         sqlx::query(sql)
             .bind(&user.id)

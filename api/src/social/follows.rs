@@ -119,9 +119,11 @@ async fn unfollow(
 ) -> Result<StatusCode, ApiError> {
     check_target(&db, &user.id, &id).await?;
     let mut tx = db.pool().begin().await?;
+    // The request first: an approval under way holds its row, so this waits
+    // for it and then deletes the follow it made, instead of missing it.
     for sql in [
-        "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2",
         "DELETE FROM follow_requests WHERE requester_id = $1 AND target_id = $2",
+        "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2",
     ] {
         sqlx::query(sql)
             .bind(&user.id)
