@@ -28,7 +28,7 @@ use crate::core::pagination::{Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::validation::{self, QueryParams};
 use crate::model::dialect;
-use crate::model::posts::{page, tag_page, PostItem, SELECT_ITEMS};
+use crate::model::posts::{page, page_by, tag_page, PostItem, SELECT_ITEMS};
 use crate::model::rules::{not_muted, visible};
 use crate::model::users::require_user;
 use axum::extract::{Path, State};
@@ -36,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use sori_db::Backend;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -120,22 +120,43 @@ async fn refresh_feed_page(state: AppState, viewer: String, query: PageQuery, ke
     }
 }
 
+/// How explore orders its posts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExploreSort {
+    /// Newest first.
+    #[default]
+    Recent,
+    /// Hottest first: plays, likes and comments, each worth less as it ages
+    /// (half as much every six hours).
+    Trending,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TagQuery {
     /// Only posts with this tag (with or without `#`, any case).
     pub tag: Option<String>,
+    /// `recent` (the default) or `trending`.
+    #[param(value_type = Option<ExploreSort>)]
+    pub sort: Option<ExploreSort>,
 }
 
-/// Everyone's ready posts the caller may hear, newest first, without
-/// authors the caller muted; optionally only those with a tag.
+/// SQL: explore's trending walk (`posts_trending`), hottest first, from the
+/// cursor (`$2` a trend key, `$3` an id).
+const TRENDING_FROM_CURSOR: &str = "(p.trend_key < $2 OR (p.trend_key = $2 AND p.id < $3)) \
+     ORDER BY p.trend_key DESC, p.id DESC LIMIT $4";
+
+/// Everyone's ready posts the caller may hear, newest or hottest first,
+/// without authors the caller muted or a block between them; optionally
+/// only those with a tag.
 #[utoipa::path(get, path = "/v1/explore", tag = "feed",
     security(("bearer" = [])),
     params(TagQuery, PageQuery),
     responses(
         (status = 200, body = Page<PostItem>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad tag, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad tag, sort, limit or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn explore(
     State(state): State<AppState>,
@@ -143,7 +164,13 @@ async fn explore(
     QueryParams(query): QueryParams<PageQuery>,
     QueryParams(tag): QueryParams<TagQuery>,
 ) -> Result<Json<Page<PostItem>>, ApiError> {
-    let Some(raw) = tag.tag.filter(|t| !t.is_empty()) else {
+    let tag_given = tag.tag.filter(|t| !t.is_empty());
+    if tag.sort == Some(ExploreSort::Trending) {
+        return trending(&state, &user.id, tag_given.as_deref(), &query)
+            .await
+            .map(Json);
+    }
+    let Some(raw) = tag_given else {
         let sql = format!(
             "{SELECT_ITEMS} WHERE m.state = 'ready' AND {} AND {} AND {BEFORE_CURSOR} {NEWEST_FIRST}",
             visible(),
@@ -153,6 +180,37 @@ async fn explore(
     };
     let tag = validation::normalize_tag(&raw).map_err(|m| ApiError::invalid("tag", m))?;
     tag_page(&state, &user.id, &tag, &query).await.map(Json)
+}
+
+/// Explore's hottest posts first, with `tag` (raw) when given.
+async fn trending(
+    state: &AppState,
+    viewer: &str,
+    tag: Option<&str>,
+    query: &PageQuery,
+) -> Result<Page<PostItem>, ApiError> {
+    let tag = tag
+        .map(|raw| validation::normalize_tag(raw).map_err(|m| ApiError::invalid("tag", m)))
+        .transpose()?;
+    let with_tag = match tag {
+        Some(_) => "AND EXISTS (SELECT 1 FROM post_tags t WHERE t.post_id = p.id AND t.tag = $5)",
+        None => "",
+    };
+    let sql = format!(
+        "{SELECT_ITEMS} WHERE m.state = 'ready' AND {} AND {} {with_tag} AND {TRENDING_FROM_CURSOR}",
+        visible(),
+        not_muted(state.db.backend(), "$1", "p.author_id")
+    );
+    let extra: Vec<&str> = tag.as_deref().into_iter().collect();
+    page_by(
+        state,
+        &sql,
+        viewer,
+        query,
+        &extra,
+        PostItem::trending_cursor,
+    )
+    .await
 }
 
 /// One user's posts: ready ones, plus pending ones when the caller is that user.

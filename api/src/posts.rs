@@ -152,8 +152,8 @@ async fn insert_post(state: &AppState, new: &NewPost<'_>) -> Result<String, ApiE
     let tags_json = serde_json::to_string(tags).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let mut tx = state.db.pool().begin().await?;
     sqlx::query(
-        "INSERT INTO posts (id, author_id, media_id, caption, tags, visibility, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO posts (id, author_id, media_id, caption, tags, visibility, created_at, trend_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
     )
     .bind(&id)
     .bind(author)

@@ -220,6 +220,8 @@ try {
   await b.locator('article.post').getByRole('link', { name: '#sori' }).first().click();
   await b.getByRole('heading', { name: 'Explore #sori' }).waitFor();
   await b.locator('article.post', { hasText: 'Morning hello from Ana' }).waitFor();
+  await b.getByLabel('Order').selectOption('trending');
+  await b.locator('article.post', { hasText: 'Morning hello from Ana' }).waitFor();
   await audit(b, 'explore');
 
   // Chat: B writes, A sees it live, reads it, B sees "Seen".

@@ -13,6 +13,7 @@
 //! - [`mail`]: a mail in the outbox, sent by the relay.
 //! - [`export`]: the archive of everything an account holds.
 //! - [`audit`]: the record of an admin action.
+//! - [`trending`]: a play, like or comment raising a post's trending score.
 //!
 //! Imports only [`crate::core`] and [`crate::model`]; `api/tests/module_layers.rs`
 //! checks it.
@@ -25,3 +26,4 @@ pub mod follows;
 pub mod mail;
 pub mod notifications;
 pub mod push;
+pub mod trending;

@@ -94,6 +94,9 @@ pub struct PostItem {
     pub liked_by_me: bool,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// Its place in trending explore ([`crate::effects::trending`]); not shown.
+    #[serde(skip)]
+    pub trend_key: i64,
 }
 
 impl PostItem {
@@ -101,6 +104,14 @@ impl PostItem {
     pub fn cursor(&self) -> Cursor {
         Cursor {
             created_at: self.created_at,
+            id: self.id.clone(),
+        }
+    }
+
+    /// Its position in a trending list (the cursor's time is the trend key).
+    pub fn trending_cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.trend_key,
             id: self.id.clone(),
         }
     }
@@ -112,7 +123,7 @@ pub const SELECT_ITEMS: &str = "\
     SELECT p.id, p.author_id, u.handle, u.display_name, u.avatar_version, p.caption, p.tags, \
            p.visibility, p.edited_at, p.media_id, \
            m.state, m.duration_ms, m.bars, m.output_prefix, p.like_count, p.comment_count, \
-           p.play_count, p.created_at, \
+           p.play_count, p.created_at, p.trend_key, \
            CAST(CASE WHEN EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) \
                 THEN 1 ELSE 0 END AS BIGINT) AS liked \
     FROM posts p JOIN users u ON u.id = p.author_id JOIN media m ON m.id = p.media_id ";
@@ -138,6 +149,7 @@ pub struct PostRow {
     comment_count: i64,
     play_count: i64,
     created_at: i64,
+    trend_key: i64,
     liked: i64,
 }
 
@@ -166,6 +178,7 @@ impl PostRow {
             play_count: self.play_count,
             liked_by_me: self.liked != 0,
             created_at: self.created_at,
+            trend_key: self.trend_key,
         }
     }
 }
@@ -179,6 +192,19 @@ pub async fn page(
     query: &PageQuery,
     extra: &[&str],
 ) -> Result<Page<PostItem>, ApiError> {
+    page_by(state, sql, viewer, query, extra, PostItem::cursor).await
+}
+
+/// [`page`] of a list in another order than newest first: `position` is an
+/// item's cursor in it (its `$2`, `$3`).
+pub async fn page_by(
+    state: &AppState,
+    sql: &str,
+    viewer: &str,
+    query: &PageQuery,
+    extra: &[&str],
+    position: fn(&PostItem) -> Cursor,
+) -> Result<Page<PostItem>, ApiError> {
     let (limit, cursor) = query.resolve()?;
     let mut q = sqlx::query_as::<_, PostRow>(sql)
         .bind(viewer)
@@ -191,7 +217,7 @@ pub async fn page(
     let rows = q.fetch_all(state.db.pool()).await?;
     let urls = state.media_urls.signer().await?;
     let items = rows.into_iter().map(|r| r.into_item(&urls)).collect();
-    Ok(Page::from_rows(items, limit, PostItem::cursor))
+    Ok(Page::from_rows(items, limit, position))
 }
 
 /// Ready posts with a normalized `tag` the viewer may see, newest first,

@@ -18,6 +18,7 @@ use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::{self, JsonBody, QueryParams};
 use crate::effects::notifications::{mention_targets, notify, tell, Notice};
+use crate::effects::trending::{self, Engagement};
 use crate::model::media::parse_bars;
 use crate::model::rules::user_visible;
 use crate::model::users::Author;
@@ -288,6 +289,7 @@ async fn create(
         .bind(&post_id)
         .execute(&mut *tx)
         .await?;
+    trending::bump(&mut tx, &post_id, Engagement::Comment, time::now_ms()).await?;
     let mut written = Vec::new();
     if post.author_id != user.id {
         let notice = Notice::new(&post.author_id, "comment", &user.id);

@@ -16,6 +16,7 @@ use crate::core::realtime::Realtime;
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::effects::notifications::{notify, tell, Notice};
+use crate::effects::trending::{self, Engagement};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use sori_db::Db;
@@ -65,6 +66,7 @@ async fn like(
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+        trending::bump(&mut tx, &id, Engagement::Like, time::now_ms()).await?;
         if post.author_id != user.id {
             let notice = Notice::new(&post.author_id, "like", &user.id).post(&id);
             written.extend(notify(&mut tx, notice).await?);

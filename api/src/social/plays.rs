@@ -7,6 +7,7 @@ use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::state::AppState;
 use crate::core::time;
+use crate::effects::trending::{self, Engagement};
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
@@ -66,6 +67,7 @@ async fn play(
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+        trending::bump(&mut tx, &id, Engagement::Play, time::now_ms()).await?;
     }
     let play_count: i64 = sqlx::query_scalar("SELECT play_count FROM posts WHERE id = $1")
         .bind(&id)

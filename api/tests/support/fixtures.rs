@@ -207,8 +207,8 @@ impl Api {
     ) -> String {
         let id = uuid::Uuid::now_v7().to_string();
         sqlx::query(
-            "INSERT INTO posts (id, author_id, media_id, caption, tags, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO posts (id, author_id, media_id, caption, tags, created_at, trend_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
         .bind(&id)
         .bind(author_id)

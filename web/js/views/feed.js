@@ -1,4 +1,4 @@
-// The timelines: the home feed, explore (newest, or by tag), and a user's
+// The timelines: the home feed, explore (newest or trending, by tag), and a user's
 // profile with their posts; each scrolls on the API's keyset cursor.
 
 import { api, query } from '../api.js';
@@ -39,7 +39,10 @@ export function feedScreen(_params, ctx) {
     timeline('/v1/feed', {}, ctx, 'Nothing here yet: follow people (Search) or record a post.'));
 }
 
-/** `#/explore` and `#/explore/{tag}`: every public post, or those with a tag. */
+/**
+ * `#/explore` and `#/explore/{tag}`: every public post, or those with a
+ * tag, newest first or trending.
+ */
 export function exploreScreen([tag], ctx) {
   const input = h('input', { type: 'search', name: 'tag', value: tag || '', autocomplete: 'off' });
   const form = h('form', { role: 'search', class: 'inline' }, field('Tag', input), h('button', { type: 'submit' }, 'Show'));
@@ -47,10 +50,16 @@ export function exploreScreen([tag], ctx) {
     e.preventDefault();
     location.hash = `#/explore/${encodeURIComponent(input.value.replace(/^#/, '').trim())}`;
   });
+  const sort = h('select', { name: 'sort' },
+    h('option', { value: 'recent' }, 'Newest first'), h('option', { value: 'trending' }, 'Trending'));
+  const posts = h('div', {});
+  const show = () => posts.replaceChildren(
+    timeline('/v1/explore', { tag, sort: sort.value }, ctx, tag ? `No posts tagged #${tag} yet.` : 'No posts yet.'));
+  sort.addEventListener('change', show);
+  show();
   return h('section', { 'aria-labelledby': 'explore-title' },
     h('h1', { id: 'explore-title' }, tag ? `Explore #${tag}` : 'Explore'),
-    form,
-    timeline('/v1/explore', { tag }, ctx, tag ? `No posts tagged #${tag} yet.` : 'No posts yet.'));
+    form, field('Order', sort), posts);
 }
 
 /**
