@@ -84,3 +84,8 @@ if errors or unknown:
     sys.exit(1)
 print(f"{compose_path}: valid, {len(compose['services'])} services")
 PY
+
+# The worker-scaling simulation of docs/SCALING.md still runs and finishes
+# every upload of a small day.
+python3 benches/lunch_spike.py --uploads 20000 --settings 5:15:40 --check >/dev/null
+echo "benches/lunch_spike.py: a simulated day ran to the end"
