@@ -22,6 +22,26 @@ pub struct Author {
     pub avatar_url: Option<String>,
 }
 
+impl Author {
+    /// The actor of a left-joined row (a notification's, an audit entry's):
+    /// `None` when the row has none, its avatar URL signed by `urls`.
+    pub fn joined(
+        id: Option<String>,
+        handle: Option<String>,
+        display_name: Option<String>,
+        avatar_version: Option<i64>,
+        urls: &UrlSigner,
+    ) -> Option<Self> {
+        let (id, handle, display_name) = (id?, handle?, display_name?);
+        Some(Author {
+            avatar_url: urls.avatar(&id, avatar_version),
+            id,
+            handle,
+            display_name,
+        })
+    }
+}
+
 /// A person in a list of people (followers, search results), with the time
 /// the list is ordered by (when they followed, when they signed up).
 #[derive(sqlx::FromRow)]

@@ -68,15 +68,13 @@ struct AuditRow {
 
 impl AuditRow {
     fn into_item(self, urls: &UrlSigner) -> AuditItem {
-        let actor = match (self.actor_id, self.handle, self.display_name) {
-            (Some(id), Some(handle), Some(display_name)) => Some(Author {
-                avatar_url: urls.avatar(&id, self.avatar_version),
-                id,
-                handle,
-                display_name,
-            }),
-            _ => None,
-        };
+        let actor = Author::joined(
+            self.actor_id,
+            self.handle,
+            self.display_name,
+            self.avatar_version,
+            urls,
+        );
         AuditItem {
             id: self.id,
             actor,

@@ -92,15 +92,13 @@ struct Row {
 impl Row {
     /// Its actor, when it has one still shown.
     fn actor(&self, urls: &UrlSigner) -> Option<Author> {
-        match (&self.actor_id, &self.handle, &self.display_name) {
-            (Some(id), Some(handle), Some(display_name)) => Some(Author {
-                avatar_url: urls.avatar(id, self.avatar_version),
-                id: id.clone(),
-                handle: handle.clone(),
-                display_name: display_name.clone(),
-            }),
-            _ => None,
-        }
+        Author::joined(
+            self.actor_id.clone(),
+            self.handle.clone(),
+            self.display_name.clone(),
+            self.avatar_version,
+            urls,
+        )
     }
 
     fn into_item(self, urls: &UrlSigner) -> NotificationItem {
