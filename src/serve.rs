@@ -112,11 +112,13 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("SORI_LISTEN={}: cannot listen", settings.listen))?;
-    tracing::info!(listen = %settings.listen, ?role, "sori is serving");
+    // The address bound: with port 0 in SORI_LISTEN, the one the system chose.
+    let listen = listener.local_addr().context("SORI_LISTEN")?;
+    tracing::info!(%listen, ?role, "sori is serving");
     let public_url = settings
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", settings.listen));
+        .unwrap_or_else(|| format!("http://{listen}"));
     let store = open_store(settings, &public_url).await?;
     if let (ObjectStore::S3(s3), Role::All | Role::Api) = (&store, role) {
         let origins =

@@ -15,6 +15,7 @@ pub mod smtp;
 pub mod ws;
 
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -118,19 +119,50 @@ pub fn sori_command() -> Command {
     command::<&str, &str>(Path::new(env!("CARGO_MANIFEST_DIR")), &[], &[])
 }
 
-/// Starts `sori ARGS` on a free loopback port.
+/// Starts `sori ARGS` on a loopback port the system picks (`SORI_LISTEN`
+/// port 0), learnt from its "sori is serving" log line: a port chosen here
+/// and handed over could be taken by another process in between. Its log
+/// goes on to this test's output.
 pub fn spawn<K: AsRef<OsStr>, V: AsRef<OsStr>>(dir: &Path, args: &[&str], envs: &[(K, V)]) -> Sori {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let child = command(dir, args, envs)
-        .env("SORI_LISTEN", &listen)
+    let mut child = command(dir, args, envs)
+        .env("SORI_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let log = child.stderr.take().unwrap();
+    let (found, listen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(log).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if let Some(addr) = serving_address(&line) {
+                let _ = found.send(addr);
+            }
+        }
+    });
+    // On failure the process's own message (already on stderr) says why.
+    let listen = listen
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("sori {args:?} did not start serving"));
     Sori {
         child,
         base: format!("http://{listen}"),
     }
+}
+
+/// The address in sori's "sori is serving" line, in the text or JSON log format.
+fn serving_address(line: &str) -> Option<String> {
+    if !line.contains("sori is serving") {
+        return None;
+    }
+    let rest = line
+        .split_once("listen=")
+        .or_else(|| line.split_once("\"listen\":\""))?
+        .1;
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
 }
 
 /// The production roles on `envs`: `sori migrate` once, then `sori api`
