@@ -8,8 +8,7 @@
 mod common;
 
 use common::aws::Backends;
-use common::{command, free_port, Sori};
-use std::fs::File;
+use common::{command, free_port, spawn_logged};
 use std::path::Path;
 
 const APP: &str = "https://app.sori.example";
@@ -18,18 +17,9 @@ const WARNING: &str = "CORS rules do not let";
 /// Starts `sori api` with `envs`, waits until it is ready, stops it, and
 /// returns what it logged.
 async fn api_log(dir: &Path, envs: &[(String, String)], name: &str) -> String {
-    let listen = format!("127.0.0.1:{}", free_port());
     let log = dir.join(name);
-    let child = command(dir, &["api"], envs)
-        .env("SORI_LISTEN", &listen)
-        .stdout(File::create(dir.join(format!("{name}.out"))).unwrap())
-        .stderr(File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut api = Sori {
-        child,
-        base: format!("http://{listen}"),
-    };
+    let out = dir.join(format!("{name}.out"));
+    let mut api = spawn_logged(dir, &["api"], envs, &out, &log);
     api.wait_ready().await;
     api.stop();
     std::fs::read_to_string(&log).unwrap()

@@ -9,36 +9,25 @@
 mod common;
 
 use common::client::{Client, PASSWORD};
-use common::{command, free_port, Sori};
+use common::spawn_logged;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sori_db::testing::fresh_db;
-use std::fs::File;
 
 #[tokio::test]
 async fn tokens_and_passwords_never_appear_in_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let t = fresh_db().await;
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let listen = format!("127.0.0.1:{}", free_port());
     let data = dir.path().join("data").display().to_string();
     let envs = [
         ("DATABASE_URL", t.url.as_str()),
         ("SORI_DATA_DIR", data.as_str()),
-        ("SORI_LISTEN", listen.as_str()),
         ("SORI_LOG_FORMAT", "json"),
         ("SORI_WORKERS", "1"),
         ("RUST_LOG", "trace"),
     ];
-    let child = command(dir.path(), &["serve"], &envs)
-        .stdout(File::create(&out_path).unwrap())
-        .stderr(File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut server = Sori {
-        child,
-        base: format!("http://{listen}"),
-    };
+    let mut server = spawn_logged(dir.path(), &["serve"], &envs, &out_path, &err_path);
     server.wait_ready().await;
     let api = Client::new(&server.base);
 

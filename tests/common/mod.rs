@@ -15,7 +15,7 @@ pub mod smtp;
 pub mod ws;
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +26,8 @@ pub struct Sori {
     pub child: Child,
     /// `http://127.0.0.1:PORT` of its HTTP listener.
     pub base: String,
+    /// The thread passing its log on; done once the process has exited.
+    log: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Sori {
@@ -56,6 +58,10 @@ impl Sori {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // Every line it wrote is passed on (and in its log file) now.
+                if let Some(log) = self.log.take() {
+                    let _ = log.join();
+                }
                 return status.code();
             }
             assert!(Instant::now() < deadline, "sori did not exit in {within:?}");
@@ -124,17 +130,38 @@ pub fn sori_command() -> Command {
 /// and handed over could be taken by another process in between. Its log
 /// goes on to this test's output.
 pub fn spawn<K: AsRef<OsStr>, V: AsRef<OsStr>>(dir: &Path, args: &[&str], envs: &[(K, V)]) -> Sori {
-    let mut child = command(dir, args, envs)
+    start(command(dir, args, envs), Stdio::null(), None, args)
+}
+
+/// [`spawn`], keeping what it prints: standard output in the file
+/// `stdout`, its log in the file `stderr` (as well as on this test's output).
+pub fn spawn_logged<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    dir: &Path,
+    args: &[&str],
+    envs: &[(K, V)],
+    stdout: &Path,
+    stderr: &Path,
+) -> Sori {
+    let out = Stdio::from(std::fs::File::create(stdout).unwrap());
+    let copy = std::fs::File::create(stderr).unwrap();
+    start(command(dir, args, envs), out, Some(copy), args)
+}
+
+fn start(mut cmd: Command, stdout: Stdio, mut copy: Option<std::fs::File>, args: &[&str]) -> Sori {
+    let mut child = cmd
         .env("SORI_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let log = child.stderr.take().unwrap();
+    let output = child.stderr.take().unwrap();
     let (found, listen) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(log).lines().map_while(Result::ok) {
+    let log = std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
             eprintln!("{line}");
+            if let Some(file) = copy.as_mut() {
+                let _ = writeln!(file, "{line}");
+            }
             if let Some(addr) = serving_address(&line) {
                 let _ = found.send(addr);
             }
@@ -147,6 +174,7 @@ pub fn spawn<K: AsRef<OsStr>, V: AsRef<OsStr>>(dir: &Path, args: &[&str], envs: 
     Sori {
         child,
         base: format!("http://{listen}"),
+        log: Some(log),
     }
 }
 
