@@ -11,6 +11,7 @@ use crate::core::pagination::{Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::QueryParams;
+use crate::model::dialect::json_strings;
 use crate::model::users::{require_user, Author};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -137,15 +138,20 @@ async fn list(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<Muted>>, ApiError> {
     let page = relation_page(&state, &user.id, Relation::Mutes, &query).await?;
-    // The caller's mutes with an end: few, read at once for the page.
-    let timed: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
-        "SELECT muted_id, until FROM mutes WHERE muter_id = $1 AND until IS NOT NULL",
-    )
-    .bind(&user.id)
-    .fetch_all(state.db.pool())
-    .await?
-    .into_iter()
-    .collect();
+    // The ends of this page's mutes, in one statement over its ids.
+    let ids: Vec<&str> = page.items.iter().map(|u| u.id.as_str()).collect();
+    let sql = format!(
+        "SELECT muted_id, until FROM mutes WHERE muter_id = $1 AND until IS NOT NULL \
+         AND muted_id IN ({})",
+        json_strings(state.db.backend(), "$2")
+    );
+    let timed: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(&sql)
+        .bind(&user.id)
+        .bind(serde_json::to_string(&ids).unwrap_or_default())
+        .fetch_all(state.db.pool())
+        .await?
+        .into_iter()
+        .collect();
     let items = page
         .items
         .into_iter()
