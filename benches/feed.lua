@@ -4,7 +4,7 @@
 -- through the lines (each thread from its own offset), sending
 -- `Authorization: Bearer TOKEN` and, when a cursor is given, `?cursor=CURSOR`
 -- (page 2). Without FEED_TOKENS the request is wrk's static one (for /healthz).
--- done() prints one machine-readable RESULT line for the script to parse.
+-- done() (benches/wrk-result.lua) prints one RESULT line for the script to parse.
 
 local lines = {}
 local path = os.getenv("FEED_TOKENS")
@@ -43,12 +43,4 @@ if path ~= nil and path ~= "" then
   request = feed_request
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "RESULT requests=%d duration_us=%d rps=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f " ..
-    "non2xx=%d socket_errors=%d\n",
-    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    e.status, e.connect + e.read + e.write + e.timeout))
-end
+dofile("benches/wrk-result.lua")

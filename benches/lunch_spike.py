@@ -9,8 +9,11 @@ drawn from the job-time distribution: by default a clip length from a
 log-normal of voice posts (median 25 s, 1 % over 3 min, capped at the 15 min
 limit) times the measured cost per second of audio per slot on a busy 2-core
 worker (0.6 s for a 30 s clip, docs/SCALING.md), plus a fixed start-up cost;
-or, with --job-times FILE, a JSON list of measured job seconds (what `sori
-bench` or the `sori_job_duration_seconds` histogram gives) sampled at random.
+or, with --job-times FILE, measured ones: a JSON list of job seconds (from
+the `sori_job_duration_seconds` histogram, say) sampled at random, or the
+output of `sori bench --json` over a corpus, whose per-file job time per
+second of audio is sampled and applied to the drawn clip length (plus the
+start-up cost: `sori bench` times the job in memory, without the store).
 
 The autoscaler is KEDA's aws-sqs-queue scaler with the manifest's HPA
 behaviour: every POLL seconds, desired = ceil(backlog / QUEUE_LENGTH) within
@@ -68,18 +71,26 @@ def arrivals(uploads, lunch_peak, rng):
 
 def job_time_sampler(path, rng):
     """Seconds of one job on one slot."""
+    startup = 0.05
+    rates = [0.6 / 30.0]
     if path:
         with open(path) as f:
-            times = [float(x) for x in json.load(f)]
-        if not times:
-            raise SystemExit(f"{path}: no job times")
-        return lambda: rng.choice(times)
-    per_audio_second = 0.6 / 30.0
-    startup = 0.05
+            measured = json.load(f)
+        if isinstance(measured, dict):
+            # `sori bench --json`: seconds of job per second of audio, per file.
+            rates = [b["job_ms"] / 1000.0 / b["duration_s"]
+                     for b in measured.get("files", []) if b.get("duration_s", 0) > 0]
+        else:
+            times = [float(x) for x in measured]
+            if not times:
+                raise SystemExit(f"{path}: no job times")
+            return lambda: rng.choice(times)
+        if not rates:
+            raise SystemExit(f"{path}: no files with a duration")
 
     def sample():
         clip = min(900.0, max(1.0, rng.lognormvariate(math.log(25.0), 0.8)))
-        return startup + clip * per_audio_second
+        return startup + clip * rng.choice(rates)
 
     return sample
 

@@ -270,6 +270,26 @@ pub struct Settings {
         global = true
     )]
     pub feed_cache_ms: u64,
+    /// Posts kept in each user's home timeline (written on post); the feed
+    /// reads older ones by merging followed authors' posts.
+    #[arg(
+        long,
+        env = "SORI_TIMELINE_LENGTH",
+        default_value_t = 800,
+        value_parser = clap::value_parser!(i64).range(1..),
+        global = true
+    )]
+    pub timeline_length: i64,
+    /// Followers above which an author's posts are not written into each
+    /// follower's timeline but read when the feed is (fan-in).
+    #[arg(
+        long,
+        env = "SORI_FANOUT_MAX_FOLLOWERS",
+        default_value_t = 5000,
+        value_parser = clap::value_parser!(i64).range(0..),
+        global = true
+    )]
+    pub fanout_max_followers: i64,
     /// When set, `GET /metrics` answers only requests carrying
     /// `Authorization: Bearer <this token>` (the scraper's); unset, it is open,
     /// for a port only the cluster reaches.

@@ -10,6 +10,7 @@ use sori_api::core::mail::Mailer;
 use sori_api::core::proxies::TrustedProxies;
 use sori_api::core::realtime::{Fanout, Realtime, WsConfig};
 use sori_api::core::server::ServerLimits;
+use sori_api::core::state::TimelineConfig;
 use sori_api::push::{DispatchConfig, Dispatcher, WebhookSender};
 use sori_api::AppState;
 use sori_db::redact;
@@ -145,6 +146,10 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
             session_ttl: Duration::from_millis(settings.session_cache_ms),
             feed_ttl: Duration::from_millis(settings.feed_cache_ms),
             ..CacheConfig::default()
+        })
+        .with_timelines(TimelineConfig {
+            length: settings.timeline_length,
+            max_fan_out: settings.fanout_max_followers,
         });
     if let Some(mailer) = &mailer {
         state = state.with_mailer(mailer.clone());
@@ -192,6 +197,7 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
             db.clone(),
             store.clone(),
             ttl,
+            settings.timeline_length,
             stopped(),
         ))
     });

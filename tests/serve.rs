@@ -196,6 +196,8 @@ fn help_lists_every_command_and_setting() {
         "SORI_MEDIA_PER_HOUR",
         "SORI_SESSION_CACHE_MS",
         "SORI_FEED_CACHE_MS",
+        "SORI_TIMELINE_LENGTH",
+        "SORI_FANOUT_MAX_FOLLOWERS",
         "SORI_MESSAGES_PER_MINUTE",
         "SORI_METRICS_TOKEN",
         "SORI_LOG_FORMAT",

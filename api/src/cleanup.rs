@@ -13,9 +13,10 @@
 //! pending and expires old ones ([`crate::effects::export::build_pending`]), purges answers stored for `Idempotency-Key` requests once
 //! past their day ([`crate::core::idempotency::purge_expired`]), and expired
 //! tokens with the push devices registered with them
-//! ([`crate::core::sessions::purge_expired`]).
+//! ([`crate::core::sessions::purge_expired`]), and trims home timelines
+//! ([`crate::effects::timelines::trim_all`]).
 
-use crate::effects::{erasure, export};
+use crate::effects::{erasure, export, timelines};
 use crate::model::media::UNATTACHED;
 use sori_db::Db;
 use sori_pipeline::store::ObjectStore;
@@ -130,9 +131,16 @@ pub fn interval_for(ttl: Duration) -> Duration {
     (ttl / 24).clamp(Duration::from_secs(1), Duration::from_secs(600))
 }
 
-/// Sweeps every [`interval_for`]`(ttl)` until `stop` resolves. A failed pass is
-/// logged and retried at the next tick.
-pub async fn run(db: Db, store: ObjectStore, ttl: Duration, stop: impl Future<Output = ()>) {
+/// Sweeps every [`interval_for`]`(ttl)` until `stop` resolves, and trims
+/// home timelines to `timeline_length` rows. A failed pass is logged and
+/// retried at the next tick.
+pub async fn run(
+    db: Db,
+    store: ObjectStore,
+    ttl: Duration,
+    timeline_length: i64,
+    stop: impl Future<Output = ()>,
+) {
     let mut tick = tokio::time::interval(interval_for(ttl));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
@@ -151,6 +159,11 @@ pub async fn run(db: Db, store: ObjectStore, ttl: Duration, stop: impl Future<Ou
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "media cleanup pass failed; retrying later"),
+        }
+        match timelines::trim_all(&db, timeline_length).await {
+            Ok(dropped) if dropped > 0 => tracing::info!(dropped, "trimmed home timelines"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "timeline trimming failed; retrying later"),
         }
         // Expired tokens, the push devices registered with them, old tickets.
         if let Err(e) = crate::core::sessions::purge_expired(&db, now_ms()).await {

@@ -3,7 +3,9 @@
 //! one user's posts.
 //!
 //! Each page is one query walking a `(…, created_at, id)` index backwards
-//! from the cursor: `posts_author_feed` for the feed and profiles,
+//! from the cursor: the viewer's home timeline for the feed (written on
+//! post, [`crate::effects::timelines`]; older posts by merging the followed
+//! authors' `posts_author_feed` ranges), `posts_author_feed` for profiles,
 //! `posts_time` for explore, the `post_tags` primary key for a tag.
 //!
 //! Posts removed by a moderator, posts of removed users, posts not meant for
@@ -24,11 +26,12 @@
 use crate::core::cache::{CachedJson, Lookup};
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
-use crate::core::pagination::{Page, PageQuery};
+use crate::core::pagination::{Cursor, Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::validation::{self, QueryParams};
+use crate::effects::timelines;
 use crate::model::dialect;
-use crate::model::posts::{page, page_by, tag_page, PostItem, SELECT_ITEMS};
+use crate::model::posts::{page, page_by, tag_page, PostItem, PostRow, SELECT_ITEMS};
 use crate::model::rules::{not_muted, visible};
 use crate::model::users::require_user;
 use axum::extract::{Path, State};
@@ -52,11 +55,75 @@ pub fn router() -> OpenApiRouter<AppState> {
 const BEFORE_CURSOR: &str = "(p.created_at < $2 OR (p.created_at = $2 AND p.id < $3))";
 const NEWEST_FIRST: &str = "ORDER BY p.created_at DESC, p.id DESC LIMIT $4";
 
-/// The feed query: the page's post ids ([`dialect::feed_ids`]), then the
-/// full rows of those `limit + 1` posts.
-fn feed_sql(backend: Backend) -> String {
+/// The merge query, for what is older than the viewer's timeline: the
+/// page's post ids ([`dialect::feed_ids`]), then the full rows of those posts.
+fn merge_sql(backend: Backend) -> String {
     let ids = dialect::feed_ids(backend, &not_muted(backend, "$1", "f.followee_id"));
     format!("{SELECT_ITEMS} WHERE p.id IN ({ids}) AND {BEFORE_CURSOR} {NEWEST_FIRST}")
+}
+
+/// The timeline query: the page's post ids from the viewer's home timeline
+/// and followed fan-in authors ([`dialect::timeline_ids`]), then their rows.
+fn timeline_sql(backend: Backend) -> String {
+    let ids = dialect::timeline_ids(
+        backend,
+        &not_muted(backend, "$1", "t.author_id"),
+        &not_muted(backend, "$1", "f.followee_id"),
+        timelines::FLOOR,
+    );
+    format!("{SELECT_ITEMS} WHERE p.id IN ({ids}) AND {BEFORE_CURSOR} {NEWEST_FIRST}")
+}
+
+/// A feed page: from the viewer's home timeline down to its floor, then,
+/// when that leaves the page short, from the merge over followed authors
+/// below the floor (a deep page, or an account older than timelines).
+async fn feed_page(
+    state: &AppState,
+    viewer: &str,
+    query: &PageQuery,
+) -> Result<Page<PostItem>, ApiError> {
+    let (limit, cursor) = query.resolve()?;
+    let wanted = limit as usize + 1;
+    let backend = state.db.backend();
+    let mut rows = post_rows(state, &timeline_sql(backend), viewer, &cursor, wanted).await?;
+    if rows.len() < wanted {
+        let floor: Option<(i64, String)> = sqlx::query_as(timelines::FLOOR)
+            .bind(viewer)
+            .fetch_optional(state.db.pool())
+            .await?;
+        let below = match floor {
+            // Floor 0: the timeline is everything there is.
+            None | Some((0, _)) => None,
+            Some((created_at, id)) if (created_at, &id) < (cursor.created_at, &cursor.id) => {
+                Some(Cursor { created_at, id })
+            }
+            Some(_) => Some(cursor),
+        };
+        if let Some(below) = below {
+            let more = wanted - rows.len();
+            rows.extend(post_rows(state, &merge_sql(backend), viewer, &below, more).await?);
+        }
+    }
+    let urls = state.media_urls.signer().await?;
+    let items = rows.into_iter().map(|r| r.into_item(&urls)).collect();
+    Ok(Page::from_rows(items, limit, PostItem::cursor))
+}
+
+/// Runs a feed query (`$1` viewer, `$2`/`$3` cursor, `$4` how many).
+async fn post_rows(
+    state: &AppState,
+    sql: &str,
+    viewer: &str,
+    from: &Cursor,
+    count: usize,
+) -> Result<Vec<PostRow>, ApiError> {
+    Ok(sqlx::query_as::<_, PostRow>(sql)
+        .bind(viewer)
+        .bind(from.created_at)
+        .bind(&from.id)
+        .bind(count as i64)
+        .fetch_all(state.db.pool())
+        .await?)
 }
 
 /// The caller's posts (pending ones included) and the ready posts of everyone they follow.
@@ -104,8 +171,7 @@ async fn read_feed_page(
     key: String,
 ) -> Result<CachedJson, ApiError> {
     let generation = state.feed_pages.generation(viewer);
-    let sql = feed_sql(state.db.backend());
-    let page = CachedJson::new(&page(state, &sql, viewer, query, &[]).await?)?;
+    let page = CachedJson::new(&feed_page(state, viewer, query).await?)?;
     state
         .feed_pages
         .store(viewer, generation, key, page.clone());

@@ -10,6 +10,7 @@ use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::{self, JsonBody};
 use crate::effects::notifications::{mention_targets, notify, tell, Notice, Written};
+use crate::effects::timelines;
 use crate::model::posts::{Audience, PostItem, PostRow, Visibility, SELECT_ITEMS};
 use crate::model::rules::{reported_to_admin, visible};
 use axum::extract::{Path, State};
@@ -170,6 +171,13 @@ async fn insert_post(state: &AppState, new: &NewPost<'_>) -> Result<String, ApiE
         })
     })?;
     insert_tags(&mut tx, &id, tags, now).await?;
+    let post = timelines::NewPost {
+        id: &id,
+        author,
+        created_at: now,
+        visibility,
+    };
+    timelines::fan_out(&mut tx, post, state.timelines).await?;
     let written = tell_mentions(&mut tx, &id, author, mentioned).await?;
     tx.commit().await?;
     tell(&state.realtime, written).await;
@@ -329,6 +337,7 @@ async fn update_post(
         .execute(&mut *tx)
         .await?;
     insert_tags(&mut tx, &id, &edited.tags, current.created_at).await?;
+    timelines::visibility_changed(&mut tx, &id, &current.visibility, &edited.visibility).await?;
     let written = tell_mentions(&mut tx, &id, &user.id, &mentioned).await?;
     tx.commit().await?;
     tell(&state.realtime, written).await;

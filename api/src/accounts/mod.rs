@@ -353,7 +353,7 @@ async fn update_me(
     .await?;
     // Turning public accepts whoever asked meanwhile.
     let written = match req.private {
-        Some(false) => follows::accept_all(&mut tx, &user.id).await?,
+        Some(false) => follows::accept_all(&mut tx, &user.id, state.timelines.length).await?,
         _ => Vec::new(),
     };
     tx.commit().await?;

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sori_db::Db;
+use sori_db::{Backend, Db};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,14 +172,28 @@ async fn touch(db: &Db, hash: &str, last_used_at: i64) {
     if now - last_used_at < LAST_USED_GRANULARITY.as_millis() as i64 {
         return;
     }
-    let touched = sqlx::query("UPDATE auth_tokens SET last_used_at = $1 WHERE token_hash = $2")
-        .bind(now)
-        .bind(hash)
-        .execute(db.pool())
-        .await;
-    if let Err(e) = touched {
+    if let Err(e) = write_last_use(db, hash, now).await {
         tracing::warn!(error = %e, "cannot record a session's last use");
     }
+}
+
+/// The write of [`touch`]. On PostgreSQL its commit does not wait for the
+/// disk (`synchronous_commit` off for this transaction alone): a crash may
+/// forget a last use, which is harmless, and a population of viewers each
+/// opening the app makes this the most frequent write of all.
+async fn write_last_use(db: &Db, hash: &str, now: i64) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    if db.backend() == Backend::Postgres {
+        sqlx::query("SET LOCAL synchronous_commit TO OFF")
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("UPDATE auth_tokens SET last_used_at = $1 WHERE token_hash = $2")
+        .bind(now)
+        .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
 }
 
 /// The session of a bearer token, if it is known and unexpired; for code

@@ -19,6 +19,26 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long timelines get and which authors are written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelineConfig {
+    /// Rows kept per user (`SORI_TIMELINE_LENGTH`); older posts are read
+    /// by the merge over followed authors.
+    pub length: i64,
+    /// Followers above which an author's posts are read at feed time
+    /// instead of written into each follower's timeline (`SORI_FANOUT_MAX_FOLLOWERS`).
+    pub max_fan_out: i64,
+}
+
+impl Default for TimelineConfig {
+    fn default() -> Self {
+        Self {
+            length: 800,
+            max_fan_out: 5000,
+        }
+    }
+}
+
 /// Cheap to clone: every field is a handle.
 #[derive(Clone)]
 pub struct AppState {
@@ -53,6 +73,8 @@ pub struct AppState {
     /// Sends the mail outbox (`SORI_SMTP_URL`); `None`: email and password
     /// recovery answer 503, everything else works.
     pub mailer: Option<Arc<Mailer>>,
+    /// Home timeline length and fan-out limit (see `effects::timelines`).
+    pub timelines: TimelineConfig,
     /// Set at SIGTERM: `/readyz` answers 503 from then on, while the
     /// listener still serves (`SORI_DRAIN_SECS`), so load balancers stop
     /// sending here before it closes.
@@ -78,6 +100,7 @@ impl AppState {
             feed_pages: Arc::new(FeedPages::new(caches.feed_ttl, caches.capacity)),
             metrics_token: None,
             mailer: None,
+            timelines: TimelineConfig::default(),
             draining: Arc::default(),
         }
     }
@@ -88,6 +111,13 @@ impl AppState {
     pub fn with_caches(mut self, config: CacheConfig) -> Self {
         self.sessions = Arc::new(TtlCache::new(config.session_ttl, config.capacity));
         self.feed_pages = Arc::new(FeedPages::new(config.feed_ttl, config.capacity));
+        self
+    }
+
+    /// Sets the home timelines' length and fan-out limit
+    /// (`SORI_TIMELINE_LENGTH`, `SORI_FANOUT_MAX_FOLLOWERS`).
+    pub fn with_timelines(mut self, config: TimelineConfig) -> Self {
+        self.timelines = config;
         self
     }
 
@@ -155,6 +185,12 @@ impl AppState {
     pub fn with_public_url(mut self, url: &str) -> Self {
         self.public_url = url.trim_end_matches('/').to_owned();
         self
+    }
+}
+
+impl FromRef<AppState> for TimelineConfig {
+    fn from_ref(state: &AppState) -> Self {
+        state.timelines
     }
 }
 

@@ -153,6 +153,8 @@ const ERASE_ROWS: &[&str] = &[
     "DELETE FROM chat_rooms WHERE (user_lo = $1 AND user_hi IN (SELECT id FROM users WHERE deleted_at IS NOT NULL)) \
      OR (user_hi = $1 AND user_lo IN (SELECT id FROM users WHERE deleted_at IS NOT NULL))",
     "DELETE FROM notifications WHERE user_id = $1 OR actor_id = $1",
+    // The account's posts leave others' timelines with them (foreign key).
+    "DELETE FROM timelines WHERE user_id = $1",
     "DELETE FROM posts WHERE author_id = $1",
     "DELETE FROM follows WHERE follower_id = $1 OR followee_id = $1",
     "DELETE FROM follow_requests WHERE requester_id = $1 OR target_id = $1",

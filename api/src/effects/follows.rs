@@ -5,19 +5,24 @@
 
 use crate::core::time;
 use crate::effects::notifications::{notify, Notice, Written};
+use crate::effects::timelines;
 use sqlx::AnyConnection;
 
 /// `follower` now follows `followee`; the followee is told of a new follow
-/// (`follow`) once. Nothing happens when the follow exists.
+/// (`follow`) once, and their posts join the follower's home timeline
+/// (`timeline_length` of them at most). Nothing happens when the follow exists.
 pub async fn follow(
     conn: &mut AnyConnection,
     follower: &str,
     followee: &str,
+    timeline_length: i64,
 ) -> Result<Option<Written>, sqlx::Error> {
     let insert = "INSERT INTO follows (follower_id, followee_id, created_at) VALUES ($1, $2, $3) \
                   ON CONFLICT (follower_id, followee_id) DO NOTHING";
     let notice = Notice::new(followee, "follow", follower);
-    insert_and_tell(conn, insert, follower, followee, notice).await
+    let written = insert_and_tell(conn, insert, follower, followee, notice).await?;
+    timelines::backfill(conn, follower, followee, timeline_length).await?;
+    Ok(written)
 }
 
 /// `requester` asks to follow the private account `target`, which is told
@@ -61,6 +66,7 @@ pub async fn accept(
     conn: &mut AnyConnection,
     target: &str,
     requester: &str,
+    timeline_length: i64,
 ) -> Result<Option<Vec<Written>>, sqlx::Error> {
     let removed =
         sqlx::query("DELETE FROM follow_requests WHERE requester_id = $1 AND target_id = $2")
@@ -72,7 +78,10 @@ pub async fn accept(
     if removed == 0 {
         return Ok(None);
     }
-    let mut written: Vec<Written> = follow(conn, requester, target).await?.into_iter().collect();
+    let mut written: Vec<Written> = follow(conn, requester, target, timeline_length)
+        .await?
+        .into_iter()
+        .collect();
     written.extend(notify(conn, Notice::new(requester, "follow_accepted", target)).await?);
     Ok(Some(written))
 }
@@ -81,6 +90,7 @@ pub async fn accept(
 pub async fn accept_all(
     conn: &mut AnyConnection,
     target: &str,
+    timeline_length: i64,
 ) -> Result<Vec<Written>, sqlx::Error> {
     let requesters: Vec<String> =
         sqlx::query_scalar("SELECT requester_id FROM follow_requests WHERE target_id = $1")
@@ -89,7 +99,8 @@ pub async fn accept_all(
             .await?;
     let mut written = Vec::new();
     for requester in requesters {
-        written.extend(accept(conn, target, &requester).await?.unwrap_or_default());
+        let accepted = accept(conn, target, &requester, timeline_length).await?;
+        written.extend(accepted.unwrap_or_default());
     }
     Ok(written)
 }

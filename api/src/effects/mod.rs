@@ -14,6 +14,8 @@
 //! - [`export`]: the archive of everything an account holds.
 //! - [`audit`]: the record of an admin action.
 //! - [`trending`]: a play, like or comment raising a post's trending score.
+//! - [`timelines`]: a post written into its readers' home timelines, and
+//!   the follows, blocks and visibility changes that add or remove rows.
 //!
 //! Imports only [`crate::core`] and [`crate::model`]; `api/tests/module_layers.rs`
 //! checks it.
@@ -26,4 +28,5 @@ pub mod follows;
 pub mod mail;
 pub mod notifications;
 pub mod push;
+pub mod timelines;
 pub mod trending;

@@ -69,3 +69,57 @@ pub fn feed_ids(backend: Backend, followee_heard: &str) -> String {
         ),
     }
 }
+
+/// The feed's page of post ids from the viewer's home timeline (`$1`,
+/// before the cursor `$2`, `$3`, at most `$4`, newest first;
+/// `effects::timelines`): the timeline's rows walked by its primary key,
+/// each checked against its post (removed, private, media not ready) and
+/// author (still followed, as a row written by a post racing an unfollow
+/// may remain; not removed; not muted: `author_heard` over `t.author_id`); and the
+/// posts of followed fan-in authors (too many followers to write out) at or
+/// above the timeline's floor (`floor`, SQL of one row), from
+/// `posts_fan_in`. Posts below the floor are the merge's ([`feed_ids`]).
+///
+/// `fan_in_heard` is the viewer's mute filter over `f.followee_id`.
+pub fn timeline_ids(
+    backend: Backend,
+    author_heard: &str,
+    fan_in_heard: &str,
+    floor: &str,
+) -> String {
+    let media_ready = "NOT EXISTS (SELECT 1 FROM media m2 {HINT} \
+                       WHERE m2.id = p2.media_id AND m2.state <> 'ready')";
+    let hint = match backend {
+        Backend::Postgres => "",
+        Backend::Sqlite => "INDEXED BY media_not_ready",
+    };
+    let media_ready = media_ready.replace("{HINT}", hint);
+    let rows = format!(
+        "SELECT t.post_id AS id FROM timelines t JOIN posts p2 ON p2.id = t.post_id \
+         WHERE t.user_id = $1 AND (t.created_at, t.post_id) < ($2, $3) AND p2.hidden_at IS NULL \
+         AND (p2.author_id = $1 OR (p2.visibility <> 'private' AND {media_ready} \
+           AND EXISTS (SELECT 1 FROM follows fw WHERE fw.follower_id = $1 AND fw.followee_id = t.author_id) \
+           AND NOT EXISTS (SELECT 1 FROM users hu WHERE hu.id = t.author_id AND hu.hidden_at IS NOT NULL) \
+           AND {author_heard})) \
+         ORDER BY t.created_at DESC, t.post_id DESC LIMIT $4"
+    );
+    let fan_in_authors = format!(
+        "SELECT f.followee_id FROM follows f JOIN users fu ON fu.id = f.followee_id \
+         WHERE f.follower_id = $1 AND fu.fan_in = 1 AND fu.hidden_at IS NULL AND {fan_in_heard}"
+    );
+    let fan_in_post = format!(
+        "p2.fan_in = 1 AND (p2.created_at, p2.id) < ($2, $3) AND (p2.created_at, p2.id) >= ({floor}) \
+         AND p2.hidden_at IS NULL AND p2.visibility <> 'private' AND {media_ready}"
+    );
+    let newest = "ORDER BY p2.created_at DESC, p2.id DESC LIMIT $4";
+    let fan_in = match backend {
+        Backend::Postgres => format!(
+            "SELECT q.id FROM ({fan_in_authors}) a(author) CROSS JOIN LATERAL \
+             (SELECT p2.id FROM posts p2 WHERE p2.author_id = a.author AND {fan_in_post} {newest}) q"
+        ),
+        Backend::Sqlite => format!(
+            "SELECT p2.id FROM posts p2 WHERE p2.author_id IN ({fan_in_authors}) AND {fan_in_post} {newest}"
+        ),
+    };
+    format!("SELECT r.id FROM ({rows}) r UNION ALL SELECT fi.id FROM ({fan_in}) fi")
+}

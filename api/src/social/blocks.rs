@@ -14,7 +14,7 @@ use crate::core::pagination::{Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::QueryParams;
-use crate::effects::push;
+use crate::effects::{push, timelines};
 use crate::model::users::{require_user, Author};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -81,6 +81,8 @@ async fn block(
             .await?;
     }
     push::withdraw_between(&mut tx, &user.id, &id).await?;
+    timelines::withdraw(&mut tx, &user.id, &id).await?;
+    timelines::withdraw(&mut tx, &id, &user.id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,7 +9,7 @@ use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Page, PageQuery};
 use crate::core::realtime::Realtime;
-use crate::core::state::AppState;
+use crate::core::state::{AppState, TimelineConfig};
 use crate::core::validation::QueryParams;
 use crate::effects::follows;
 use crate::effects::notifications::tell;
@@ -60,11 +60,12 @@ async fn list(
 async fn approve(
     State(db): State<Db>,
     State(realtime): State<Realtime>,
+    State(timeline): State<TimelineConfig>,
     user: AuthUser,
     Path(requester): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = db.pool().begin().await?;
-    let written = follows::accept(&mut tx, &user.id, &requester)
+    let written = follows::accept(&mut tx, &user.id, &requester, timeline.length)
         .await?
         .ok_or(ApiError::NotFound)?;
     tx.commit().await?;

@@ -11,10 +11,11 @@ use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Page, PageQuery};
 use crate::core::realtime::Realtime;
-use crate::core::state::AppState;
+use crate::core::state::{AppState, TimelineConfig};
 use crate::core::validation::QueryParams;
 use crate::effects::follows;
 use crate::effects::notifications::tell;
+use crate::effects::timelines;
 use crate::model::rules::{blocked_either_way, user_visible};
 use crate::model::users::{author_page, require_user, Author, AuthorRow};
 use axum::extract::{Path, State};
@@ -58,6 +59,7 @@ async fn check_target(db: &Db, caller: &str, id: &str) -> Result<(), ApiError> {
 async fn follow(
     State(db): State<Db>,
     State(realtime): State<Realtime>,
+    State(timeline): State<TimelineConfig>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -70,7 +72,7 @@ async fn follow(
     let written = if ask {
         follows::request(&mut tx, &user.id, &id).await?
     } else {
-        follows::follow(&mut tx, &user.id, &id).await?
+        follows::follow(&mut tx, &user.id, &id, timeline.length).await?
     };
     tx.commit().await?;
     tell(&realtime, written.into_iter().collect()).await;
@@ -131,6 +133,7 @@ async fn unfollow(
             .execute(&mut *tx)
             .await?;
     }
+    timelines::withdraw(&mut tx, &user.id, &id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

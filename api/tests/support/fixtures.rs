@@ -231,6 +231,17 @@ impl Api {
         id
     }
 
+    /// Makes every account so far one from before home timelines (as
+    /// migration 0023 leaves them): its timeline's floor is now, so its
+    /// feed reads older posts, such as those of [`Api::post_on`], by the merge.
+    pub async fn accounts_before_timelines(&self) {
+        sqlx::query("UPDATE users SET timeline_floor_at = $1")
+            .bind(sori_pipeline::clock::now_ms())
+            .execute(self.t.db.pool())
+            .await
+            .unwrap();
+    }
+
     /// One post as `who` sees it (`GET /v1/posts/{id}`), asserting 200.
     pub async fn post_item(&self, post: &str, who: &User) -> Value {
         let r = self.get(&format!("/v1/posts/{post}"), who).await;
