@@ -164,6 +164,22 @@ async fn an_author_with_too_many_followers_is_read_at_feed_time() {
         api.feed_ids(&fans[0]).await,
         [next.as_str(), post.as_str(), own[0].as_str()]
     );
+    // A private post of theirs turned public reaches the feed the same way.
+    let media = api.media(&star, "ready").await;
+    let body = json!({"media_id": media, "caption": "later", "visibility": "private"});
+    let later = api.post("/v1/posts", &star, body).await.id();
+    assert_eq!(api.feed_ids(&fans[0]).await[0], next);
+    let public = json!({"visibility": "public"});
+    let r = api
+        .patch(&format!("/v1/posts/{later}"), &star, public)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(
+        timeline_len(&api, &fans[0]).await,
+        1,
+        "still no rows of theirs"
+    );
+    assert_eq!(api.feed_ids(&fans[0]).await[0], later);
     // A mute hides the fan-in author too.
     api.mute(&fans[0], &star).await;
     assert_eq!(api.feed_ids(&fans[0]).await, [own[0].as_str()]);

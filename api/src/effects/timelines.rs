@@ -58,14 +58,16 @@ pub async fn fan_out(
     config: TimelineConfig,
 ) -> Result<u64, sqlx::Error> {
     let mut written = insert_for(conn, post, "SELECT CAST($3 AS TEXT) AS id").await?;
-    if post.visibility == "private" {
-        return Ok(written);
-    }
+    // A private post of a fan-in author is marked too, so turning it
+    // visible later leaves it to the feed's fan-in read, not to rows.
     if is_fan_in(conn, post.author, config.max_fan_out).await? {
         sqlx::query("UPDATE posts SET fan_in = 1 WHERE id = $1")
             .bind(post.id)
             .execute(&mut *conn)
             .await?;
+        return Ok(written);
+    }
+    if post.visibility == "private" {
         return Ok(written);
     }
     let followers = "SELECT follower_id AS id FROM follows WHERE followee_id = $3";
