@@ -31,7 +31,7 @@ use crate::core::state::AppState;
 use crate::core::validation::{self, QueryParams};
 use crate::effects::timelines;
 use crate::model::dialect;
-use crate::model::posts::{page, page_by, tag_page, PostItem, PostRow, SELECT_ITEMS};
+use crate::model::posts::{page, page_by, rows_from, tag_page, PostItem, SELECT_ITEMS};
 use crate::model::rules::{not_muted, visible};
 use crate::model::users::require_user;
 use axum::extract::{Path, State};
@@ -85,7 +85,8 @@ async fn feed_page(
     let (limit, cursor) = query.resolve()?;
     let wanted = limit as usize + 1;
     let backend = state.db.backend();
-    let mut rows = post_rows(state, &timeline_sql(backend), viewer, &cursor, wanted).await?;
+    let timeline = timeline_sql(backend);
+    let mut rows = rows_from(state, &timeline, viewer, &cursor, wanted as i64, &[]).await?;
     if rows.len() < wanted {
         let floor: Option<(i64, String)> = sqlx::query_as(timelines::FLOOR)
             .bind(viewer)
@@ -100,30 +101,13 @@ async fn feed_page(
             Some(_) => Some(cursor),
         };
         if let Some(below) = below {
-            let more = wanted - rows.len();
-            rows.extend(post_rows(state, &merge_sql(backend), viewer, &below, more).await?);
+            let more = (wanted - rows.len()) as i64;
+            rows.extend(rows_from(state, &merge_sql(backend), viewer, &below, more, &[]).await?);
         }
     }
     let urls = state.media_urls.signer().await?;
     let items = rows.into_iter().map(|r| r.into_item(&urls)).collect();
     Ok(Page::from_rows(items, limit, PostItem::cursor))
-}
-
-/// Runs a feed query (`$1` viewer, `$2`/`$3` cursor, `$4` how many).
-async fn post_rows(
-    state: &AppState,
-    sql: &str,
-    viewer: &str,
-    from: &Cursor,
-    count: usize,
-) -> Result<Vec<PostRow>, ApiError> {
-    Ok(sqlx::query_as::<_, PostRow>(sql)
-        .bind(viewer)
-        .bind(from.created_at)
-        .bind(&from.id)
-        .bind(count as i64)
-        .fetch_all(state.db.pool())
-        .await?)
 }
 
 /// The caller's posts (pending ones included) and the ready posts of everyone they follow.

@@ -206,18 +206,31 @@ pub async fn page_by(
     position: fn(&PostItem) -> Cursor,
 ) -> Result<Page<PostItem>, ApiError> {
     let (limit, cursor) = query.resolve()?;
-    let mut q = sqlx::query_as::<_, PostRow>(sql)
-        .bind(viewer)
-        .bind(cursor.created_at)
-        .bind(cursor.id)
-        .bind(i64::from(limit) + 1);
-    for value in extra {
-        q = q.bind(*value);
-    }
-    let rows = q.fetch_all(state.db.pool()).await?;
+    let rows = rows_from(state, sql, viewer, &cursor, i64::from(limit) + 1, extra).await?;
     let urls = state.media_urls.signer().await?;
     let items = rows.into_iter().map(|r| r.into_item(&urls)).collect();
     Ok(Page::from_rows(items, limit, position))
+}
+
+/// The rows of a list statement: `$1` the viewer, `$2`/`$3` the position
+/// to read from, `$4` how many, then `extra`.
+pub async fn rows_from(
+    state: &AppState,
+    sql: &str,
+    viewer: &str,
+    from: &Cursor,
+    count: i64,
+    extra: &[&str],
+) -> Result<Vec<PostRow>, ApiError> {
+    let mut q = sqlx::query_as::<_, PostRow>(sql)
+        .bind(viewer)
+        .bind(from.created_at)
+        .bind(&from.id)
+        .bind(count);
+    for value in extra {
+        q = q.bind(*value);
+    }
+    Ok(q.fetch_all(state.db.pool()).await?)
 }
 
 /// Ready posts with a normalized `tag` the viewer may see, newest first,
