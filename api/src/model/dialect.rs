@@ -40,8 +40,7 @@ pub fn now_ms(backend: Backend) -> &'static str {
 /// `followee_heard` is SQL over `f.followee_id`: the viewer's mute filter
 /// (`rules::not_muted`), passed in as the rules sit above this module.
 pub fn feed_ids(backend: Backend, followee_heard: &str) -> String {
-    let visible = "(p2.author_id = $1 OR NOT EXISTS (SELECT 1 FROM media m2 {HINT} \
-                   WHERE m2.id = p2.media_id AND m2.state <> 'ready'))";
+    let visible = format!("(p2.author_id = $1 OR {})", media_ready(backend));
     // A follower sees public and followers-only posts; private ones are the author's.
     let before = "(p2.created_at, p2.id) < ($2, $3) AND p2.hidden_at IS NULL \
                   AND (p2.author_id = $1 OR p2.visibility <> 'private')";
@@ -57,15 +56,12 @@ pub fn feed_ids(backend: Backend, followee_heard: &str) -> String {
              CROSS JOIN LATERAL (SELECT p2.id, p2.created_at FROM posts p2 \
                WHERE p2.author_id = a.author AND {before} AND {visible} {newest}) q \
              ORDER BY q.created_at DESC, q.id DESC LIMIT $4",
-            visible = visible.replace("{HINT}", ""),
         ),
-        // SQLite's planner would probe media's primary key; the hint names the small index.
         Backend::Sqlite => format!(
             "SELECT p2.id FROM posts p2 WHERE {before} AND (p2.author_id = $1 OR \
                (p2.author_id IN (SELECT f.followee_id FROM follows f \
                  WHERE f.follower_id = $1 AND {author_shown}) \
                 AND {visible})) {newest}",
-            visible = visible.replace("{HINT}", "INDEXED BY media_not_ready"),
         ),
     }
 }
@@ -87,13 +83,7 @@ pub fn timeline_ids(
     fan_in_heard: &str,
     floor: &str,
 ) -> String {
-    let media_ready = "NOT EXISTS (SELECT 1 FROM media m2 {HINT} \
-                       WHERE m2.id = p2.media_id AND m2.state <> 'ready')";
-    let hint = match backend {
-        Backend::Postgres => "",
-        Backend::Sqlite => "INDEXED BY media_not_ready",
-    };
-    let media_ready = media_ready.replace("{HINT}", hint);
+    let media_ready = media_ready(backend);
     let rows = format!(
         "SELECT t.post_id AS id FROM timelines t JOIN posts p2 ON p2.id = t.post_id \
          WHERE t.user_id = $1 AND (t.created_at, t.post_id) < ($2, $3) AND p2.hidden_at IS NULL \
@@ -122,4 +112,15 @@ pub fn timeline_ids(
         ),
     };
     format!("SELECT r.id FROM ({rows}) r UNION ALL SELECT fi.id FROM ({fan_in}) fi")
+}
+
+/// SQL: the media of the post aliased `p2` is ready, checked as "not in
+/// `media_not_ready`" (a small partial index). SQLite's planner would probe
+/// media's primary key; the hint names the small index.
+fn media_ready(backend: Backend) -> String {
+    let hint = match backend {
+        Backend::Postgres => "",
+        Backend::Sqlite => "INDEXED BY media_not_ready",
+    };
+    format!("NOT EXISTS (SELECT 1 FROM media m2 {hint} WHERE m2.id = p2.media_id AND m2.state <> 'ready')")
 }
