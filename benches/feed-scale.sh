@@ -78,6 +78,10 @@ bench_backend() {
   for mode in $modes; do
     start_server "$work/data-$backend-$mode" "$db_url" "$mode"
     wrk -t"$threads" -c"$connections" -d2s "$base/healthz" >/dev/null
+    # Feed reads from the stream's tail first: SQLite maps its file, and the
+    # first reads of a new process fault its pages in.
+    FEED_REQUESTS="$work/seed/requests.txt" FEED_START=590000 FEED_THREADS="$threads" FEED_KINDS=F \
+      wrk -t"$threads" -c"$connections" -d5s -s benches/feed-mix.lua "$base/" >/dev/null
     echo "== $backend $mode: wrk ${duration}s per route" >&2
     results="$(echo "$(wrk_result healthz "$(wrk -t"$threads" -c"$connections" -d"${duration}s" \
         --latency -s benches/feed.lua "$base/healthz")") -"

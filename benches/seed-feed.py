@@ -306,7 +306,9 @@ def population(args):
     ids = [u[0] for u in users]
     follows, followers, ranked = pop_follows(rng, ids, t0)
     fan_in = {a for a, f in followers.items() if len(f) > args.max_fan_out}
-    write(args.dir, "follows", ["follower_id", "followee_id", "created_at"], follows)
+    # A follow of a fan-in author carries its mark (follows_fan_in).
+    write(args.dir, "follows", ["follower_id", "followee_id", "created_at", "fan_in"],
+          [f + (int(f[1] in fan_in),) for f in follows])
     media, posts, tags = gen_posts(rng, ids, args.posts, t0)
     likes = gen_likes(rng, posts, ids, t0)
     for p in posts:

@@ -13,6 +13,9 @@ mod serve;
 use clap::Parser;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Log levels of the server roles unless `RUST_LOG` says otherwise.
 const DEFAULT_LOG: &str = "info,sqlx=warn,symphonia=warn,symphonia_bundle_mp3=warn";
 

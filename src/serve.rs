@@ -201,6 +201,14 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
             stopped(),
         ))
     });
+    // The API role writes its sessions' last uses together, once a second.
+    let last_uses = (role != Role::Worker).then(|| {
+        tokio::spawn(sori_api::accounts::sessions::flush_last_uses(
+            state.sessions.last_uses.clone(),
+            db.clone(),
+            stopped(),
+        ))
+    });
     // The API role delivers the push outbox, when a push gateway is configured.
     let push = match role {
         Role::Worker => None,
@@ -261,6 +269,9 @@ async fn run_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     }
     if let Some(cleanup) = cleanup {
         let _ = cleanup.await;
+    }
+    if let Some(last_uses) = last_uses {
+        let _ = last_uses.await;
     }
     if let Some(push) = push {
         let _ = push.await;

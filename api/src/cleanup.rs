@@ -24,6 +24,10 @@ use sqlx::Row;
 use std::future::Future;
 use std::time::Duration;
 
+/// How long after its time a post may still be committing: the timeline
+/// trimming pass looks back this much further than its previous start.
+const TRIM_MARGIN: Duration = Duration::from_secs(60);
+
 /// Rows examined per query.
 pub const BATCH: i64 = 200;
 
@@ -142,6 +146,11 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) {
     let mut tick = tokio::time::interval(interval_for(ttl));
+    // Timelines lengthened by posts since this, less a margin for posts
+    // committing a little after their time was taken: at first, those of
+    // the interval before this process started.
+    let margin = TRIM_MARGIN.as_millis() as i64;
+    let mut trim_since = now_ms() - interval_for(ttl).as_millis() as i64 - margin;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
@@ -160,9 +169,14 @@ pub async fn run(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "media cleanup pass failed; retrying later"),
         }
-        match timelines::trim_all(&db, timeline_length).await {
-            Ok(dropped) if dropped > 0 => tracing::info!(dropped, "trimmed home timelines"),
-            Ok(_) => {}
+        let pass_start = now_ms();
+        match timelines::trim_all(&db, timeline_length, trim_since).await {
+            Ok(dropped) => {
+                trim_since = pass_start - margin;
+                if dropped > 0 {
+                    tracing::info!(dropped, "trimmed home timelines");
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "timeline trimming failed; retrying later"),
         }
         // Expired tokens, the push devices registered with them, old tickets.

@@ -62,16 +62,32 @@ fn merge_sql(backend: Backend) -> String {
     format!("{SELECT_ITEMS} WHERE p.id IN ({ids}) AND {BEFORE_CURSOR} {NEWEST_FIRST}")
 }
 
-/// The timeline query: the page's post ids from the viewer's home timeline
-/// and followed fan-in authors ([`dialect::timeline_ids`]), then their rows.
+/// The timeline query: the page from the viewer's home timeline, its rows
+/// walked by the primary key and each checked against its post (removed,
+/// private, media not ready) and author (removed, muted), merged newest
+/// first with the posts of followed fan-in authors ([`dialect::fan_in_ids`]).
+/// Each post's row is read once, for the check and the answer alike. Every
+/// timeline row is of an author the viewer follows: the writers of
+/// timelines keep it so ([`timelines::lock_author`]).
 fn timeline_sql(backend: Backend) -> String {
-    let ids = dialect::timeline_ids(
+    let rows = format!(
+        "{SELECT_ITEMS} JOIN timelines t ON t.post_id = p.id \
+         WHERE t.user_id = $1 AND (t.created_at, t.post_id) < ($2, $3) \
+         AND p.hidden_at IS NULL AND u.hidden_at IS NULL \
+         AND (p.author_id = $1 OR (p.visibility <> 'private' AND m.state = 'ready' AND {})) \
+         ORDER BY t.created_at DESC, t.post_id DESC LIMIT $4",
+        not_muted(backend, "$1", "t.author_id")
+    );
+    let fan_in_ids = dialect::fan_in_ids(
         backend,
-        &not_muted(backend, "$1", "t.author_id"),
         &not_muted(backend, "$1", "f.followee_id"),
         timelines::FLOOR,
     );
-    format!("{SELECT_ITEMS} WHERE p.id IN ({ids}) AND {BEFORE_CURSOR} {NEWEST_FIRST}")
+    let fan_in = format!("{SELECT_ITEMS} WHERE p.id IN ({fan_in_ids}) {NEWEST_FIRST}");
+    format!(
+        "SELECT * FROM ({rows}) tl UNION ALL SELECT * FROM ({fan_in}) fi \
+         ORDER BY created_at DESC, id DESC LIMIT $4"
+    )
 }
 
 /// A feed page: from the viewer's home timeline down to its floor, then,

@@ -337,7 +337,8 @@ async fn update_post(
         .execute(&mut *tx)
         .await?;
     insert_tags(&mut tx, &id, &edited.tags, current.created_at).await?;
-    timelines::visibility_changed(&mut tx, &id, &current.visibility, &edited.visibility).await?;
+    let (before, after) = (&current.visibility, &edited.visibility);
+    timelines::visibility_changed(&mut tx, &id, &user.id, before, after).await?;
     let written = tell_mentions(&mut tx, &id, &user.id, &mentioned).await?;
     tx.commit().await?;
     tell(&state.realtime, written).await;

@@ -12,7 +12,8 @@ mod support;
 use axum::http::StatusCode;
 use serde_json::json;
 use sori_api::core::state::TimelineConfig;
-use sori_api::effects::timelines;
+use sori_api::effects::timelines::{self, Hold};
+use std::time::Duration;
 use support::{Api, User};
 
 /// Short timelines and a low fan-out limit, so trimming and fan-in happen
@@ -197,10 +198,45 @@ async fn trimming_keeps_the_newest_rows_and_the_feed_reads_on_past_them() {
     }
     posts.reverse();
     assert_eq!(timeline_len(&api, &reader).await, 7);
-    let dropped = timelines::trim_all(&api.t.db, SMALL.length).await.unwrap();
+    let dropped = timelines::trim_all(&api.t.db, SMALL.length, 0)
+        .await
+        .unwrap();
     assert_eq!(dropped, 8, "four of the reader's, four of the author's");
     assert_eq!(timeline_len(&api, &reader).await, 3);
     assert_eq!(whole_feed(&api, &reader).await, posts);
+}
+
+#[tokio::test]
+async fn a_follow_waits_while_a_post_of_the_followee_is_being_written() {
+    let api = api_with(SMALL).await;
+    let author = api.user("author").await;
+    let reader = api.user("reader").await;
+    // A post of the author's, mid-transaction: its fan-out holds the
+    // author's lock (and, on SQLite, the database's write lock).
+    let mut posting = api.t.db.pool().begin().await.unwrap();
+    timelines::lock_author(&mut posting, &author.id, Hold::Shared)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET display_name = display_name WHERE id = $1")
+        .bind(&author.id)
+        .execute(&mut *posting)
+        .await
+        .unwrap();
+    let follow = api.follow(&reader, &author);
+    tokio::pin!(follow);
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut follow).await;
+    assert!(early.is_err(), "the follow ran beside the post's fan-out");
+    posting.commit().await.unwrap();
+    follow.await;
+    let reader_follows: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2",
+    )
+    .bind(&reader.id)
+    .bind(&author.id)
+    .fetch_one(api.t.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(reader_follows, 1);
 }
 
 /// A small xorshift generator: the same steps on every run.
@@ -306,7 +342,9 @@ async fn act(
             }
         }
         _ => {
-            timelines::trim_all(&api.t.db, SMALL.length).await.unwrap();
+            timelines::trim_all(&api.t.db, SMALL.length, 0)
+                .await
+                .unwrap();
         }
     }
 }

@@ -8,7 +8,7 @@ mod deletion;
 mod email;
 mod export;
 mod password;
-mod sessions;
+pub mod sessions;
 
 use crate::core::error::{on_unique, ApiError, Problem};
 use crate::core::extractors::{AuthUser, ClientAddr};

@@ -6,13 +6,16 @@
 use crate::core::error::{ApiError, Problem};
 use crate::core::extractors::AuthUser;
 use crate::core::pagination::{Cursor, Page, PageQuery};
-use crate::core::sessions;
+use crate::core::sessions::{self, LastUses, LAST_USED_FLUSH};
 use crate::core::state::AppState;
 use crate::core::validation::QueryParams;
+use crate::model::dialect::json_strings;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
+use sori_db::Db;
+use std::future::Future;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -63,6 +66,8 @@ async fn list_sessions(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<SessionInfo>>, ApiError> {
     let (limit, cursor) = query.resolve()?;
+    // This process's last uses first, so the list shows this very request's.
+    write_last_uses(&state.db, &state.sessions.last_uses).await?;
     let rows: Vec<SessionInfo> = sqlx::query_as(
         "SELECT id, created_at, COALESCE(last_used_at, created_at) AS last_used_at, expires_at, \
          user_agent, address, token_hash FROM auth_tokens \
@@ -134,4 +139,51 @@ async fn logout_all(
 ) -> Result<Json<Ended>, ApiError> {
     let sessions_ended = sessions::revoke_all(state.ending(), &user.id, None).await?;
     Ok(Json(Ended { sessions_ended }))
+}
+
+/// Writes the sessions marked in `last_uses` every [`LAST_USED_FLUSH`]
+/// until `stop`, then once more, so a stopping process loses none.
+pub async fn flush_last_uses(last_uses: LastUses, db: Db, stop: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(LAST_USED_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        let stopping = tokio::select! {
+            _ = &mut stop => true,
+            _ = tick.tick() => false,
+        };
+        if let Err(e) = write_last_uses(&db, &last_uses).await {
+            tracing::warn!(error = %e, "cannot record sessions' last use; retrying later");
+        }
+        if stopping {
+            break;
+        }
+    }
+}
+
+/// Sessions written per statement by [`write_last_uses`].
+const LAST_USES_PER_STATEMENT: usize = 500;
+
+/// Records the sessions marked in `last_uses` as used now; on failure they
+/// stay marked for the next try.
+async fn write_last_uses(db: &Db, last_uses: &LastUses) -> Result<(), sqlx::Error> {
+    let marked: Vec<String> = last_uses.take().into_iter().collect();
+    let sql = format!(
+        "UPDATE auth_tokens SET last_used_at = $1 WHERE token_hash IN ({})",
+        json_strings(db.backend(), "$2")
+    );
+    for (i, chunk) in marked.chunks(LAST_USES_PER_STATEMENT).enumerate() {
+        let hashes = serde_json::to_string(chunk).unwrap_or_default();
+        let written = sqlx::query(&sql)
+            .bind(crate::core::time::now_ms())
+            .bind(hashes)
+            .execute(db.pool())
+            .await;
+        if let Err(e) = written {
+            let unwritten = &marked[i * LAST_USES_PER_STATEMENT..];
+            last_uses.restore(unwritten.iter().cloned().collect());
+            return Err(e);
+        }
+    }
+    Ok(())
 }

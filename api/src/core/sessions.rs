@@ -12,9 +12,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sori_db::{Backend, Db};
+use sori_db::Db;
+use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How long a token stays valid after login.
@@ -25,9 +27,11 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 const TOKEN_BYTES: usize = 32;
 /// The stored form of a token: hex SHA-256, so a database leak yields no usable token.
 pub fn token_hash(token: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     Sha256::digest(token.as_bytes())
         .iter()
-        .map(|b| format!("{b:02x}"))
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+        .map(char::from)
         .collect()
 }
 
@@ -123,8 +127,67 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-/// The sessions cache of the application state, keyed by token hash.
-pub type Sessions = Arc<TtlCache<Session>>;
+/// The sessions a process knows: its cache of looked-up tokens, keyed by
+/// token hash (read through as the cache itself), and the last uses it
+/// noticed and has not written yet.
+#[derive(Clone)]
+pub struct Sessions {
+    cache: Arc<TtlCache<Session>>,
+    pub last_uses: LastUses,
+}
+
+impl Sessions {
+    /// Sessions cached for `ttl` (zero: not at all), about `capacity` of them.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            cache: Arc::new(TtlCache::new(ttl, capacity)),
+            last_uses: LastUses::default(),
+        }
+    }
+}
+
+impl Deref for Sessions {
+    type Target = TtlCache<Session>;
+
+    fn deref(&self) -> &TtlCache<Session> {
+        &self.cache
+    }
+}
+
+/// Sessions whose last use this process noticed (token hashes) and has not
+/// written: a lookup only marks its session here, and one task of the
+/// process writes all marked ones as used now every [`LAST_USED_FLUSH`]
+/// (`crate::accounts::sessions::flush_last_uses`), so a population of
+/// viewers opening the app costs one write a second, not one per opening.
+/// A crash forgets at most that second's, which is harmless.
+#[derive(Clone, Default)]
+pub struct LastUses(Arc<Mutex<HashSet<String>>>);
+
+/// How often [`LastUses`] are written.
+pub const LAST_USED_FLUSH: Duration = Duration::from_secs(1);
+
+impl LastUses {
+    fn mark(&self, hash: &str) {
+        self.lock().insert(hash.to_owned());
+    }
+
+    /// Every marked session, unmarking them: what a flush writes.
+    pub fn take(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Marks again the sessions of a flush that failed, for the next try.
+    pub fn restore(&self, hashes: HashSet<String>) {
+        self.lock().extend(hashes);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashSet<String>> {
+        // The set holds no invariant a panicking holder could break.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// The session of a token hash: from `sessions` while fresh, else from the
 /// database (then kept). `None` for an unknown or revoked token, and for the
@@ -132,7 +195,7 @@ pub type Sessions = Arc<TtlCache<Session>>;
 /// a token after the removal deleted the others, and it must not work.
 pub(crate) async fn lookup(
     db: &Db,
-    sessions: &TtlCache<Session>,
+    sessions: &Sessions,
     hash: &str,
 ) -> Result<Option<Session>, ApiError> {
     if let Some(session) = sessions.get(hash) {
@@ -150,7 +213,7 @@ pub(crate) async fn lookup(
     let Some((user_id, expires_at, last_used_at)) = row else {
         return Ok(None);
     };
-    touch(db, hash, last_used_at).await;
+    touch(&sessions.last_uses, hash, last_used_at);
     let session = Session {
         user_id,
         expires_at,
@@ -159,46 +222,22 @@ pub(crate) async fn lookup(
     Ok(Some(session))
 }
 
-/// How stale a session's `last_used_at` may get: it is written when a
-/// request finds it older than this, so an active session costs one write
-/// per interval, not one per request.
+/// How stale a session's `last_used_at` may get: it is marked for writing
+/// when a lookup finds it older than this, so an active session costs one
+/// write per interval, not one per request.
 pub const LAST_USED_GRANULARITY: Duration = Duration::from_secs(5 * 60);
 
-/// Records that the session `hash` is in use, when its `last_used_at` is
-/// older than [`LAST_USED_GRANULARITY`]. A failure is logged, not raised: it
-/// must not fail the request it was noticed on.
-async fn touch(db: &Db, hash: &str, last_used_at: i64) {
-    let now = now_ms();
-    if now - last_used_at < LAST_USED_GRANULARITY.as_millis() as i64 {
-        return;
+/// Marks the session `hash` as in use ([`LastUses`]) when its
+/// `last_used_at` is older than [`LAST_USED_GRANULARITY`].
+fn touch(last_uses: &LastUses, hash: &str, last_used_at: i64) {
+    if now_ms() - last_used_at >= LAST_USED_GRANULARITY.as_millis() as i64 {
+        last_uses.mark(hash);
     }
-    if let Err(e) = write_last_use(db, hash, now).await {
-        tracing::warn!(error = %e, "cannot record a session's last use");
-    }
-}
-
-/// The write of [`touch`]. On PostgreSQL its commit does not wait for the
-/// disk (`synchronous_commit` off for this transaction alone): a crash may
-/// forget a last use, which is harmless, and a population of viewers each
-/// opening the app makes this the most frequent write of all.
-async fn write_last_use(db: &Db, hash: &str, now: i64) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
-    if db.backend() == Backend::Postgres {
-        sqlx::query("SET LOCAL synchronous_commit TO OFF")
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query("UPDATE auth_tokens SET last_used_at = $1 WHERE token_hash = $2")
-        .bind(now)
-        .bind(hash)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
 }
 
 /// The session of a bearer token, if it is known and unexpired; for code
 /// outside the extractor (e.g. [`crate::core::cache::forget_writer`]).
-pub async fn session(db: &Db, sessions: &TtlCache<Session>, token: &str) -> Option<Session> {
+pub async fn session(db: &Db, sessions: &Sessions, token: &str) -> Option<Session> {
     let session = lookup(db, sessions, &token_hash(token)).await.ok()??;
     (session.expires_at > now_ms()).then_some(session)
 }

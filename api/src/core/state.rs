@@ -8,7 +8,6 @@ use crate::core::metrics::Metrics;
 use crate::core::proxies::TrustedProxies;
 use crate::core::realtime::Realtime;
 use crate::core::sessions::{Ending, Sessions};
-use crate::core::ttl_cache::TtlCache;
 use axum::extract::FromRef;
 use sori_db::Db;
 use sori_pipeline::media::MediaEvents;
@@ -96,7 +95,7 @@ impl AppState {
             media_urls: MediaUrls::new(None, media_urls::DEFAULT_TTL),
             media_events: MediaEvents::default(),
             realtime: Realtime::default(),
-            sessions: Arc::new(TtlCache::new(caches.session_ttl, caches.capacity)),
+            sessions: Sessions::new(caches.session_ttl, caches.capacity),
             feed_pages: Arc::new(FeedPages::new(caches.feed_ttl, caches.capacity)),
             metrics_token: None,
             mailer: None,
@@ -109,7 +108,7 @@ impl AppState {
     /// test that changes rows behind the API's back reads them at once); sets
     /// their lifetimes and size (`SORI_SESSION_CACHE_MS`, `SORI_FEED_CACHE_MS`).
     pub fn with_caches(mut self, config: CacheConfig) -> Self {
-        self.sessions = Arc::new(TtlCache::new(config.session_ttl, config.capacity));
+        self.sessions = Sessions::new(config.session_ttl, config.capacity);
         self.feed_pages = Arc::new(FeedPages::new(config.feed_ttl, config.capacity));
         self
     }

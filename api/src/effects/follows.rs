@@ -5,24 +5,29 @@
 
 use crate::core::time;
 use crate::effects::notifications::{notify, Notice, Written};
-use crate::effects::timelines;
+use crate::effects::timelines::{self, Hold};
 use sqlx::AnyConnection;
 
 /// `follower` now follows `followee`; the followee is told of a new follow
 /// (`follow`) once, and their posts join the follower's home timeline
 /// (`timeline_length` of them at most). Nothing happens when the follow exists.
+/// The follow takes the followee's fan-in mark ([`timelines`]), read under
+/// the followee's lock so an author turning fan-in cannot slip between.
 pub async fn follow(
     conn: &mut AnyConnection,
     follower: &str,
     followee: &str,
     timeline_length: i64,
 ) -> Result<Option<Written>, sqlx::Error> {
-    let insert = "INSERT INTO follows (follower_id, followee_id, created_at) VALUES ($1, $2, $3) \
+    timelines::lock_author(conn, followee, Hold::Exclusive).await?;
+    let insert = "INSERT INTO follows (follower_id, followee_id, created_at, fan_in) \
+                  SELECT $1, $2, $3, u.fan_in FROM users u WHERE u.id = $2 \
                   ON CONFLICT (follower_id, followee_id) DO NOTHING";
-    let notice = Notice::new(followee, "follow", follower);
-    let written = insert_and_tell(conn, insert, follower, followee, notice).await?;
+    if !inserted(conn, insert, follower, followee).await? {
+        return Ok(None);
+    }
     timelines::backfill(conn, follower, followee, timeline_length).await?;
-    Ok(written)
+    notify(conn, Notice::new(followee, "follow", follower)).await
 }
 
 /// `requester` asks to follow the private account `target`, which is told
@@ -34,30 +39,28 @@ pub async fn request(
 ) -> Result<Option<Written>, sqlx::Error> {
     let insert = "INSERT INTO follow_requests (requester_id, target_id, created_at) \
                   VALUES ($1, $2, $3) ON CONFLICT (requester_id, target_id) DO NOTHING";
-    let notice = Notice::new(target, "follow_request", requester);
-    insert_and_tell(conn, insert, requester, target, notice).await
+    if !inserted(conn, insert, requester, target).await? {
+        return Ok(None);
+    }
+    notify(conn, Notice::new(target, "follow_request", requester)).await
 }
 
-/// Runs `insert` (`$1` actor, `$2` target, `$3` now) and writes `notice`
-/// only when it inserted a row.
-async fn insert_and_tell(
+/// Runs `insert` (`$1` actor, `$2` target, `$3` now): whether it inserted
+/// a row (false when the follow or request exists).
+async fn inserted(
     conn: &mut AnyConnection,
     insert: &str,
     actor: &str,
     target: &str,
-    notice: Notice<'_>,
-) -> Result<Option<Written>, sqlx::Error> {
-    let inserted = sqlx::query(insert)
+) -> Result<bool, sqlx::Error> {
+    let rows = sqlx::query(insert)
         .bind(actor)
         .bind(target)
         .bind(time::now_ms())
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    if inserted == 0 {
-        return Ok(None);
-    }
-    notify(conn, notice).await
+    Ok(rows > 0)
 }
 
 /// `target` accepts `requester`'s request: it becomes a follow, and the
@@ -68,6 +71,8 @@ pub async fn accept(
     requester: &str,
     timeline_length: i64,
 ) -> Result<Option<Vec<Written>>, sqlx::Error> {
+    // Before the request's row lock: an unfollow takes the lock, then that row.
+    timelines::lock_author(conn, target, Hold::Exclusive).await?;
     let removed =
         sqlx::query("DELETE FROM follow_requests WHERE requester_id = $1 AND target_id = $2")
             .bind(requester)

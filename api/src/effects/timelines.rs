@@ -30,14 +30,56 @@
 //! per row when the feed reads: a timed mute ends without an event, and a
 //! restored post or account must come back without rewriting timelines.
 //!
-//! Transactions see each other's rows only once committed: a follow
-//! committing while a post by the followee is being written can miss that
-//! post's row (the feed skips the post until the floor passes it), and an
-//! unfollow racing a post can leave the post's row behind (the feed checks
-//! that each row's author is still followed).
+//! Transactions see each other's rows only once committed, so the writers
+//! of an author's rows in others' timelines take the author's lock
+//! ([`lock_author`]): without it a follow committing while a post of the
+//! followee is written would miss the post, and an unfollow racing a post
+//! would leave the post's row behind. The feed can then trust every row to
+//! be of an author the user follows.
 
 pub use crate::core::state::TimelineConfig;
+use sori_db::Backend;
 use sqlx::AnyConnection;
+
+/// How a writer holds an author's lock ([`lock_author`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Posting, and changing a post's visibility: many at once per author.
+    Shared,
+    /// Following, unfollowing, blocking: one at a time per followee, and
+    /// not while the followee's posts are being written out.
+    Exclusive,
+}
+
+/// Takes `author`'s timeline lock until the transaction ends, on
+/// PostgreSQL (an advisory lock, so it never waits on or blocks row locks
+/// such as foreign-key checks); SQLite runs one writing transaction at a
+/// time already. A follow and a post of the followee then run one after
+/// the other, and the later one's statements see the earlier one's rows.
+pub async fn lock_author(
+    conn: &mut AnyConnection,
+    author: &str,
+    hold: Hold,
+) -> Result<(), sqlx::Error> {
+    if Backend::of(conn) != Backend::Postgres {
+        return Ok(());
+    }
+    // Called in FROM, so no `void` column reaches the driver.
+    let sql = match hold {
+        Hold::Shared => "SELECT 1 FROM pg_advisory_xact_lock_shared($1, hashtext($2))",
+        Hold::Exclusive => "SELECT 1 FROM pg_advisory_xact_lock($1, hashtext($2))",
+    };
+    sqlx::query(sql)
+        .bind(LOCK_SPACE)
+        .bind(author)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The first key of [`lock_author`]'s advisory locks: the migration that
+/// made timelines, so other advisory locks can pick other numbers.
+const LOCK_SPACE: i32 = 23;
 
 /// A post as fan-out needs it.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +99,7 @@ pub async fn fan_out(
     post: NewPost<'_>,
     config: TimelineConfig,
 ) -> Result<u64, sqlx::Error> {
+    lock_author(conn, post.author, Hold::Shared).await?;
     let mut written = insert_for(conn, post, "SELECT CAST($3 AS TEXT) AS id").await?;
     // A private post of a fan-in author is marked too, so turning it
     // visible later leaves it to the feed's fan-in read, not to rows.
@@ -123,11 +166,27 @@ async fn is_fan_in(
     if followers <= max_fan_out {
         return Ok(false);
     }
-    sqlx::query("UPDATE users SET fan_in = 1 WHERE id = $1")
+    mark_fan_in(conn, author).await?;
+    Ok(true)
+}
+
+/// Marks `author` fan-in, and their follows so (`follows_fan_in`, which
+/// the feed reads). Only the transaction that flips the user's mark updates
+/// the follows: two posts marking at once would otherwise both rewrite them.
+/// Follows made later take the mark themselves ([`crate::effects::follows`]).
+async fn mark_fan_in(conn: &mut AnyConnection, author: &str) -> Result<(), sqlx::Error> {
+    let flipped = sqlx::query("UPDATE users SET fan_in = 1 WHERE id = $1 AND fan_in = 0")
         .bind(author)
         .execute(&mut *conn)
-        .await?;
-    Ok(true)
+        .await?
+        .rows_affected();
+    if flipped > 0 {
+        sqlx::query("UPDATE follows SET fan_in = 1 WHERE followee_id = $1")
+            .bind(author)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// SQL: `$1`'s timeline floor, as the row value `(at, id)`.
@@ -137,7 +196,8 @@ pub const FLOOR: &str =
 /// `follower` now follows `followee`: the followee's written-out posts at
 /// or above the follower's floor join the follower's timeline, the newest
 /// `length` of them; when there are more, the floor rises to the oldest
-/// written (the feed reads the rest by the merge).
+/// written (the feed reads the rest by the merge). The timeline is then
+/// trimmed back to `length`.
 pub async fn backfill(
     conn: &mut AnyConnection,
     follower: &str,
@@ -160,7 +220,7 @@ pub async fn backfill(
     if let [oldest_kept, _beyond] = cut.as_slice() {
         raise_floor(conn, follower, oldest_kept).await?;
     }
-    Ok(sqlx::query(&format!(
+    let written = sqlx::query(&format!(
         "INSERT INTO timelines (user_id, created_at, post_id, author_id) \
          SELECT $1, p.created_at, p.id, p.author_id {above_floor} \
          ON CONFLICT (user_id, created_at, post_id) DO NOTHING"
@@ -169,7 +229,11 @@ pub async fn backfill(
     .bind(followee)
     .execute(&mut *conn)
     .await?
-    .rows_affected())
+    .rows_affected();
+    if written > 0 {
+        trim(conn, follower, length).await?;
+    }
+    Ok(written)
 }
 
 /// Moves `user`'s floor up to `to` (never down) and drops the rows below
@@ -213,7 +277,7 @@ pub async fn withdraw(
     )
 }
 
-/// A post's visibility changed from `before` to its current one: turned
+/// `author`'s post changed visibility from `before` to `after`: turned
 /// private, it leaves others' timelines; turned visible from private, it
 /// returns to each follower's timeline whose floor is at or below the post
 /// (above it, the feed reads the post by the merge). Followers-only
@@ -221,9 +285,11 @@ pub async fn withdraw(
 pub async fn visibility_changed(
     conn: &mut AnyConnection,
     post_id: &str,
+    author: &str,
     before: &str,
     after: &str,
 ) -> Result<u64, sqlx::Error> {
+    lock_author(conn, author, Hold::Shared).await?;
     let sql = match (before == "private", after == "private") {
         (false, true) => {
             "DELETE FROM timelines WHERE post_id = $1 \
@@ -264,24 +330,24 @@ pub async fn trim(conn: &mut AnyConnection, user: &str, length: i64) -> Result<u
     }
 }
 
-/// One trimming pass over every user's timeline, in batches of users by id
-/// (run by the API's cleanup task): returns the rows dropped.
-pub async fn trim_all(db: &sori_db::Db, length: i64) -> Result<u64, sqlx::Error> {
+/// One trimming pass over the timelines that gained rows from posts made
+/// at or after `since` (Unix ms; the API's cleanup task passes the start of
+/// its previous pass, less a margin): returns the rows dropped. Only posts
+/// lengthen timelines past [`trim`]'s reach, as a follow trims the
+/// follower's after its backfill, so the pass costs what the posts since
+/// wrote, not a visit to every user.
+pub async fn trim_all(db: &sori_db::Db, length: i64, since: i64) -> Result<u64, sqlx::Error> {
+    let users: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT t.user_id FROM posts p JOIN timelines t ON t.post_id = p.id \
+         WHERE p.created_at >= $1",
+    )
+    .bind(since)
+    .fetch_all(db.pool())
+    .await?;
     let mut dropped = 0;
-    let mut after = String::new();
-    loop {
-        let users: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM users WHERE id > $1 ORDER BY id LIMIT 200")
-                .bind(&after)
-                .fetch_all(db.pool())
-                .await?;
-        let Some(last) = users.last() else {
-            return Ok(dropped);
-        };
-        after = last.clone();
-        let mut conn = db.pool().acquire().await?;
-        for user in &users {
-            dropped += trim(&mut conn, user, length).await?;
-        }
+    let mut conn = db.pool().acquire().await?;
+    for user in &users {
+        dropped += trim(&mut conn, user, length).await?;
     }
+    Ok(dropped)
 }

@@ -66,57 +66,43 @@ pub fn feed_ids(backend: Backend, followee_heard: &str) -> String {
     }
 }
 
-/// The feed's page of post ids from the viewer's home timeline (`$1`,
-/// before the cursor `$2`, `$3`, at most `$4`, newest first;
-/// `effects::timelines`): the timeline's rows walked by its primary key,
-/// each checked against its post (removed, private, media not ready) and
-/// author (still followed, as a row written by a post racing an unfollow
-/// may remain; not removed; not muted: `author_heard` over `t.author_id`); and the
-/// posts of followed fan-in authors (too many followers to write out) at or
-/// above the timeline's floor (`floor`, SQL of one row), from
-/// `posts_fan_in`. Posts below the floor are the merge's ([`feed_ids`]).
-///
-/// `fan_in_heard` is the viewer's mute filter over `f.followee_id`.
-pub fn timeline_ids(
-    backend: Backend,
-    author_heard: &str,
-    fan_in_heard: &str,
-    floor: &str,
-) -> String {
-    let media_ready = media_ready(backend);
-    let rows = format!(
-        "SELECT t.post_id AS id FROM timelines t JOIN posts p2 ON p2.id = t.post_id \
-         WHERE t.user_id = $1 AND (t.created_at, t.post_id) < ($2, $3) AND p2.hidden_at IS NULL \
-         AND (p2.author_id = $1 OR (p2.visibility <> 'private' AND {media_ready} \
-           AND EXISTS (SELECT 1 FROM follows fw WHERE fw.follower_id = $1 AND fw.followee_id = t.author_id) \
-           AND NOT EXISTS (SELECT 1 FROM users hu WHERE hu.id = t.author_id AND hu.hidden_at IS NOT NULL) \
-           AND {author_heard})) \
-         ORDER BY t.created_at DESC, t.post_id DESC LIMIT $4"
+/// The feed's page of post ids by followed fan-in authors (too many
+/// followers to write out, `effects::timelines`) for the viewer `$1`, before
+/// the cursor (`$2`, `$3`), at most `$4`, newest first, and at or above the
+/// viewer's timeline floor (`floor`, SQL of one row; below it the posts are
+/// the merge's, [`feed_ids`]): the viewer's follows marked fan-in (the small
+/// `follows_fan_in` index), without removed authors or those `author_heard`
+/// (SQL over `f.followee_id`, the mute filter) leaves out, then each
+/// author's `posts_fan_in` range. PostgreSQL takes at most a page per author
+/// (`LATERAL … LIMIT`); SQLite reads the authors' ranges and sorts.
+pub fn fan_in_ids(backend: Backend, author_heard: &str, floor: &str) -> String {
+    let authors = format!(
+        "SELECT f.followee_id FROM follows f WHERE f.follower_id = $1 AND f.fan_in = 1 \
+         AND NOT EXISTS (SELECT 1 FROM users hu WHERE hu.id = f.followee_id \
+         AND hu.hidden_at IS NOT NULL) AND {author_heard}"
     );
-    let fan_in_authors = format!(
-        "SELECT f.followee_id FROM follows f JOIN users fu ON fu.id = f.followee_id \
-         WHERE f.follower_id = $1 AND fu.fan_in = 1 AND fu.hidden_at IS NULL AND {fan_in_heard}"
-    );
-    let fan_in_post = format!(
+    let post = format!(
         "p2.fan_in = 1 AND (p2.created_at, p2.id) < ($2, $3) AND (p2.created_at, p2.id) >= ({floor}) \
-         AND p2.hidden_at IS NULL AND p2.visibility <> 'private' AND {media_ready}"
+         AND p2.hidden_at IS NULL AND p2.visibility <> 'private' AND {}",
+        media_ready(backend)
     );
     let newest = "ORDER BY p2.created_at DESC, p2.id DESC LIMIT $4";
-    let fan_in = match backend {
+    match backend {
         Backend::Postgres => format!(
-            "SELECT q.id FROM ({fan_in_authors}) a(author) CROSS JOIN LATERAL \
-             (SELECT p2.id FROM posts p2 WHERE p2.author_id = a.author AND {fan_in_post} {newest}) q"
+            "SELECT q.id FROM ({authors}) a(author) CROSS JOIN LATERAL \
+             (SELECT p2.id, p2.created_at FROM posts p2 WHERE p2.author_id = a.author AND {post} {newest}) q \
+             ORDER BY q.created_at DESC, q.id DESC LIMIT $4"
         ),
-        Backend::Sqlite => format!(
-            "SELECT p2.id FROM posts p2 WHERE p2.author_id IN ({fan_in_authors}) AND {fan_in_post} {newest}"
-        ),
-    };
-    format!("SELECT r.id FROM ({rows}) r UNION ALL SELECT fi.id FROM ({fan_in}) fi")
+        Backend::Sqlite => {
+            format!("SELECT p2.id FROM posts p2 WHERE p2.author_id IN ({authors}) AND {post} {newest}")
+        }
+    }
 }
 
 /// SQL: the media of the post aliased `p2` is ready, checked as "not in
-/// `media_not_ready`" (a small partial index). SQLite's planner would probe
-/// media's primary key; the hint names the small index.
+/// `media_not_ready`" (a small partial index), for walks that read post ids
+/// before the page's rows. SQLite's planner would probe media's primary
+/// key; the hint names the small index.
 fn media_ready(backend: Backend) -> String {
     let hint = match backend {
         Backend::Postgres => "",

@@ -14,7 +14,8 @@ use crate::core::pagination::{Page, PageQuery};
 use crate::core::state::AppState;
 use crate::core::time;
 use crate::core::validation::QueryParams;
-use crate::effects::{push, timelines};
+use crate::effects::push;
+use crate::effects::timelines::{self, Hold};
 use crate::model::users::{require_user, Author};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -57,6 +58,16 @@ async fn block(
 ) -> Result<StatusCode, ApiError> {
     check_target(&db, &user.id, &id).await?;
     let mut tx = db.pool().begin().await?;
+    // Both ways, in one order for every block, so two blocks between the
+    // same pair cannot each hold one lock and wait for the other.
+    let (first, second) = if user.id < id {
+        (&user.id, &id)
+    } else {
+        (&id, &user.id)
+    };
+    for author in [first, second] {
+        timelines::lock_author(&mut tx, author, Hold::Exclusive).await?;
+    }
     sqlx::query(
         "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (blocker_id, blocked_id) DO NOTHING",

@@ -15,7 +15,7 @@ use crate::core::state::{AppState, TimelineConfig};
 use crate::core::validation::QueryParams;
 use crate::effects::follows;
 use crate::effects::notifications::tell;
-use crate::effects::timelines;
+use crate::effects::timelines::{self, Hold};
 use crate::model::rules::{blocked_either_way, user_visible};
 use crate::model::users::{author_page, require_user, Author, AuthorRow};
 use axum::extract::{Path, State};
@@ -121,6 +121,7 @@ async fn unfollow(
 ) -> Result<StatusCode, ApiError> {
     check_target(&db, &user.id, &id).await?;
     let mut tx = db.pool().begin().await?;
+    timelines::lock_author(&mut tx, &id, Hold::Exclusive).await?;
     // The request first: an approval under way holds its row, so this waits
     // for it and then deletes the follow it made, instead of missing it.
     for sql in [
