@@ -146,13 +146,19 @@ impl FeedPages {
 
     /// The cached page `query` of `viewer`.
     pub fn lookup(&self, viewer: &str, query: &str) -> Lookup {
+        self.lookup_at(viewer, query, Instant::now())
+    }
+
+    /// [`FeedPages::lookup`] as seen at `now`: the tests move the clock
+    /// instead of sleeping, which a loaded machine stretches past a lifetime.
+    fn lookup_at(&self, viewer: &str, query: &str, now: Instant) -> Lookup {
         let Some(pages) = self.viewers.get(viewer) else {
             return Lookup::Missing;
         };
         let Some(cached) = pages.iter().find(|p| p.query == query) else {
             return Lookup::Missing;
         };
-        let age = cached.read_at.elapsed();
+        let age = now.saturating_duration_since(cached.read_at);
         if age < self.lifetime {
             Lookup::Fresh(cached.page.clone())
         } else if age < self.lifetime * 2 {
@@ -270,19 +276,24 @@ mod tests {
 
     #[test]
     fn a_stale_page_is_served_while_one_reader_refreshes_it_then_dropped() {
-        let lifetime = Duration::from_millis(200);
+        let lifetime = Duration::from_secs(60);
         let cache = FeedPages::new(lifetime, 10);
         let page = |n: u32| CachedJson::new(&n).unwrap();
+        let stored_after = Instant::now();
         cache.store("v", cache.generation("v"), "q".into(), page(1));
-        assert_eq!(body(cache.lookup("v", "q")), Some(("1".into(), false)));
-        std::thread::sleep(lifetime + Duration::from_millis(10));
-        assert_eq!(body(cache.lookup("v", "q")), Some(("1".into(), true)));
-        assert_eq!(body(cache.lookup("v", "q")), Some(("1".into(), false)));
+        let look = |age| body(cache.lookup_at("v", "q", stored_after + age));
+        assert_eq!(look(Duration::ZERO), Some(("1".into(), false)));
+        let stale = lifetime * 3 / 2;
+        assert_eq!(look(stale), Some(("1".into(), true)));
+        assert_eq!(look(stale), Some(("1".into(), false)));
+        assert!(look(lifetime * 3).is_none());
         // The refresh lands: fresh again, and its own first stale reader refreshes it.
+        let refreshed_after = Instant::now();
         cache.store("v", cache.generation("v"), "q".into(), page(2));
-        assert_eq!(body(cache.lookup("v", "q")), Some(("2".into(), false)));
-        std::thread::sleep(lifetime * 2 + Duration::from_millis(10));
-        assert!(body(cache.lookup("v", "q")).is_none());
+        let look = |age| body(cache.lookup_at("v", "q", refreshed_after + age));
+        assert_eq!(look(Duration::ZERO), Some(("2".into(), false)));
+        assert_eq!(look(stale), Some(("2".into(), true)));
+        assert!(look(lifetime * 3).is_none());
     }
 
     #[test]
