@@ -311,13 +311,13 @@ impl LocalStore {
             url.extend(utf8_percent_encode(content_type, QUERY_VALUE));
         }
         url.push_str("&sig=");
-        // Hex straight into the URL (`hex::encode` would build a string a
-        // char at a time first): a feed page signs some eighty of these.
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for b in mac.into_bytes() {
-            url.push(char::from(HEX[usize::from(b >> 4)]));
-            url.push(char::from(HEX[usize::from(b & 15)]));
-        }
+        // Hex into a buffer on the stack, then the URL (`hex::encode` would
+        // build a string of its own a char at a time): a feed page signs
+        // some eighty of these.
+        let mut sig = [0u8; 64];
+        hex::encode_to_slice(mac.into_bytes(), &mut sig)
+            .unwrap_or_else(|_| unreachable!("32 bytes are 64 hex digits"));
+        url.extend(sig.map(char::from));
         Ok(url)
     }
 
