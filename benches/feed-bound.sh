@@ -30,47 +30,37 @@ threads="${THREADS:-2}"
 connections="${CONNECTIONS:-50}"
 clients="${CLIENTS:-8}"
 port="${PORT:-18092}"
-pg_url="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 pg_db=sori_bench_bound
-sori="${SORI_BIN:-target/release/sori}"
-base="http://127.0.0.1:$port"
-work="$(mktemp -d)"
-server_pid=""
-pg_created=""
 
 . benches/feed-common.sh
-trap cleanup EXIT
 
 # pages SCRIPT: "rate cpu_share" — transactions/s, and the share of the
 # machine's CPU pgbench itself used (user + system over cores × wall time).
 pages() {
   local out times
   pgbench -n -M prepared -c"$clients" -j"$threads" -T3 -f "benches/feed-bound/$1" \
-    "$pg_url/$pg_db" >/dev/null 2>&1
+    "$db_url" >/dev/null 2>&1
   exec 3>&1
   times="$( { TIMEFORMAT='%U %S'; time pgbench -n -M prepared -c"$clients" -j"$threads" \
-    -T"$duration" -f "benches/feed-bound/$1" "$pg_url/$pg_db" >"$work/pgbench.txt" 2>&1; } 2>&1 1>&3)"
+    -T"$duration" -f "benches/feed-bound/$1" "$db_url" >"$work/pgbench.txt" 2>&1; } 2>&1 1>&3)"
   exec 3>&-
   out="$(awk '/^tps = / { print $3 }' "$work/pgbench.txt")"
   echo "$out $times" | awk -v d="$duration" -v c="$(nproc)" '{ printf "%.0f %.4f\n", $1, ($2 + $3) / (d * c) }'
 }
 
 ensure_tools
-psql -q "$pg_url/postgres" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1
-psql -q "$pg_url/postgres" -c "CREATE DATABASE $pg_db" >/dev/null
-pg_created=1
-DATABASE_URL="$pg_url/$pg_db" SORI_DATA_DIR="$work/data" RUST_LOG=warn "$sori" migrate
+create_postgres
 
 echo "== /healthz, ${duration}s" >&2
-start_server "$work/data" "$pg_url/$pg_db" uncached
+start_server "$work/data" "$db_url" uncached
 wrk -t"$threads" -c"$connections" -d2s "$base/healthz" >/dev/null
 healthz="$(wrk_result healthz "$(wrk -t"$threads" -c"$connections" -d"${duration}s" \
   --latency -s benches/feed.lua "$base/healthz")" | awk '{ print $2 }')"
 stop_server
 
 echo "== loading the cheapest pages (about a minute)" >&2
-psql -q "$pg_url/$pg_db" -c "CREATE SCHEMA bound" >/dev/null
-psql -q "$pg_url/$pg_db" -f benches/feed-bound/schema.sql >/dev/null
+psql -q "$db_url" -c "CREATE SCHEMA bound" >/dev/null
+psql -q "$db_url" -f benches/feed-bound/schema.sql >/dev/null
 
 echo
 echo "feed page ceiling: $(nproc) cores, pgbench -c$clients -j$threads -T${duration}s, wrk -t$threads -c$connections, $(date -u +%F)"

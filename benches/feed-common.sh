@@ -1,8 +1,17 @@
-# Shared by benches/feed-load.sh and benches/feed-scale.sh (sourced, not
-# run): building and stopping `sori api`, seeding SQLite and PostgreSQL
+# Shared by benches/feed-load.sh, feed-scale.sh and feed-bound.sh (sourced,
+# not run): building and stopping `sori api`, seeding SQLite and PostgreSQL
 # from benches/seed-feed.py's CSVs, and reading the feed cache's counters.
-# Uses the caller's globals: work, port, pg_url, pg_db, sori, base,
-# server_pid, pg_created, db_url.
+# The caller sets `port` and `pg_db` before sourcing it; it sets the rest of
+# the globals these functions share (PG_URL and SORI_BIN read here) and
+# cleans up on exit.
+pg_url="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
+sori="${SORI_BIN:-target/release/sori}"
+base="http://127.0.0.1:$port"
+work="$(mktemp -d)"
+server_pid=""
+pg_created=""
+db_url=""
+trap cleanup EXIT
 
 cleanup() {
   stop_server
@@ -41,19 +50,24 @@ seed_sqlite() {
   db_url="sqlite://$db"
 }
 
-seed_postgres() {
-  local url="$pg_url/$pg_db" table cols
+# A fresh database $pg_db (dropped on exit) with Sori's schema; sets db_url.
+create_postgres() {
+  db_url="$pg_url/$pg_db"
   psql -q "$pg_url/postgres" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1
   psql -q "$pg_url/postgres" -c "CREATE DATABASE $pg_db" >/dev/null
   pg_created=1
-  DATABASE_URL="$url" SORI_DATA_DIR="$work/postgres" RUST_LOG=warn "$sori" migrate
+  DATABASE_URL="$db_url" SORI_DATA_DIR="$work/postgres" RUST_LOG=warn "$sori" migrate
+}
+
+seed_postgres() {
+  local url="$pg_url/$pg_db" table cols
+  create_postgres
   for table in users auth_tokens media posts post_tags follows likes timelines; do
     [ -f "$work/seed/$table.csv" ] || continue
     cols="$(head -1 "$work/seed/$table.csv")"
     psql -q "$url" -c "\\copy $table ($cols) FROM '$work/seed/$table.csv' WITH (FORMAT csv, HEADER true)" >&2
   done
   psql -q "$url" -c "VACUUM ANALYZE" >&2
-  db_url="$url"
 }
 
 # Starts `sori api` on DATABASE_URL $2 with data dir $1, caches per mode $3;

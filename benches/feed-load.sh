@@ -32,16 +32,9 @@ connections="${CONNECTIONS:-50}"
 backends="${BACKENDS:-sqlite postgres}"
 modes="${MODES:-cached uncached}"
 port="${PORT:-18090}"
-pg_url="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 pg_db=sori_bench
-sori="${SORI_BIN:-target/release/sori}"
-base="http://127.0.0.1:$port"
-work="$(mktemp -d)"
-server_pid=""
-pg_created=""
 
 . benches/feed-common.sh
-trap cleanup EXIT
 
 # run_wrk NAME PATH [TOKENS_FILE]: prints "NAME rps p99_ms p50_ms non2xx errors".
 run_wrk() {
@@ -95,7 +88,6 @@ bench_backend() {
 ensure_tools
 echo "== generating 10 000 users, 100 000 posts" >&2
 python3 benches/seed-feed.py generate "$work/seed"
-db_url=""
 for backend in $backends; do
   bench_backend "$backend"
 done

@@ -38,17 +38,9 @@ write_connections="${WRITE_CONNECTIONS:-4}"
 backends="${BACKENDS:-postgres sqlite}"
 modes="${MODES:-uncached cached}"
 port="${PORT:-18091}"
-pg_url="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 pg_db=sori_bench_scale
-sori="${SORI_BIN:-target/release/sori}"
-base="http://127.0.0.1:$port"
-work="$(mktemp -d)"
-server_pid=""
-pg_created=""
-db_url=""
 
 . benches/feed-common.sh
-trap cleanup EXIT
 
 # mixed START: feed reads and writes side by side from line START of the
 # stream; prints the feed line (with the cache's share) and the writes line.
